@@ -1,0 +1,3 @@
+from spotid.cli import main
+
+main()

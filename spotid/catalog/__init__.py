@@ -1,0 +1,202 @@
+"""The spotid catalog: one SQLite file holding every stage's inputs and results.
+
+Design:
+- WAL journal so the review web page can read while a stage writes; foreign keys on.
+- Forward-only migrations: ``spotid/catalog/migrations/NNNN_name.sql`` applied in name order, each
+  in its own transaction, recorded in ``schema_migrations``. ``PRAGMA user_version`` holds the count,
+  which is the schema version reported to users.
+- Every write happens inside :meth:`Catalog.transaction`; stages commit in batches so a kill loses
+  at most one batch and a re-run completes it (all inserts are keyed so they are idempotent).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "spotid.db"
+
+
+def now_iso() -> str:
+    """Current UTC time as ISO 8601 with offset, second precision."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def migrations() -> list[tuple[str, str]]:
+    """All shipped migrations as (name, sql), in the order they are applied."""
+    files = resources.files("spotid.catalog") / "migrations"
+    out = [(f.name, f.read_text(encoding="utf-8")) for f in files.iterdir() if f.name.endswith(".sql")]
+    return sorted(out)
+
+
+class CatalogError(RuntimeError):
+    """A catalog that cannot be used as asked (newer schema, not a spotid file, ...)."""
+
+
+class Catalog:
+    """A connection to a spotid catalog file, migrated to the current schema on open.
+
+    Use as a context manager or call :meth:`close`. Not thread-safe: one Catalog per thread.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_DB, *, timeout: float = 30.0):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so transactions are explicit.
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._depth = 0
+        self.migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    def migrate(self) -> list[str]:
+        """Apply every migration not yet applied; returns the names applied now."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = set(self.applied_migrations())
+        shipped = migrations()
+        unknown = done - {name for name, _ in shipped}
+        if unknown:
+            raise CatalogError(
+                f"{self.path} was written by a newer spotid (migrations {sorted(unknown)}): upgrade spotid"
+            )
+        applied = []
+        for name, sql in shipped:
+            if name in done:
+                continue
+            with self.transaction():
+                # executescript would COMMIT our transaction; run statement by statement instead.
+                for stmt in _split_sql(sql):
+                    self.conn.execute(stmt)
+                self.conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now_iso()))
+                self.conn.execute(f"PRAGMA user_version = {len(done) + len(applied) + 1}")
+            applied.append(name)
+            log.debug("applied migration %s to %s", name, self.path)
+        return applied
+
+    # -- transactions ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN ... COMMIT, rolled back on any exception. Nested calls join the outer one.
+
+        ``immediate`` takes the write lock at BEGIN, so two writers (two review tabs) serialise
+        instead of failing half-way with SQLITE_BUSY.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start_run(self, stage: str, config: Any = None, model_version: str | None = None) -> int:
+        """Record the start of a stage with its resolved configuration; returns the run id."""
+        cfg = asdict(config) if is_dataclass(config) else (config or {})
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (stage, started_at, config_json, model_version) VALUES (?, ?, ?, ?)",
+                (stage, now_iso(), json.dumps(cfg, default=str, sort_keys=True), model_version),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "done", summary: dict | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary_json = ? WHERE id = ?",
+                (now_iso(), status, json.dumps(summary, default=str) if summary is not None else None, run_id),
+            )
+
+    @contextlib.contextmanager
+    def run(self, stage: str, config: Any = None, model_version: str | None = None) -> Iterator[int]:
+        """Context manager around start_run/finish_run; marks the run interrupted/failed on error."""
+        run_id = self.start_run(stage, config, model_version)
+        try:
+            yield run_id
+        except KeyboardInterrupt:
+            self.finish_run(run_id, "interrupted")
+            raise
+        except BaseException:
+            self.finish_run(run_id, "failed")
+            raise
+        else:
+            self.finish_run(run_id, "done")
+
+    # -- settings --------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        v = self.scalar("SELECT value FROM settings WHERE key = ?", (key,))
+        return default if v is None else v
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration script into complete statements (sqlite3 knows where each one ends,
+    including ';' inside comments and strings)."""
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
+        raise CatalogError(f"incomplete statement at the end of a migration: {buf.strip()[:80]}")
+    return out

@@ -1,0 +1,68 @@
+"""The ``spotid`` command line. Thin: each stage's ``<stage>/cli.py`` owns its commands.
+
+A stage module may export:
+- ``commands``: {name: function} registered as top-level commands (``spotid ingest``);
+- ``groups``: {name: typer.Typer} added with ``add_typer`` (``spotid deployments add``);
+- ``eval_commands`` / ``train_commands``: {name: function} for the shared ``spotid eval`` and
+  ``spotid train`` groups.
+Heavy imports (torch, cv2) belong inside command functions so ``spotid --help`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+from spotid import __version__
+from spotid.util import setup_logging
+
+STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train")
+
+app = typer.Typer(
+    name="spotid",
+    help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train or fine-tune models on the CPU.", no_args_is_help=True)
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    setup_logging(verbose)
+
+
+def _register() -> None:
+    for stage in STAGES:
+        mod = importlib.import_module(f"spotid.{stage}.cli")
+        for name, fn in getattr(mod, "commands", {}).items():
+            app.command(name)(fn)
+        for name, group in getattr(mod, "groups", {}).items():
+            app.add_typer(group, name=name)
+        for name, fn in getattr(mod, "eval_commands", {}).items():
+            eval_app.command(name)(fn)
+        for name, fn in getattr(mod, "train_commands", {}).items():
+            train_app.command(name)(fn)
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(train_app, name="train")
+
+
+_register()
+
+
+def main() -> None:  # console-script entry point
+    logging.captureWarnings(True)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""spotid.ingest stage."""

@@ -1,0 +1,5 @@
+"""CLI for the ingest stage (see spotid/cli.py for the registration protocol)."""
+from __future__ import annotations
+
+commands: dict = {}
+groups: dict = {}

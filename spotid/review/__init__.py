@@ -1,0 +1,1 @@
+"""spotid.review stage."""

@@ -1,0 +1,1 @@
+"""spotid.train stage."""

@@ -1,0 +1,56 @@
+import sqlite3
+
+import pytest
+
+from spotid.catalog import Catalog, CatalogError, migrations
+
+
+def test_migrates_empty_database(db_path):
+    with Catalog(db_path) as cat:
+        assert cat.schema_version == len(migrations()) >= 1
+        tables = {r[0] for r in cat.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        for t in ("deployments", "media", "sequences", "detections", "individuals", "sightings",
+                  "match_candidates", "review_decisions", "runs"):
+            assert t in tables
+        assert cat.scalar("PRAGMA journal_mode") == "wal"
+        assert cat.scalar("PRAGMA foreign_keys") == 1
+    # Re-opening applies nothing twice.
+    with Catalog(db_path) as cat:
+        assert cat.migrate() == []
+        assert cat.applied_migrations() == [n for n, _ in migrations()]
+
+
+def test_transaction_rolls_back(db_path):
+    with Catalog(db_path) as cat:
+        with pytest.raises(RuntimeError):
+            with cat.transaction():
+                cat.execute("INSERT INTO settings VALUES ('a', '1')")
+                raise RuntimeError("boom")
+        assert cat.get_setting("a") is None
+        cat.set_setting("a", "2")
+        assert cat.get_setting("a") == "2"
+
+
+def test_foreign_keys_enforced(db_path):
+    with Catalog(db_path) as cat:
+        with pytest.raises(sqlite3.IntegrityError):
+            with cat.transaction():
+                cat.execute(
+                    "INSERT INTO media (deployment_id, sha, path, rel_path, kind, size_bytes) "
+                    "VALUES ('nope', 'x', '/a', 'a', 'image', 1)"
+                )
+
+
+def test_newer_schema_is_refused(db_path):
+    with Catalog(db_path) as cat:
+        cat.execute("INSERT INTO schema_migrations VALUES ('9999_from_the_future', 'x')")
+    with pytest.raises(CatalogError, match="newer spotid"):
+        Catalog(db_path)
+
+
+def test_run_records_config(db_path):
+    with Catalog(db_path) as cat:
+        with cat.run("ingest", {"gap": 60}, model_version=None) as run_id:
+            pass
+        row = cat.query("SELECT * FROM runs WHERE id = ?", (run_id,))[0]
+        assert row["status"] == "done" and '"gap": 60' in row["config_json"]
