@@ -15,7 +15,7 @@ import logging
 import typer
 
 from spotid import __version__
-from spotid.util import setup_logging
+from spotid.util import print_json, setup_logging
 
 STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train")
 
@@ -28,6 +28,43 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
 train_app = typer.Typer(help="Train or fine-tune models on the CPU.", no_args_is_help=True)
+models_app = typer.Typer(help="List the available models and choose the active one per kind.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    db: str = typer.Option("spotid.db", "--db", help="Catalog whose active-model settings to show."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Show each model kind's active model (version, where it comes from) and the shipped ones."""
+    from spotid.modelstore import available
+
+    rows = available(db)
+    if json_out:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("kind", "active", "version", "source", "path", title="spotid models")
+    for r in rows:
+        t.add_row(r["kind"], "*" if r["active"] else "", r.get("version") or "-", r["source"], r["path"])
+    Console().print(t)
+
+
+@models_app.command("use")
+def models_use(
+    path: str = typer.Argument(..., help="A model folder (with card.json), e.g. one written by `spotid train embedder`."),
+    db: str = typer.Option("spotid.db", "--db", help="Catalog in which to record the choice."),
+) -> None:
+    """Make the model at PATH the active one of its kind for this catalog."""
+    from spotid.modelstore import ModelError, use
+
+    try:
+        card = use(path, db)
+    except ModelError as e:
+        raise typer.BadParameter(str(e), param_hint="PATH") from e
+    typer.echo(f"active {card.kind} model for {db}: {card.version} ({card.folder})")
 
 
 @app.callback()
@@ -52,6 +89,7 @@ def _register() -> None:
             eval_app.command(name)(fn)
         for name, fn in getattr(mod, "train_commands", {}).items():
             train_app.command(name)(fn)
+    app.add_typer(models_app, name="models")
     app.add_typer(eval_app, name="eval")
     app.add_typer(train_app, name="train")
 

@@ -114,3 +114,43 @@ def resolve(kind: str, path: str | Path | None = None, catalog=None) -> ModelCar
     if card.kind != kind:
         raise ModelError(f"{p} is a {card.kind} model, not a {kind}")
     return card
+
+
+def use(path: str | Path, db: str | Path) -> ModelCard:
+    """Record the model at ``path`` as the active one of its kind in catalog ``db``.
+
+    The weights are checked against the card's sha256 first, so a half-copied file is refused.
+    """
+    from spotid.catalog import Catalog
+
+    card = load_card(path, verify=True)
+    with Catalog(db) as cat:
+        cat.set_setting(f"model.{card.kind}", str(card.folder.resolve()))
+    return card
+
+
+def available(db: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per model kind and candidate: the shipped model and the catalog's choice, which is active."""
+    from spotid.catalog import Catalog
+
+    chosen: dict[str, str] = {}
+    if db is not None and Path(db).exists():
+        with Catalog(db) as cat:
+            chosen = {k: cat.get_setting(f"model.{k}") for k in KINDS if cat.get_setting(f"model.{k}")}
+    rows = []
+    for kind in KINDS:
+        entries = []
+        if kind in chosen:
+            entries.append(("catalog", Path(chosen[kind])))
+        entries.append(("shipped", shipped(kind)))
+        for i, (source, p) in enumerate(entries):
+            row: dict[str, Any] = {"kind": kind, "source": source, "path": str(p), "active": i == 0}
+            try:
+                card = load_card(p)
+                row.update(version=card.version, metrics=card.get("metrics"))
+            except ModelError as e:
+                row.update(version=None, error=str(e))
+                if not p.exists():
+                    row["active"] = False
+            rows.append(row)
+    return rows

@@ -1,0 +1,52 @@
+import dataclasses
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from spotid.config import load_config, save_config
+from spotid.util import atomic_write_text, format_tz, parse_tz
+
+
+@pytest.mark.parametrize(
+    "text, minutes",
+    [("+10:00", 600), ("-05:30", -330), ("+0930", 570), ("UTC+3", 180), ("Z", 0), ("utc", 0), ("-3", -180)],
+)
+def test_parse_tz(text, minutes):
+    assert parse_tz(text).utcoffset(None) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("bad", ["Vladivostok", "+25:00", "10", "+10:75"])
+def test_parse_tz_rejects_with_fix(bad):
+    with pytest.raises(ValueError, match="use an offset|offsets run"):
+        parse_tz(bad)
+
+
+def test_format_tz_roundtrip():
+    assert format_tz(parse_tz("+10:00")) == "+10:00"
+    assert format_tz(parse_tz("-05:30")) == "-05:30"
+    assert parse_tz(None) is None and format_tz(None) is None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    gap: float = 60.0
+    name: str = "x"
+    sizes: tuple = (1, 2)
+
+
+def test_load_config_layers(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("gap: 30\nsizes: [3, 4]\n")
+    cfg = load_config(_Cfg, f, name="y", gap=None)
+    assert cfg == _Cfg(gap=30, name="y", sizes=(3, 4))
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_config(_Cfg, None, gapp=1)
+    out = save_config(cfg, tmp_path / "out" / "resolved.yaml")
+    assert yaml.safe_load(out.read_text()) == {"gap": 30, "name": "y", "sizes": [3, 4]}
+
+
+def test_atomic_write_leaves_no_temp(tmp_path):
+    p = atomic_write_text(tmp_path / "a.txt", "hello")
+    assert p.read_text() == "hello"
+    assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]
