@@ -1,5 +1,219 @@
-"""CLI for the ingest stage (see spotid/cli.py for the registration protocol)."""
+"""CLI for the ingest stage: ``spotid ingest``, ``spotid deployments ...``, ``spotid media list``.
+
+See spotid/cli.py for the registration protocol. Thin: the work is in spotid.ingest.
+"""
 from __future__ import annotations
 
-commands: dict = {}
-groups: dict = {}
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spotid.catalog import DEFAULT_DB
+
+DB_OPT = typer.Option(Path(DEFAULT_DB), "--db", help="Catalog file (SQLite).")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of a table.")
+
+
+def _console():
+    import sys
+
+    from rich.console import Console
+
+    # Piped output (grep, less, files) gets wide rows instead of paths folded at 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    _console().print(t)
+
+
+# -- spotid ingest ----------------------------------------------------------------------------------
+def ingest(
+    card_dir: Path = typer.Argument(..., help="Folder an SD card was copied to (DCIM/100RECNX/... inside)."),
+    deployment: str = typer.Option(..., "--deployment", "-d", help="Deployment ID (created if unknown)."),
+    db: Path = DB_OPT,
+    tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00 (else the deployment's)."),
+    gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence [60]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Files per committed transaction [200]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Threads reading and hashing files [2]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with IngestConfig settings "
+                                          "(defaults: configs/ingest.yaml)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Ingest an SD-card dump: hash, read EXIF time and camera, group bursts, record broken files.
+
+    Re-running adds nothing (frames are keyed by content hash). Broken files are listed, never fatal.
+    --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
+    sequences counts the sequences holding this card's frames, already-present ones included.
+    """
+    from spotid.catalog import Catalog
+    from spotid.config import load_config
+    from spotid.ingest.ingester import IngestConfig, IngestError, Ingester
+    from spotid.util import print_json
+
+    try:
+        cfg = load_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
+    except (ValueError, OSError) as e:
+        raise typer.BadParameter(str(e)) from None
+    with Catalog(db) as cat:
+        try:
+            summary = Ingester(cat, cfg)(card_dir, deployment)
+        except IngestError as e:
+            raise typer.BadParameter(str(e)) from None
+    if json_out:
+        print_json(summary.to_json())
+        return
+    _print_summary(summary)
+
+
+def _print_summary(s) -> None:
+    con = _console()
+    dup = f"{s.duplicates}"
+    if s.duplicates:
+        dup += (f" ({s.already_ingested} already ingested from these paths, "
+                f"{s.duplicates - s.already_ingested} copies of frames ingested from elsewhere)")
+    _table(f"ingest {s.card_dir} -> deployment {s.deployment_id}"
+           + (" (new, auto-created)" if s.deployment_created else ""),
+           ["", "count"],
+           [["files seen", s.files_seen], ["media added", s.media_added], ["duplicates", dup],
+            ["failures", len(s.failures)], ["warnings", len(s.warnings)], ["ignored (not image/video)", s.ignored],
+            ["sequences holding this card's frames", s.sequences]])
+    if s.failures:
+        _table("failures (not ingested)", ["path", "reason"], [[f.path, f.reason] for f in s.failures])
+    if s.warnings:
+        by_kind = Counter(w.reason.split(":")[0] for w in s.warnings)
+        shown = s.warnings[:20]
+        kinds = ", ".join(f"{k} ×{n}" for k, n in by_kind.most_common(5))
+        _table(f"warnings ({len(s.warnings)}; kinds: {kinds})", ["path", "reason"], [[w.path, w.reason] for w in shown])
+        if len(s.warnings) > len(shown):
+            con.print(f"... {len(s.warnings) - len(shown)} more warnings: see `spotid media list --json` "
+                      "(media.warning) or run with --json")
+
+
+# -- spotid deployments -----------------------------------------------------------------------------
+deployments_app = typer.Typer(help="Camera deployments (one camera at one station): add, import, list.",
+                              no_args_is_help=True)
+
+
+@deployments_app.command("add")
+def deployments_add(
+    deployment_id: str = typer.Argument(..., help="Deployment ID (Camtrap DP deploymentID)."),
+    lat: float = typer.Option(..., "--lat", help="Latitude, decimal degrees (WGS84)."),
+    lon: float = typer.Option(..., "--lon", help="Longitude, decimal degrees (WGS84)."),
+    start: str = typer.Option(..., "--start", help="Deployment start, e.g. 2024-03-01T08:00:00+10:00 or 2024-03-01."),
+    end: str = typer.Option(..., "--end", help="Deployment end (a bare date means its last second)."),
+    camera_id: Optional[str] = typer.Option(None, "--camera-id", help="Camera serial or label."),
+    camera_model: Optional[str] = typer.Option(None, "--camera-model", help="e.g. Reconyx-HF2X."),
+    tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00 (default: start's offset)."),
+    location_id: Optional[str] = typer.Option(None, "--location-id", help="Station ID; paired cameras share it."),
+    location_name: Optional[str] = typer.Option(None, "--location-name"),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite an existing deployment with other details."),
+    db: Path = DB_OPT,
+) -> None:
+    """Add a deployment (or fill in one an ingest auto-created)."""
+    from spotid.catalog import Catalog
+    from spotid.ingest.deployments import DeploymentError, add_deployment, make_deployment
+
+    try:
+        dep = make_deployment(deployment_id, latitude=lat, longitude=lon, start=start, end=end, tz=tz,
+                              camera_id=camera_id, camera_model=camera_model, location_id=location_id,
+                              location_name=location_name)
+        with Catalog(db) as cat:
+            what = add_deployment(cat, dep, replace_existing=replace)
+    except DeploymentError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(f"{what} deployment {dep.id} ({dep.latitude}, {dep.longitude}) {dep.start} to {dep.end}, tz {dep.tz}")
+
+
+@deployments_app.command("import")
+def deployments_import(
+    csv_file: Path = typer.Argument(..., help="Camtrap DP deployments.csv."),
+    tz: Optional[str] = typer.Option(None, "--tz", help="Offset for start/end times written without one."),
+    db: Path = DB_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none."""
+    from dataclasses import asdict
+
+    from spotid.catalog import Catalog
+    from spotid.ingest.deployments import DeploymentError, import_deployments_csv
+    from spotid.util import print_json
+
+    try:
+        with Catalog(db) as cat:
+            res = import_deployments_csv(cat, csv_file, tz=tz)
+    except DeploymentError as e:
+        raise typer.BadParameter(str(e)) from None
+    if json_out:
+        print_json(asdict(res))
+    else:
+        typer.echo(f"{csv_file}: {len(res.added)} added, {len(res.updated)} updated, {len(res.unchanged)} unchanged")
+
+
+@deployments_app.command("list")
+def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
+    """List deployments with their number of media."""
+    from spotid.catalog import Catalog
+    from spotid.ingest.deployments import list_deployments
+    from spotid.util import print_json
+
+    with Catalog(db) as cat:
+        deps = list_deployments(cat)
+    if json_out:
+        print_json([dict(d.to_dict(), n_media=n) for d, n in deps])
+        return
+    _table(f"{len(deps)} deployments", ["id", "station", "lat", "lon", "start", "end", "tz", "camera", "media", "note"],
+           [[d.id, d.location_id, d.latitude, d.longitude, d.start, d.end, d.tz, d.camera_id or d.camera_model, n,
+             "auto-created: add details" if d.auto_created else ""] for d, n in deps])
+
+
+# -- spotid media -----------------------------------------------------------------------------------
+media_app = typer.Typer(help="What is in the catalog: media and ingest failures.", no_args_is_help=True)
+
+
+@media_app.command("list")
+def media_list(
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
+    failures: bool = typer.Option(False, "--failures", help="List the files that failed to ingest instead."),
+    limit: int = typer.Option(0, "--limit", help="At most this many rows (0 = all)."),
+    db: Path = DB_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures."""
+    from spotid.catalog import Catalog
+    from spotid.util import print_json
+
+    where, args = ("WHERE deployment_id = ?", [deployment]) if deployment else ("", [])
+    lim = f" LIMIT {int(limit)}" if limit > 0 else ""
+    with Catalog(db) as cat:
+        if failures:
+            rows = [dict(r) for r in cat.query(
+                f"SELECT id, deployment_id, path, reason, run_id, recorded_at FROM ingest_failures {where} "
+                f"ORDER BY path{lim}", args)]
+        else:
+            rows = [dict(r) for r in cat.query(
+                "SELECT id, deployment_id, timestamp, time_source, sequence_id, frame_num, kind, width, height, "
+                "make, model, serial, sha, rel_path, path, warning FROM media "
+                f"{where} ORDER BY deployment_id, timestamp, path{lim}", args)]
+    if json_out:
+        print_json(rows)
+    elif failures:
+        _table(f"{len(rows)} ingest failures", ["deployment", "path", "reason"],
+               [[r["deployment_id"], r["path"], r["reason"]] for r in rows])
+    else:
+        _table(f"{len(rows)} media", ["id", "deployment", "time", "source", "seq", "frame", "path", "warning"],
+               [[r["id"], r["deployment_id"], r["timestamp"], r["time_source"], r["sequence_id"], r["frame_num"],
+                 r["rel_path"], "yes" if r["warning"] else ""] for r in rows])
+
+
+commands = {"ingest": ingest}
+groups = {"deployments": deployments_app, "media": media_app}

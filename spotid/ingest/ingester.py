@@ -1,0 +1,306 @@
+"""The ingest stage: an SD-card dump -> media, sequences and recorded failures in the catalog.
+
+    ingester = Ingester(catalog, IngestConfig(gap_s=60, tz="+10:00"))
+    summary = ingester("/data/cards/AL-012-A_2024-03", "AL-012-A")
+
+Guarantees:
+- Each frame is in the catalog once (keyed by its BLAKE2b-160 content hash), whichever card or
+  path it came from; re-running adds nothing.
+- Work is committed in transactions of ``batch_size`` files, so a kill loses at most one batch and
+  a re-run completes it. Sequences are recomputed for the deployment at the end of every run.
+- A bad file never stops the run: it becomes an ``ingest_failures`` row with a reason.
+- Pixels are never decoded, except for a JPEG without end marker (at 1/8 scale).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from spotid.catalog import Catalog, now_iso
+from spotid.ingest.deployments import Deployment, ensure_deployment, set_deployment_tz
+from spotid.ingest.probe import Probe, file_kind, probe_file
+from spotid.ingest.sequences import recompute_sequences
+from spotid.util import batched, format_tz, parse_tz, progress
+
+log = logging.getLogger(__name__)
+
+
+class IngestError(ValueError):
+    """Ingest cannot start (no such folder, bad time zone); the message names the fix."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Ingest settings; defaults mirrored in configs/ingest.yaml.
+
+    gap_s: a new sequence starts where consecutive frames are more than this many seconds apart.
+    tz: offset ("+10:00") of the camera clock; overrides the deployment's for this card and is
+        stored on a deployment that has none. EXIF offsets (OffsetTimeOriginal) win over both.
+    batch_size: files per committed transaction (a kill loses at most one batch of work).
+    workers: threads reading and hashing files (hashlib and file reads release the GIL).
+    min_decoded_fraction: a JPEG cut short is kept (with a warning) when at least this fraction
+        of its rows decodes; below it the frame is a failure, since an animal may sit in the
+        missing part and counting the frame as seen-and-empty would bias detection rates.
+    """
+
+    gap_s: float = 60.0
+    tz: str | None = None
+    batch_size: int = 200
+    workers: int = 2
+    min_decoded_fraction: float = 0.5
+
+    def __post_init__(self):
+        if self.gap_s < 0:
+            raise IngestError(f"gap {self.gap_s} s is negative: pass --gap 60 (seconds) or another value >= 0")
+        if self.batch_size < 1 or self.workers < 1:
+            raise IngestError("batch_size and workers must be at least 1")
+        if not 0.0 <= self.min_decoded_fraction <= 1.0:
+            raise IngestError("min_decoded_fraction must lie in [0, 1]")
+        if self.tz is not None:
+            try:
+                parse_tz(self.tz)
+            except ValueError as e:
+                raise IngestError(str(e)) from None
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestSummary:
+    """Result of one ingest. ``to_json()`` is the documented machine summary:
+
+    files_seen  = media_added + duplicates + len(failures) + ignored (every regular file walked;
+                  truncated-but-kept frames count as added, with a warning);
+    duplicates  = images/videos whose content was already in the catalog (from any card, an earlier
+                  run of this card, or earlier in this card);
+    sequences   = number of sequences holding this card's frames, already-present ones included,
+                  so a re-run reports the same number as the first run.
+    """
+
+    card_dir: str
+    deployment_id: str
+    run_id: int
+    deployment_created: bool = False
+    files_seen: int = 0
+    media_added: int = 0
+    duplicates: int = 0
+    already_ingested: int = 0  # duplicates that were this very path (a re-run), for the human table
+    elsewhere: dict[str, int] = field(default_factory=dict)  # duplicates held by other deployments
+    failures: list[FileIssue] = field(default_factory=list)
+    warnings: list[FileIssue] = field(default_factory=list)
+    sequences: int = 0
+    ignored: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "files_seen": self.files_seen,
+            "media_added": self.media_added,
+            "duplicates": self.duplicates,
+            "failures": [asdict(f) for f in self.failures],
+            "warnings": [asdict(w) for w in self.warnings],
+            "sequences": self.sequences,
+            "ignored": self.ignored,
+        }
+
+
+def walk_card(card: Path) -> tuple[list[tuple[Path, str]], int]:
+    """All images/videos under ``card`` in path order, and the number of other files (ignored).
+
+    Hidden files (.DS_Store, ._IMG_0001.JPG) count as ignored; hidden folders (.Trashes,
+    .Spotlight-V100) are not entered. Symlinked folders are not followed (no loops).
+    """
+    media: list[tuple[Path, str]] = []
+    ignored = 0
+    stack = [card]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("cannot list %s (%s): skipped; check the folder's permissions", d, e.strerror)
+            continue
+        subdirs = []
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                if not e.name.startswith("."):
+                    subdirs.append(Path(e.path))
+            elif e.is_file():
+                kind = file_kind(e.name)
+                if kind is None:
+                    ignored += 1
+                else:
+                    media.append((Path(e.path), kind))
+            else:
+                ignored += 1  # sockets, fifos, broken links: never opened
+        stack.extend(reversed(subdirs))
+    media.sort(key=lambda m: str(m[0]))
+    return media, ignored
+
+
+class Ingester:
+    """Ingest SD-card dumps into ``catalog`` with ``config``; call with (card_dir, deployment_id)."""
+
+    def __init__(self, catalog: Catalog, config: IngestConfig = IngestConfig()):
+        self.cat = catalog
+        self.config = config
+
+    def __call__(self, card_dir: str | Path, deployment_id: str) -> IngestSummary:
+        cfg = self.config
+        card = Path(card_dir).expanduser().resolve()
+        if not card.is_dir():
+            raise IngestError(f"card folder {card_dir} does not exist: pass the folder the SD card was copied to")
+        dep, created = ensure_deployment(self.cat, deployment_id, tz=cfg.tz)
+        if created:
+            log.warning("deployment %s was unknown: created it (auto_created). Add its coordinates and dates with "
+                        "`spotid deployments add %s --lat .. --lon .. --start .. --end ..` or `deployments import`",
+                        deployment_id, deployment_id)
+        zone, tz_note = self._zone(dep)
+        if cfg.tz and dep.tz is None:
+            dep = set_deployment_tz(self.cat, dep, format_tz(parse_tz(cfg.tz)))
+            log.info("deployment %s: stored time zone %s", dep.id, dep.tz)
+        resolved = dict(asdict(cfg), card_dir=str(card), deployment=dep.id, tz_applied=format_tz(zone))
+        run_id = self.cat.start_run("ingest", resolved)
+        summary = IngestSummary(card_dir=str(card), deployment_id=dep.id, run_id=run_id, deployment_created=created)
+        try:
+            self._run(card, dep, zone, tz_note, summary)
+        except KeyboardInterrupt:
+            self.cat.finish_run(run_id, "interrupted", summary.to_json())
+            raise
+        except BaseException:
+            self.cat.finish_run(run_id, "failed", summary.to_json())
+            raise
+        self.cat.finish_run(run_id, "done", summary.to_json())
+        return summary
+
+    def _zone(self, dep: Deployment) -> tuple[timezone, str | None]:
+        """The offset applied to EXIF times without their own, and a warning when it is a guess."""
+        cfg = self.config
+        if cfg.tz:
+            zone = parse_tz(cfg.tz)
+            if dep.tz and format_tz(zone) != dep.tz:
+                log.warning("--tz %s differs from deployment %s's tz %s: using %s for this card",
+                            format_tz(zone), dep.id, dep.tz, format_tz(zone))
+            return zone, None
+        if dep.tz:
+            return parse_tz(dep.tz), None
+        return timezone.utc, (f"no time zone for deployment {dep.id}: EXIF times without offset were stored "
+                              f"as UTC; pass --tz (e.g. --tz +10:00) or set the deployment's tz")
+
+    def _run(self, card: Path, dep: Deployment, zone: timezone, tz_note: str | None, s: IngestSummary) -> None:
+        cfg = self.config
+        files, s.ignored = walk_card(card)
+        s.files_seen = len(files) + s.ignored
+        log.info("%s: %d image/video files, %d other files ignored", card, len(files), s.ignored)
+        start, end = dep.start_dt, dep.end_dt
+        shas: list[str] = []
+        used_default_zone = False
+
+        def probe(item: tuple[Path, str]) -> Probe:
+            try:
+                return probe_file(item[0], item[1], min_decoded_fraction=cfg.min_decoded_fraction)
+            except Exception as e:  # a file we did not foresee must not stop the card
+                log.exception("unexpected error reading %s", item[0])
+                return Probe(path=item[0], kind=item[1],
+                             failure=f"could not be read ({type(e).__name__}: {e}); please report this file")
+
+        pool = ThreadPoolExecutor(max_workers=cfg.workers)
+
+        def probes():  # the next batch is read while this one is written: two batches in flight
+            pending: list = []
+            for chunk in batched(files, cfg.batch_size):
+                submitted = [pool.submit(probe, item) for item in chunk]
+                yield from (f.result() for f in pending)
+                pending = submitted
+            yield from (f.result() for f in pending)
+
+        try:
+            for batch in batched(progress(probes(), total=len(files), description=f"ingest {dep.id}"),
+                                 cfg.batch_size):
+                rows, failures = [], []
+                for p in batch:
+                    rel = p.path.relative_to(card).as_posix()
+                    if p.failure:
+                        failures.append(p)
+                        s.failures.append(FileIssue(str(p.path), p.failure))
+                        continue
+                    ts, source, warns = self._time(p, zone, start, end, dep.id)
+                    used_default_zone |= tz_note is not None and source != "mtime" and p.exif_offset is None
+                    if warns:  # one entry per file, its reasons joined
+                        s.warnings.append(FileIssue(str(p.path), "; ".join(warns)))
+                    rows.append((dep.id, p.sha, str(p.path), rel, p.kind, ts.isoformat(), source, p.width, p.height,
+                                 p.size, p.make, p.model, p.serial, "; ".join(warns) or None, s.run_id))
+                    shas.append(p.sha)  # type: ignore[arg-type]
+                self._write(rows, failures, dep.id, s)
+        finally:  # on Ctrl-C, drop the queued files instead of probing them first
+            pool.shutdown(wait=True, cancel_futures=True)
+        if s.elsewhere:
+            note = (f"{sum(s.elsewhere.values())} frames of this card were already in the catalog under other "
+                    f"deployment(s) ({', '.join(f'{k}: {v}' for k, v in sorted(s.elsewhere.items()))}) and stay "
+                    f"there; if that is wrong, check the deployment IDs of the earlier ingests")
+            log.warning(note)
+            s.warnings.append(FileIssue(str(card), note))
+        if used_default_zone and tz_note:
+            log.warning(tz_note)
+            s.warnings.append(FileIssue(str(card), tz_note))
+        n_seq = recompute_sequences(self.cat, dep.id, cfg.gap_s)
+        s.sequences = self._count_sequences(shas)
+        log.info("deployment %s now has %d sequences; this card's frames are in %d", dep.id, n_seq, s.sequences)
+
+    @staticmethod
+    def _time(p: Probe, zone: timezone, start: datetime | None, end: datetime | None, dep_id: str):
+        warns = list(p.warnings)
+        if p.naive_time is not None:
+            tz = parse_tz(p.exif_offset) if p.exif_offset else zone
+            ts, source = p.naive_time.replace(tzinfo=tz), p.time_source
+        else:
+            ts = datetime.fromtimestamp(int(p.mtime), zone)
+            source = "mtime"
+            where = "EXIF" if p.kind == "image" else "video header"
+            warns.append(f"no {where} time: used the file's modification time, which copying may have changed")
+        if (start and ts < start) or (end and ts > end):
+            warns.append(f"time {ts.isoformat()} is outside deployment {dep_id} ({start.isoformat() if start else '…'} "
+                         f"to {end.isoformat() if end else '…'}): camera clock reset? fix the clock offset or the "
+                         "deployment dates")
+        return ts, source, warns
+
+    def _write(self, rows: list[tuple], failures: list[Probe], dep_id: str, s: IngestSummary) -> None:
+        """One transaction per batch: INSERT OR IGNORE on the content hash makes duplicates (and a
+        resumed batch) no-ops."""
+        with self.cat.transaction():
+            for r in rows:
+                cur = self.cat.execute(
+                    "INSERT OR IGNORE INTO media (deployment_id, sha, path, rel_path, kind, timestamp, time_source, "
+                    "width, height, size_bytes, make, model, serial, warning, run_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+                if cur.rowcount == 1:
+                    s.media_added += 1
+                    continue
+                s.duplicates += 1
+                path, owner = self.cat.query("SELECT path, deployment_id FROM media WHERE sha = ?", (r[1],))[0]
+                s.already_ingested += path == r[2]
+                if owner != dep_id:
+                    s.elsewhere[owner] = s.elsewhere.get(owner, 0) + 1
+            # A file that ingests now is no longer a failure (it was re-copied).
+            self.cat.conn.executemany("DELETE FROM ingest_failures WHERE path = ?", [(r[2],) for r in rows])
+            self.cat.conn.executemany(
+                "INSERT INTO ingest_failures (run_id, deployment_id, path, reason, recorded_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET run_id = excluded.run_id, deployment_id = excluded.deployment_id, "
+                "reason = excluded.reason, recorded_at = excluded.recorded_at",
+                [(s.run_id, dep_id, str(p.path), p.failure, now_iso()) for p in failures])
+
+    def _count_sequences(self, shas: list[str]) -> int:
+        seqs: set[int] = set()
+        for chunk in batched(shas, 500):
+            rows = self.cat.query(
+                f"SELECT DISTINCT sequence_id FROM media WHERE sha IN ({', '.join('?' * len(chunk))}) "
+                "AND sequence_id IS NOT NULL", chunk)
+            seqs.update(r[0] for r in rows)
+        return len(seqs)

@@ -1,0 +1,68 @@
+"""Sequences (bursts): a deployment's frames ordered by time, split where the gap between two
+consecutive frames exceeds ``gap_s`` (MegaDetector's default is 60 s).
+
+Sequences are recomputed for the whole deployment whenever frames arrive, because a second card
+of the same deployment may interleave with the first. Detections and sightings reference media,
+not sequences, so recomputing is safe; still, ids are kept where a new sequence continues an old
+one, so links and notes people made to a sequence survive a re-ingest.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from spotid.catalog import Catalog
+
+
+def group_by_gap(times: list[float], gap_s: float) -> list[list[int]]:
+    """Indices of ``times`` (sorted ascending, epoch seconds) grouped into runs whose consecutive
+    gaps are <= ``gap_s``. ``group_by_gap([0, 5, 100, 101], 60) == [[0, 1], [2, 3]]``."""
+    groups: list[list[int]] = []
+    for i, t in enumerate(times):
+        if groups and t - times[i - 1] <= gap_s:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def recompute_sequences(cat: Catalog, deployment_id: str, gap_s: float) -> int:
+    """Rebuild the sequences of one deployment in one transaction; returns how many it has.
+
+    Frames are ordered by their instant (timestamps may carry different offsets), ties broken by
+    path so a burst keeps its file order. ``media.frame_num`` is 0-based within the sequence (as in
+    COCO Camera Traps). A new group reuses the old sequence id most of its frames had.
+    """
+    with cat.transaction():
+        rows = cat.query(
+            "SELECT id, timestamp, rel_path, path, sequence_id, frame_num FROM media "
+            "WHERE deployment_id = ? AND timestamp IS NOT NULL", (deployment_id,))
+        old_ids = {r[0] for r in cat.query("SELECT id FROM sequences WHERE deployment_id = ?", (deployment_id,))}
+        media = sorted(
+            ((datetime.fromisoformat(r["timestamp"]), r["path"], r["id"], r["sequence_id"], r["frame_num"])
+             for r in rows),
+            key=lambda m: (m[0].timestamp(), m[1]),
+        )
+        groups = group_by_gap([m[0].timestamp() for m in media], gap_s)
+        claimed: set[int] = set()
+        media_updates, seq_updates = [], []
+        for g in groups:
+            frames = [media[i] for i in g]
+            votes = Counter(m[3] for m in frames if m[3] in old_ids and m[3] not in claimed)
+            start, end = frames[0][0].isoformat(), frames[-1][0].isoformat()
+            if votes:
+                best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+                seq_updates.append((start, end, len(frames), best))
+            else:
+                best = int(cat.execute(
+                    "INSERT INTO sequences (deployment_id, start, end, n_media) VALUES (?, ?, ?, ?)",
+                    (deployment_id, start, end, len(frames))).lastrowid)
+            claimed.add(best)
+            for k, m in enumerate(frames):
+                if (m[3], m[4]) != (best, k):
+                    media_updates.append((best, k, m[2]))
+        cat.conn.executemany("UPDATE sequences SET start = ?, end = ?, n_media = ? WHERE id = ?", seq_updates)
+        cat.conn.executemany("UPDATE media SET sequence_id = ?, frame_num = ? WHERE id = ?", media_updates)
+        stale = old_ids - claimed
+        cat.conn.executemany("DELETE FROM sequences WHERE id = ?", [(i,) for i in stale])
+    return len(groups)
