@@ -1,0 +1,258 @@
+"""Running a detector over a folder (MD batch JSON out) or over the catalog (rows out), resumably.
+
+Folder mode: every image/video under the folder, in sorted order. Results are checkpointed to
+``<output>.checkpoint.json`` (an MD batch file of the frames done so far) every
+``checkpoint_every`` frames; ``resume=True`` reuses the checkpoint, or a finished ``<output>``, and
+runs only the frames missing from it. The output is written atomically at the end, with the
+resolved configuration in ``<output>.config.yaml``.
+
+Catalog mode: media without a ``detection_status`` row, in id order; each chunk of ``commit_every``
+frames is written (detections + detection_status) in ONE transaction, so a killed run loses at most
+the chunk in flight and a re-run does each frame exactly once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from spotid.config import save_config
+from spotid.detect.config import DetectConfig
+from spotid.detect.detector import Detector
+from spotid.detect.mdjson import STATIC_FP_KEY, MDJsonError, parse_batch, to_dict
+from spotid.detect.static_fp import Box, find_static
+from spotid.types import ImageResult
+from spotid.util import IMAGE_EXTS, VIDEO_EXTS, atomic_write_json, atomic_write_text, batched, progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectSummary:
+    frames: int = 0                 # frames processed in this run
+    skipped_done: int = 0           # frames already done (resume / catalog status)
+    failures: list = field(default_factory=list)   # [{"file", "reason"}]
+    detections: int = 0             # boxes >= threshold written
+    animal_frames: int = 0          # frames with an animal box >= the typical threshold
+    leopard_detections: int = 0     # animal boxes >= typical threshold labelled leopard
+    static_fp: int = 0              # boxes flagged as repeated static detections
+    seconds: float = 0.0
+    output: str | None = None
+    detector: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["frames_per_second"] = round(self.fps, 3)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def list_frames(folder: Path) -> list[Path]:
+    exts = IMAGE_EXTS | VIDEO_EXTS
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                   and not p.name.startswith(".")), key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _count(s: DetectSummary, r: ImageResult, typical: float) -> None:
+    s.frames += 1
+    if r.failure:
+        s.failures.append({"file": r.file, "reason": r.failure})
+        return
+    s.detections += len(r.detections)
+    animals = [d for d in r.detections if d.category == 1 and d.conf >= typical]
+    s.animal_frames += bool(animals)
+    s.leopard_detections += sum(d.label == "leopard" for d in animals)
+
+
+def _md_kwargs(det: Detector, cfg: DetectConfig) -> dict:
+    return {"detector": det.version, "typical_threshold": det.typical_threshold,
+            "conservative_threshold": det.conservative_threshold,
+            "info_extra": {"spotid_detector_backend": cfg.detector}}
+
+
+def detect_folder(det: Detector, folder: str | Path, output: str | Path, cfg: DetectConfig, *,
+                  resume: bool = False) -> DetectSummary:
+    folder, output = Path(folder), Path(output)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}: pass the SD-card folder to scan, or --db for catalog mode")
+    ckpt = output.with_name(output.name + ".checkpoint.json")
+    done: dict[str, ImageResult] = {}
+    if resume:
+        for src in (ckpt, output):
+            if src.exists():
+                try:
+                    done = {im.file: im for im in parse_batch(json.loads(src.read_text()), source=str(src)).images}
+                    log.info("resuming from %s: %d frames already done", src, len(done))
+                    break
+                except (MDJsonError, json.JSONDecodeError) as e:
+                    log.warning("cannot resume from %s (%s): starting over", src, e)
+    elif ckpt.exists():
+        log.warning("%s exists from an interrupted run; starting over (pass --resume to continue it)", ckpt)
+    save_config(cfg, output.with_name(output.name + ".config.yaml"))
+    frames = list_frames(folder)
+    todo = [p for p in frames if p.relative_to(folder).as_posix() not in done]
+    s = DetectSummary(skipped_done=len(frames) - len(todo), output=str(output), detector=det.version)
+    results: dict[str, ImageResult] = dict(done)
+    t0 = time.perf_counter()
+    since = 0
+    for r in progress(det(todo, folder), total=len(todo), description="detect"):
+        results[r.file] = r
+        _count(s, r, det.typical_threshold)
+        since += 1
+        if since >= cfg.checkpoint_every:
+            atomic_write_json(ckpt, to_dict(results.values(), **_md_kwargs(det, cfg)), indent=None)
+            since = 0
+    s.seconds = time.perf_counter() - t0
+    ordered = [results[p.relative_to(folder).as_posix()] for p in frames
+               if p.relative_to(folder).as_posix() in results]
+    if cfg.static_fp:
+        ordered, s.static_fp = _suppress_folder(ordered, folder, cfg)
+    atomic_write_text(output, json.dumps(to_dict(ordered, **_md_kwargs(det, cfg)), indent=1) + "\n")
+    if ckpt.exists():
+        ckpt.unlink()
+    return s
+
+
+def _frame_time(path: Path) -> datetime | None:
+    """EXIF DateTimeOriginal (Exif sub-IFD), else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            sub = exif.get_ifd(0x8769)
+            v = sub.get(0x9003) or sub.get(0x9004) or exif.get(0x0132)
+        return datetime.strptime(str(v).strip("\x00 "), "%Y:%m:%d %H:%M:%S") if v else None
+    except Exception:  # noqa: BLE001 -- no usable time is fine here
+        return None
+
+
+def _suppress_folder(images: list[ImageResult], folder: Path, cfg: DetectConfig) -> tuple[list[ImageResult], int]:
+    """Folder mode: each sub-folder is one camera; bursts from EXIF time (60 s gap) or file mtime."""
+    by_dir: dict[str, list[int]] = {}
+    for i, im in enumerate(images):
+        if not im.failure and im.detections:
+            by_dir.setdefault(im.file.rsplit("/", 1)[0] if "/" in im.file else "", []).append(i)
+    flagged: set = set()
+    for idx in by_dir.values():
+        if len(idx) < cfg.static_fp_min_frames:
+            continue
+        times = {}
+        for i in idx:
+            p = folder / images[i].file
+            times[i] = _frame_time(p) or datetime.fromtimestamp(p.stat().st_mtime)
+        order = sorted(idx, key=lambda i: times[i])
+        seq, last, seq_of = 0, None, {}
+        for i in order:
+            if last is not None and (times[i] - last).total_seconds() > 60:
+                seq += 1
+            seq_of[i], last = seq, times[i]
+        boxes = [Box((i, j), i, d.bbox, d.conf, seq_of[i], times[i])
+                 for i in idx for j, d in enumerate(images[i].detections)]
+        flagged |= find_static(boxes, iou_thresh=cfg.static_fp_iou, min_frames=cfg.static_fp_min_frames,
+                               min_sequences=cfg.static_fp_min_sequences, min_hours=cfg.static_fp_min_hours,
+                               min_conf=cfg.static_fp_min_conf)
+    if not flagged:
+        return images, 0
+    out = []
+    for i, im in enumerate(images):
+        keep = [d for j, d in enumerate(im.detections) if (i, j) not in flagged]
+        gone = [d for j, d in enumerate(im.detections) if (i, j) in flagged]
+        if gone:
+            extra = dict(im.extra)
+            extra[STATIC_FP_KEY] = list(extra.get(STATIC_FP_KEY, [])) + gone
+            im = ImageResult(im.file, tuple(keep), im.failure, max((d.conf for d in keep), default=0.0), extra)
+        out.append(im)
+    return out, len(flagged)
+
+
+# -- catalog mode ----------------------------------------------------------------------------------
+def pending_media(cat, deployment: str | None = None) -> list:
+    sql = ("SELECT m.id, m.path, m.rel_path, m.kind FROM media m LEFT JOIN detection_status s ON s.media_id = m.id "
+           "WHERE s.media_id IS NULL")
+    args: tuple = ()
+    if deployment:
+        sql += " AND m.deployment_id = ?"
+        args = (deployment,)
+    return cat.query(sql + " ORDER BY m.id", args)
+
+
+def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | None = None) -> DetectSummary:
+    from spotid.catalog import now_iso
+
+    rows = pending_media(cat, deployment)
+    total = cat.scalar("SELECT COUNT(*) FROM media" + (" WHERE deployment_id = ?" if deployment else ""),
+                       (deployment,) if deployment else ())
+    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version)
+    t0 = time.perf_counter()
+    with cat.run("detect", cfg, det.version) as run_id:
+        by_path = {Path(r["path"]).as_posix(): r for r in rows}
+        missing = [r for r in rows if not Path(r["path"]).exists()]
+        present = [r for r in rows if Path(r["path"]).exists()]
+        stream = det([Path(r["path"]) for r in present], None)
+        bar = progress(stream, total=len(present), description="detect")
+        if missing:
+            _commit(cat, [(r["id"], ImageResult(r["rel_path"], (), f"file not found: {r['path']}"))
+                          for r in missing], det.version, run_id, now_iso(), s, det.typical_threshold)
+        for chunk in batched(bar, cfg.commit_every):
+            pairs = [(by_path[Path(r.file).as_posix()]["id"], r) for r in chunk]
+            _commit(cat, pairs, det.version, run_id, now_iso(), s, det.typical_threshold)
+        s.seconds = time.perf_counter() - t0
+        if cfg.static_fp:
+            s.static_fp = flag_static_catalog(cat, cfg, deployment)
+    return s
+
+
+def _commit(cat, pairs, version: str, run_id: int, when: str, s: DetectSummary, typical: float) -> None:
+    with cat.transaction():
+        for media_id, r in pairs:
+            cur = cat.execute("INSERT OR IGNORE INTO detection_status (media_id, run_id, detector, failure, processed_at) "
+                              "VALUES (?, ?, ?, ?, ?)", (media_id, run_id, version, r.failure, when))
+            if cur.rowcount == 0:
+                continue  # another run got there first: never duplicate detections
+            for d in r.detections:
+                cat.execute(
+                    "INSERT INTO detections (media_id, run_id, detector, category, conf, x, y, w, h, label, label_conf, "
+                    "classifications_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (media_id, run_id, version, d.category, d.conf, *d.bbox, d.label, d.label_conf,
+                     json.dumps([list(c) for c in d.classifications]) if d.classifications else None))
+            _count(s, r, typical)
+
+
+def flag_static_catalog(cat, cfg: DetectConfig, deployment: str | None = None) -> int:
+    """Re-evaluate repeat-detection flags for every deployment touched (all its detections, all runs)."""
+    deps = [deployment] if deployment else [r[0] for r in cat.query("SELECT DISTINCT deployment_id FROM media")]
+    n = 0
+    for dep in deps:
+        rows = cat.query(
+            "SELECT d.id, d.media_id, d.x, d.y, d.w, d.h, d.conf, m.sequence_id, m.timestamp FROM detections d "
+            "JOIN media m ON m.id = d.media_id WHERE m.deployment_id = ?", (dep,))
+        boxes = []
+        for r in rows:
+            t = None
+            if r["timestamp"]:
+                try:
+                    t = datetime.fromisoformat(r["timestamp"])
+                except ValueError:
+                    t = None
+            boxes.append(Box(r["id"], r["media_id"], (r["x"], r["y"], r["w"], r["h"]), r["conf"], r["sequence_id"], t))
+        flagged = find_static(boxes, iou_thresh=cfg.static_fp_iou, min_frames=cfg.static_fp_min_frames,
+                              min_sequences=cfg.static_fp_min_sequences, min_hours=cfg.static_fp_min_hours,
+                              min_conf=cfg.static_fp_min_conf)
+        with cat.transaction():
+            ids = [r["id"] for r in rows]
+            for chunk in batched(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                cat.execute(f"UPDATE detections SET static_fp = 0 WHERE id IN ({marks})", chunk)
+            for chunk in batched(sorted(flagged), 500):
+                marks = ",".join("?" * len(chunk))
+                cat.execute(f"UPDATE detections SET static_fp = 1 WHERE id IN ({marks})", chunk)
+        n += len(flagged)
+    return n
