@@ -1,5 +1,230 @@
-"""CLI for the identify stage (see spotid/cli.py for the registration protocol)."""
+"""CLI for the identify stage (see spotid/cli.py for the registration protocol).
+
+``spotid identify --db DB``, ``spotid eval reid DIR``, ``spotid train matcher DIR...``.
+"""
 from __future__ import annotations
 
-commands: dict = {}
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+def _one_thread(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    try:
+        import cv2
+        cv2.setNumThreads(max(threads, 1))
+    except Exception:  # pragma: no cover - cv2 is a core dependency
+        pass
+
+
+def _cfg(config: Optional[Path], **overrides):
+    from spotid.config import default_yaml, load_config
+    from spotid.identify.pipeline import IdentifyConfig
+
+    y = config or default_yaml(IdentifyConfig)
+    try:
+        return load_config(IdentifyConfig, y if Path(y).is_file() else None, **overrides)
+    except (ValueError, OSError) as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _models(cfg, catalog=None):
+    from spotid.identify.embedder import Embedder
+    from spotid.identify.flank import FlankClassifier
+    from spotid.modelstore import ModelError
+
+    try:
+        return (Embedder(cfg.embedder_model, catalog=catalog),
+                FlankClassifier(cfg.flank_model, catalog=catalog, threshold=cfg.flank_threshold))
+    except (ModelError, ValueError, OSError) as e:
+        raise typer.BadParameter(f"{e} (pass --model/--flank-model or train one with `spotid train embedder`)") from None
+
+
+def _calibration(path: Optional[str]):
+    from spotid.identify.calibrate import load_calibration
+
+    try:
+        return load_calibration(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise typer.BadParameter(str(e), param_hint="--calibration") from None
+
+
+def identify(
+    db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file (after ingest and detect)."),
+    auto_accept: Optional[bool] = typer.Option(None, "--auto-accept/--no-auto-accept",
+                                               help="Auto-accept matches with P(same) >= auto_accept_threshold (default off)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="P(same) to propose a known individual (default 0.5)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder (default: the active one)."),
+    flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
+    flank_threshold: Optional[float] = typer.Option(None, "--flank-threshold",
+                                                    help="Flank confidence below which a crop is 'unknown' (default: the model card's)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment's detections."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
+    threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
+    from spotid.catalog import Catalog, CatalogError
+    from spotid.identify.pipeline import Identifier
+
+    if not db.exists():
+        raise typer.BadParameter(f"no catalog at {db}: run `spotid ingest` and `spotid detect --db` first", param_hint="--db")
+    cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
+               flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
+               calibration=str(calibration) if calibration else None)
+    _one_thread(threads)
+    try:
+        cat = Catalog(db)
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
+    with cat:
+        emb, fl = _models(cfg, cat)
+        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration))(cat)
+    if json_out:
+        from spotid.util import print_json
+        print_json(res.to_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"identify run {res.run_id}")
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    for k in ("detections", "crops_computed", "crop_failures", "matched", "auto", "new_sightings", "unusable"):
+        t.add_row(k.replace("_", " "), str(getattr(res, k)))
+    t.add_row("new individuals", ", ".join(res.new_individuals) or "-")
+    Console().print(t)
+
+
+def eval_reid(
+    directory: Path = typer.Argument(..., help="One folder per individual, images (or crops) below it."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder (default: models/embedder)."),
+    flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
+    flank_threshold: Optional[float] = typer.Option(None, "--flank-threshold",
+                                                    help="Flank confidence below which a crop is 'unknown' (default: the model card's)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
+    encounter: Optional[str] = typer.Option(
+        None, "--encounter",
+        help="Regex on the file name whose group 1 is the encounter (nyala: '^(\\d+)_'; `spotid synth crops`: "
+             "'^(e\\d+)_'). Default: every file is its own encounter."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N queries."),
+    shortlist: Optional[int] = typer.Option(None, "--shortlist", help="Gallery images verified per query (fused)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating P(same) for BAKS/BAUS."),
+    full_verifier: bool = typer.Option(True, "--full-verifier/--no-full-verifier",
+                                       help="Also score verifier-only by brute force over the whole gallery (slow)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
+    threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS."""
+    from spotid.identify.evaluate import run_eval
+    from spotid.identify.verify import FeatureExtractor, Verifier
+
+    if not directory.is_dir():
+        raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
+    cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
+               flank_threshold=flank_threshold, calibration=str(calibration) if calibration else None,
+               shortlist=shortlist, threshold=threshold)
+    _one_thread(threads)
+    emb, fl = _models(cfg)
+    try:
+        rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration),
+                       extractor=FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe),
+                       verifier=Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
+                                         reproj_threshold=cfg.reproj_threshold),
+                       encounter=encounter, limit=limit, shortlist=cfg.shortlist, threshold=cfg.threshold,
+                       full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    if json_out:
+        from spotid.util import print_json
+        print_json(rep)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"re-ID {directory} ({rep['queries']} queries, {rep['individuals']} individuals)")
+    for c in ("scorer", "top-1", "top-5", "mAP", "BAKS", "BAUS"):
+        t.add_column(c, justify="right")
+    for k, m in rep["scorers"].items():
+        t.add_row(k, *(f"{m[x]:.3f}" for x in ("top1", "top5", "mAP", "BAKS", "BAUS")))
+    Console().print(t)
+    Console().print(f"{rep['seconds_per_query']:.3f} s/query (fused, gallery ~{rep['gallery_mean_size']:.0f}), "
+                    f"{rep['ms_per_embedding']:.1f} ms/embedding, flanks {rep['flanks']}")
+
+
+def train_matcher(
+    directories: List[Path] = typer.Argument(..., help="Labelled folders (one sub-folder per individual)."),
+    out: Path = typer.Option(Path("models/matcher"), "--out", help="Folder for calibration.json + README.md."),
+    encounter: List[str] = typer.Option([], "--encounter", help="Encounter regex per DIR (repeat; '' = per file)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder."),
+    flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
+    holdout: Optional[Path] = typer.Option(None, "--holdout", help="Labelled folder to check the fitted calibration on."),
+    holdout_encounter: Optional[str] = typer.Option(None, "--holdout-encounter", help="Encounter regex of --holdout."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Queries per DIR (seeded subset)."),
+    flank_from_path: Optional[str] = typer.Option(
+        None, "--flank-from-path",
+        help="Training only: regex whose group 1 is left|right in each image path (e.g. '/(left|right)/'), "
+             "instead of the flank classifier."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
+    note: Optional[str] = typer.Option(None, "--note", help="How the data was made (stored in the card)."),
+    threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
+) -> None:
+    """Fit the matcher's P(same) calibration on labelled pairs (shortlisted query/gallery pairs)."""
+    import numpy as np
+
+    from spotid.identify.calibrate import DEFAULT, fit_calibration, save_calibration
+    from spotid.identify.evaluate import calibration_pairs, compute_scores, list_items, prepare, evaluate
+    from spotid.identify.verify import FeatureExtractor, Verifier
+
+    if encounter and len(encounter) != len(directories):
+        raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
+    _one_thread(threads)
+    emb, fl = _models(cfg)
+    fx = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe)
+    ver = Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model, reproj_threshold=cfg.reproj_threshold)
+    cos, inl, same, data_meta = [], [], [], {}
+    for k, d in enumerate(directories):
+        rx = (encounter[k] or None) if encounter else None
+        data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache,
+                       flank_from_path=flank_from_path)
+        s = compute_scores(data, ver, DEFAULT, shortlist=cfg.shortlist, limit=limit, full_verifier=False)
+        c, i, y = calibration_pairs(data, s)
+        cos.append(c), inl.append(i), same.append(y)
+        data_meta[str(d)] = {"encounter_regex": rx, "flank_from_path": flank_from_path, "images": len(data.items), "queries": int(len(s.queries)),
+                             "pairs": int(len(y)), "positives": int(y.sum())}
+    cal = fit_calibration(np.concatenate(cos), np.concatenate(inl), np.concatenate(same))
+    meta = {"data": data_meta, "data_recipe": note, "embedder": emb.version, "verifier": ver.version, "shortlist": cfg.shortlist,
+            "command": "spotid train matcher " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "spotid train matcher"}
+    if holdout is not None:
+        data = prepare(list_items(holdout, holdout_encounter), embedder=emb, flank=fl, extractor=fx,
+                       max_side=cfg.crop_max_side, cache=cache)
+        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=False)
+        rep = evaluate(data, s, cal, threshold=cfg.threshold)
+        meta["metrics"] = {"holdout": str(holdout), **{k: v for k, v in rep.items()}}
+    from spotid.identify.calibrate import Calibration
+    path = save_calibration(Calibration(cal.models, meta), out)
+    summary = {"path": str(path), **Calibration(cal.models, meta).to_json()}
+    if json_out:
+        from spotid.util import print_json
+        print_json(summary)
+    else:
+        typer.echo(f"wrote {path}")
+
+
+commands: dict = {"identify": identify}
 groups: dict = {}
+eval_commands: dict = {"reid": eval_reid}
+train_commands: dict = {"matcher": train_matcher}

@@ -1,5 +1,129 @@
-"""CLI for the train stage (see spotid/cli.py for the registration protocol)."""
+"""CLI for the train stage (see spotid/cli.py for the registration protocol).
+
+``spotid train embedder`` and ``spotid train flank``. Heavy imports stay inside the functions.
+"""
 from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+log = logging.getLogger(__name__)
 
 commands: dict = {}
 groups: dict = {}
+
+
+def _command_line() -> str:
+    return "spotid " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    from spotid.util import print_json
+
+    if as_json:
+        print_json(summary)
+        return
+
+    def fmt(m):
+        if not m:
+            return "n/a"
+        return f"top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  mAP {m['mAP']:.3f}  ({m['queries']} queries)"
+
+    typer.echo(f"model written: {summary['model']}  ({summary['version']})")
+    for key, label in (("before", "held-out before"), ("after", "held-out after "),
+                       ("full", "full set (partly trained on)")):
+        if key in summary:
+            typer.echo(f"  {label}: {fmt(summary[key])}")
+    if "accuracy" in summary:
+        typer.echo(f"  held-out accuracy: {summary['accuracy']}")
+
+
+def train_embedder_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder-per-individual directory (repeatable). "
+                                              "Flank from a left/right sub-folder, the file name, or the flank model."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also train on this catalog's confirmed sightings."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+    out: Path = typer.Option(Path("models/embedder-finetuned"), "--out", help="Model folder to write."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Parent embedder to fine-tune (default: active)."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Random init instead of fine-tuning."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Backbone for --from-scratch (resnet18, mobilenet_v3_small, ...)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="supcon (default) or subcenter_arcface."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=2),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap steps per epoch (quick runs)."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", min=0.0, max=0.9),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainEmbedderConfig settings."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train or fine-tune the rosette embedder (metric learning), holding out individuals for before/after
+    top-1 and mAP. Fine-tunes the active embedder unless --from-scratch."""
+    from spotid.config import default_yaml, load_config
+    from spotid.train.embedder import Interrupted, TrainEmbedderConfig, train_embedder
+
+    if not data and db is None:
+        raise typer.BadParameter("nothing to train on: pass --data DIR (one folder per individual) and/or --db DB")
+    if db is not None and not Path(db).exists():
+        raise typer.BadParameter(f"no catalog at {db}: pass the --db you ingested into")
+    cfg_path = config or default_yaml(TrainEmbedderConfig)
+    try:
+        cfg = load_config(TrainEmbedderConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
+                          seed=seed, arch=arch, loss=loss, batch_size=batch_size, lr=lr, max_steps_per_epoch=max_steps,
+                          val_fraction=val_fraction, threads=threads, keep_checkpoints=keep_checkpoints or None)
+    except ValueError as e:
+        raise typer.BadParameter(str(e))
+    try:
+        summary = train_embedder(cfg, data=data or [], out=out, db=db, parent=model, from_scratch=from_scratch,
+                                 resume=resume, command=_command_line())
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(130)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e))
+    _print_summary(summary, as_json)
+
+
+def train_flank_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder-per-individual directory with flank "
+                                              "sub-folders (left/right/front/back) or left/right in file names."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+    out: Path = typer.Option(Path("models/flank-trained"), "--out"),
+    resume: bool = typer.Option(False, "--resume"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1),
+    config: Optional[Path] = typer.Option(None, "--config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right)."""
+    from spotid.config import default_yaml, load_config
+    from spotid.train.embedder import Interrupted
+    from spotid.train.flank import TrainFlankConfig, train_flank
+
+    if not data:
+        raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names)")
+    cfg_path = config or default_yaml(TrainFlankConfig)
+    try:
+        cfg = load_config(TrainFlankConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
+                          seed=seed, max_steps_per_epoch=max_steps, threads=threads)
+    except ValueError as e:
+        raise typer.BadParameter(str(e))
+    try:
+        summary = train_flank(cfg, data=data, out=out, resume=resume, command=_command_line())
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(130)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e))
+    _print_summary(summary, as_json)
+
+
+train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd}

@@ -1,0 +1,202 @@
+"""Re-identification benchmark (issue 5): accuracy and speed, with ratios against a baseline run here.
+
+Prints:
+- fused / embedding / verifier top-1 on held-out synthetic individuals (rendered now with
+  ``spotid synth crops`` into a temp folder, first id far from any training ids);
+- the same on ``../shared/data/reid/nyala-train`` with the encounter rule ``'^(\\d+)_'``;
+- seconds per query against a ~1,000-image gallery (fused path: cosine over the gallery + verify the
+  shortlist) vs the BASELINE = brute-force plain SIFT matching (OpenCV SIFT, BFMatcher 2-NN, Lowe
+  ratio, RANSAC homography) of every gallery image, measured in this run on the same images;
+- ms per crop embedding (batch 32) vs the same baseline's per-image SIFT extraction.
+
+Usage: ``python benchmarks/reid.py [--quick] [--json OUT]``; 1 thread (shared CPU). Numbers vary with
+machine load; the ratios are what to compare between runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NYALA = ROOT.parent / "shared" / "data" / "reid" / "nyala-train"
+
+
+def _stages(args):
+    import cv2
+    import torch
+
+    from spotid.identify.calibrate import load_calibration
+    from spotid.identify.embedder import Embedder
+    from spotid.identify.flank import FlankClassifier
+    from spotid.identify.verify import FeatureExtractor, Verifier
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return (Embedder(args.model), FlankClassifier(args.flank_model), load_calibration(args.calibration),
+            FeatureExtractor(), Verifier())
+
+
+def synth_crops(out: Path, individuals: int, per_flank: int, seed: int, first_id: int, chunk: int = 4) -> Path:
+    """Render held-out individuals with ``spotid synth crops`` in chunks of ``chunk`` individuals
+    (seed + i, first-id + i), so one renderer failure costs one chunk, not the benchmark."""
+    for i in range(0, individuals, chunk):
+        cmd = [sys.executable, "-m", "spotid", "synth", "crops", str(out), "--individuals", str(min(chunk, individuals - i)),
+               "--per-flank", str(per_flank), "--seed", str(seed + i), "--first-id", str(first_id + i)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"warning: synth crops chunk {i} failed: {r.stderr.strip()[-200:]}", file=sys.stderr)
+    return out
+
+
+class PlainSift:
+    """The baseline: OpenCV SIFT (no RootSIFT, no CLAHE, no cap), BFMatcher 2-NN + ratio 0.8,
+    RANSAC homography; inliers against every gallery image."""
+
+    def __init__(self):
+        import cv2
+        self.cv2 = cv2
+        self.sift = cv2.SIFT_create()
+        self.bf = cv2.BFMatcher(cv2.NORM_L2)
+
+    def features(self, im):
+        g = np.asarray(im.convert("L"))
+        kp, de = self.sift.detectAndCompute(g, None)
+        return (np.array([k.pt for k in kp], np.float32).reshape(-1, 2), de)
+
+    def inliers(self, a, b) -> int:
+        cv2 = self.cv2
+        if a[1] is None or b[1] is None or len(a[1]) < 2 or len(b[1]) < 2:
+            return 0
+        good = [m for m, n in (p for p in self.bf.knnMatch(a[1], b[1], k=2) if len(p) == 2) if m.distance < 0.8 * n.distance]
+        if len(good) < 4:
+            return 0
+        q = a[0][[m.queryIdx for m in good]]
+        r = b[0][[m.trainIdx for m in good]]
+        _, mask = cv2.findHomography(q, r, cv2.RANSAC, 5.0)
+        return int(mask.sum()) if mask is not None else 0
+
+
+def speed(args, data, ver, cal) -> dict:
+    """s/query on the nyala gallery (all 1,213 images, both flanks: the ~1,000-image case) and
+    ms/embedding, against the plain-SIFT baseline. The baseline's brute force is timed on
+    ``--baseline-gallery`` images and scaled linearly to the full gallery (it is linear by design)."""
+    from spotid.identify.match import Gallery, Matcher
+    from spotid.util import open_image_reduced
+
+    n = len(data.items)
+    gal = Gallery(data.embeddings, data.features, [it.individual for it in data.items])
+    m = Matcher(ver, cal, shortlist=args.shortlist)
+    rng = np.random.default_rng(0)
+    qs = rng.choice(n, size=min(args.speed_queries, n), replace=False)
+    t0 = time.perf_counter()
+    for q in qs:
+        m(data.embeddings[q], data.features[q], gal)
+    s_fused = (time.perf_counter() - t0) / len(qs)
+    base = PlainSift()
+    sub = rng.choice(n, size=min(args.baseline_gallery, n), replace=False)
+    t0 = time.perf_counter()
+    bfeat = [base.features(open_image_reduced(data.items[i].path, 512)[0]) for i in sub]
+    ms_base_feat = 1000 * (time.perf_counter() - t0) / len(sub)
+    t0 = time.perf_counter()
+    nq = max(1, args.baseline_queries)
+    for q in range(nq):
+        for g in bfeat:
+            base.inliers(bfeat[q], g)
+    s_base = (time.perf_counter() - t0) / nq * (n / len(sub))
+    ms_emb = 1000 * data.embed_seconds / n
+    return {"gallery_images": n, "s_per_query_fused": s_fused, "s_per_query_baseline_plain_sift": s_base,
+            "baseline_timed_on": len(sub), "speedup_vs_baseline": s_base / s_fused if s_fused else None,
+            "ms_per_embedding": ms_emb, "ms_per_rootsift_features": 1000 * data.feature_seconds / n,
+            "ms_per_plain_sift_features": ms_base_feat,
+            "embedding_vs_plain_sift_extraction": ms_emb / ms_base_feat if ms_base_feat else None,
+            "targets": {"s_per_query": 0.5, "ms_per_embedding": 30}}
+
+
+def accuracy(root: Path, encounter: str | None, args, emb, fl, cal, fx, ver, limit=None):
+    """(report, EvalData) of ``spotid eval reid`` on ``root``."""
+    from spotid.identify.evaluate import compute_scores, evaluate, list_items, prepare
+
+    t0 = time.perf_counter()
+    data = prepare(list_items(root, encounter), embedder=emb, flank=fl, extractor=fx, cache=args.cache)
+    s = compute_scores(data, ver, cal, shortlist=args.shortlist, limit=limit, full_verifier=not args.no_full_verifier)
+    res = evaluate(data, s, cal)
+    flanks = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
+    rep = {"images": len(data.items), "individuals": len({it.individual for it in data.items}),
+           "queries": int(len(s.queries)), "flanks": flanks, "seconds_per_query": s.seconds_per_query,
+           "total_seconds": time.perf_counter() - t0, "scorers": res}
+    return rep, data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer queries everywhere (smoke run)")
+    ap.add_argument("--model"), ap.add_argument("--flank-model"), ap.add_argument("--calibration")
+    ap.add_argument("--synth-dir", type=Path, help="existing `spotid synth crops` folder (default: render now)")
+    ap.add_argument("--individuals", type=int, default=20)
+    ap.add_argument("--per-flank", type=int, default=6)
+    ap.add_argument("--first-id", type=int, default=90000, help="held-out ids, far from training ids")
+    ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--nyala-limit", type=int, default=None, help="queries on nyala (default all)")
+    ap.add_argument("--shortlist", type=int, default=30)
+    ap.add_argument("--baseline-gallery", type=int, default=150)
+    ap.add_argument("--cache", type=Path, help="folder caching flank/embedding/features between runs")
+    ap.add_argument("--speed-queries", type=int, default=50)
+    ap.add_argument("--baseline-queries", type=int, default=3)
+    ap.add_argument("--no-full-verifier", action="store_true", help="skip brute-force verifier-only scoring")
+    ap.add_argument("--skip", default="", help="comma list of: synth,nyala,speed")
+    ap.add_argument("--json", type=Path, help="also write the report here")
+    args = ap.parse_args()
+    if args.quick:
+        args.individuals, args.per_flank, args.nyala_limit = 6, 4, 60
+        args.speed_queries, args.baseline_queries, args.baseline_gallery = 10, 1, 60
+    skip = set(filter(None, args.skip.split(",")))
+    emb, fl, cal, fx, ver = _stages(args)
+    report: dict = {"embedder": emb.version, "flank": fl.version, "verifier": ver.version, "calibration": cal.version}
+    if "synth" not in skip:
+        with tempfile.TemporaryDirectory(prefix="reid-bench-") as tmp:
+            d = args.synth_dir or synth_crops(Path(tmp) / "crops", args.individuals, args.per_flank, args.seed,
+                                              args.first_id)
+            report["synthetic_heldout"], _ = accuracy(d, r"^(e\d+)_", args, emb, fl, cal, fx, ver)
+    if NYALA.is_dir() and not {"nyala", "speed"} <= skip:
+        rep, data = accuracy(NYALA, r"^(\d+)_", args, emb, fl, cal, fx, ver,
+                             args.nyala_limit if "nyala" not in skip else 1)
+        if "nyala" not in skip:
+            report["nyala_encounter_rule"] = rep
+        if "speed" not in skip:
+            report["speed"] = speed(args, data, ver, cal)
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+
+
+def print_report(r: dict) -> None:
+    print(f"embedder {r['embedder']}  flank {r.get('flank')}  verifier {r['verifier']}  calibration {r['calibration']}")
+    for key, target in (("synthetic_heldout", 0.95), ("nyala_encounter_rule", 0.36)):
+        if key in r:
+            a = r[key]
+            print(f"\n{key}: {a['queries']} queries, {a['individuals']} individuals, flanks {a['flanks']} "
+                  f"(target fused top-1 >= {target})")
+            for k, m in a["scorers"].items():
+                print(f"  {k:9s} top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  mAP {m['mAP']:.3f}  "
+                      f"BAKS {m['BAKS']:.3f}  BAUS {m['BAUS']:.3f}")
+    if "speed" in r:
+        s = r["speed"]
+        print(f"\nspeed (gallery {s['gallery_images']} images):")
+        print(f"  fused {s['s_per_query_fused']:.3f} s/query vs baseline plain SIFT brute force "
+              f"{s['s_per_query_baseline_plain_sift']:.3f} s/query: {s['speedup_vs_baseline']:.1f}x faster (target <= 0.5 s)")
+        print(f"  embedding {s['ms_per_embedding']:.1f} ms/crop (target <= 30) = {s['embedding_vs_plain_sift_extraction']:.2f}x "
+              f"plain SIFT extraction ({s['ms_per_plain_sift_features']:.1f} ms); RootSIFT {s['ms_per_rootsift_features']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

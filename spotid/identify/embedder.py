@@ -1,0 +1,236 @@
+"""Rosette-pattern embedder: a small torchvision backbone whose pre-logits output is an
+L2-normalised identity embedding.
+
+Two layers, torchvision style:
+
+- :func:`build_embedder` (keyword-only) returns the ``nn.Module``; ``forward`` maps an image batch
+  ``(B, 3, H, W)`` float (already normalised) to ``(B, D)`` unit vectors.
+- :class:`Embedder` is the stage: it resolves a model folder (``card.json`` + weights), applies the
+  card's preprocessing (input size, mean/std) and maps a list of RGB images to a float32
+  ``(N, D)`` array. ``.version`` is the card version recorded in ``crops.embedder``.
+
+The metric-learning loss (supervised contrastive on P x K batches by default, sub-center ArcFace as
+an option) lives only in training (``spotid/train``); the shipped weights are backbone + neck, so
+the model exposes the pre-logits embedding.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# arch -> (torchvision constructor name, feature width before the classifier)
+ARCHS: dict[str, tuple[str, int]] = {
+    "resnet18": ("resnet18", 512),
+    "resnet34": ("resnet34", 512),
+    "resnet50": ("resnet50", 2048),
+    "mobilenet_v3_small": ("mobilenet_v3_small", 576),
+    "mobilenet_v3_large": ("mobilenet_v3_large", 960),
+    "efficientnet_b0": ("efficientnet_b0", 1280),
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling ``(B, C, H, W) -> (B, C)``; p is learnt (p=1 average, p->inf max).
+
+    Spot patterns are sparse, local evidence: GeM weights the strongest responses more than
+    average pooling does, which is the usual choice in instance retrieval.
+    """
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(float(p)))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.p.clamp(min=1.0)
+        return x.clamp(min=self.eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
+
+
+def _backbone(arch: str) -> tuple[nn.Module, int]:
+    """Feature extractor of ``arch`` returning ``(B, C, h, w)`` maps, built with weights=None."""
+    import torchvision
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown embedder arch {arch!r}; one of {sorted(ARCHS)}")
+    ctor, width = ARCHS[arch]
+    net = getattr(torchvision.models, ctor)(weights=None)
+    if arch.startswith("resnet"):
+        body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                             net.layer4)
+    else:  # mobilenet / efficientnet expose .features
+        body = net.features
+    return body, width
+
+
+class EmbeddingNet(nn.Module):
+    """backbone -> GeM -> Linear -> BatchNorm1d -> L2 normalise.
+
+    Input ``(B, 3, H, W)`` float32 normalised with the card's mean/std; output ``(B, D)``, unit norm.
+    """
+
+    def __init__(self, arch: str = "resnet18", embedding_dim: int = 256):
+        super().__init__()
+        self.arch = arch
+        self.embedding_dim = int(embedding_dim)
+        self.backbone, width = _backbone(arch)
+        self.pool = GeM()
+        self.neck = nn.Linear(width, self.embedding_dim, bias=False)
+        self.bn = nn.BatchNorm1d(self.embedding_dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Un-normalised pre-logits embedding ``(B, D)`` (what the metric-learning loss sees)."""
+        return self.bn(self.neck(self.pool(self.backbone(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(x), dim=1)
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict saved by spotid (possibly fp16 storage, possibly wrapped) as float32."""
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return {k: (v.float() if torch.is_floating_point(v) else v) for k, v in obj.items()}
+
+
+def build_embedder(*, arch: str = "resnet18", embedding_dim: int = 256, weights: str | Path | None = None,
+                   backbone_weights: str | Path | None = None) -> EmbeddingNet:
+    """Build the embedding network (no downloads).
+
+    Args:
+        arch: torchvision backbone name (see ``ARCHS``).
+        embedding_dim: D of the output embedding.
+        weights: a spotid embedder state dict (``weights.pt`` of a model folder) for the whole net.
+        backbone_weights: an external pretrained backbone state dict (e.g. torchvision ImageNet
+            weights a user downloaded): loaded into the backbone only, classifier keys ignored.
+    Returns:
+        ``EmbeddingNet`` in eval mode; ``forward((B,3,H,W)) -> (B, D)`` L2-normalised.
+    """
+    model = EmbeddingNet(arch=arch, embedding_dim=embedding_dim)
+    if backbone_weights is not None:
+        _load_backbone(model, backbone_weights)
+    if weights is not None:
+        state = load_state(weights)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatch
+            missing, unexpected = [str(e).splitlines()[1].strip()], []
+        if missing or unexpected:
+            raise ValueError(f"{weights} does not fit an {arch}/{embedding_dim} embedder "
+                             f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}): "
+                             "check the arch and embedding_dim in its card.json")
+    return model.eval()
+
+
+def _load_backbone(model: EmbeddingNet, path: str | Path) -> None:
+    """Load torchvision-layout backbone weights (``conv1.*``/``layer1.*`` or ``features.*``)."""
+    state = load_state(path)
+    target = model.backbone.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    if model.arch.startswith("resnet"):
+        order = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        for k, v in state.items():
+            k = k.removeprefix("backbone.").removeprefix("module.")
+            head = k.split(".", 1)[0]
+            if head in order:
+                mapped[f"{order.index(head)}.{k.split('.', 1)[1]}"] = v
+    else:
+        for k, v in state.items():
+            k = k.removeprefix("module.")
+            if k.startswith("features."):
+                mapped[k.removeprefix("features.")] = v
+    usable = {k: v for k, v in mapped.items() if k in target and target[k].shape == v.shape}
+    if len(usable) < 0.9 * len(target):
+        raise ValueError(f"{path}: only {len(usable)}/{len(target)} backbone tensors match a torchvision "
+                         f"{model.arch}; pass the torchvision state dict of that architecture")
+    model.backbone.load_state_dict(usable, strict=False)
+    log.info("loaded %d backbone tensors from %s", len(usable), path)
+
+
+# -- preprocessing shared by the embedder and flank stages ----------------------------------------
+def to_rgb_array(image) -> np.ndarray:
+    """PIL image or ``(H, W, 3)`` uint8 RGB array (or ``(H, W)`` gray) -> ``(H, W, 3)`` uint8 RGB."""
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise ValueError(f"expected an (H, W, 3) RGB array, got shape {arr.shape}")
+        arr = arr[:, :, :3]
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        return arr
+    return np.asarray(image.convert("RGB"))
+
+
+def preprocess(images: Sequence, input_size: Sequence[int], mean: Sequence[float],
+               std: Sequence[float]) -> torch.Tensor:
+    """Resize each RGB image to ``input_size`` = (H, W) (bilinear, aspect not kept: crops are
+    already tight boxes) and normalise. Returns float32 ``(N, 3, H, W)``."""
+    import cv2
+
+    h, w = int(input_size[0]), int(input_size[1])
+    out = np.empty((len(images), h, w, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        arr = to_rgb_array(im)
+        interp = cv2.INTER_AREA if arr.shape[0] > h and arr.shape[1] > w else cv2.INTER_LINEAR
+        out[i] = cv2.resize(arr, (w, h), interpolation=interp)
+    t = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (t - m) / s
+
+
+class Embedder:
+    """Stage: RGB crops -> L2-normalised float32 embeddings ``(N, D)``.
+
+    ``card_or_path``: a ``ModelCard``, a model folder, or None for the active model
+    (``spotid.modelstore.resolve("embedder", None, catalog)``).
+    """
+
+    def __init__(self, card_or_path=None, *, device: str = "cpu", batch_size: int = 32, catalog=None):
+        from spotid.modelstore import ModelCard, resolve
+
+        card = card_or_path if isinstance(card_or_path, ModelCard) else resolve("embedder", card_or_path, catalog)
+        self.card = card
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.arch = card.get("arch", "resnet18")
+        self.embedding_dim = int(card.get("embedding_dim", 256))
+        self.input_size = tuple(card.get("input_size", (160, 224)))
+        self.mean = tuple(card.get("mean", IMAGENET_MEAN))
+        self.std = tuple(card.get("std", IMAGENET_STD))
+        self.model = build_embedder(arch=self.arch, embedding_dim=self.embedding_dim,
+                                    weights=card.weights_path).to(self.device).eval()
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    @property
+    def dim(self) -> int:
+        return self.embedding_dim
+
+    def __call__(self, images: Sequence) -> np.ndarray:
+        """``images``: list of PIL images or (H, W, 3) uint8 RGB arrays. Returns float32 (N, D)."""
+        if len(images) == 0:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                x = preprocess(images[start:start + self.batch_size], self.input_size, self.mean, self.std)
+                outs.append(self.model(x.to(self.device)).float().cpu().numpy())
+        return np.concatenate(outs, axis=0).astype(np.float32, copy=False)

@@ -1,0 +1,303 @@
+"""``spotid eval reid``: leave-one-out re-identification on a folder of labelled images.
+
+DIR holds one folder per individual; images may be nested below it. Flank is NEVER read from file
+names: the flank classifier decides it, and only same-flank pairs are compared (front/back/unknown
+views are not queries and not in the gallery).
+
+Protocol (issue 5): every usable image whose individual has >= 2 usable images is a query; the
+gallery is every other usable image of the same flank EXCEPT those of the query's own encounter
+(``--encounter REGEX`` on the file name; group 1, or the whole match, is the encounter key; without
+it each file is its own encounter). Queries with no other-encounter image of their individual are not
+counted. Individuals are ranked by their best gallery image.
+
+Three scorers are reported: ``embedding`` (cosine), ``verifier`` (RootSIFT inliers against every
+gallery image, brute force), ``fused`` (cosine shortlist, verifier re-rank, calibrated P(same)), the
+last exactly as ``spotid identify`` matches. Open set: a fixed share of individuals (seeded) is left
+out of the gallery; BAKS/BAUS are the balanced accuracies on known/unknown queries at the operating
+probability threshold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spotid.identify.calibrate import Calibration
+from spotid.identify.match import open_set_metrics, rank_individuals, retrieval_metrics
+from spotid.identify.verify import FeatureExtractor, Features, Verifier
+from spotid.util import IMAGE_EXTS, open_image_reduced, progress
+
+log = logging.getLogger(__name__)
+
+SCORERS = ("embedding", "verifier", "fused")
+
+
+@dataclass
+class Item:
+    path: Path
+    individual: str
+    encounter: str
+
+
+def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
+    """Images under ``root/<individual>/**``. ``encounter``: regex searched in the file name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder: pass DIR with one sub-folder per individual")
+    rx = re.compile(encounter) if encounter else None
+    items = []
+    for ind in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(ind.rglob("*")):
+            if f.suffix.lower() not in IMAGE_EXTS or not f.is_file():
+                continue
+            rel = f.relative_to(root).as_posix()
+            if rx is None:
+                enc = rel
+            else:
+                m = rx.search(f.name)
+                if m is None:
+                    raise ValueError(f"--encounter {encounter!r} does not match {f.name}: fix the regex "
+                                     "(group 1 = encounter key)")
+                enc = m.group(1) if m.groups() else m.group(0)
+            # encounters are per individual: the same number in two folders is two encounters
+            items.append(Item(f, ind.name, f"{ind.name}/{enc}"))
+    if not items:
+        raise ValueError(f"no images under {root}/<individual>/: expected one folder per individual")
+    return items
+
+
+@dataclass
+class EvalData:
+    """Per image: flank (classifier), embedding ``(N, D)``, RootSIFT features; timings in seconds."""
+
+    items: list[Item]
+    flanks: list[str]
+    embeddings: np.ndarray
+    features: list[Features]
+    embed_seconds: float = 0.0
+    feature_seconds: float = 0.0
+    embedder_version: str = ""
+
+
+def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, max_side: int = 512,
+            batch_size: int = 32, cache: str | Path | None = None, flank_from_path: str | None = None) -> EvalData:
+    """Load every image (reduced decode to ``max_side``) and compute flank, embedding and features.
+
+    ``cache``: a folder where the result is pickled, keyed by the images, the model versions and
+    the feature settings (repeated evaluations of the matcher skip the expensive part).
+    ``flank_from_path``: TRAINING ONLY (``spotid train matcher``): a regex whose group 1 (left|right)
+    is searched in the image's path instead of asking the classifier. Evaluation never uses it."""
+    import hashlib
+    import pickle
+
+    from PIL import Image
+
+    cache_file = None
+    if cache is not None:
+        key = hashlib.sha256(json.dumps([[str(it.path), it.individual, it.encounter] for it in items] + [
+            getattr(embedder, "version", ""), getattr(flank, "version", ""), extractor.version,
+            extractor.max_keypoints, max_side, flank_from_path]).encode()).hexdigest()[:20]
+        cache_file = Path(cache) / f"reid-eval-{key}.pkl"
+        if cache_file.exists():
+            with open(cache_file, "rb") as f:
+                return pickle.load(f)
+
+    flanks, embs, feats = [], [], []
+    t_emb = t_feat = 0.0
+    for start in progress(range(0, len(items), batch_size), total=(len(items) + batch_size - 1) // batch_size,
+                          description="embed"):
+        ims = []
+        for it in items[start:start + batch_size]:
+            im, _ = open_image_reduced(it.path, max_side)
+            if max(im.size) > max_side:
+                s = max_side / max(im.size)
+                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
+            ims.append(im)
+        if flank_from_path:
+            for it in items[start:start + batch_size]:
+                m = re.search(flank_from_path, it.path.as_posix())
+                flanks.append(m.group(1).lower() if m else "unknown")
+        else:
+            flanks += [p.flank for p in flank(ims)]
+        t0 = time.perf_counter()
+        embs.append(np.asarray(embedder(ims), np.float32))
+        t_emb += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        feats += [extractor(im) for im in ims]
+        t_feat += time.perf_counter() - t0
+    data = EvalData(items, flanks, np.concatenate(embs), feats, t_emb, t_feat, getattr(embedder, "version", ""))
+    if cache_file is not None:
+        from spotid.util import atomic_write_bytes
+        atomic_write_bytes(cache_file, pickle.dumps(data))
+    return data
+
+
+@dataclass
+class Scores:
+    """Query x gallery matrices over the usable images (NaN = not in that query's gallery)."""
+
+    queries: np.ndarray          # indices into items of counted queries
+    valid: np.ndarray            # (Q, N) bool: gallery mask per query
+    cos: np.ndarray              # (Q, N)
+    inliers: np.ndarray          # (Q, N) verifier inliers (+ matches/1000 tie-break) where computed, else NaN
+    fused_inliers: np.ndarray    # (Q, N) inliers inside the cosine shortlist, 0 elsewhere
+    seconds_per_query: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+
+def gallery_mask(data: EvalData) -> np.ndarray:
+    """(N, N) bool: j is in i's gallery (same left/right flank, other encounter, not itself)."""
+    fl = np.array(data.flanks, dtype=object)
+    enc = np.array([it.encounter for it in data.items], dtype=object)
+    usable = np.isin(fl, ["left", "right"])
+    m = (fl[:, None] == fl[None, :]) & (enc[:, None] != enc[None, :]) & usable[:, None] & usable[None, :]
+    np.fill_diagonal(m, False)
+    return m
+
+
+def select_queries(data: EvalData, mask: np.ndarray, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """Counted queries: usable images with an other-encounter, same-flank image of their individual."""
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    ok = [i for i in range(len(ind)) if (mask[i] & (ind == ind[i])).any()]
+    q = np.array(ok, int)
+    if limit is not None and limit < len(q):
+        q = np.sort(np.random.default_rng(seed).choice(q, size=limit, replace=False))
+    return q
+
+
+def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration, *, shortlist: int = 30,
+                   limit: int | None = None, full_verifier: bool = True, seed: int = 0) -> Scores:
+    """Embedding, verifier and fused score matrices for the counted queries.
+
+    Verifier-only compares each query with every gallery image (brute force); an unordered pair is
+    verified once and reused both ways. ``seconds_per_query`` times the fused path as ``identify``
+    runs it (cosine over the gallery + verification of the shortlist), features precomputed.
+    """
+    mask = gallery_mask(data)
+    q = select_queries(data, mask, limit, seed)
+    n = len(data.items)
+    cos = np.full((len(q), n), np.nan)
+    inl = np.full((len(q), n), np.nan)
+    finl = np.zeros((len(q), n))
+    cache: dict[tuple[int, int], float] = {}
+
+    def pair(i: int, j: int) -> float:
+        key = (min(i, j), max(i, j))
+        if key not in cache:
+            v = verifier(data.features[i], data.features[j])
+            cache[key] = v.inliers + min(v.matches, 999) / 1000.0
+        return cache[key]
+
+    t_fused = 0.0
+    for row, i in enumerate(progress(q, total=len(q), description="queries")):
+        g = np.flatnonzero(mask[i])
+        t0 = time.perf_counter()
+        c = data.embeddings[g] @ data.embeddings[i]
+        top = g[np.argsort(-c, kind="stable")[:shortlist]]
+        for j in top:  # timed as identify does it: no cache
+            finl[row, j] = verifier(data.features[i], data.features[j]).inliers
+        t_fused += time.perf_counter() - t0
+        cos[row, g] = c
+        if full_verifier:
+            for j in g:
+                inl[row, j] = pair(int(i), int(j))
+    return Scores(q, mask[q], cos, inl, finl, t_fused / max(len(q), 1), {"shortlist": shortlist})
+
+
+def score_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
+    """(Q, N) ranking scores of one scorer (NaN outside the gallery)."""
+    if kind == "embedding":
+        return s.cos
+    if kind == "verifier":
+        return s.inliers
+    p = calibration.prob(np.nan_to_num(s.cos).ravel(), s.fused_inliers.ravel(), "fused").reshape(s.cos.shape)
+    return np.where(s.valid, p, np.nan)
+
+
+def prob_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
+    """(Q, N) calibrated P(same) of one scorer, for open-set decisions."""
+    if kind == "fused":
+        return score_matrix(s, kind, calibration)
+    if kind == "embedding":
+        p, ok = calibration.prob(np.nan_to_num(s.cos).ravel(), 0.0, "embedding"), s.valid
+    else:
+        p, ok = calibration.prob(0.0, np.floor(np.nan_to_num(s.inliers)).ravel(), "verifier"), ~np.isnan(s.inliers)
+    return np.where(ok, np.asarray(p).reshape(s.cos.shape), np.nan)
+
+
+def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: float = 0.5,
+             unknown_fraction: float = 0.25, seed: int = 0) -> dict:
+    """Closed-set metrics and open-set BAKS/BAUS per scorer."""
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    q_labels = ind[s.queries]
+    # open set: leave a seeded share of the queried individuals out of every gallery
+    queried = sorted(set(q_labels.tolist()))
+    rng = np.random.default_rng(seed)
+    n_unknown = int(round(unknown_fraction * len(queried)))
+    unknown = set(rng.choice(np.array(queried, dtype=object), size=n_unknown, replace=False).tolist()) if n_unknown else set()
+    in_gallery = ~np.isin(ind, list(unknown))
+    out = {}
+    for kind in SCORERS:
+        if kind == "verifier" and np.isnan(s.inliers).all():
+            continue
+        m = retrieval_metrics(score_matrix(s, kind, calibration), q_labels, ind)
+        p = prob_matrix(s, kind, calibration)
+        best_p, pred, truth, known = [], [], [], []
+        for row, qi in enumerate(s.queries):
+            pr = np.where(in_gallery, p[row], np.nan)
+            ranked = rank_individuals(pr, ind)
+            best_p.append(ranked[0][1] if ranked else 0.0)
+            pred.append(ranked[0][0] if ranked else None)
+            truth.append(ind[qi])
+            known.append(ind[qi] not in unknown)
+        m.update(open_set_metrics(best_p, pred, truth, known, threshold))
+        out[kind] = m
+    return out
+
+
+def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, extractor: FeatureExtractor,
+             verifier: Verifier, encounter: str | None = None, limit: int | None = None, shortlist: int = 30,
+             threshold: float = 0.5, full_verifier: bool = True, max_side: int = 512, seed: int = 0,
+             cache: str | Path | None = None) -> dict:
+    """The whole of ``spotid eval reid``: returns the JSON-able report."""
+    t0 = time.perf_counter()
+    items = list_items(root, encounter)
+    data = prepare(items, embedder=embedder, flank=flank, extractor=extractor, max_side=max_side, cache=cache)
+    s = compute_scores(data, verifier, calibration, shortlist=shortlist, limit=limit,
+                       full_verifier=full_verifier, seed=seed)
+    res = evaluate(data, s, calibration, threshold=threshold, seed=seed)
+    fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
+    n = len(items)
+    fused = res.get("fused", {})
+    return {
+        "dir": str(root), "images": n, "individuals": len({it.individual for it in items}),
+        "encounter_regex": encounter, "flanks": fl,
+        "top1": fused.get("top1"), "top5": fused.get("top5"), "mAP": fused.get("mAP"),
+        "queries": fused.get("queries"), "seconds_per_query": s.seconds_per_query,
+        "BAKS": fused.get("BAKS"), "BAUS": fused.get("BAUS"), "threshold": threshold,
+        "scorers": res,
+        "ms_per_embedding": 1000 * data.embed_seconds / max(n, 1),
+        "ms_per_features": 1000 * data.feature_seconds / max(n, 1),
+        "gallery_mean_size": float(s.valid.sum(1).mean()) if len(s.queries) else 0.0,
+        "embedder": data.embedder_version, "verifier": verifier.version, "calibration": calibration.version,
+        "shortlist": shortlist, "total_seconds": time.perf_counter() - t0,
+    }
+
+
+def calibration_pairs(data: EvalData, s: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training pairs for :func:`spotid.identify.calibrate.fit_calibration`: every (query, gallery)
+    pair inside the cosine shortlist (the pairs the fused score is used on), as (cos, inliers, same)."""
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    cos_l, inl_l, same_l = [], [], []
+    for row, qi in enumerate(s.queries):
+        g = np.flatnonzero(s.valid[row])
+        top = g[np.argsort(-s.cos[row, g], kind="stable")[: s.meta.get("shortlist", 30)]]
+        cos_l += s.cos[row, top].tolist()
+        inl_l += s.fused_inliers[row, top].tolist()
+        same_l += (ind[top] == ind[qi]).tolist()
+    return np.array(cos_l), np.array(inl_l), np.array(same_l, bool)

@@ -1,0 +1,404 @@
+"""The identify stage over a catalog: crops -> flank, embedding, features -> matches -> sightings.
+
+``Identifier(config, embedder=..., flank=...)(catalog) -> IdentifyResult``; ``identify_catalog`` builds
+the shipped models and runs it (``spotid identify`` and ``spotid demo`` call it).
+
+What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0``) without a sighting:
+1. crop (cached JPEG next to the catalog), quality, flank, embedding and RootSIFT features, cached in
+   ``crops`` (skipped when the cached row already has the current model versions);
+2. the frames of one burst (same sequence, same flank) are matched together against the gallery of
+   known crops (sightings auto/confirmed/pending of individuals confirmed/proposed) of that flank and
+   vote (quality-weighted mean of per-frame P(same));
+3. a group whose best individual reaches ``threshold`` becomes pending (or auto when auto-accept is on
+   and P >= ``auto_accept_threshold``); the others are new-individual candidates, clustered across the
+   run (average linkage on P(same)) so that one new animal seen five times is proposed once;
+4. front/back/unknown views, and groups below the quality floor that match nobody, are 'unusable'.
+Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
+one transaction.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from spotid.catalog import Catalog, now_iso
+from spotid.identify.calibrate import Calibration, load_calibration
+from spotid.identify.crops import Cropper, crop_dir, save_crop
+from spotid.identify.match import Gallery, Matcher, burst_vote, cluster_new
+from spotid.identify.verify import FeatureExtractor, Features, Verifier
+from spotid.util import batched, progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IdentifyConfig:
+    """Settings of ``spotid identify`` (mirrored in ``configs/identify.yaml``)."""
+
+    yaml_name = "identify"
+
+    # crops
+    pad: float = 0.1                    # padding around the box, fraction of its size per side
+    crop_max_side: int = 512            # long side of the stored crop JPEG (px)
+    blur_ref: float = 150.0             # Laplacian variance at which sharpness counts as full
+    size_ref: int = 200                 # box short side (original px) at which size counts as full
+    edge_penalty: float = 0.6           # quality factor for boxes touching the frame edge
+    quality_floor: float = 0.25         # below: kept and matched, but never founds a new individual
+    # local features / verifier
+    max_keypoints: int = 600
+    clahe: bool = True
+    ratio: float = 0.8
+    mutual: bool = True
+    geometric_model: str = "affine"
+    reproj_threshold: float = 12.0
+    # matcher
+    shortlist: int = 30                 # gallery crops verified per query (highest cosine)
+    top_k: int = 5                      # candidates stored per sighting
+    threshold: float = 0.5              # P(same) to propose a known individual; below = new candidate
+    auto_accept: bool = False
+    auto_accept_threshold: float = 0.95
+    new_cluster_threshold: float = 0.5  # average-linkage P(same) to join new candidates
+    batch_size: int = 32
+    # models (None = the active/shipped ones)
+    embedder_model: str | None = None
+    flank_model: str | None = None
+    flank_threshold: float | None = None  # below: flank 'unknown' (unusable); None = the model card's
+    calibration: str | None = None
+
+    def __post_init__(self):
+        for name in ("threshold", "auto_accept_threshold", "new_cluster_threshold", "quality_floor"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}={v} must be a probability in [0, 1]")
+        if self.geometric_model not in ("affine", "homography"):
+            raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
+
+
+@dataclass
+class IdentifyResult:
+    run_id: int
+    detections: int = 0
+    crops_computed: int = 0
+    crop_failures: int = 0
+    matched: int = 0                   # sightings proposed for a known individual (pending)
+    auto: int = 0                      # sightings auto-accepted
+    new_sightings: int = 0             # sightings of proposed new individuals
+    new_individuals: list[str] = field(default_factory=list)
+    unusable: int = 0
+    model_version: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Row:
+    detection_id: int
+    sequence_id: int | None
+    media_id: int
+    flank: str
+    quality: float
+    embedding: np.ndarray
+    features: Features
+    failed: bool = False
+
+
+def _flank_prefix(flank: str) -> str:
+    return {"left": "L", "right": "R"}[flank]
+
+
+class Identifier:
+    """Stage: ``Identifier(cfg, embedder=E, flank=F)(catalog) -> IdentifyResult``.
+
+    ``embedder(images) -> (N, D)`` float32 unit rows with ``.version``; ``flank(images) ->
+    [FlankPrediction]`` (``.flank``, ``.conf``); images are RGB PIL crops.
+    """
+
+    def __init__(self, cfg: IdentifyConfig, *, embedder, flank, calibration: Calibration | None = None):
+        self.cfg = cfg
+        self.embedder = embedder
+        self.flank = flank
+        self.calibration = calibration or load_calibration(cfg.calibration)
+        self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
+                               size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
+        self.extractor = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe)
+        self.verifier = Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
+                                 reproj_threshold=cfg.reproj_threshold)
+        self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k)
+
+    @property
+    def flank_version(self) -> str:
+        """Flank model version and its unknown-threshold, as cached in ``crops.flank_model``."""
+        return f"{getattr(self.flank, 'version', '?')}@{getattr(self.flank, 'threshold', '')}"
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.embedder.version}+{self.verifier.version}+{self.calibration.version}"
+
+    # -- step 1: crops and per-crop features -------------------------------------------------------
+    def _todo(self, cat: Catalog, deployment: str | None) -> list:
+        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.id AS media_id, m.sequence_id FROM detections d "
+               "JOIN media m ON m.id = d.media_id LEFT JOIN sightings s ON s.detection_id = d.id "
+               "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
+        args: list = []
+        if deployment:
+            sql += " AND m.deployment_id = ?"
+            args.append(deployment)
+        return cat.query(sql + " ORDER BY m.timestamp, d.id", args)
+
+    def _ensure_crops(self, cat: Catalog, rows: Sequence, result: IdentifyResult) -> None:
+        """Compute and cache crop, quality, flank, embedding and features where missing or stale."""
+        from PIL import Image
+
+        folder = crop_dir(cat.path)
+        for batch in batched(progress(rows, total=len(rows), description="crops"), self.cfg.batch_size):
+            ids = [r["id"] for r in batch]
+            cached = {r["detection_id"]: r for r in cat.query(
+                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(ids))})", ids)}
+            work = []
+            for r in batch:
+                c = cached.get(r["id"])
+                if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
+                        and c["flank_model"] == self.flank_version
+                        and c["features_version"] == self.extractor.version and c["crop_path"]
+                        and Path(c["crop_path"]).exists()):
+                    continue
+                try:
+                    if c is not None and c["crop_path"] and Path(c["crop_path"]).exists():
+                        img = Image.open(c["crop_path"]).convert("RGB")
+                        crop = None
+                    else:
+                        crop = self.cropper(r["path"], (r["x"], r["y"], r["w"], r["h"]))
+                        img = crop.image
+                except Exception as e:  # missing/broken frame: data, not a crash
+                    log.warning("cannot crop detection %s from %s: %s", r["id"], r["path"], e)
+                    result.crop_failures += 1
+                    continue
+                work.append((r, c, crop, img))
+            if not work:
+                continue
+            images = [w[3] for w in work]
+            emb = np.asarray(self.embedder(images), np.float32)
+            flanks = self.flank(images)
+            with cat.transaction():
+                for (r, c, crop, img), e, fp in zip(work, emb, flanks):
+                    path = folder / f"{r['id']}.jpg"
+                    if crop is not None:
+                        save_crop(img, path)
+                        q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
+                    else:
+                        q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
+                        path = Path(c["crop_path"])
+                    # features of the stored JPEG, so evidence coordinates match what review shows
+                    feats = self.extractor(Image.open(path).convert("RGB"))
+                    kp, de = feats.to_bytes()
+                    cat.execute(
+                        "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
+                        "embedding, embedder, keypoints, descriptors, features_version, crop_path, flank_model) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
+                        "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
+                        "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
+                        "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
+                        "descriptors=excluded.descriptors, features_version=excluded.features_version, "
+                        "crop_path=excluded.crop_path, flank_model=excluded.flank_model",
+                        (r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
+                         self.embedder.version, kp, de, self.extractor.version, str(path), self.flank_version))
+                    result.crops_computed += 1
+
+    # -- step 2: gallery ---------------------------------------------------------------------------
+    def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
+        """Known crops of one flank; merged individuals resolve to the one they were merged into."""
+        rows = cat.query(
+            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.crop_path, "
+            "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
+            "JOIN crops c ON c.detection_id = s.detection_id "
+            "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
+            "AND i.flank = ? ORDER BY s.detection_id", (flank,))
+        names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
+        stale = [r for r in rows if r["embedder"] != self.embedder.version or r["embedding"] is None]
+        fresh = {}
+        if stale:  # gallery embedded by an older model: re-embed from the cached JPEGs
+            from PIL import Image
+            log.info("re-embedding %d gallery crops made by another embedder", len(stale))
+            for b in batched(stale, self.cfg.batch_size):
+                ims = [Image.open(r["crop_path"]).convert("RGB") for r in b]
+                for r, e in zip(b, np.asarray(self.embedder(ims), np.float32)):
+                    fresh[r["detection_id"]] = e
+        dim = None
+        embs, feats, inds, refs = [], [], [], []
+        for r in rows:
+            e = fresh.get(r["detection_id"])
+            if e is None:
+                e = np.frombuffer(r["embedding"], "<f4").astype(np.float32)
+            dim = dim or e.shape[0]
+            embs.append(e)
+            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"]))
+            inds.append(int(r["ind"]))
+            refs.append(int(r["detection_id"]))
+        E = np.stack(embs) if embs else np.zeros((0, 1), np.float32)
+        return Gallery(E, feats, inds, refs), names
+
+    # -- the run -----------------------------------------------------------------------------------
+    def __call__(self, cat: Catalog, *, deployment: str | None = None) -> IdentifyResult:
+        cfg = self.cfg
+        with cat.run("identify", cfg, self.model_version) as run_id:
+            result = IdentifyResult(run_id=run_id, model_version=self.model_version)
+            todo = self._todo(cat, deployment)
+            result.detections = len(todo)
+            self._ensure_crops(cat, todo, result)
+            cat.set_setting("identify.accept_threshold", str(cfg.auto_accept_threshold if cfg.auto_accept
+                                                              else cfg.threshold))
+            cat.set_setting("identify.match_threshold", str(cfg.threshold))
+            rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
+            unusable = [r for r in rows if r.failed or r.flank not in ("left", "right")]
+            self._write_unusable(cat, unusable, run_id, result)
+            for flank in ("left", "right"):
+                fr = [r for r in rows if not r.failed and r.flank == flank]
+                if fr:
+                    self._identify_flank(cat, fr, flank, run_id, result)
+            return result
+
+    def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
+        out = []
+        for chunk in batched(ids, 500):
+            got = {r["detection_id"]: r for r in cat.query(
+                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(chunk))})", chunk)}
+            for d in chunk:
+                c, m = got.get(d), meta[d]
+                if c is None or c["embedding"] is None:
+                    out.append(_Row(d, m["sequence_id"], m["media_id"], "unknown", 0.0, np.zeros(1, np.float32),
+                                    Features.empty(), failed=True))
+                    continue
+                out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
+                                np.frombuffer(c["embedding"], "<f4").astype(np.float32),
+                                Features.from_bytes(c["keypoints"], c["descriptors"])))
+        return out
+
+    def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
+        for chunk in batched(rows, 500):
+            with cat.transaction():
+                for r in chunk:
+                    cat.execute("INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
+                                "model_version, updated_at) VALUES (?, NULL, ?, 'unusable', ?, ?, ?)",
+                                (r.detection_id, r.flank, run_id, self.model_version, now_iso()))
+                    result.unusable += 1
+
+    def _identify_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
+                        result: IdentifyResult) -> None:
+        cfg = self.cfg
+        gallery, _ = self._gallery(cat, flank)
+        # per frame: candidates against the known gallery
+        per_frame = {}
+        for r in progress(rows, total=len(rows), description=f"match {flank}"):
+            per_frame[r.detection_id] = self.matcher(r.embedding, r.features, gallery) if len(gallery) else []
+        # bursts: one group per (sequence, flank); frames without a sequence stand alone
+        groups: dict[tuple, list[_Row]] = {}
+        for r in rows:
+            key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
+            groups.setdefault(key, []).append(r)
+        decided, new_groups = [], []
+        for key, members in groups.items():
+            vote = burst_vote([{c.individual: c.probability for c in per_frame[m.detection_id]} for m in members],
+                              [m.quality for m in members])
+            best = next(iter(vote.items()), None)
+            if best is not None and best[1] >= cfg.threshold:
+                decided.append((members, best[0], best[1], vote))
+            elif max(m.quality for m in members) >= cfg.quality_floor:
+                new_groups.append((members, vote))
+            else:
+                self._write_unusable(cat, members, run_id, result)
+        labels = self._cluster(new_groups)
+        with cat.transaction():
+            new_ids = {}
+            for lab in sorted(set(labels.tolist())):
+                name = self._next_name(cat, flank)
+                cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) "
+                                  "VALUES (?, ?, 'proposed', ?, ?)", (name, flank, now_iso(), f"run:{run_id}"))
+                new_ids[lab] = int(cur.lastrowid)
+                result.new_individuals.append(name)
+        for chunk in batched(decided + [(m, new_ids[int(lab)], None, v) for (m, v), lab in zip(new_groups, labels)], 200):
+            with cat.transaction():
+                for members, ind, p, vote in chunk:
+                    for m in members:
+                        self._write_sighting(cat, m, ind, p, vote, per_frame[m.detection_id], run_id, result)
+
+    def _cluster(self, new_groups: list) -> np.ndarray:
+        """Cluster new-candidate groups: P(same) between groups = best fused P over their two
+        best-quality frames each (cosine shortlist first, so large runs stay affordable)."""
+        n = len(new_groups)
+        if n == 0:
+            return np.zeros(0, int)
+        reps = [sorted(m, key=lambda r: -r.quality)[:2] for m, _ in new_groups]
+        mean = np.stack([np.mean([r.embedding for r in rep], axis=0) for rep in reps])
+        mean /= np.linalg.norm(mean, axis=1, keepdims=True) + 1e-9
+        cos = mean @ mean.T
+        prob = np.zeros((n, n))
+        k = min(n - 1, self.cfg.shortlist)
+        for i in range(n):
+            near = [j for j in np.argsort(-cos[i]) if j != i][:k]
+            for j in near:
+                if prob[i, j] > 0:
+                    continue
+                best = 0.0
+                for a in reps[i]:
+                    for b in reps[j]:
+                        v = self.verifier(a.features, b.features)
+                        c = float(a.embedding @ b.embedding)
+                        best = max(best, float(self.calibration.prob(c, v.inliers, "fused")[0]))
+                prob[i, j] = prob[j, i] = best
+        return cluster_new(prob, self.cfg.new_cluster_threshold)
+
+    def _next_name(self, cat: Catalog, flank: str) -> str:
+        prefix = _flank_prefix(flank)
+        nums = [int(m.group(1)) for (n,) in cat.query("SELECT name FROM individuals WHERE name LIKE ?", (f"{prefix}-%",))
+                if (m := re.fullmatch(rf"{prefix}-(\d+)", n))]
+        return f"{prefix}-{(max(nums) + 1 if nums else 1):04d}"
+
+    def _write_sighting(self, cat: Catalog, r: _Row, ind: int, p: float | None, vote: dict, cands: list,
+                        run_id: int, result: IdentifyResult) -> None:
+        cfg = self.cfg
+        known = p is not None
+        status = "auto" if known and cfg.auto_accept and p >= cfg.auto_accept_threshold else "pending"
+        cur = cat.execute(
+            "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
+            "model_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.detection_id, ind, r.flank, status, p, run_id, self.model_version, now_iso()))
+        if cur.rowcount == 0:
+            return
+        sid = int(cur.lastrowid)
+        if not known:
+            result.new_sightings += 1
+        elif status == "auto":
+            result.auto += 1
+        else:
+            result.matched += 1
+        by_ind = {c.individual: c for c in cands}
+        order = sorted(by_ind, key=lambda i: -vote.get(i, 0.0))  # ranked as the burst voted
+        for rank, i in enumerate(order[: cfg.top_k], start=1):
+            c = by_ind[i]
+            cat.execute(
+                "INSERT OR IGNORE INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "
+                "probability, reference_detection_id, evidence_json, run_id, model_version) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (sid, int(i), rank, c.embed_score, c.inliers, c.probability, int(c.ref), json.dumps(c.evidence),
+                 run_id, self.model_version))
+
+
+def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,
+                     config_path: str | Path | None = None, **overrides) -> IdentifyResult:
+    """Run identify on ``cat`` with the active models and ``configs/identify.yaml`` (+ overrides)."""
+    from spotid.config import default_yaml, load_config
+    from spotid.identify.embedder import Embedder
+    from spotid.identify.flank import FlankClassifier
+
+    y = config_path or default_yaml(IdentifyConfig)
+    cfg = load_config(IdentifyConfig, y if Path(y).is_file() else None, auto_accept=auto_accept, **overrides)
+    emb = Embedder(cfg.embedder_model, catalog=cat)
+    fl = FlankClassifier(cfg.flank_model, catalog=cat, threshold=cfg.flank_threshold)
+    return Identifier(cfg, embedder=emb, flank=fl)(cat, deployment=deployment)

@@ -1,0 +1,177 @@
+"""Local-feature verification of two crops: RootSIFT keypoints, ratio test, geometric consensus.
+
+No training, so it works on real coat patterns from day one (the HotSpotter idea). The inlier count is
+the evidence score; the inlier keypoint pairs are kept so the review page can draw them.
+
+Conventions:
+- Keypoints are float32 ``(N, 2)`` ``(x, y)`` pixel coordinates in the image the features were computed
+  on (for catalog crops: the stored crop JPEG, see :mod:`spotid.identify.crops`).
+- Descriptors are float32 ``(N, 128)`` RootSIFT (L1-normalised SIFT, square-rooted, so the L2
+  distance between them is the Hellinger distance between the SIFT histograms).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Recorded in ``crops.features_version`` and in ``model_version`` of match results. Bump it when
+#: anything that changes the features or the inlier counts changes.
+FEATURES_VERSION = "rootsift-clahe-v1"
+VERIFIER_VERSION = "rootsift-affine-magsac-v1"
+
+
+@dataclass(frozen=True)
+class Features:
+    """Keypoints ``(N, 2)`` float32 (x, y) and RootSIFT descriptors ``(N, 128)`` float32."""
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        return (np.ascontiguousarray(self.keypoints, dtype="<f4").tobytes(),
+                np.ascontiguousarray(self.descriptors, dtype="<f4").tobytes())
+
+    @classmethod
+    def from_bytes(cls, keypoints: bytes | None, descriptors: bytes | None) -> "Features":
+        kp = np.frombuffer(keypoints or b"", dtype="<f4").reshape(-1, 2).astype(np.float32)
+        de = np.frombuffer(descriptors or b"", dtype="<f4").reshape(-1, 128).astype(np.float32)
+        if kp.shape[0] != de.shape[0]:
+            raise ValueError(f"{kp.shape[0]} keypoints but {de.shape[0]} descriptors: recompute the features")
+        return cls(kp, de)
+
+    @classmethod
+    def empty(cls) -> "Features":
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of verifying a query crop against a reference crop.
+
+    ``inliers`` is the number of putative matches consistent with one geometric transform;
+    ``query_pts`` / ``ref_pts`` are the inlier pairs ``(K, 2)`` in each crop's pixel coordinates.
+    """
+
+    inliers: int
+    matches: int
+    query_pts: np.ndarray = field(repr=False)
+    ref_pts: np.ndarray = field(repr=False)
+
+    def evidence(self, limit: int = 200) -> dict:
+        """The ``match_candidates.evidence_json`` payload: inlier pairs, rounded to 0.1 px."""
+        q = np.round(self.query_pts[:limit].astype(float), 1).tolist()
+        r = np.round(self.ref_pts[:limit].astype(float), 1).tolist()
+        return {"query_pts": q, "ref_pts": r}
+
+
+def _to_gray(image) -> np.ndarray:
+    """uint8 grayscale ``(H, W)`` from a PIL image or an RGB/gray numpy array."""
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+class FeatureExtractor:
+    """RootSIFT features of a crop.
+
+    Grayscale + CLAHE make infrared night frames and colour day frames comparable (both become
+    local-contrast-normalised luminance). The strongest ``max_keypoints`` are kept so that one
+    verification costs about the same whatever the crop size.
+    """
+
+    def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02):
+        import cv2
+
+        self.max_keypoints = int(max_keypoints)
+        self._sift = cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=contrast_threshold)
+        self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)) if clahe else None
+        self.version = FEATURES_VERSION
+
+    def __call__(self, image) -> Features:
+        gray = _to_gray(image)
+        if gray.size == 0 or min(gray.shape) < 16:
+            return Features.empty()
+        if self._clahe is not None:
+            gray = self._clahe.apply(gray)
+        kps, desc = self._sift.detectAndCompute(gray, None)
+        if desc is None or not kps:
+            return Features.empty()
+        if len(kps) > self.max_keypoints:  # SIFT's nfeatures can keep ties beyond the cap
+            order = np.argsort([-k.response for k in kps])[: self.max_keypoints]
+            kps = [kps[i] for i in order]
+            desc = desc[order]
+        desc = desc.astype(np.float32)
+        desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT (Arandjelovic & Zisserman 2012)
+        desc = np.sqrt(desc)
+        pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+        return Features(pts, desc)
+
+
+class Verifier:
+    """Count geometrically consistent RootSIFT matches between two crops.
+
+    Matching: 2-NN with Lowe's ratio test (``ratio``), optionally kept only when mutual (the
+    reference's best match of the matched point is the query point). Geometry: a full affine model
+    fitted with MAGSAC++ (``cv2.USAC_MAGSAC``). An affine model is looser than a homography; flanks
+    bend and stretch with gait, and a homography with a tight threshold throws away true matches on
+    a deforming body, while a loose one admits background. ``reproj_threshold`` is in pixels of the
+    crop (crops are stored with a bounded side, so one threshold fits all).
+    """
+
+    def __init__(self, *, ratio: float = 0.8, mutual: bool = True, model: str = "affine",
+                 reproj_threshold: float = 12.0, min_matches: int = 4):
+        if model not in ("affine", "homography"):
+            raise ValueError(f"unknown geometric model {model!r}: use 'affine' or 'homography'")
+        self.ratio = float(ratio)
+        self.mutual = bool(mutual)
+        self.model = model
+        self.reproj_threshold = float(reproj_threshold)
+        self.min_matches = max(int(min_matches), 4 if model == "homography" else 3)
+        self.version = VERIFIER_VERSION if model == "affine" else VERIFIER_VERSION.replace("affine", "homography")
+
+    def putative(self, q: Features, r: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Indices ``(qi, ri)`` of ratio-test (and mutual) matches."""
+        if len(q) < 2 or len(r) < 2:
+            return np.zeros(0, int), np.zeros(0, int)
+        # RootSIFT vectors have unit L2 norm: similarity = dot product, squared distance = 2 - 2 sim.
+        sim = q.descriptors @ r.descriptors.T
+        rows = np.arange(sim.shape[0])
+        best = sim.argmax(axis=1)
+        s1 = sim[rows, best]
+        back = sim.argmax(axis=0) if self.mutual else None
+        sim[rows, best] = -np.inf
+        s2 = sim.max(axis=1)
+        keep = (2.0 - 2.0 * s1) < (self.ratio ** 2) * np.maximum(2.0 - 2.0 * s2, 0.0)
+        if back is not None:
+            keep &= back[best] == rows
+        qi = rows[keep]
+        return qi, best[keep]
+
+    def __call__(self, q: Features, r: Features) -> Verification:
+        import cv2
+
+        qi, ri = self.putative(q, r)
+        n = len(qi)
+        empty = np.zeros((0, 2), np.float32)
+        if n < self.min_matches:
+            return Verification(0, n, empty, empty)
+        qp, rp = q.keypoints[qi], r.keypoints[ri]
+        if self.model == "affine":
+            _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC,
+                                           ransacReprojThreshold=self.reproj_threshold,
+                                           maxIters=2000, confidence=0.995)
+        else:
+            _, mask = cv2.findHomography(qp, rp, cv2.USAC_MAGSAC, self.reproj_threshold,
+                                         maxIters=2000, confidence=0.995)
+        if mask is None:
+            return Verification(0, n, empty, empty)
+        m = mask.ravel().astype(bool)
+        k = int(m.sum())
+        if k < self.min_matches:  # a transform through the minimal sample alone is no evidence
+            return Verification(0, n, empty, empty)
+        return Verification(k, n, qp[m], rp[m])

@@ -1,0 +1,328 @@
+"""Shared training pieces: labelled-image discovery, an image cache, augmentation, re-ID metrics.
+
+Data layout understood by :func:`scan_identity_dirs` (identity = folder):
+
+    DIR/<individual>/<image>.jpg                  flank from the file name (``flank_regex``)
+                                                  or from the flank classifier
+    DIR/<individual>/<left|right|front|back>/<image>.jpg   flank from the sub-folder (synthetic crops)
+
+Each (individual, flank) pair is one identity: a leopard's left and right flanks carry different
+rosettes and are matched separately.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from spotid.util import IMAGE_EXTS
+
+log = logging.getLogger(__name__)
+
+FLANK_DIRS = ("left", "right", "front", "back")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    individual: str          # "<source>/<folder name>" so two data sets never share a name by accident
+    flank: str               # left | right | front | back | unknown
+    encounter: str           # images of one encounter share background/light: never query vs gallery
+    source: str = ""
+
+    @property
+    def identity(self) -> str:
+        return f"{self.individual}|{self.flank}"
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def encounter_key(name: str, regex: str | None, fallback: str) -> str:
+    """Encounter key of a file: the first group of ``regex`` on the file name (stem), else ``fallback``."""
+    if regex:
+        m = re.search(regex, name)
+        if m:
+            return m.group(1) if m.groups() else m.group(0)
+    return fallback
+
+
+def scan_identity_dirs(dirs: Sequence[str | Path], *, flank_regex: str | None = r"(?i)(left|right)",
+                       encounter_regex: str | None = r"^(.+)_[^_]+$",
+                       flank_fn: Callable[[list[str]], list[str]] | None = None) -> list[Sample]:
+    """Find labelled images in folder-per-individual directories (see module docstring).
+
+    ``flank_fn(paths) -> flanks`` is called for images whose flank neither a sub-folder nor the
+    file name gives (e.g. the flank classifier); without it they get 'unknown'.
+    """
+    samples: list[Sample] = []
+    pending: list[tuple[str, str, str, str]] = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is not a folder: pass folder-per-individual directories")
+        source = root.name
+        for ind_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            individual = f"{source}/{ind_dir.name}"
+            for sub in sorted(p for p in ind_dir.iterdir() if p.is_dir()):
+                flank = sub.name.lower() if sub.name.lower() in FLANK_DIRS else None
+                for img in _images(sub):
+                    enc = encounter_key(img.stem, encounter_regex, f"{sub.name}/{img.stem}")
+                    if flank is None:
+                        pending.append((str(img), individual, f"{individual}/{sub.name}/{enc}", source))
+                    else:
+                        samples.append(Sample(str(img), individual, flank, f"{individual}/{enc}", source))
+            for img in _images(ind_dir):
+                enc = f"{individual}/{encounter_key(img.stem, encounter_regex, img.stem)}"
+                m = re.search(flank_regex, img.name) if flank_regex else None
+                if m:
+                    samples.append(Sample(str(img), individual, m.group(1).lower(), enc, source))
+                else:
+                    pending.append((str(img), individual, enc, source))
+    if pending:
+        flanks = flank_fn([p[0] for p in pending]) if flank_fn else ["unknown"] * len(pending)
+        samples += [Sample(p, ind, fl, enc, src) for (p, ind, enc, src), fl in zip(pending, flanks)]
+    return samples
+
+
+def catalog_samples(db: str | Path) -> list[Sample]:
+    """Confirmed sightings of a spotid catalog with a cached crop: identity = (individual, flank),
+    encounter = the media's sequence (a burst)."""
+    from spotid.catalog import Catalog
+
+    with Catalog(db) as cat:
+        rows = cat.query(
+            "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id "
+            "FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
+            "JOIN individuals i ON i.id = s.individual_id JOIN detections d ON d.id = s.detection_id "
+            "JOIN media m ON m.id = d.media_id "
+            "WHERE s.status = 'confirmed' AND c.crop_path IS NOT NULL")
+    out = []
+    for r in rows:
+        if r["flank"] not in ("left", "right") or not os.path.exists(r["crop_path"]):
+            continue
+        enc = f"seq{r['sequence_id']}" if r["sequence_id"] is not None else f"media{r['media_id']}"
+        out.append(Sample(r["crop_path"], f"catalog/{r['name']}", r["flank"], enc, "catalog"))
+    return out
+
+
+def split_individuals(individuals: Sequence[str], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Deterministic split by individual: the ``round(val_fraction * n)`` individuals with the
+    smallest hash of (seed, name) are held out. Returns (train, val)."""
+    names = sorted(set(individuals))
+    ranked = sorted(names, key=lambda n: hashlib.sha1(f"{seed}:{n}".encode()).hexdigest())
+    n_val = int(round(val_fraction * len(names)))
+    return set(ranked[n_val:]), set(ranked[:n_val])
+
+
+# -- image cache -----------------------------------------------------------------------------------
+def _decode(path: str, size_hw: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    h, w = size_hw
+    data = np.fromfile(path, dtype=np.uint8)
+    img = None
+    for flag, f in ((cv2.IMREAD_REDUCED_COLOR_4, 4), (cv2.IMREAD_REDUCED_COLOR_2, 2)):
+        img = cv2.imdecode(data, flag)
+        if img is not None and img.shape[0] >= h and img.shape[1] >= w:
+            break
+        img = None
+    if img is None:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode {path}")
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img[:, :, ::-1]
+
+
+def load_images(paths: Sequence[str], size_hw: tuple[int, int], *, cache_dir: str | Path | None = None,
+                show_progress: bool = True) -> tuple[torch.Tensor, list[bool]]:
+    """Decode every image once to uint8 ``(N, 3, H, W)`` RGB (resized, aspect not kept).
+
+    Unreadable files become zero images flagged False in the returned ``ok`` list. With
+    ``cache_dir`` the tensor is stored keyed by the file list, their mtimes and the size.
+    """
+    from spotid.util import progress
+
+    key_src = "|".join(f"{p}:{os.path.getmtime(p) if os.path.exists(p) else 0}" for p in paths)
+    key = hashlib.sha1(f"{size_hw}|{key_src}".encode()).hexdigest()[:16]
+    cache_file = Path(cache_dir) / f"images-{key}.pt" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        obj = torch.load(cache_file, weights_only=True)
+        return obj["images"], [bool(x) for x in obj["ok"].tolist()]
+    h, w = size_hw
+    out = torch.zeros((len(paths), 3, h, w), dtype=torch.uint8)
+    ok = [True] * len(paths)
+    it = progress(enumerate(paths), total=len(paths), description="decoding") if show_progress else enumerate(paths)
+    for i, p in it:
+        try:
+            out[i] = torch.from_numpy(np.ascontiguousarray(_decode(p, size_hw))).permute(2, 0, 1)
+        except Exception as e:  # a broken file is data, not a crash
+            log.warning("skipping unreadable image %s: %s", p, e)
+            ok[i] = False
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        torch.save({"images": out, "ok": torch.tensor(ok)}, tmp)
+        os.replace(tmp, cache_file)
+    return out, ok
+
+
+# -- augmentation ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.55, 1.0)
+    crop_ratio: tuple[float, float] = (1.1, 1.8)   # W/H of the random crop
+    rotate_deg: float = 8.0
+    perspective_p: float = 0.3
+    jitter: float = 0.35                           # brightness/contrast/saturation strength
+    hue: float = 0.05
+    grayscale_p: float = 0.2                       # infrared night frames are grey
+    blur_p: float = 0.3
+    noise_p: float = 0.3
+    jpeg_p: float = 0.3
+
+
+class Augment:
+    """Per-sample photometric + geometric augmentation of uint8 ``(3, h, w)`` tensors to a float
+    ``(3, H, W)`` in [0, 1]. Flips are decided by the caller (they change labels)."""
+
+    def __init__(self, out_hw: tuple[int, int], cfg: AugmentConfig = AugmentConfig(), seed: int = 0):
+        from torchvision.transforms import v2
+
+        self.out_hw = tuple(out_hw)
+        self.cfg = cfg
+        self.gen = np.random.default_rng(seed)
+        self.rrc = v2.RandomResizedCrop(self.out_hw, scale=cfg.crop_scale, ratio=cfg.crop_ratio, antialias=True)
+        self.geo = v2.Compose([
+            v2.RandomApply([v2.RandomRotation(cfg.rotate_deg)], p=0.5),
+            v2.RandomPerspective(distortion_scale=0.25, p=cfg.perspective_p),
+        ])
+        self.color = v2.ColorJitter(cfg.jitter, cfg.jitter, cfg.jitter, cfg.hue)
+        self.gray = v2.RandomGrayscale(p=cfg.grayscale_p)
+        self.blur = v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.6))], p=cfg.blur_p)
+        self.jpeg = v2.RandomApply([v2.JPEG((30, 90))], p=cfg.jpeg_p)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        x = self.rrc(img)
+        x = self.geo(x)
+        x = self.jpeg(x)
+        x = self.color(x)
+        x = self.gray(x)
+        x = self.blur(x)
+        x = v2.functional.to_dtype(x, torch.float32, scale=True)
+        if self.gen.random() < self.cfg.noise_p:
+            x = (x + torch.randn_like(x) * float(self.gen.uniform(0.01, 0.06))).clamp_(0, 1)
+        return x
+
+
+def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Float ``(B, 3, H, W)`` in [0, 1] -> normalised."""
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def resize_batch(imgs: torch.Tensor, out_hw: Sequence[int]) -> torch.Tensor:
+    """uint8 ``(B, 3, h, w)`` -> float ``(B, 3, H, W)`` in [0, 1] (evaluation preprocessing)."""
+    x = imgs.float().div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(out_hw):
+        x = torch.nn.functional.interpolate(x, size=tuple(out_hw), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    return x
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float = 0.1) -> None:
+    """torchvision's MobileNetV3/EfficientNet use BN momentum 0.01, tuned for long ImageNet runs;
+    with a few hundred CPU steps the running statistics would lag far behind the weights."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, imgs: torch.Tensor, input_hw: Sequence[int], mean, std,
+                   max_images: int = 512, batch_size: int = 64, seed: int = 0) -> None:
+    """Re-estimate every BatchNorm's running mean/var as an exact average over (up to
+    ``max_images``) un-augmented training images, so eval-mode statistics match the weights."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(imgs) < 2:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    idx = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(seed))[:max_images]
+    model.train()
+    for s in range(0, len(idx), batch_size):
+        chunk = idx[s:s + batch_size]
+        if len(chunk) < 2:
+            break
+        model(normalise(resize_batch(imgs[chunk], input_hw), mean, std))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+@torch.inference_mode()
+def embed_cached(model: torch.nn.Module, imgs: torch.Tensor, input_hw: Sequence[int], mean, std,
+                 batch_size: int = 64) -> np.ndarray:
+    """Embeddings ``(N, D)`` of cached uint8 images with evaluation preprocessing."""
+    model.eval()
+    outs = []
+    for s in range(0, len(imgs), batch_size):
+        x = normalise(resize_batch(imgs[s:s + batch_size], input_hw), mean, std)
+        outs.append(model(x).float().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+def reid_metrics(emb: np.ndarray, individuals: Sequence[str], flanks: Sequence[str],
+                 encounters: Sequence[str]) -> dict[str, float]:
+    """Leave-one-out re-ID with the encounter rule, same flank only.
+
+    Every image is a query; its gallery is every other image of the same flank whose encounter
+    differs. Queries without a same-individual image in their gallery are not counted. Individuals
+    are ranked by their best image similarity: ``top1``/``top5`` = true individual at rank 1 / ≤5;
+    ``mAP`` = mean average precision over the ranked gallery images (relevant = same individual).
+    """
+    emb = np.asarray(emb, dtype=np.float32)
+    ind = np.asarray(individuals)
+    fl = np.asarray(flanks)
+    enc = np.asarray(encounters)
+    sim = emb @ emb.T
+    top1 = top5 = 0
+    aps = []
+    for q in range(len(emb)):
+        g = (fl == fl[q]) & (enc != enc[q])
+        g[q] = False
+        if not np.any(g & (ind == ind[q])):
+            continue
+        gi = np.flatnonzero(g)
+        s = sim[q, gi]
+        order = np.argsort(-s, kind="stable")
+        rel = (ind[gi][order] == ind[q]).astype(np.float64)
+        hits = np.cumsum(rel)
+        aps.append(float((hits / np.arange(1, len(rel) + 1) * rel).sum() / rel.sum()))
+        # individual ranking by best image: first-occurrence order of individuals in the image ranking
+        seen: list[str] = []
+        for name in ind[gi][order]:
+            if name not in seen:
+                seen.append(name)
+                if len(seen) >= 5:
+                    break
+        top1 += int(seen[0] == ind[q])
+        top5 += int(ind[q] in seen[:5])
+    n = len(aps)
+    return {"top1": top1 / n if n else float("nan"), "top5": top5 / n if n else float("nan"),
+            "mAP": float(np.mean(aps)) if n else float("nan"), "queries": n}

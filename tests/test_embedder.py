@@ -1,0 +1,112 @@
+"""Embedder builder and stage: shapes, unit norm, weights round trip, preprocessing, re-ID metrics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from spotid.identify.embedder import Embedder, build_embedder
+from spotid.modelstore import write_card
+from spotid.train.common import reid_metrics
+from spotid.train.embedder import save_weights_fp16
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "resnet18"])
+def test_build_embedder_shape_and_unit_norm(arch):
+    torch.manual_seed(0)
+    model = build_embedder(arch=arch, embedding_dim=32)
+    with torch.inference_mode():
+        out = model(torch.randn(3, 3, 64, 96))
+    assert out.shape == (3, 32)
+    np.testing.assert_allclose(out.norm(dim=1).numpy(), np.ones(3), atol=1e-5)
+
+
+def test_build_embedder_is_keyword_only_and_rejects_unknown_arch():
+    with pytest.raises(TypeError):
+        build_embedder("resnet18")  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unknown embedder arch"):
+        build_embedder(arch="vgg_nope")
+
+
+def _model_folder(tmp_path, arch="mobilenet_v3_small", dim=16, input_size=(48, 64)):
+    torch.manual_seed(1)
+    model = build_embedder(arch=arch, embedding_dim=dim)
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    save_weights_fp16(model, folder / "weights.pt")
+    write_card(folder, name="emb-test", kind="embedder", weights="weights.pt", arch=arch, embedding_dim=dim,
+               input_size=list(input_size), mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+    return folder, model
+
+
+def test_weights_roundtrip_fp16_and_mismatch(tmp_path):
+    folder, model = _model_folder(tmp_path)
+    loaded = build_embedder(arch="mobilenet_v3_small", embedding_dim=16, weights=folder / "weights.pt")
+    x = torch.randn(2, 3, 48, 64)
+    with torch.inference_mode():
+        a, b = model.eval()(x), loaded(x)
+    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999  # fp16 storage only
+    with pytest.raises(ValueError, match="does not fit"):
+        build_embedder(arch="mobilenet_v3_small", embedding_dim=32, weights=folder / "weights.pt")
+
+
+def test_backbone_weights_from_torchvision_state_dict(tmp_path):
+    import torchvision
+
+    torch.manual_seed(2)
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save(tv.state_dict(), tmp_path / "r18.pth")
+    model = build_embedder(arch="resnet18", embedding_dim=8, backbone_weights=tmp_path / "r18.pth")
+    assert torch.equal(model.backbone[0].weight, tv.conv1.weight)
+    assert torch.equal(model.backbone[7][1].conv2.weight, tv.layer4[1].conv2.weight)
+    torch.save({"nothing": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="backbone tensors match"):
+        build_embedder(arch="resnet18", backbone_weights=tmp_path / "bad.pth")
+
+
+def test_embedder_stage_pil_and_array_agree(tmp_path):
+    folder, _ = _model_folder(tmp_path)
+    emb = Embedder(folder, batch_size=2)
+    assert emb.version.startswith("emb-test@") and emb.dim == 16
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 255, (60 + 10 * i, 90, 3), dtype=np.uint8) for i in range(3)]
+    out_arr = emb(arrays)
+    out_pil = emb([Image.fromarray(a) for a in arrays])
+    assert out_arr.dtype == np.float32 and out_arr.shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(out_arr, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out_arr, out_pil, atol=1e-5)
+    # batching does not change the result (eval-mode BatchNorm)
+    np.testing.assert_allclose(Embedder(folder, batch_size=1)(arrays), out_arr, atol=1e-5)
+    assert emb([]).shape == (0, 16)
+    gray = emb([rng.integers(0, 255, (40, 50), dtype=np.uint8)])
+    assert gray.shape == (1, 16)
+
+
+def test_reid_metrics_hand_computed():
+    # 5 images; individuals A, A, B, B, A. flank all left. encounters: e1, e2, e3, e4, e1
+    # embeddings on the unit circle at angles chosen so the rankings are known.
+    ang = np.deg2rad([0, 10, 5, 90, 2])
+    emb = np.stack([np.cos(ang), np.sin(ang)], 1).astype(np.float32)
+    ind = ["A", "A", "B", "B", "A"]
+    enc = ["e1", "e2", "e3", "e4", "e1"]
+    fl = ["left"] * 5
+    m = reid_metrics(emb, ind, fl, enc)
+    # q0 (0°): gallery excludes q4 (same encounter) -> [B@5°, A@10°, B@90°]: top1 wrong, AP = 1/2
+    # q1 (10°): gallery [B@5°(5), A@2°(8), A@0°(10), B@90°] -> ranks: B, A, A, B: AP = (1/2 + 2/3)/2
+    # q2 (B@5°): gallery [A@2°, A@0°, A@10°, B@90°] -> AP = 1/4, top1 wrong, B at individual rank 2
+    # q3 (B@90°): gallery [A@10°, B@5°, A@2°, A@0°] -> AP = 1/2
+    # q4 (A@2°): gallery excludes q0 -> [B@5°, A@10°, B@90°]: AP = 1/2
+    assert m["queries"] == 5
+    assert m["top1"] == 0.0
+    assert m["top5"] == 1.0
+    assert m["mAP"] == pytest.approx(np.mean([0.5, (0.5 + 2 / 3) / 2, 0.25, 0.5, 0.5]))
+
+
+def test_reid_metrics_same_flank_and_unanswerable_queries():
+    emb = np.eye(3, dtype=np.float32)
+    # the only other image of A is a right flank: not comparable, so no query counts
+    m = reid_metrics(emb, ["A", "A", "B"], ["left", "right", "left"], ["1", "2", "3"])
+    assert m["queries"] == 0

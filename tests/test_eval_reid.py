@@ -1,0 +1,103 @@
+"""`spotid eval reid`: the leave-one-out protocol with the encounter rule, on generated coats."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spotid.identify.evaluate import gallery_mask, list_items, prepare, run_eval, select_queries
+from spotid.identify.verify import FeatureExtractor, Verifier
+from test_identify_helpers import FakeEmbedder, FakeFlank, coat, tint_right, warp
+from test_identify import CAL
+
+
+@pytest.fixture(scope="module")
+def reid_dir(tmp_path_factory):
+    """6 individuals x 2 encounters x 2 photos (nested in a flank-free sub-folder), + one
+    individual seen in a single encounter (its photos are never counted as queries)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("reid")
+    for i in range(7):
+        c = coat(100 + i)
+        if i % 3 == 2:
+            c = tint_right(c)
+        n_enc = 1 if i == 6 else 2
+        for e in range(n_enc):
+            d = root / f"ind{i}" / "cam"
+            d.mkdir(parents=True, exist_ok=True)
+            for k in range(2):
+                Image.fromarray(warp(c, 10 * i + 3 * e + k)).save(d / f"e{e:02d}_{k}.jpg", quality=92)
+    return root
+
+
+def test_items_and_encounter_rule(reid_dir):
+    items = list_items(reid_dir, r"^(e\d+)_")
+    assert len(items) == 26 and items[0].encounter == "ind0/e00"
+    with pytest.raises(ValueError, match="does not match"):
+        list_items(reid_dir, r"^(x\d+)_")
+    per_file = list_items(reid_dir)
+    assert len({it.encounter for it in per_file}) == 26
+
+
+def test_gallery_excludes_own_encounter_and_other_flank(reid_dir):
+    items = list_items(reid_dir, r"^(e\d+)_")
+    data = prepare(items, embedder=FakeEmbedder(), flank=FakeFlank(), extractor=FeatureExtractor(max_keypoints=300))
+    assert data.flanks.count("right") == 8  # ind2, ind5 are tinted: the classifier decides, not the name
+    m = gallery_mask(data)
+    enc = [it.encounter for it in items]
+    for i in range(len(items)):
+        for j in np.flatnonzero(m[i]):
+            assert enc[j] != enc[i] and data.flanks[j] == data.flanks[i]
+    q = select_queries(data, m)
+    assert len(q) == 24  # ind6 has one encounter only
+    assert len(select_queries(data, m, limit=5)) == 5
+
+
+def test_run_eval_reports_all_scorers(reid_dir):
+    rep = run_eval(reid_dir, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL,
+                   extractor=FeatureExtractor(max_keypoints=300), verifier=Verifier(), encounter=r"^(e\d+)_",
+                   shortlist=5, threshold=0.5)
+    assert rep["queries"] == 24 and set(rep["scorers"]) == {"embedding", "verifier", "fused"}
+    assert rep["scorers"]["verifier"]["top1"] == 1.0
+    assert rep["top1"] == rep["scorers"]["fused"]["top1"] >= 0.9
+    for k in ("top1", "top5", "mAP", "BAKS", "BAUS", "seconds_per_query"):
+        assert rep[k] is not None and 0 <= rep[k] <= 1 + 1e9 * (k == "seconds_per_query")
+    assert rep["scorers"]["fused"]["unknown_queries"] > 0
+    assert rep["scorers"]["fused"]["BAUS"] >= 0.5
+
+
+def test_cli_eval_reid(reid_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json",
+                                 "--limit", "10", "--no-full-verifier"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["queries"] == 10 and "verifier" not in out["scorers"]
+    r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir / "nope")])
+    assert r.exit_code == 2
+
+
+def test_prepare_cache_reuses_results(reid_dir, tmp_path):
+    items = list_items(reid_dir, r"^(e\d+)_")[:6]
+    calls = []
+
+    class CountingEmbedder(FakeEmbedder):
+        def __call__(self, images):
+            calls.append(len(images))
+            return super().__call__(images)
+
+    kw = dict(embedder=CountingEmbedder(), flank=FakeFlank(), extractor=FeatureExtractor(max_keypoints=100),
+              cache=tmp_path)
+    a = prepare(items, **kw)
+    b = prepare(items, **kw)
+    assert calls == [6] and np.array_equal(a.embeddings, b.embeddings) and a.flanks == b.flanks
+    prepare(items[:3], **kw)  # other images: a new cache entry
+    assert calls == [6, 3]

@@ -1,0 +1,239 @@
+"""`spotid identify` on a small catalog built here: sightings, candidates, proposals, burst voting,
+open-set clustering, idempotent re-runs, the CLI, and the config mirror."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from spotid.catalog import Catalog, now_iso
+from spotid.identify.calibrate import Calibration, Logistic
+from spotid.identify.pipeline import IdentifyConfig, Identifier
+from test_identify_helpers import FakeEmbedder, FakeFlank, coat, tint_right, warp
+
+# P(same) driven by the verifier in these tests: > 0.5 from ~20 inliers up
+CAL = Calibration({"fused": Logistic(1.0, 3.0, -9.5), "embedding": Logistic(8.0, 0.0, -6.0),
+                   "verifier": Logistic(0.0, 3.0, -9.0)}, {"version": "test-calibration@0"})
+
+
+def _frame(path: Path, animal: np.ndarray | None, seed: int) -> tuple[float, float, float, float]:
+    """A 640x480 JPEG with ``animal`` pasted at a seeded place; returns its normalised box."""
+    import cv2
+    from PIL import Image
+
+    r = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(r.random((480, 640)).astype(np.float32), (0, 0), 8)
+    bg = (60 + 80 * (bg - bg.min()) / (np.ptp(bg) + 1e-9))
+    img = np.repeat(bg[:, :, None], 3, axis=2)
+    box = (0.0, 0.0, 0.0, 0.0)
+    if animal is not None:
+        h, w = animal.shape[:2]
+        x, y = int(r.integers(40, 640 - w - 40)), int(r.integers(40, 480 - h - 40))
+        img[y:y + h, x:x + w] = animal
+        box = (x / 640, y / 480, w / 640, h / 480)
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=92)
+    return box
+
+
+class Card:
+    """Builds deployments/sequences/media/detections rows like ingest + detect would."""
+
+    def __init__(self, cat: Catalog, folder: Path):
+        self.cat, self.folder, self.n = cat, folder, 0
+        with cat.transaction():
+            cat.execute("INSERT INTO deployments (id, location_id, created_at) VALUES ('d1', 'S1', ?)", (now_iso(),))
+
+    def burst(self, animals: list[np.ndarray | None], *, label: str = "leopard", static_fp: int = 0,
+              blur: bool = False) -> list[int]:
+        import cv2
+
+        with self.cat.transaction():
+            t = f"2024-03-01T22:{self.n:02d}:00+10:00"
+            seq = self.cat.execute("INSERT INTO sequences (deployment_id, start, end, n_media) VALUES ('d1', ?, ?, ?)",
+                                   (t, t, len(animals))).lastrowid
+            dets = []
+            for k, a in enumerate(animals):
+                self.n += 1
+                p = self.folder / f"f{self.n:04d}.jpg"
+                if a is not None and blur:
+                    a = cv2.GaussianBlur(a, (0, 0), 5)
+                box = _frame(p, a, self.n)
+                mid = self.cat.execute(
+                    "INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, width, height, size_bytes, "
+                    "sequence_id, frame_num) VALUES ('d1', ?, ?, ?, 'image', ?, 640, 480, ?, ?, ?)",
+                    (f"sha{self.n}", str(p), p.name, t, p.stat().st_size, seq, k)).lastrowid
+                if a is not None:
+                    dets.append(self.cat.execute(
+                        "INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label, label_conf, static_fp) "
+                        "VALUES (?, 'test', 1, 0.9, ?, ?, ?, ?, ?, 0.9, ?)", (mid, *box, label, static_fp)).lastrowid)
+        return dets
+
+
+def _ident(**kw) -> Identifier:
+    cfg = IdentifyConfig(**{"shortlist": 10, "max_keypoints": 400, **kw})
+    return Identifier(cfg, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL)
+
+
+def _sightings(cat):
+    return {r["detection_id"]: dict(r) for r in cat.query(
+        "SELECT s.*, i.name FROM sightings s LEFT JOIN individuals i ON i.id = s.individual_id")}
+
+
+@pytest.fixture
+def world(tmp_path):
+    cat = Catalog(tmp_path / "cat.db")
+    card = Card(cat, tmp_path)
+    A, B, C = coat(11), coat(12), tint_right(coat(13))
+    ids = {
+        "A1": card.burst([warp(A, 1), warp(A, 2), warp(A, 3)]),   # new animal A, burst 1
+        "A2": card.burst([warp(A, 4), warp(A, 5)]),               # A again, another encounter
+        "B": card.burst([warp(B, 6), warp(B, 7)]),
+        "C": card.burst([warp(C, 8)]),                            # right flank
+        "other": card.burst([warp(coat(14), 9)], label="other"),
+        "static": card.burst([warp(coat(15), 10)], static_fp=1),
+    }
+    yield cat, card, ids, (A, B, C)
+    cat.close()
+
+
+def test_first_run_proposes_each_new_animal_once(world):
+    cat, card, ids, _ = world
+    res = _ident()(cat)
+    assert res.detections == 8 and res.crop_failures == 0
+    s = _sightings(cat)
+    assert set(s) == set(ids["A1"] + ids["A2"] + ids["B"] + ids["C"])   # 'other' and static FP skipped
+    names = {k: {s[d]["name"] for d in ids[k]} for k in ("A1", "A2", "B", "C")}
+    assert names["A1"] == names["A2"] and len(names["A1"]) == 1          # 5 photos -> one proposal
+    assert len(names["B"]) == 1 and names["B"] != names["A1"]
+    assert names["C"] == {"R-0001"}
+    assert sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]
+    assert all(r["status"] == "pending" for r in s.values())
+    assert cat.scalar("SELECT COUNT(*) FROM individuals WHERE status = 'proposed'") == 3
+    # crops cached on disk next to the catalog, with features and embeddings
+    for r in cat.query("SELECT * FROM crops"):
+        assert Path(r["crop_path"]).exists() and r["crop_path"].startswith(str(cat.path.parent / "cat_crops"))
+        assert r["embedding"] and r["keypoints"] and r["descriptors"] and r["flank"] in ("left", "right")
+    assert cat.get_setting("identify.match_threshold") == "0.5"
+    run = cat.query("SELECT * FROM runs WHERE stage = 'identify'")[0]
+    assert run["status"] == "done" and "fake-embedder" in run["model_version"] and "rootsift" in run["model_version"]
+
+
+def test_rerun_is_idempotent_and_later_photos_match_the_proposal(world):
+    cat, card, ids, (A, B, C) = world
+    _ident()(cat)
+    before = [cat.scalar(f"SELECT COUNT(*) FROM {t}") for t in ("sightings", "individuals", "match_candidates", "crops")]
+    res = _ident()(cat)
+    assert res.detections == 0 and res.new_individuals == []
+    assert [cat.scalar(f"SELECT COUNT(*) FROM {t}") for t in ("sightings", "individuals", "match_candidates", "crops")] == before
+    # a new card: A again, and a brand-new animal D
+    a3 = card.burst([warp(A, 20), warp(A, 21)])
+    d = card.burst([warp(coat(16), 22)])
+    res = _ident()(cat)
+    s = _sightings(cat)
+    name_a = s[ids["A1"][0]]["name"]
+    assert {s[x]["name"] for x in a3} == {name_a}
+    assert all(s[x]["status"] == "pending" and s[x]["probability"] > 0.5 for x in a3)
+    assert res.matched == 2 and res.new_individuals == ["L-0003"] and s[d[0]]["name"] == "L-0003"
+    # ranked candidates with evidence in stored-crop pixel coordinates
+    cands = cat.query("SELECT * FROM match_candidates WHERE sighting_id = ? ORDER BY rank", (s[a3[0]]["id"],))
+    assert cands[0]["rank"] == 1 and cands[0]["verify_inliers"] >= 20
+    ev = json.loads(cands[0]["evidence_json"])
+    assert len(ev["query_pts"]) == len(ev["ref_pts"]) > 0
+    from PIL import Image
+    crop = cat.query("SELECT crop_path FROM crops WHERE detection_id = ?", (a3[0],))[0]["crop_path"]
+    w, h = Image.open(crop).size
+    assert all(0 <= x <= w and 0 <= y <= h for x, y in ev["query_pts"])
+    assert cands[0]["reference_detection_id"] in ids["A1"] + ids["A2"]
+
+
+def test_auto_accept_only_when_asked(world):
+    cat, card, ids, (A, _, _) = world
+    _ident()(cat)
+    a3 = card.burst([warp(A, 30)])
+    _ident(auto_accept=True, auto_accept_threshold=0.6)(cat)
+    assert _sightings(cat)[a3[0]]["status"] == "auto"
+    a4 = card.burst([warp(A, 31)])
+    _ident()(cat)
+    assert _sightings(cat)[a4[0]]["status"] == "pending"
+
+
+def test_burst_votes_together_and_low_quality_never_founds_individual(tmp_path):
+    cat = Catalog(tmp_path / "c.db")
+    card = Card(cat, tmp_path)
+    A = coat(21)
+    card.burst([warp(A, 1), warp(A, 2)])
+    _ident()(cat)
+    # burst: one sharp frame of A and one useless frame (no texture): the burst follows A
+    flat = np.full_like(A, 128)
+    burst = card.burst([warp(A, 3), flat])
+    # a blurred lone frame of an unknown animal is below the quality floor: unusable, not a new individual
+    blurry = card.burst([coat(22)], blur=True)
+    res = _ident(quality_floor=0.3)(cat)
+    s = _sightings(cat)
+    assert s[burst[0]]["name"] == s[burst[1]]["name"] == "L-0001"
+    assert s[blurry[0]]["status"] == "unusable" and s[blurry[0]]["individual_id"] is None
+    assert res.new_individuals == []
+    cat.close()
+
+
+def test_missing_frame_is_recorded_not_fatal(world):
+    cat, card, ids, _ = world
+    p = cat.query("SELECT m.path FROM media m JOIN detections d ON d.media_id = m.id WHERE d.id = ?", (ids["B"][0],))[0][0]
+    Path(p).unlink()
+    res = _ident()(cat)
+    assert res.crop_failures == 1
+    assert _sightings(cat)[ids["B"][0]]["status"] == "unusable"
+
+
+def test_config_yaml_mirrors_dataclass():
+    from spotid.config import default_yaml
+
+    data = yaml.safe_load(default_yaml(IdentifyConfig).read_text())
+    assert data == dataclasses.asdict(IdentifyConfig())
+    with pytest.raises(ValueError):
+        IdentifyConfig(threshold=1.5)
+
+
+def test_cli_identify_and_errors(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+    import spotid.identify.cli as icli
+
+    cat, card, ids, _ = world
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--threshold", "0.5"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["detections"] == 8 and len(out["new_individuals"]) == 3
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json"])
+    assert json.loads(r.stdout)["detections"] == 0
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path.parent / "nope.db")])
+    assert r.exit_code == 2 and "spotid ingest" in r.output
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--threshold", "3"])
+    assert r.exit_code == 2
+
+
+def test_new_flank_model_reclassifies_cached_crops(world):
+    cat, card, ids, _ = world
+    _ident()(cat)
+    assert cat.scalar("SELECT COUNT(*) FROM crops WHERE flank = 'left'") == 7
+
+    class AllRight(FakeFlank):
+        version = "fake-flank@111111111111"
+
+        def __call__(self, images):
+            return [dataclasses.replace(p, flank="right") for p in super().__call__(images)]
+
+    with cat.transaction():
+        cat.execute("DELETE FROM match_candidates")
+        cat.execute("DELETE FROM sightings")
+    cfg = IdentifyConfig(shortlist=10, max_keypoints=400)
+    Identifier(cfg, embedder=FakeEmbedder(), flank=AllRight(), calibration=CAL)(cat)
+    assert cat.scalar("SELECT COUNT(*) FROM crops WHERE flank = 'right'") == 8
+    assert {r[0] for r in cat.query("SELECT flank_model FROM crops")} == {"fake-flank@111111111111@"}

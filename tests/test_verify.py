@@ -1,0 +1,90 @@
+"""Local-feature verifier: a warped copy of a texture gives many inliers, another texture few."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spotid.identify.crops import Cropper, blur_score, padded_box, quality_score, touches_edge
+from spotid.identify.verify import FeatureExtractor, Features, Verifier
+from test_identify_helpers import coat, warp
+
+
+@pytest.fixture(scope="module")
+def fx():
+    return FeatureExtractor(max_keypoints=500)
+
+
+def test_warped_copy_verifies_and_other_texture_does_not(fx):
+    a = coat(1)
+    fa, fw, fb = fx(a), fx(warp(a, 7)), fx(coat(2))
+    assert len(fa) > 100
+    v = Verifier()
+    same, other = v(fa, fw), v(fa, fb)
+    assert same.inliers >= 40, same
+    assert other.inliers <= 8, other
+    assert same.inliers > 5 * max(other.inliers, 1)
+    ev = same.evidence(limit=1000)
+    assert len(ev["query_pts"]) == len(ev["ref_pts"]) == same.inliers
+    assert len(same.evidence(limit=20)["query_pts"]) == 20  # evidence is capped for the catalog
+    # inlier pairs are geometrically consistent: an affine fit maps query points near reference points
+    import cv2
+    q, r = np.array(ev["query_pts"], np.float32), np.array(ev["ref_pts"], np.float32)
+    m, _ = cv2.estimateAffine2D(q, r)
+    err = np.linalg.norm(q @ m[:, :2].T + m[:, 2] - r, axis=1)
+    assert np.median(err) < 6
+
+
+def test_homography_model_also_verifies(fx):
+    a = coat(3)
+    v = Verifier(model="homography", reproj_threshold=6.0)
+    assert v(fx(a), fx(warp(a, 3))).inliers >= 30
+    with pytest.raises(ValueError):
+        Verifier(model="tps")
+
+
+def test_infrared_grey_frame_matches_colour_frame(fx):
+    a = coat(4)
+    grey = np.repeat(np.asarray(warp(a, 5)).mean(2, keepdims=True), 3, axis=2) * 0.5  # dark IR frame
+    assert Verifier()(fx(a), fx(grey.astype(np.uint8))).inliers >= 25
+
+
+def test_features_round_trip_and_empty(fx):
+    f = fx(coat(5))
+    kp, de = f.to_bytes()
+    back = Features.from_bytes(kp, de)
+    assert np.array_equal(back.keypoints, f.keypoints) and np.array_equal(back.descriptors, f.descriptors)
+    assert back.descriptors.dtype == np.float32 and back.keypoints.shape[1] == 2
+    # RootSIFT rows have unit L2 norm
+    assert np.allclose(np.linalg.norm(f.descriptors, axis=1), 1, atol=1e-3)
+    assert len(fx(np.zeros((8, 8, 3), np.uint8))) == 0
+    assert Verifier()(Features.empty(), f).inliers == 0
+    with pytest.raises(ValueError):
+        Features.from_bytes(kp, de[:-512])
+
+
+def test_keypoint_cap(fx):
+    assert len(FeatureExtractor(max_keypoints=50)(coat(6, 300, 400))) <= 50
+
+
+def test_crop_geometry_and_quality(tmp_path):
+    from PIL import Image
+
+    assert padded_box((0.2, 0.2, 0.4, 0.2), 0.1) == pytest.approx((0.16, 0.18, 0.64, 0.42))
+    assert padded_box((0.0, 0.9, 0.5, 0.1), 0.1)[3] == 1.0
+    assert touches_edge((0.0, 0.5, 0.1, 0.1)) and not touches_edge((0.1, 0.1, 0.5, 0.5))
+    sharp = coat(7, 300, 400)
+    import cv2
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4)
+    assert blur_score(sharp[..., 0]) > 5 * blur_score(blurred[..., 0])
+    assert quality_score(1000, 400, False) == 1.0
+    assert quality_score(1000, 400, True) == pytest.approx(0.6)
+    assert quality_score(1000, 100, False) == pytest.approx(0.5)
+    assert quality_score(150 / 4, 400, False) == pytest.approx(0.5)
+    # a crop from a real JPEG through the reduced-decode path
+    frame = np.full((1200, 1600, 3), 90, np.uint8)
+    frame[300:600, 400:840] = cv2.resize(sharp, (440, 300))
+    p = tmp_path / "f.jpg"
+    Image.fromarray(frame).save(p, quality=92)
+    c = Cropper(pad=0.0, max_side=256)(p, (400 / 1600, 300 / 1200, 440 / 1600, 300 / 1200))
+    assert max(c.image.size) == 256
+    assert c.size_px == 300 and not c.touches_edge and c.quality > 0.8
