@@ -1,1 +1,11 @@
-"""spotid.census stage."""
+"""spotid.census stage: from identified sightings to the number the park reports.
+
+- :mod:`spotid.census.estimators` / :mod:`spotid.census.mixture`: closed-population estimators as
+  in program CAPTURE and ``secr::closedN`` (M0, Mt, Mb, Mh Chao, Mh jackknife, Mh 2-point mixture,
+  Mh beta-binomial) with SE, log-normal CI, logLik and AICc; pure numpy/scipy.
+- :mod:`spotid.census.history`: capture-history CSV files (0/1, or two-flank 1 = left, 2 = right)
+  and the two-flank bounds; ``spotid census estimate``.
+- :mod:`spotid.census.census`: ``Census(config)(catalog) -> CensusResult``: events, occasions,
+  effort, MNA, flank links (:mod:`spotid.census.linking`), new vs resighted, estimates.
+- :mod:`spotid.census.outputs`: the CSV/JSON tables and secr-ready files of ``spotid census --out``.
+"""

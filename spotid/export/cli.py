@@ -1,5 +1,132 @@
 """CLI for the export stage (see spotid/cli.py for the registration protocol)."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report.",
+                         no_args_is_help=True)
+
+
+def _open(db: Path):
+    from spotid.catalog import Catalog
+
+    if not db.exists():
+        raise typer.BadParameter(f"no catalog at {db}: run `spotid ingest` first or pass --db", param_hint="--db")
+    return Catalog(db)
+
+
+@export_app.command("camtrapdp")
+def camtrapdp(
+    db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
+    out: Path = typer.Option(..., "--out", help="Folder for datapackage.json and the three CSV tables."),
+    min_conf: Optional[float] = typer.Option(None, "--min-conf", help="Keep non-leopard detections at least this confident (default 0.2)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Package title."),
+    contributor: Optional[str] = typer.Option(None, "--contributor", help="Contact person or organisation."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML package metadata (configs/export.yaml)."),
+    validate_with: Optional[Path] = typer.Option(None, "--validate-with",
+                                                 help="Folder with the Camtrap DP 1.0.2 profile and table schemas: validate offline."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Camtrap DP 1.0.2 package (deployments, media, observations with individuals and boxes)."""
+    from spotid.config import load_config
+    from spotid.export.camtrapdp import CamtrapDPConfig, ExportError, export_camtrapdp
+
+    try:
+        cfg = load_config(CamtrapDPConfig, config, min_conf=min_conf, title=title, contributor=contributor)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    with _open(db) as cat:
+        try:
+            res = export_camtrapdp(cat, out, cfg)
+        except ExportError as e:
+            raise typer.BadParameter(str(e)) from None
+    doc = res.to_dict()
+    if validate_with is not None:
+        from spotid.export.validate import validate_package
+
+        try:
+            errs = validate_package(out, validate_with)
+        except ImportError as e:
+            raise typer.BadParameter(f"--validate-with needs frictionless ({e}): pip install 'spotid[test]' "
+                                     "or pip install frictionless") from None
+        except FileNotFoundError as e:
+            raise typer.BadParameter(f"{e}: pass the folder holding camtrap-dp-profile.json and the three "
+                                     "*-table-schema.json files", param_hint="--validate-with") from None
+        doc["valid"], doc["validation_errors"] = not errs, errs[:50]
+    if as_json:
+        from spotid.util import print_json
+
+        print_json(doc)
+    else:
+        typer.echo(f"Camtrap DP {out}: {res.n_deployments} deployments, {res.n_media} media, "
+                   f"{res.n_observations} observations ({res.n_leopard_observations} leopard, "
+                   f"{res.n_individual_observations} with an individual)")
+        for w in res.warnings:
+            typer.echo(f"warning: {w}", err=True)
+        if validate_with is not None:
+            typer.echo("valid against Camtrap DP 1.0.2" if doc["valid"] else
+                       "INVALID:\n  " + "\n  ".join(doc["validation_errors"]))
+    if validate_with is not None and not doc["valid"]:
+        raise typer.Exit(1)
+
+
+@export_app.command("mdjson")
+def mdjson(
+    db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
+    out: Path = typer.Option(..., "--out", help="MegaDetector batch JSON file to write."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """MegaDetector batch JSON (format 1.6) of the catalog's detections, for Timelapse and MD tools."""
+    from spotid.export.mdjson_export import export_mdjson
+
+    with _open(db) as cat:
+        n = export_mdjson(cat, out, deployment=deployment)
+    if as_json:
+        from spotid.util import print_json
+
+        print_json({"out": str(out), "images": n})
+    else:
+        typer.echo(f"wrote {n} images to {out}")
+
+
+@export_app.command("report")
+def report(
+    db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
+    out: Path = typer.Option(..., "--out", help="Folder for report.html, the PNG plots and the tables."),
+    start: Optional[str] = typer.Option(None, "--start", help="Census period start."),
+    end: Optional[str] = typer.Option(None, "--end", help="Census period end."),
+    occasion_days: Optional[float] = typer.Option(None, "--occasion-days", help="Occasion length in days."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Census YAML settings."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates."""
+    from spotid.census.census import Census
+    from spotid.census.config import CensusConfig
+    from spotid.config import load_config
+    from spotid.export.report import write_report
+
+    try:
+        cfg = load_config(CensusConfig, config, start=start, end=end, occasion_days=occasion_days,
+                          write_flank_links=False)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    with _open(db) as cat:
+        try:
+            res = Census(cfg)(cat)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+    path = write_report(res, out)
+    if as_json:
+        from spotid.util import print_json
+
+        print_json({"report": str(path), "summary": res.summary()})
+    else:
+        typer.echo(f"report written to {path}")
+
+
 commands: dict = {}
-groups: dict = {}
+groups: dict = {"export": export_app}

@@ -1,0 +1,457 @@
+"""Catalog census: sightings -> independent events -> capture histories, MNA, flank links, estimates.
+
+Units and conventions:
+- Counted sightings: ``sightings.status`` in ``CensusConfig.statuses`` (default auto + confirmed) with
+  an identity; identities are resolved through ``individuals.merged_into`` chains.
+- A *station* is ``deployments.location_id`` (falling back to the deployment id); the two cameras of
+  a paired station are two deployments sharing it.
+- An *identity* is one catalog individual (one flank). An *animal* is a connected group of
+  identities joined by flank links (at most one left and one right identity in practice).
+- Occasions are cut in local camera time from the period start (or the earliest deployment start),
+  ``occasion_days`` long. Independence and flank linking use absolute time.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from spotid.catalog import Catalog
+from spotid.census.config import CensusConfig
+from spotid.census.estimators import EstimationResult, estimate_all
+from spotid.census.history import FlankBounds, choose_flank
+from spotid.census.linking import FlankLink, find_flank_links
+
+log = logging.getLogger(__name__)
+FLANK_CODE = {"left": 1, "right": 2}
+
+
+@dataclass
+class Sighting:
+    id: int
+    identity: int          # resolved individual id
+    flank: str             # the identity's flank
+    t: datetime            # aware
+    local: datetime        # naive local camera time
+    deployment: str
+    station: str
+    media_id: int
+    detection_id: int
+
+
+@dataclass
+class Event:
+    """Independent detection event of one identity at one station."""
+
+    id: int
+    identity: int
+    station: str
+    start: datetime
+    end: datetime
+    occasion: int | None   # 0-based; None outside the period
+    sighting_ids: list[int]
+
+
+@dataclass
+class Station:
+    id: str
+    deployments: list[str]
+    latitude: float | None
+    longitude: float | None
+    x_m: float | None = None
+    y_m: float | None = None
+    start: datetime | None = None   # local
+    end: datetime | None = None
+    trap_nights: float = 0.0        # union of the cameras' operating time within the period, days
+    camera_nights: float = 0.0      # sum over cameras, days
+    usage: list[float] = field(default_factory=list)  # days operated per occasion
+    effort_source: str = "deployment dates"
+    n_events: int = 0
+    n_sightings: int = 0
+    identities: set = field(default_factory=set)
+
+
+@dataclass
+class CensusResult:
+    config: CensusConfig
+    period_start: datetime
+    period_end: datetime
+    n_occasions: int
+    identities: dict[int, dict]            # identity id -> info
+    animals: list[list[int]]               # groups of identity ids
+    events: list[Event]
+    stations: dict[str, Station]
+    links: list[FlankLink]
+    link_conflicts: list[dict]
+    bounds: FlankBounds
+    histories: dict[int, np.ndarray]       # identity -> 0/1 per occasion
+    estimate_flank: str | None
+    estimates: EstimationResult | None
+    new_animals: int
+    resighted_animals: int
+    n_sightings: int
+    warnings: list[str]
+    tz: object = None                      # the single UTC offset of the data, when there is one
+
+    def _iso(self, t: datetime) -> str:
+        return (t.replace(tzinfo=self.tz) if self.tz is not None else t).isoformat()
+
+    @property
+    def mna(self) -> int:
+        return self.bounds.mna_min
+
+    def best_estimate(self):
+        if self.estimates is None or self.estimates.best is None:
+            return None
+        return self.estimates.get(self.estimates.best)
+
+    def animal_label(self, group: list[int]) -> str:
+        return self.identities[group[0]]["animal"]
+
+    def summary(self) -> dict:
+        best = self.best_estimate()
+        return {
+            "period_start": self._iso(self.period_start), "period_end": self._iso(self.period_end),
+            "occasion_days": self.config.occasion_days, "n_occasions": self.n_occasions,
+            "independence_minutes": self.config.independence_minutes,
+            "n_stations": len(self.stations),
+            "trap_nights": round(sum(s.trap_nights for s in self.stations.values()), 3),
+            "n_sightings": self.n_sightings, "n_events": sum(1 for e in self.events if e.occasion is not None),
+            "identities_left": sum(1 for v in self.identities.values() if v["flank"] == "left"),
+            "identities_right": sum(1 for v in self.identities.values() if v["flank"] == "right"),
+            "linked": self.bounds.linked, "left_only": self.bounds.left_only, "right_only": self.bounds.right_only,
+            "mna_min": self.bounds.mna_min, "mna_max": self.bounds.mna_max, "mna": self.mna,
+            "new_animals": self.new_animals, "resighted_animals": self.resighted_animals,
+            "estimate_flank": self.estimate_flank,
+            "best_model": best.model if best else None,
+            "N": best.N if best else None, "se": best.se if best else None,
+            "lcl": best.lcl if best else None, "ucl": best.ucl if best else None,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "summary": self.summary(),
+            "estimates": self.estimates.to_dict() if self.estimates else None,
+            "flank_links": [{"left_id": lk.left_id, "right_id": lk.right_id,
+                             "left": self.identities.get(lk.left_id, {}).get("name"),
+                             "right": self.identities.get(lk.right_id, {}).get("name"),
+                             "reason": lk.reason, "source": lk.source, "evidence": lk.evidence} for lk in self.links],
+            "flank_link_conflicts": self.link_conflicts,
+            "warnings": self.warnings,
+        }
+
+
+# -- time helpers ---------------------------------------------------------------------------------------
+def parse_ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _local(t: datetime) -> datetime:
+    return t.replace(tzinfo=None)
+
+
+def parse_bound(text: str | None, *, end: bool) -> datetime | None:
+    """--start/--end: ISO date (end inclusive) or datetime; returned as naive local time."""
+    if text is None or str(text).strip() == "":
+        return None
+    s = str(text).strip()
+    t = parse_ts(s)
+    if t is None:
+        raise ValueError(f"bad date {text!r}: use ISO 8601, e.g. 2024-03-01 or 2024-03-01T18:00")
+    if end and len(s) == 10:  # a date: the whole day is included
+        t = t + timedelta(days=1)
+    if t.tzinfo is not None:
+        t = _local(t)  # period bounds are compared in local camera time
+    return t
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def _resolver(rows) -> dict[int, int]:
+    parent = {r["id"]: r["merged_into"] for r in rows}
+    out = {}
+    for i in parent:
+        cur, seen = i, set()
+        while parent.get(cur) is not None and cur not in seen:
+            seen.add(cur)
+            cur = parent[cur]
+        out[i] = cur
+    return out
+
+
+class _UnionFind:
+    def __init__(self):
+        self.p: dict[int, int] = {}
+
+    def find(self, a: int) -> int:
+        self.p.setdefault(a, a)
+        while self.p[a] != a:
+            self.p[a] = self.p[self.p[a]]
+            a = self.p[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.p[max(ra, rb)] = min(ra, rb)
+
+
+class Census:
+    """``Census(config)(catalog) -> CensusResult``: the census of one period from a catalog."""
+
+    def __init__(self, config: CensusConfig | None = None):
+        self.config = config or CensusConfig()
+
+    def __call__(self, cat: Catalog) -> CensusResult:
+        cfg = self.config
+        warnings: list[str] = []
+        start = parse_bound(cfg.start, end=False)
+        end = parse_bound(cfg.end, end=True)
+        if start and end and end <= start:
+            raise ValueError(f"--end {cfg.end} is not after --start {cfg.start}")
+
+        ind_rows = cat.query("SELECT id, name, flank, status, merged_into FROM individuals")
+        resolve = _resolver(ind_rows)
+        ind = {r["id"]: dict(r) for r in ind_rows}
+
+        deps = {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")}
+        media_span = {r["deployment_id"]: (r["t0"], r["t1"]) for r in cat.query(
+            "SELECT deployment_id, MIN(timestamp) t0, MAX(timestamp) t1 FROM media "
+            "WHERE timestamp IS NOT NULL GROUP BY deployment_id")}
+
+        q = ("SELECT s.id sid, s.individual_id iid, s.status, d.id did, m.id mid, m.timestamp ts, "
+             "m.deployment_id dep FROM sightings s JOIN detections d ON d.id = s.detection_id "
+             "JOIN media m ON m.id = d.media_id WHERE s.individual_id IS NOT NULL AND s.status IN (%s)"
+             % ",".join("?" * len(cfg.statuses)))
+        all_s: list[Sighting] = []
+        no_time = bad_ident = 0
+        for r in cat.query(q, tuple(cfg.statuses)):
+            t = parse_ts(r["ts"])
+            if t is None or t.tzinfo is None:
+                no_time += 1
+                continue
+            iid = resolve.get(r["iid"], r["iid"])
+            info = ind.get(iid)
+            if info is None or info["status"] in ("rejected", "merged"):
+                bad_ident += 1
+                continue
+            dep = deps.get(r["dep"], {})
+            station = dep.get("location_id") or r["dep"]
+            all_s.append(Sighting(r["sid"], iid, info["flank"], t, _local(t), r["dep"], station, r["mid"], r["did"]))
+        if no_time:
+            warnings.append(f"{no_time} counted sighting(s) have no timestamp with an offset and were left out: "
+                            "fix the camera clock / deployment tz and re-ingest")
+        if bad_ident:
+            warnings.append(f"{bad_ident} counted sighting(s) point at a rejected or unresolvable individual "
+                            "and were left out: review them")
+
+        # period and occasions (local time)
+        spans = []
+        for did, d in deps.items():
+            s0, s1 = parse_ts(d.get("start")), parse_ts(d.get("end"))
+            m0, m1 = (parse_ts(x) for x in media_span.get(did, (None, None)))
+            a, b = s0 or m0, s1 or m1
+            src = "deployment dates" if (s0 and s1) else "first/last media"
+            if a is not None and b is not None:
+                spans.append((did, _local(a), _local(b), src))
+        in_period = [s for s in all_s if (start is None or s.local >= start) and (end is None or s.local < end)]
+        if start is not None:
+            origin = start
+        else:
+            cands = [a for _, a, _, _ in spans] + [s.local for s in in_period]
+            origin = min(cands) if cands else datetime(2000, 1, 1)
+            origin = origin.replace(hour=0, minute=0, second=0, microsecond=0)
+        if end is not None:
+            stop = end
+        else:
+            cands = [b for _, _, b, _ in spans] + [s.local for s in in_period]
+            stop = max(cands) if cands else origin + timedelta(days=cfg.occasion_days)
+        occ_len = timedelta(days=cfg.occasion_days)
+        n_occ = max(1, math.ceil((stop - origin) / occ_len - 1e-9))
+        if n_occ > 5000:
+            raise ValueError(f"{n_occ} occasions of {cfg.occasion_days} day(s): give --start/--end or a longer "
+                             "--occasion-days")
+        stop = origin + n_occ * occ_len
+
+        def occasion_of(t_local: datetime) -> int | None:
+            if t_local < origin or t_local >= stop:
+                return None
+            return int((t_local - origin) / occ_len)
+
+        # stations and effort
+        stations: dict[str, Station] = {}
+        for did, d in deps.items():
+            sid = d.get("location_id") or did
+            st = stations.setdefault(sid, Station(sid, [], None, None))
+            st.deployments.append(did)
+        for st in stations.values():
+            lats = [deps[d]["latitude"] for d in st.deployments if deps[d].get("latitude") is not None]
+            lons = [deps[d]["longitude"] for d in st.deployments if deps[d].get("longitude") is not None]
+            st.latitude = float(np.mean(lats)) if lats else None
+            st.longitude = float(np.mean(lons)) if lons else None
+        by_station_spans = defaultdict(list)
+        for did, a, b, src in spans:
+            sid = deps[did].get("location_id") or did
+            a, b = max(a, origin), min(b, stop)
+            if b > a:
+                by_station_spans[sid].append((a, b))
+                stations[sid].camera_nights += (b - a).total_seconds() / 86400
+            if src != "deployment dates":
+                stations[sid].effort_source = "first/last media (deployment start/end missing)"
+        for sid, st in stations.items():
+            ivs = _union(by_station_spans.get(sid, []))
+            st.trap_nights = sum((b - a).total_seconds() for a, b in ivs) / 86400
+            st.start = ivs[0][0] if ivs else None
+            st.end = ivs[-1][1] if ivs else None
+            st.usage = [0.0] * n_occ
+            for k in range(n_occ):
+                o0, o1 = origin + k * occ_len, origin + (k + 1) * occ_len
+                st.usage[k] = sum(max(0.0, (min(b, o1) - max(a, o0)).total_seconds()) for a, b in ivs) / 86400
+            if not ivs:
+                st.effort_source = "none: no deployment dates and no timestamped media"
+        _project(stations)
+
+        # independent events per identity per station (gap to the previous sighting)
+        gap = timedelta(minutes=cfg.independence_minutes)
+        events: list[Event] = []
+        groups = defaultdict(list)
+        for s in in_period:
+            groups[(s.identity, s.station)].append(s)
+        for (iid, sid), ss in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            ss.sort(key=lambda s: s.t)
+            cur = None
+            for s in ss:
+                if cur is None or s.t - cur.end > gap:
+                    cur = Event(len(events) + 1, iid, sid, s.t, s.t, occasion_of(s.local), [])
+                    events.append(cur)
+                cur.end = s.t
+                cur.sighting_ids.append(s.id)
+
+        # flank links: stored ones + paired-station co-occurrences
+        links, conflicts = find_flank_links(cat, all_s, resolve, ind, warnings, cfg)
+        uf = _UnionFind()
+        ids_in_period = sorted({s.identity for s in in_period})
+        for i in ids_in_period:
+            uf.find(i)
+        for lk in links:
+            uf.union(lk.left_id, lk.right_id)
+        comp_all = defaultdict(set)
+        for i in list(uf.p):
+            comp_all[uf.find(i)].add(i)
+        comp = defaultdict(list)
+        for i in ids_in_period:
+            comp[uf.find(i)].append(i)
+        animals = sorted(comp.values(), key=lambda g: min(g))
+        # An animal's flanks are those known anywhere in the catalog: a left identity whose right
+        # flank is known (even if unseen in this period) cannot be one of the right-only identities.
+        known = {min(g): {ind[j]["flank"] for j in comp_all[uf.find(g[0])]} for g in animals}
+        linked = sum(1 for g in animals if known[min(g)] == {"left", "right"})
+        left_only = sum(1 for g in animals if known[min(g)] == {"left"})
+        right_only = sum(1 for g in animals if known[min(g)] == {"right"})
+        bounds = FlankBounds(linked=linked, left_only=left_only, right_only=right_only)
+
+        # capture histories (per identity, 0/1 per occasion from events)
+        hist = {i: np.zeros(n_occ, dtype=int) for i in ids_in_period}
+        for e in events:
+            if e.occasion is not None:
+                hist[e.identity][e.occasion] = 1
+
+        # identities table info
+        first_before = {}
+        if start is not None:
+            for s in all_s:
+                if s.local < start:
+                    first_before[s.identity] = True
+        identities = {}
+        for g in animals:
+            full = comp_all[uf.find(g[0])]
+            label_names = sorted((ind[i]["flank"], ind[i]["name"]) for i in full)
+            for i in g:
+                ss = sorted((s for s in in_period if s.identity == i), key=lambda s: s.t)
+                partner = sorted(ind[j]["name"] for j in full if j != i)
+                identities[i] = {
+                    "id": i, "name": ind[i]["name"], "flank": ind[i]["flank"], "status": ind[i]["status"],
+                    "animal": "|".join(n for _, n in label_names), "linked_to": ";".join(partner),
+                    "first_seen": ss[0].t.isoformat(), "last_seen": ss[-1].t.isoformat(),
+                    "stations": ";".join(sorted({str(s.station) for s in ss})),
+                    "n_sightings": len(ss), "n_events": sum(1 for e in events if e.identity == i),
+                    "n_occasions": int(hist[i].sum()),
+                    "seen_before_period": bool(first_before.get(i, False)),
+                }
+        resighted = sum(1 for g in animals if any(first_before.get(i) for i in g))
+        new = len(animals) - resighted
+
+        for e in events:
+            st = stations.get(e.station)
+            if st is not None and e.occasion is not None:
+                st.n_events += 1
+                st.n_sightings += len(e.sighting_ids)
+                st.identities.add(e.identity)
+
+        # estimates from one flank's histories (each animal counted once)
+        fl, est = None, None
+        if animals:
+            n_l = bounds.linked + bounds.left_only
+            n_r = bounds.linked + bounds.right_only
+            fl = choose_flank(n_l, n_r) if cfg.estimate_flank == "auto" else cfg.estimate_flank
+            rows = []
+            for g in animals:
+                h = np.zeros(n_occ, dtype=int)
+                for i in g:
+                    if ind[i]["flank"] == fl:
+                        h |= hist[i]
+                if h.any():
+                    rows.append(h)
+            X = np.array(rows, dtype=int).reshape(len(rows), n_occ)
+            est = estimate_all(X, tuple(cfg.models))
+        return CensusResult(
+            config=cfg, period_start=origin, period_end=stop, n_occasions=n_occ, identities=identities,
+            animals=animals, events=events, stations=stations, links=links, link_conflicts=conflicts,
+            bounds=bounds, histories=hist, estimate_flank=fl, estimates=est, new_animals=new,
+            resighted_animals=resighted, n_sightings=len(in_period), warnings=warnings,
+            tz=_single_tz([s.t for s in all_s] + [parse_ts(d.get("start")) for d in deps.values()]))
+
+
+def _single_tz(times) -> object:
+    offs = {t.utcoffset() for t in times if t is not None and t.tzinfo is not None}
+    if len(offs) == 1:
+        from datetime import timezone
+        return timezone(offs.pop())
+    return None
+
+
+def _union(ivs: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    out: list[list[datetime]] = []
+    for a, b in sorted(ivs):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _project(stations: dict[str, Station]) -> None:
+    """Local equirectangular projection to metres around the stations' centroid (for secr traps).
+
+    Good to well under 1% over a park-sized area (tens of km), which is what secr's detector
+    spacing needs; stations without coordinates keep x/y None.
+    """
+    pts = [(s.latitude, s.longitude) for s in stations.values() if s.latitude is not None and s.longitude is not None]
+    if not pts:
+        return
+    lat0 = float(np.mean([p[0] for p in pts]))
+    lon0 = float(np.mean([p[1] for p in pts]))
+    R = 6371008.8
+    for s in stations.values():
+        if s.latitude is None or s.longitude is None:
+            continue
+        s.x_m = math.radians(s.longitude - lon0) * R * math.cos(math.radians(lat0))
+        s.y_m = math.radians(s.latitude - lat0) * R

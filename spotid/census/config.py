@@ -1,0 +1,43 @@
+"""Census settings (defaults mirrored in configs/census.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CensusConfig:
+    """How sightings become events, occasions and counts.
+
+    start/end: the census period (ISO date or datetime; a date-only end is inclusive; a time without
+    an offset is read as local camera time). occasion_days: length of one capture occasion.
+    independence_minutes: sightings of one identity at one station closer than this (to the previous
+    sighting) belong to one event. flank_link_seconds: a left and a right identity seen at the two
+    cameras of a paired station within this many seconds are one animal. statuses: which sighting
+    statuses count. estimate_flank: 'auto' (the flank with more identities, left on ties), 'left' or
+    'right'. write_flank_links: store the links found in the catalog's flank_links table.
+    """
+
+    yaml_name = "census"
+
+    start: str | None = None
+    end: str | None = None
+    occasion_days: float = 1.0
+    independence_minutes: float = 30.0
+    flank_link_seconds: float = 10.0
+    statuses: tuple[str, ...] = ("auto", "confirmed")
+    estimate_flank: str = "auto"
+    models: tuple[str, ...] = ("M0", "Mt", "Mb", "Mh-chao", "Mh-jackknife", "Mh-2point", "Mh-betabinomial")
+    write_flank_links: bool = True
+
+    def __post_init__(self):
+        if not self.occasion_days > 0:
+            raise ValueError("occasion_days must be > 0 (e.g. 1 for daily occasions, 7 for weekly)")
+        if self.independence_minutes < 0:
+            raise ValueError("independence_minutes must be >= 0")
+        if self.flank_link_seconds < 0:
+            raise ValueError("flank_link_seconds must be >= 0")
+        if self.estimate_flank not in ("auto", "left", "right"):
+            raise ValueError("estimate_flank must be auto, left or right")
+        bad = set(self.statuses) - {"pending", "auto", "confirmed"}
+        if bad:
+            raise ValueError(f"statuses {sorted(bad)} carry no identity; use pending, auto, confirmed")

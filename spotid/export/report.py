@@ -1,0 +1,209 @@
+"""Census report: one self-contained folder with ``report.html`` and PNG plots (matplotlib Agg).
+
+Plots: stations on a map-like scatter (projected metres, marker area ~ events, colour = identities),
+the capture-history heatmap (identities x occasions), sightings over time with the discovery curve
+(cumulative identities), and the estimates with their 95% intervals against the MNA bounds.
+"""
+from __future__ import annotations
+
+import html
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from spotid.census.census import CensusResult
+from spotid.census.outputs import write_census
+from spotid.util import atomic_write_text
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_stations(res: CensusResult, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
+    sts = [s for s in res.stations.values() if s.x_m is not None]
+    if sts:
+        x = np.array([s.x_m for s in sts]) / 1000
+        y = np.array([s.y_m for s in sts]) / 1000
+        ev = np.array([s.n_events for s in sts])
+        ids = np.array([len(s.identities) for s in sts])
+        ax.scatter(x[ev == 0], y[ev == 0], s=30, facecolors="none", edgecolors="0.5", label="no leopard events")
+        m = ev > 0
+        if m.any():
+            sc = ax.scatter(x[m], y[m], s=40 + 60 * ev[m], c=ids[m], cmap="viridis", edgecolors="k",
+                            vmin=0, vmax=max(1, ids.max()), label="marker area ~ events")
+            fig.colorbar(sc, ax=ax, label="identities detected")
+        for s, xi, yi in zip(sts, x, y):
+            ax.annotate(f"{s.id} ({s.n_events})", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(loc="best", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no station coordinates in the catalog", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("easting from centroid (km)")
+    ax.set_ylabel("northing from centroid (km)")
+    ax.set_title("Camera stations and leopard events (label: station (events))")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_capture_history(res: CensusResult, path: Path) -> Path:
+    plt = _plt()
+    order = sorted(res.identities.values(), key=lambda v: (v["animal"], v["flank"]))
+    counts = np.zeros((max(1, len(order)), res.n_occasions))
+    idx = {v["id"]: k for k, v in enumerate(order)}
+    for e in res.events:
+        if e.occasion is not None and e.identity in idx:
+            counts[idx[e.identity], e.occasion] += 1
+    h = max(2.5, 0.28 * len(order) + 1.5)
+    fig, ax = plt.subplots(figsize=(max(6, min(16, 0.25 * res.n_occasions + 3)), min(h, 30)), dpi=110)
+    im = ax.imshow(counts, aspect="auto", cmap="Greens", interpolation="nearest", vmin=0, vmax=max(1, counts.max()))
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels([f"{v['name']} ({v['flank'][0].upper()})" for v in order], fontsize=7)
+    step = max(1, res.n_occasions // 20)
+    ax.set_xticks(range(0, res.n_occasions, step))
+    ax.set_xticklabels([str(k + 1) for k in range(0, res.n_occasions, step)], fontsize=7)
+    ax.set_xlabel(f"occasion ({res.config.occasion_days:g} day each)")
+    ax.set_title("Capture histories: independent events per identity and occasion")
+    from matplotlib.ticker import MaxNLocator
+
+    cb = fig.colorbar(im, ax=ax, label="independent events")
+    cb.locator = MaxNLocator(integer=True)
+    cb.update_ticks()
+    if not order:
+        ax.text(0.5, 0.5, "no identified leopards", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_over_time(res: CensusResult, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    per_occ = Counter(e.occasion for e in res.events if e.occasion is not None)
+    occ = np.arange(res.n_occasions)
+    ax.bar(occ + 1, [per_occ.get(k, 0) for k in occ], color="#4c72b0", label="independent events")
+    first = {}  # animal (linked flanks count once) -> first occasion seen
+    for e in res.events:
+        if e.occasion is not None and e.identity in res.identities:
+            a = res.identities[e.identity]["animal"]
+            first[a] = min(first.get(a, e.occasion), e.occasion)
+    cum = np.cumsum([sum(1 for v in first.values() if v == k) for k in occ])
+    ax2 = ax.twinx()
+    ax2.step(occ + 1, cum, where="mid", color="#dd8452", label="cumulative animals (flank-linked count once)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_ylim(bottom=0)
+    ax.set_xlabel(f"occasion ({res.config.occasion_days:g} day each, from {res.period_start:%Y-%m-%d})")
+    ax.set_ylabel("events")
+    ax2.set_ylabel("animals seen so far")
+    ax.set_title("Leopard events over time and the discovery curve")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_estimates(res: CensusResult, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ests = res.estimates.estimates if res.estimates else []
+    ax.axvspan(res.bounds.mna_min, max(res.bounds.mna_max, res.bounds.mna_min + 0.05), color="0.85",
+               label=f"MNA two-flank bounds {res.bounds.mna_min}–{res.bounds.mna_max}")
+    for k, e in enumerate(ests):
+        if e.N is None:
+            ax.text(res.bounds.mna_min, k, f"  {e.status}", va="center", fontsize=8, color="0.4")
+            continue
+        lo = e.N - (e.lcl if e.lcl is not None else e.N)
+        hi = (e.ucl - e.N) if e.ucl is not None else 0
+        best = res.estimates.best == e.model
+        ax.errorbar(e.N, k, xerr=[[lo], [hi]], fmt="o", color="#c44e52" if best else "#4c72b0", capsize=4)
+    ax.set_yticks(range(len(ests)))
+    ax.set_yticklabels([e.model + (" (best)" if res.estimates and e.model == res.estimates.best else "") for e in ests])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"number of leopards ({res.estimate_flank or '—'}-flank histories), N̂ and 95% CI")
+    ax.set_title("Population size estimates")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    def cell(v):
+        if v is None:
+            return "—"
+        if isinstance(v, float):
+            return f"{v:.2f}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(res: CensusResult, out: str | Path) -> Path:
+    """Write report.html, the PNGs and the census tables (``tables/``) into ``out``; returns the HTML path."""
+    from spotid.census.outputs import estimate_rows, individual_rows, station_rows
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_stations(res, out / "stations.png")
+    plot_capture_history(res, out / "capture_history.png")
+    plot_over_time(res, out / "sightings_over_time.png")
+    plot_estimates(res, out / "estimates.png")
+    write_census(res, out / "tables")
+    s = res.summary()
+    best = res.best_estimate()
+    headline = (f"MNA <b>{s['mna']}</b> (two-flank bounds {s['mna_min']}–{s['mna_max']})"
+                + (f"; N̂ = <b>{best.N:.1f}</b> (95% CI {best.lcl:.1f}–{best.ucl:.1f}, {best.model}, "
+                   f"{res.estimate_flank}-flank histories)" if best and best.N is not None and best.lcl is not None
+                   and best.ucl is not None else ""))
+    summary_rows = [{"item": k, "value": v} for k, v in s.items()]
+    notes = "".join(f"<li>{html.escape(e.model)}: {html.escape(e.note)}</li>"
+                    for e in (res.estimates.estimates if res.estimates else []) if e.note)
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in res.warnings)
+    doc = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>spotid census report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}img{{max-width:100%;border:1px solid #eee}}
+.head{{font-size:1.3em;background:#f6f8fa;padding:.7em 1em;border-left:4px solid #c44e52}}</style></head><body>
+<h1>Amur leopard census</h1>
+<p>Period {html.escape(s['period_start'])} – {html.escape(s['period_end'])}; {s['n_occasions']} occasions of
+{s['occasion_days']:g} day; {s['n_stations']} stations, {s['trap_nights']:.1f} trap-nights.</p>
+<p class="head">{headline}</p>
+<h2>Estimates</h2><img src="estimates.png" alt="estimates">
+{_table(estimate_rows(res), ["model", "N", "se", "lcl", "ucl", "loglik", "aicc", "daicc", "status"])}
+<p>Best: {html.escape(str(res.estimates.best if res.estimates else None))}
+({html.escape(res.estimates.best_reason if res.estimates else "")}).</p><ul>{notes}</ul>
+<h2>Stations and events</h2><img src="stations.png" alt="stations">
+{_table(station_rows(res), ["station", "n_cameras", "trap_nights", "n_events", "n_sightings", "n_identities", "effort_source"])}
+<h2>Capture histories</h2><img src="capture_history.png" alt="capture histories">
+<h2>Sightings over time</h2><img src="sightings_over_time.png" alt="sightings over time">
+<h2>Individuals</h2>
+{_table(individual_rows(res), ["name", "flank", "animal", "first_seen", "last_seen", "stations", "n_sightings", "n_events"])}
+<h2>Summary</h2>{_table(summary_rows, ["item", "value"])}
+<h2>Warnings</h2><ul>{warn or "<li>none</li>"}</ul>
+<p>Tables (CSV/JSON, secr files): <a href="tables/">tables/</a>.</p>
+</body></html>
+"""
+    return atomic_write_text(out / "report.html", doc)
