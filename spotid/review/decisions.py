@@ -1,0 +1,378 @@
+"""Write side of review: every decision in one transaction, audited, undoable, optimistically locked.
+
+Each decision (confirm, reject, new individual, unusable, merge, skip) runs inside
+``Catalog.transaction()`` (BEGIN IMMEDIATE, so two reviewers' writes serialise) and writes one
+``review_decisions`` row whose ``previous_json`` / ``new_json`` hold the exact state of every row it
+touched::
+
+    {"sightings":   {"<id>": {"individual_id": 3, "status": "pending", "probability": 0.61, "version": 4}},
+     "individuals": {"<id>": {"name": "L-0003", "flank": "left", "status": "proposed", "merged_into": null}
+                     | null}}       # null: the individual did not exist (created by the decision)
+
+Undo restores ``previous`` exactly (deleting individuals the decision created; only the lock counter
+``version`` moves on), writes a new decision row with ``undoes`` set, and sets ``undone_by`` on the
+original. It refuses (Conflict) when a later live decision touched the same rows (undo that one
+first) or the rows no longer hold what the decision wrote (changed outside review).
+
+Optimistic locking: the page posts the ``sightings.version`` it showed; a different current version
+means another tab or reviewer decided first, and the decision is refused with :class:`Conflict`
+(HTTP 409) instead of being lost or applied twice. Every change to a sighting, undo included,
+increments its version, so an old page can never write over a newer state.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spotid.catalog import Catalog, now_iso
+from spotid.review.queue import NotFound, resolve
+
+ACTIONS = ("confirm", "reject", "new", "unusable", "merge", "skip", "undo")
+
+
+class Conflict(RuntimeError):
+    """The catalog changed since the page was loaded (HTTP 409); reload and decide again."""
+
+
+class InvalidDecision(ValueError):
+    """A decision that cannot apply to these rows (HTTP 400), e.g. merging a left into a right flank."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One row of ``review_decisions``."""
+
+    id: int
+    action: str
+    sighting_id: int | None
+    reviewer: str
+    decided_at: str
+    previous: dict
+    new: dict
+    undoes: int | None = None
+    undone_by: int | None = None
+
+
+_S_FIELDS = ("individual_id", "status", "probability", "version")
+_I_FIELDS = ("name", "flank", "status", "merged_into", "created_at", "created_by")
+
+
+class Reviewer:
+    """Applies one reviewer's decisions to a catalog. Not thread-safe (one Catalog per thread)."""
+
+    def __init__(self, cat: Catalog, reviewer: str):
+        if not reviewer.strip():
+            raise ValueError("empty reviewer name: pass --reviewer NAME")
+        self.cat = cat
+        self.reviewer = reviewer.strip()
+
+    # -- state snapshots -------------------------------------------------------------------------
+    def _sighting(self, sid: int) -> dict[str, Any]:
+        r = self.cat.conn.execute(
+            "SELECT id, individual_id, status, probability, version, flank FROM sightings WHERE id = ?", (sid,)
+        ).fetchone()
+        if r is None:
+            raise NotFound(f"no sighting {sid} in the catalog")
+        return dict(r)
+
+    def _snapshot(self, sightings: list[int], individuals: list[int]) -> dict:
+        out: dict = {"sightings": {}, "individuals": {}}
+        for sid in sightings:
+            r = self._sighting(sid)
+            out["sightings"][str(sid)] = {k: r[k] for k in _S_FIELDS}
+        for iid in individuals:
+            r = self.cat.conn.execute(f"SELECT {', '.join(_I_FIELDS)} FROM individuals WHERE id = ?", (iid,)).fetchone()
+            out["individuals"][str(iid)] = None if r is None else dict(r)
+        return out
+
+    def _check_version(self, sid: int, version: int) -> dict:
+        cur = self._sighting(sid)
+        if int(cur["version"]) != int(version):
+            last = self.cat.conn.execute(
+                "SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
+                "ORDER BY id DESC LIMIT 1", (sid,)).fetchone()
+            who = f" ({last['action']} by {last['reviewer']} at {last['decided_at']})" if last else ""
+            raise Conflict(f"sighting {sid} changed since this page loaded it{who}: it is now "
+                           f"'{cur['status']}' (version {cur['version']}, page had {version}); reloaded")
+        return cur
+
+    def _set_sighting(self, sid: int, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        cur = self.cat.conn.execute(
+            f"UPDATE sightings SET {cols}, version = version + 1, updated_at = ? WHERE id = ?",
+            (*values.values(), now_iso(), sid))
+        if cur.rowcount != 1:
+            raise NotFound(f"no sighting {sid} in the catalog")
+
+    def _individual(self, iid: int) -> dict:
+        r = self.cat.conn.execute("SELECT id, name, flank, status, merged_into FROM individuals WHERE id = ?",
+                                  (iid,)).fetchone()
+        if r is None:
+            raise NotFound(f"no individual {iid} in the catalog")
+        return dict(r)
+
+    def _record(self, action: str, sid: int | None, prev: dict, new: dict, undoes: int | None = None) -> Decision:
+        at = now_iso()
+        cur = self.cat.conn.execute(
+            "INSERT INTO review_decisions (sighting_id, action, reviewer, decided_at, previous_json, new_json, undoes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sid, action, self.reviewer, at, json.dumps(prev, sort_keys=True), json.dumps(new, sort_keys=True), undoes))
+        return Decision(int(cur.lastrowid), action, sid, self.reviewer, at, prev, new, undoes)
+
+    def _next_name(self, flank: str) -> str:
+        """Identify's naming convention (``L-0007`` / ``R-0012``), continued, so that people's and the
+        machine's individuals share one sequence per flank."""
+        prefix = {"left": "L", "right": "R"}[flank]
+        nums = [int(m.group(1)) for (name,) in self.cat.conn.execute("SELECT name FROM individuals WHERE name LIKE ?",
+                                                                     (f"{prefix}-%",))
+                if (m := re.fullmatch(rf"{prefix}-(\d+)", name))]
+        n = max(nums, default=0) + 1
+        while True:
+            name = f"{prefix}-{n:04d}"
+            if self.cat.scalar("SELECT 1 FROM individuals WHERE name = ?", (name,)) is None:
+                return name
+            n += 1
+
+    def _flank(self, s: dict) -> str | None:
+        if s["flank"] in ("left", "right"):
+            return s["flank"]
+        f = self.cat.scalar("SELECT c.flank FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
+                            "WHERE s.id = ?", (s["id"],))
+        return f if f in ("left", "right") else None
+
+    # -- decisions on one sighting ---------------------------------------------------------------
+    def confirm(self, sighting_id: int, version: int, individual_id: int) -> Decision:
+        """Assign the sighting to ``individual_id`` (merges resolved), status 'confirmed'. A
+        'proposed' individual becomes 'confirmed': a person has now vouched for it."""
+        with self.cat.transaction():
+            s = self._check_version(sighting_id, version)
+            target = self._individual(resolve(self.cat, individual_id))
+            flank = self._flank(s)
+            if flank is not None and target["flank"] != flank:
+                raise InvalidDecision(f"{target['name']} is a {target['flank']} flank and sighting {sighting_id} "
+                                      f"shows the {flank} flank: link flanks instead of assigning")
+            if target["status"] in ("rejected", "merged"):
+                raise InvalidDecision(f"{target['name']} is {target['status']}: choose another individual")
+            # Only rows the decision changes go in the audit record, so that two confirms to one
+            # individual stay independently undoable.
+            inds = [target["id"]] if target["status"] == "proposed" else []
+            prev = self._snapshot([sighting_id], inds)
+            p = self.cat.scalar("SELECT probability FROM match_candidates WHERE sighting_id = ? AND individual_id = ?",
+                                (sighting_id, individual_id))
+            self._set_sighting(sighting_id, individual_id=target["id"], status="confirmed", probability=p)
+            if inds:
+                self.cat.execute("UPDATE individuals SET status = 'confirmed' WHERE id = ?", (target["id"],))
+            return self._record("confirm", sighting_id, prev, self._snapshot([sighting_id], inds))
+
+    def reject(self, sighting_id: int, version: int) -> Decision:
+        """The proposed identity is wrong: status 'rejected', no individual."""
+        return self._clear(sighting_id, version, "reject", "rejected")
+
+    def unusable(self, sighting_id: int, version: int) -> Decision:
+        """No identity can be read from this crop (front/back view, blur, not a leopard)."""
+        return self._clear(sighting_id, version, "unusable", "unusable")
+
+    def _clear(self, sighting_id: int, version: int, action: str, status: str) -> Decision:
+        with self.cat.transaction():
+            self._check_version(sighting_id, version)
+            prev = self._snapshot([sighting_id], [])
+            self._set_sighting(sighting_id, individual_id=None, status=status)
+            return self._record(action, sighting_id, prev, self._snapshot([sighting_id], []))
+
+    def new_individual(self, sighting_id: int, version: int, name: str | None = None) -> Decision:
+        """The sighting is an animal not yet in the catalog. When identify already proposed a new
+        individual for it (status 'proposed'), that one is confirmed (and renamed if ``name``);
+        otherwise a new confirmed individual of the sighting's flank is created."""
+        name = (name or "").strip() or None
+        with self.cat.transaction():
+            s = self._check_version(sighting_id, version)
+            flank = self._flank(s)
+            if flank is None:
+                raise InvalidDecision(f"sighting {sighting_id} has no left/right flank: mark it unusable instead")
+            if name is not None and self.cat.scalar("SELECT id FROM individuals WHERE name = ?", (name,)) is not None:
+                raise InvalidDecision(f"an individual named {name!r} exists: choose another name or confirm it")
+            proposed = None
+            if s["individual_id"] is not None:
+                ind = self._individual(resolve(self.cat, s["individual_id"]))
+                n_other = self.cat.scalar("SELECT COUNT(*) FROM sightings WHERE individual_id = ? AND id != ? "
+                                          "AND status IN ('auto', 'confirmed')", (ind["id"], sighting_id))
+                if ind["status"] == "proposed" and ind["flank"] == flank and n_other == 0:
+                    proposed = ind
+            if proposed is not None:
+                prev = self._snapshot([sighting_id], [proposed["id"]])
+                self.cat.execute("UPDATE individuals SET status = 'confirmed', name = COALESCE(?, name) WHERE id = ?",
+                                 (name, proposed["id"]))
+                iid = proposed["id"]
+            else:
+                prev = self._snapshot([sighting_id], [])
+                cur = self.cat.execute(
+                    "INSERT INTO individuals (name, flank, status, created_at, created_by) VALUES (?, ?, 'confirmed', ?, ?)",
+                    (name or self._next_name(flank), flank, now_iso(), f"reviewer:{self.reviewer}"))
+                iid = int(cur.lastrowid)
+                prev["individuals"][str(iid)] = None
+            self._set_sighting(sighting_id, individual_id=iid, status="confirmed", probability=None)
+            return self._record("new", sighting_id, prev, self._snapshot([sighting_id], [iid]))
+
+    def skip(self, sighting_id: int, version: int | None = None) -> Decision:
+        """Put the sighting at the end of this reviewer's queue; changes nothing else."""
+        with self.cat.transaction():
+            if version is not None:
+                self._check_version(sighting_id, version)
+            state = self._snapshot([sighting_id], [])
+            return self._record("skip", sighting_id, state, state)
+
+    # -- decisions on individuals ----------------------------------------------------------------
+    def merge(self, keep_id: int, absorb_id: int, *, sighting_id: int | None = None) -> Decision:
+        """``absorb_id`` is the same animal as ``keep_id``: absorb gets status 'merged' and
+        ``merged_into = keep``, all its sightings move to keep, and keep becomes 'confirmed'.
+        ``sighting_id`` records the queue item the reviewer was looking at (context only)."""
+        with self.cat.transaction():
+            keep, absorb = self._individual(keep_id), self._individual(absorb_id)
+            if keep["id"] == absorb["id"]:
+                raise InvalidDecision("cannot merge an individual into itself")
+            for ind in (keep, absorb):
+                if ind["status"] in ("merged", "rejected"):
+                    into = f" into {ind['merged_into']}" if ind["merged_into"] else ""
+                    raise Conflict(f"{ind['name']} is already {ind['status']}{into}; reloaded")
+            if keep["flank"] != absorb["flank"]:
+                raise InvalidDecision(f"{keep['name']} is {keep['flank']} and {absorb['name']} is {absorb['flank']}: "
+                                      "one individual per flank; a left and a right flank are linked, not merged")
+            moved = [int(r[0]) for r in self.cat.query("SELECT id FROM sightings WHERE individual_id = ? ORDER BY id",
+                                                       (absorb["id"],))]
+            inds = [keep["id"], absorb["id"]]
+            prev = self._snapshot(moved, inds)
+            for sid in moved:
+                self._set_sighting(sid, individual_id=keep["id"])
+            self.cat.execute("UPDATE individuals SET status = 'merged', merged_into = ? WHERE id = ?",
+                             (keep["id"], absorb["id"]))
+            self.cat.execute("UPDATE individuals SET status = 'confirmed' WHERE id = ?", (keep["id"],))
+            return self._record("merge", sighting_id, prev, self._snapshot(moved, inds))
+
+    # -- undo ------------------------------------------------------------------------------------
+    def last_undoable(self) -> int | None:
+        return self.cat.scalar("SELECT id FROM review_decisions WHERE reviewer = ? AND action != 'undo' "
+                               "AND undone_by IS NULL ORDER BY id DESC LIMIT 1", (self.reviewer,))
+
+    def undo(self, decision_id: int | None = None) -> Decision:
+        """Undo ``decision_id`` (default: this reviewer's latest live decision), restoring exactly
+        the state before it. Refused when a later decision changed the same rows."""
+        with self.cat.transaction():
+            if decision_id is None:
+                decision_id = self.last_undoable()
+                if decision_id is None:
+                    raise NotFound(f"nothing to undo: {self.reviewer} has no live decisions")
+            d = get_decision(self.cat, decision_id)
+            if d.action == "undo":
+                raise InvalidDecision(f"decision {d.id} is an undo; decide again instead of undoing it")
+            if d.undone_by is not None:
+                raise Conflict(f"decision {d.id} ({d.action}) was already undone by decision {d.undone_by}")
+            sids = [int(k) for k in d.new["sightings"]]
+            iids = [int(k) for k in d.new["individuals"]]
+            current = self._snapshot(sids, iids)
+            if d.action == "skip":  # nothing was changed, nothing to restore
+                u = self._record("undo", d.sighting_id, current, current, undoes=d.id)
+                self.cat.execute("UPDATE review_decisions SET undone_by = ? WHERE id = ?", (u.id, d.id))
+                return u
+            for kind in ("sightings", "individuals"):
+                for key, after in d.new[kind].items():
+                    later = self._later_hint(d.id, kind, key)
+                    if later or _differs(current[kind][key], after):
+                        raise Conflict(f"{kind[:-1]} {key} changed after decision {d.id}"
+                                       f"{later or ' (outside review, e.g. a new identify run)'}: undo that first")
+            for key, before in d.previous["sightings"].items():
+                self._set_sighting(int(key), individual_id=before["individual_id"], status=before["status"],
+                                   probability=before["probability"])
+            for key, before in d.previous["individuals"].items():
+                if before is None:
+                    continue
+                self.cat.execute("UPDATE individuals SET name = ?, status = ?, merged_into = ? WHERE id = ?",
+                                 (before["name"], before["status"], before["merged_into"], int(key)))
+            for key, before in d.previous["individuals"].items():
+                if before is None:  # created by the decision
+                    self._delete_created(int(key), d.id)
+            after_undo = self._snapshot(sids, [int(k) for k, v in d.previous["individuals"].items() if v is not None])
+            for key, before in d.previous["individuals"].items():
+                if before is None:
+                    after_undo["individuals"][key] = None
+            u = self._record("undo", d.sighting_id, current, after_undo, undoes=d.id)
+            self.cat.execute("UPDATE review_decisions SET undone_by = ? WHERE id = ?", (u.id, d.id))
+            return u
+
+    def _later_hint(self, after_id: int, kind: str, key: str) -> str:
+        for r in self.cat.query("SELECT id, action, reviewer, new_json FROM review_decisions WHERE id > ? "
+                                "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id", (after_id,)):
+            if key in json.loads(r["new_json"]).get(kind, {}):
+                return f" (decision {r['id']}: {r['action']} by {r['reviewer']})"
+        return ""
+
+    def _delete_created(self, iid: int, decision_id: int) -> None:
+        refs = {
+            "sightings": "SELECT COUNT(*) FROM sightings WHERE individual_id = ?",
+            "match candidates": "SELECT COUNT(*) FROM match_candidates WHERE individual_id = ?",
+            "merged individuals": "SELECT COUNT(*) FROM individuals WHERE merged_into = ?",
+            "flank links": "SELECT COUNT(*) FROM flank_links WHERE left_id = ? OR right_id = ?",
+        }
+        for what, sql in refs.items():
+            n = self.cat.scalar(sql, (iid,) * sql.count("?"))
+            if n:
+                raise Conflict(f"individual {iid} created by decision {decision_id} now has {n} {what}: "
+                               "undo or reassign those first")
+        self.cat.execute("DELETE FROM individuals WHERE id = ?", (iid,))
+
+
+def _differs(now: dict | None, after: dict | None) -> bool:
+    """True when a row no longer holds what a decision wrote. ``version`` is not compared: later
+    review decisions are found through the audit log (an undone one restores the data but not the
+    counter); this catches changes made outside review."""
+    if now is None or after is None:
+        return (now is None) != (after is None)
+    return any(now.get(k) != after.get(k) for k in after if k != "version")
+
+
+def get_decision(cat: Catalog, decision_id: int) -> Decision:
+    r = cat.conn.execute("SELECT * FROM review_decisions WHERE id = ?", (decision_id,)).fetchone()
+    if r is None:
+        raise NotFound(f"no review decision {decision_id}")
+    return Decision(int(r["id"]), r["action"], r["sighting_id"], r["reviewer"], r["decided_at"],
+                    json.loads(r["previous_json"]), json.loads(r["new_json"]), r["undoes"], r["undone_by"])
+
+
+def recent_decisions(cat: Catalog, limit: int = 50, reviewer: str | None = None) -> list[Decision]:
+    sql = "SELECT id FROM review_decisions"
+    params: tuple = ()
+    if reviewer is not None:
+        sql += " WHERE reviewer = ?"
+        params = (reviewer,)
+    return [get_decision(cat, int(r[0])) for r in cat.query(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))]
+
+
+def describe_change(d: Decision, names: dict[int, str]) -> str:
+    """One line for people: what the decision changed (names from ``names``, else '#id')."""
+    def nm(i):
+        return "—" if i is None else names.get(int(i), f"#{i}")
+    parts = []
+    for key, after in d.new.get("sightings", {}).items():
+        before = d.previous.get("sightings", {}).get(key) or {}
+        bits = []
+        if before.get("status") != after.get("status"):
+            bits.append(f"{before.get('status')} → {after.get('status')}")
+        if before.get("individual_id") != after.get("individual_id"):
+            bits.append(f"{nm(before.get('individual_id'))} → {nm(after.get('individual_id'))}")
+        elif after.get("individual_id") is not None and bits:
+            bits[-1] += f" as {nm(after.get('individual_id'))}"
+        if bits:
+            parts.append(f"#{key}: " + ", ".join(bits))
+    for key, after in d.new.get("individuals", {}).items():
+        before = d.previous.get("individuals", {}).get(key)
+        if before is None and after is not None:
+            parts.append(f"created {after['name']} ({after['flank']})")
+        elif after is None and before is not None:
+            parts.append(f"removed {before['name']}")
+        elif before and after and (before["status"], before["merged_into"]) != (after["status"], after["merged_into"]):
+            into = f" into {nm(after['merged_into'])}" if after["merged_into"] else ""
+            parts.append(f"{after['name']}: {before['status']} → {after['status']}{into}")
+    if d.action == "merge" and len(parts) > 4:
+        parts = parts[:2] + [f"… {len(parts) - 2} more"]
+    return "; ".join(parts) or "no change"

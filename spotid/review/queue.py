@@ -1,0 +1,302 @@
+"""Read side of the review queue: which sighting to show next, and everything shown with it.
+
+Everything here is a plain SQL read of what identify stored. No embeddings, keypoints or descriptors
+are read and nothing is recomputed: images come from ``crops.crop_path`` and the matched keypoint
+pairs from ``match_candidates.evidence_json`` (``{"query_pts": [[x, y], ...], "ref_pts": [...]}``
+in pixel coordinates of the stored crop JPEGs).
+
+Order of the queue (most uncertain first): for a pending sighting with candidate probabilities
+``p1 >= p2``, ``uncertainty = |p1 - threshold|``, or ``min(|p1 - threshold|, p1 - p2)`` when the
+second candidate is itself at or above the threshold; smaller is more uncertain. A match just above
+or below the threshold (known animal or new one?), and two strong candidates nearly tied (which
+one?), both come first; two weak candidates tied far below the threshold (a confident new animal)
+do not. Sightings this reviewer skipped go last, oldest skip first.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from spotid.catalog import Catalog
+from spotid.review.config import ReviewConfig
+
+log = logging.getLogger(__name__)
+
+#: Sighting statuses that count as established identities (the census counts these).
+COUNTED = ("auto", "confirmed")
+
+
+@dataclass(frozen=True)
+class CropInfo:
+    """One leopard crop with where and when it was taken. ``bbox`` is normalised [x, y, w, h]."""
+
+    detection_id: int
+    media_id: int
+    quality: float | None
+    flank: str | None
+    has_image: bool
+    timestamp: str | None
+    deployment_id: str | None
+    station: str | None
+    rel_path: str | None
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Matched keypoint pairs between the query crop and one reference crop (stored-crop pixels)."""
+
+    query_pts: tuple[tuple[float, float], ...]
+    ref_pts: tuple[tuple[float, float], ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.query_pts)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate individual for a sighting, as ranked by identify (merged ids resolved)."""
+
+    rank: int
+    individual_id: int
+    name: str
+    status: str
+    flank: str
+    probability: float | None
+    embed_score: float | None
+    verify_inliers: int | None
+    reference: CropInfo | None          # the crop the verifier matched against (evidence is on it)
+    evidence: Evidence | None
+    references: tuple[CropInfo, ...]    # the individual's best crops of this flank, best first
+    n_sightings: int
+    stations: tuple[str, ...]
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
+class IndividualRef:
+    id: int
+    name: str
+    flank: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    sighting_id: int
+    p_top: float | None
+    margin: float | None
+    uncertainty: float
+    skipped_at: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """Everything the queue page shows for one sighting."""
+
+    sighting_id: int
+    version: int
+    status: str
+    flank: str | None
+    probability: float | None
+    model_version: str | None
+    proposed: IndividualRef | None      # sightings.individual_id (identify's proposal)
+    proposed_rank: int | None           # its rank among the candidates, None for a proposed new one
+    query: CropInfo
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+
+
+class NotFound(LookupError):
+    """A sighting, individual or decision id that is not in the catalog."""
+
+
+def decision_threshold(cat: Catalog, cfg: ReviewConfig) -> float:
+    """The accept threshold identify recorded in the catalog, else the configured one."""
+    raw = cat.get_setting(cfg.threshold_setting)
+    try:
+        return float(raw) if raw is not None else cfg.threshold
+    except ValueError:
+        log.warning("setting %s=%r is not a number; using threshold %s", cfg.threshold_setting, raw, cfg.threshold)
+        return cfg.threshold
+
+
+def uncertainty(p1: float | None, p2: float | None, threshold: float) -> float:
+    """``|p1 - t|``, or ``min(|p1 - t|, p1 - p2)`` when ``p2 >= t``; smaller = more uncertain.
+    Unknown p1 sorts mid-queue (0.5)."""
+    if p1 is None:
+        return 0.5
+    if p2 is not None and p2 >= threshold:
+        return min(abs(p1 - threshold), p1 - p2)
+    return abs(p1 - threshold)
+
+
+def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None) -> list[QueueEntry]:
+    """All pending sightings, most uncertain first; ``reviewer``'s live skips go last."""
+    rows = cat.query(
+        """
+        SELECT s.id, s.probability,
+               (SELECT MAX(probability) FROM match_candidates mc WHERE mc.sighting_id = s.id) AS p1,
+               (SELECT probability FROM match_candidates mc WHERE mc.sighting_id = s.id
+                  ORDER BY probability DESC LIMIT 1 OFFSET 1) AS p2,
+               m.timestamp
+        FROM sightings s
+        JOIN detections d ON d.id = s.detection_id
+        JOIN media m ON m.id = d.media_id
+        WHERE s.status = 'pending'
+        """
+    )
+    skipped: dict[int, str] = {}
+    if reviewer is not None:
+        for r in cat.query(
+            "SELECT sighting_id, MAX(decided_at) FROM review_decisions "
+            "WHERE action = 'skip' AND undone_by IS NULL AND reviewer = ? AND sighting_id IS NOT NULL "
+            "GROUP BY sighting_id", (reviewer,)):
+            skipped[int(r[0])] = r[1]
+    entries = []
+    for r in rows:
+        p1 = r["p1"] if r["p1"] is not None else r["probability"]
+        p2 = r["p2"]
+        margin = None if p1 is None else p1 - (p2 or 0.0)
+        entries.append((r["timestamp"] or "", QueueEntry(int(r["id"]), p1, margin, uncertainty(p1, p2, threshold),
+                                                          skipped.get(int(r["id"])))))
+    entries.sort(key=lambda te: (te[1].skipped_at is not None, te[1].skipped_at or "", te[1].uncertainty,
+                                 te[0], te[1].sighting_id))
+    return [e for _, e in entries]
+
+
+def pending_count(cat: Catalog) -> int:
+    return int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'pending'"))
+
+
+# -- crops -----------------------------------------------------------------------------------------
+#: Columns and joins of a CropInfo row; compose as f"SELECT {extra}, {CROP_COLS} {CROP_FROM} ...".
+CROP_COLS = """d.id AS detection_id, d.media_id, d.x, d.y, d.w, d.h,
+           c.quality, c.flank, c.crop_path IS NOT NULL AS has_image,
+           m.timestamp, m.deployment_id, COALESCE(dep.location_id, m.deployment_id) AS station, m.rel_path"""
+CROP_FROM = """FROM detections d
+    JOIN media m ON m.id = d.media_id
+    LEFT JOIN crops c ON c.detection_id = d.id
+    LEFT JOIN deployments dep ON dep.id = m.deployment_id"""
+_CROP_SQL = f"SELECT {CROP_COLS} {CROP_FROM}"
+
+
+def crop_from_row(r) -> CropInfo:
+    return CropInfo(int(r["detection_id"]), int(r["media_id"]), r["quality"], r["flank"], bool(r["has_image"]),
+                    r["timestamp"], r["deployment_id"], r["station"], r["rel_path"],
+                    (r["x"], r["y"], r["w"], r["h"]))
+
+
+def crop_infos(cat: Catalog, detection_ids: Iterable[int]) -> dict[int, CropInfo]:
+    ids = sorted({int(i) for i in detection_ids})
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {int(r["detection_id"]): crop_from_row(r) for r in cat.query(f"{_CROP_SQL} WHERE d.id IN ({marks})", ids)}
+
+
+def best_references(cat: Catalog, individual_id: int, flank: str | None, n: int) -> list[CropInfo]:
+    """The individual's ``n`` best crops (highest ``crops.quality``) among auto/confirmed sightings
+    of ``flank`` (any flank when None)."""
+    sql = (f"{_CROP_SQL} JOIN sightings s ON s.detection_id = d.id "
+           "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL")
+    params: list = [individual_id]
+    if flank in ("left", "right"):
+        sql += " AND COALESCE(s.flank, c.flank) = ?"
+        params.append(flank)
+    sql += " ORDER BY c.quality IS NULL, c.quality DESC, d.id LIMIT ?"
+    params.append(n)
+    return [crop_from_row(r) for r in cat.query(sql, params)]
+
+
+# -- individuals -----------------------------------------------------------------------------------
+def resolve(cat: Catalog, individual_id: int) -> int:
+    """Follow ``merged_into`` to the individual that now carries the identity."""
+    seen = set()
+    cur = int(individual_id)
+    while cur not in seen:
+        seen.add(cur)
+        nxt = cat.scalar("SELECT merged_into FROM individuals WHERE id = ?", (cur,))
+        if nxt is None:
+            return cur
+        cur = int(nxt)
+    log.warning("merge cycle through individual %s; using %s", individual_id, cur)
+    return cur
+
+
+def individual_ref(cat: Catalog, individual_id: int | None) -> IndividualRef | None:
+    if individual_id is None:
+        return None
+    r = cat.conn.execute("SELECT id, name, flank, status FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+    return None if r is None else IndividualRef(int(r["id"]), r["name"], r["flank"], r["status"])
+
+
+def _individual_stats(cat: Catalog, individual_id: int) -> tuple[int, tuple[str, ...], str | None]:
+    rows = cat.query(
+        """SELECT COUNT(*) AS n, MAX(m.timestamp) AS last_seen,
+                  GROUP_CONCAT(DISTINCT COALESCE(dep.location_id, m.deployment_id)) AS stations
+           FROM sightings s JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id
+           LEFT JOIN deployments dep ON dep.id = m.deployment_id
+           WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed')""", (individual_id,))
+    r = rows[0]
+    stations = tuple(sorted(set((r["stations"] or "").split(",")) - {""}))
+    return int(r["n"]), stations, r["last_seen"]
+
+
+def parse_evidence(text: str | None) -> Evidence | None:
+    """``evidence_json`` -> Evidence; None when absent or malformed (logged, never fatal)."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        q = tuple((float(p[0]), float(p[1])) for p in data.get("query_pts", []))
+        r = tuple((float(p[0]), float(p[1])) for p in data.get("ref_pts", []))
+    except (ValueError, TypeError, AttributeError, IndexError) as e:
+        log.warning("unreadable evidence_json (%s): %.80s", e, text)
+        return None
+    if len(q) != len(r):
+        log.warning("evidence_json with %d query but %d reference points; ignored", len(q), len(r))
+        return None
+    return Evidence(q, r)
+
+
+def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
+    """The sighting with its query crop and ranked candidates (merged candidates resolved, deduped)."""
+    s = cat.conn.execute(
+        "SELECT id, detection_id, individual_id, flank, status, probability, model_version, version "
+        "FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+    if s is None:
+        raise NotFound(f"no sighting {sighting_id} in the catalog")
+    query = crop_infos(cat, [s["detection_id"]])[int(s["detection_id"])]
+    flank = s["flank"] or query.flank
+    rows = cat.query(
+        "SELECT individual_id, rank, embed_score, verify_inliers, probability, reference_detection_id, evidence_json "
+        "FROM match_candidates WHERE sighting_id = ? "
+        "ORDER BY rank, probability IS NULL, probability DESC", (sighting_id,))
+    refs = crop_infos(cat, [r["reference_detection_id"] for r in rows if r["reference_detection_id"] is not None])
+    candidates: list[Candidate] = []
+    seen: set[int] = set()
+    for r in rows:
+        iid = resolve(cat, r["individual_id"])
+        if iid in seen:  # two candidates merged into one individual since identify ran
+            continue
+        ind = individual_ref(cat, iid)
+        if ind is None or ind.status == "rejected":
+            continue
+        seen.add(iid)
+        n, stations, last_seen = _individual_stats(cat, iid)
+        ref = refs.get(r["reference_detection_id"]) if r["reference_detection_id"] is not None else None
+        candidates.append(Candidate(
+            rank=len(candidates) + 1, individual_id=iid, name=ind.name, status=ind.status, flank=ind.flank,
+            probability=r["probability"], embed_score=r["embed_score"], verify_inliers=r["verify_inliers"],
+            reference=ref, evidence=parse_evidence(r["evidence_json"]) if ref is not None else None,
+            references=tuple(best_references(cat, iid, flank, cfg.n_references)),
+            n_sightings=n, stations=stations, last_seen=last_seen))
+        if len(candidates) == cfg.max_candidates:
+            break
+    proposed = individual_ref(cat, resolve(cat, s["individual_id"])) if s["individual_id"] is not None else None
+    proposed_rank = next((c.rank for c in candidates if proposed and c.individual_id == proposed.id), None)
+    return QueueItem(int(s["id"]), int(s["version"]), s["status"], flank, s["probability"], s["model_version"],
+                     proposed, proposed_rank, query, tuple(candidates))
