@@ -195,11 +195,37 @@ def demo(
 
     with Catalog(db) as cat:
         print_census(Census(CensusConfig(write_flank_links=False))(cat), out / "census")
-    typer.echo(f"truth: {res.true_individuals} leopards in the simulated population, "
-               f"{res.true_detected_individuals} photographed; identity check {res.truth_check}")
-    typer.echo(f"wall seconds: {res.seconds}; CPU seconds (this process): {res.cpu_seconds}")
+    _print_truth(res, db)
     for n in res.notes:
-        typer.echo(f"note: {n}", err=True)
+        log.info("note: %s", n)
+
+
+def _print_truth(res, db: Path) -> None:
+    """The demo's check against the simulated truth, for people (``--json`` has all of it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    c, t = res.census, res.truth_check
+    tab = Table(title="Census vs the simulated truth", show_header=True)
+    tab.add_column("")
+    tab.add_column("counted", justify="right")
+    tab.add_column("truth", justify="right")
+    tab.add_column("holds", justify="center")
+
+    def yes(v):
+        return "—" if v is None else ("yes" if v else "[red]no[/red]")
+
+    tab.add_row("individuals (MNA) vs photographed", str(c["mna"]), str(res.true_detected_individuals),
+                yes(t.get("counted_within_10pct_of_photographed")) + " (±10%)")
+    ci = f"{c['N']:.1f} ({c['lcl']:.1f}–{c['ucl']:.1f}) {c['model']}" if c.get("N") is not None else "—"
+    tab.add_row("N̂ (95% CI) vs population", ci, str(res.true_individuals), yes(t.get("ci_contains_true_N")))
+    tab.add_row("identities split / merged", f"{t.get('split_individual_flanks')} / {t.get('merged_identities')}",
+                "0 / 0", yes(not t.get("split_individual_flanks") and not t.get("merged_identities")))
+    tab.add_row("sighting purity", str(t.get("sighting_purity")), "1.0", "")
+    Console().print(tab)
+    secs = res.seconds
+    typer.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in secs.items()))
+    typer.echo(f"next: spotid review --db {db}    (confirm or correct the machine's identities in the browser)")
 
 
 def process(
