@@ -1,5 +1,5 @@
-"""Matcher pieces with hand-computed expectations: ranking, metrics, burst voting, open set, clustering,
-calibration."""
+"""Matcher pieces with hand-computed expectations: ranking, metrics, burst pooling, descriptor-vote
+shortlist, open set, clustering, calibration."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from spotid.identify.calibrate import Calibration, Logistic, fit_calibration, load_calibration, save_calibration
-from spotid.identify.match import (average_precision, burst_vote, cluster_new, open_set_metrics,
-                                   rank_individuals, retrieval_metrics)
+from spotid.identify.calibrate import (Calibration, Decision, Logistic, fit_calibration, fit_decisions,
+                                      load_calibration, save_calibration)
+from spotid.identify.match import (DescriptorIndex, Evidence, Gallery, Matcher, average_precision, cluster_new,
+                                   open_set_metrics, rank_individuals, retrieval_metrics)
+from spotid.identify.verify import Features, Verification
 
 # 4 queries x 5 gallery images; gallery individuals:
 GAL = ["a", "a", "b", "c", "d"]
@@ -50,18 +52,79 @@ def test_ties_are_counted_against_the_query():
     assert average_precision(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.5)
 
 
-def test_burst_vote_is_a_quality_weighted_mean_with_missing_as_zero():
-    frames = [{"A": 0.9, "B": 0.2}, {"A": 0.6}, {"B": 0.9}]
-    v = burst_vote(frames, [2.0, 1.0, 1.0])
-    assert v["A"] == pytest.approx((2 * 0.9 + 0.6) / 4)
-    assert v["B"] == pytest.approx((2 * 0.2 + 0.9) / 4)
-    assert list(v) == ["A", "B"]  # highest first
-    assert burst_vote([]) == {}
+# decision: P = sigmoid(log1p(inl) - log1p(inl_other)) = (1 + inl) / (2 + inl + inl_other)
+MARGIN = Calibration({"fused": Logistic(0.0, 1.0, 0.0), "embedding": Logistic(1.0, 0.0, 0.0),
+                      "verifier": Logistic(0.0, 1.0, 0.0)}, {},
+                     {"fused": Decision((0.0, 1.0, 0.0, -1.0), 0.0)})
 
 
-def test_one_lucky_frame_does_not_carry_a_burst():
-    v = burst_vote([{"A": 0.99}, {}, {}, {}])
-    assert v["A"] < 0.5
+def _ev(inl: int, ref="r") -> Evidence:
+    return Evidence(0.0, inl, inl / 100, 0, ref)
+
+
+def test_burst_pools_frames_and_decides_against_the_best_other_individual():
+    m = Matcher(None, MARGIN)
+    frames = [{"A": _ev(20), "B": _ev(3)}, {"B": _ev(5)}, {}]
+    c = m.decide(frames)
+    assert [x.individual for x in c] == ["A", "B"]
+    assert c[0].probability == pytest.approx(21 / 27)   # A 20 vs B's best frame 5
+    assert c[0].inliers == 20
+    assert c[1].probability == pytest.approx(6 / 27)    # B 5 vs A 20
+    assert m.decide([{}, {}]) == []
+
+
+def test_blurred_frames_do_not_dilute_a_burst_but_a_disagreeing_frame_does():
+    m = Matcher(None, MARGIN)
+    alone = m.decide([{"A": _ev(30)}, {}, {}, {}])[0].probability
+    assert alone == pytest.approx(31 / 32)
+    torn = m.decide([{"A": _ev(30)}, {"B": _ev(25)}])[0].probability
+    assert torn == pytest.approx(31 / 57)
+
+
+def _basis(*rows: int) -> Features:
+    d = np.zeros((len(rows), 128), np.float32)
+    d[np.arange(len(rows)), list(rows)] = 1.0
+    return Features(np.zeros((len(rows), 2), np.float32), d)
+
+
+def test_descriptor_votes_are_lnbnn_weighted_and_respect_the_mask():
+    gal = [_basis(0, 1, 2), _basis(3, 4, 5), _basis(6, 7)]
+    idx = DescriptorIndex(gal, k=1)
+    v = idx.votes(_basis(0, 1))
+    # each query descriptor: nearest = itself in crop 0 (d = 0), normaliser at sqrt(2) -> weight sqrt(2)
+    assert v.tolist() == pytest.approx([2 * math.sqrt(2), 0.0, 0.0])
+    assert idx.votes(_basis(0, 1), np.array([False, True, True])).tolist() == pytest.approx([0, 0, 0])
+    assert idx.votes(Features.empty()).tolist() == [0, 0, 0]
+
+
+class CountingVerifier:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, q, r, qp=None, rp=None):
+        self.calls.append(int(r.descriptors.argmax()))  # each test crop is one basis descriptor
+        return Verification(0, 0, np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+def test_shortlist_is_whole_gallery_when_small_else_cosine_union_votes():
+    n = 8
+    emb = np.eye(n, dtype=np.float32)
+    feats = [_basis(i) for i in range(n)]
+    gal = Gallery(emb, feats, list("aabbccdd"))
+    q_emb = np.zeros(n, np.float32)
+    q_emb[[1, 2]] = [0.9, 0.8]                 # cosine top-2: crops 1, 2
+    q_feat = _basis(6)                          # descriptor votes: crop 6
+    ver = CountingVerifier()
+    Matcher(ver, MARGIN, verify_all=8)(q_emb, q_feat, gal)
+    assert sorted(ver.calls) == list(range(8))  # small gallery: all verified
+    ver.calls.clear()
+    Matcher(ver, MARGIN, verify_all=4, shortlist=2)(q_emb, q_feat, gal)
+    assert 1 in ver.calls and 2 in ver.calls and 6 in ver.calls and len(ver.calls) <= 4
+    ver.calls.clear()
+    mask = np.ones(n, bool)
+    mask[2] = False
+    Matcher(ver, MARGIN, verify_all=4, shortlist=2)(q_emb, q_feat, gal, mask)
+    assert 2 not in ver.calls
 
 
 def test_open_set_metrics_hand_computed():
@@ -86,9 +149,38 @@ def test_five_sightings_of_one_new_animal_make_one_cluster():
     p[5:, 5:] = 0.8
     labels = cluster_new(p, 0.5)
     assert labels.tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert cluster_new(p, 0.5, "single").tolist() == [0, 0, 0, 0, 0, 1, 1]
     assert cluster_new(np.zeros((0, 0)), 0.5).tolist() == []
     assert cluster_new(np.ones((1, 1)), 0.5).tolist() == [0]
     assert len(set(cluster_new(np.full((3, 3), 0.1), 0.5).tolist())) == 3
+
+
+def test_single_linkage_chains_day_and_night_encounters_average_does_not():
+    # 0 ~ 1 (0.9), 1 ~ 2 (0.8), 0 vs 2 weak (0.1): average (0.1 + 0.8) / 2 = 0.45 < 0.5
+    p = np.array([[1, 0.9, 0.1, 0.0], [0.9, 1, 0.8, 0.0], [0.1, 0.8, 1, 0.0], [0.0, 0.0, 0.0, 1]])
+    assert cluster_new(p, 0.5, "average").tolist() == [0, 0, 1, 2]
+    assert cluster_new(p, 0.5, "single").tolist() == [0, 0, 0, 1]
+    with pytest.raises(ValueError):
+        cluster_new(p, 0.5, "ward")
+
+
+def test_decision_fit_is_monotone_in_own_and_competing_evidence():
+    rng = np.random.default_rng(2)
+    n = 600
+    correct = rng.random(n) < 0.4
+    inl = np.where(correct, rng.poisson(25, n), rng.poisson(4, n))
+    other = rng.poisson(4, n)
+    rows = np.stack([np.zeros(n), inl, np.zeros(n), other], axis=1)
+    d = fit_decisions({"verifier": (rows, correct)})["verifier"]
+    assert d.w[1] > 0 and d.w[3] <= 0 and d.w[0] == 0 and d.w[2] == 0
+    cal = Calibration(MARGIN.models, {}, {"verifier": d})
+    assert np.all(np.diff(cal.decide("verifier", 0.0, np.arange(60), 0.0, 5)) >= 0)
+    assert np.all(np.diff(cal.decide("verifier", 0.0, 20, 0.0, np.arange(60))) <= 0)
+    p = cal.decide("verifier", 0.0, inl, 0.0, other)
+    assert p[correct].mean() > 0.8 and p[~correct].mean() < 0.2
+    assert abs(p.mean() - correct.mean()) < 0.05
+    # no decision model for a kind: the pairwise P of the own evidence
+    assert cal.decide("fused", 0.0, 10, 0.0, 50) == pytest.approx(11 / 12)  # sigmoid(log 11)
 
 
 def test_calibration_is_monotone_and_separates():
@@ -120,11 +212,16 @@ def test_calibration_constrains_a_negative_relation_to_zero():
 
 def test_calibration_round_trip(tmp_path):
     cal = Calibration({"fused": Logistic(1.0, 2.0, -3.0), "embedding": Logistic(4.0, 0.0, -2.0),
-                       "verifier": Logistic(0.0, 1.5, -4.0)}, {"data": {"x": 1}})
+                       "verifier": Logistic(0.0, 1.5, -4.0)}, {"data": {"x": 1}},
+                      {"fused": Decision((0.5, 1.0, -0.5, -1.0), 0.25)})
     path = save_calibration(cal, tmp_path)
     back = load_calibration(tmp_path)
     assert back.version.startswith("matcher-calibration@") and back.version == load_calibration(path).version
     assert back.prob(0.5, 10) == pytest.approx(1 / (1 + math.exp(-(0.5 + 2 * math.log(11) - 3))))
+    assert back.decisions == cal.decisions
+    # sigmoid(0.5*0.5 + log(11) - 0.5*0.2 - log(3) + 0.25)
+    z = 0.25 + math.log(11) - 0.1 - math.log(3) + 0.25
+    assert back.decide("fused", 0.5, 10, 0.2, 2) == pytest.approx(1 / (1 + math.exp(-z)))
     assert (tmp_path / "README.md").read_text().startswith("# Matcher calibration")
     with pytest.raises(FileNotFoundError):
         load_calibration(tmp_path / "nope")

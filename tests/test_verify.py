@@ -88,3 +88,46 @@ def test_crop_geometry_and_quality(tmp_path):
     c = Cropper(pad=0.0, max_side=256)(p, (400 / 1600, 300 / 1200, 440 / 1600, 300 / 1200))
     assert max(c.image.size) == 256
     assert c.size_px == 300 and not c.touches_edge and c.quality > 0.8
+
+
+def test_scenery_that_stays_put_in_one_camera_does_not_count(fx):
+    from spotid.identify.verify import Place
+
+    a = coat(1)
+    fa, fw = fx(a), fx(a)
+    h, w = np.asarray(a).shape[:2]
+    here = Place("cam1", 0.1, 0.2, 0.5 / w, 0.5 / h)
+    v = Verifier()
+    assert v(fa, fw).inliers >= 40
+    assert v(fa, fw, here, here).inliers == 0                       # same pixels, same camera: background
+    assert v(fa, fw, here, Place("cam2", 0.1, 0.2, 0.5 / w, 0.5 / h)).inliers >= 40  # other camera
+    moved = Place("cam1", 0.3, 0.2, 0.5 / w, 0.5 / h)               # the animal walked 0.2 of the frame
+    assert v(fa, fw, here, moved).inliers >= 40
+    assert Verifier(static_tol=0)(fa, fw, here, here).inliers >= 40  # filter off
+    assert here.to_frame(np.array([[w, h]]))[0].tolist() == pytest.approx([0.6, 0.7])
+
+
+def test_small_crops_are_upsampled_and_keypoints_stay_in_input_pixels():
+    small = coat(8, 96, 128)
+    plain = FeatureExtractor(max_keypoints=500, upsample_to=0)(small)
+    up = FeatureExtractor(max_keypoints=500, upsample_to=512)(small)
+    assert len(up) > len(plain)
+    assert up.keypoints[:, 0].max() < 128 and up.keypoints[:, 1].max() < 96
+    assert FeatureExtractor(upsample_to=512).version != FeatureExtractor(upsample_to=0).version
+
+
+def test_roi_keeps_keypoints_inside_the_box(fx):
+    f = fx(coat(9), roi=(50, 40, 200, 160))
+    assert len(f) > 20
+    k = f.keypoints
+    assert (k[:, 0] >= 49).all() and (k[:, 0] <= 201).all() and (k[:, 1] >= 39).all() and (k[:, 1] <= 161).all()
+    assert len(fx(coat(9), roi=(10, 10, 10, 10))) == 0
+
+
+def test_box_inside_padded_crop_and_frame_map():
+    from spotid.identify.pipeline import crop_geometry
+
+    # padded box (0.16, 0.18, 0.64, 0.42) cut into 480 x 240 px: 0.001 of the frame per pixel
+    roi, (x0, y0, sx, sy) = crop_geometry((0.2, 0.2, 0.4, 0.2), 0.1, (480, 240))
+    assert roi == pytest.approx((40, 20, 440, 220))
+    assert (x0, y0, sx, sy) == pytest.approx((0.16, 0.18, 0.001, 0.001))

@@ -1,13 +1,24 @@
-"""Calibrated P(same individual) from the embedding cosine and the verifier inlier count.
+"""Calibrated probabilities from the embedding cosine and the verifier inlier count.
 
-Three logistic models are fitted on held-out labelled pairs (query crop, reference crop, same?):
+Two questions, two kinds of model, each for three scorers (fused / embedding-only / verifier-only):
+
+1. **Pairwise** P(same individual) of one (query crop, reference crop) pair; ranks gallery crops and
+   joins new-individual candidates. Fitted on held-out labelled pairs (the pairs the matcher
+   verifies):
 
 - ``fused``:     P = sigmoid(a * cos + b * log1p(inliers) + c)
 - ``embedding``: P = sigmoid(a * cos + c)
 - ``verifier``:  P = sigmoid(b * log1p(inliers) + c)
 
-Coefficients on the scores are constrained to be >= 0, so P never falls when the evidence grows
-(monotone by construction, whatever the training pairs). The artefact is a small JSON file with a
+2. **Decision** P(this individual is the right one) for one query against a gallery, from the
+   query's best evidence for that individual AND its best evidence for any other individual
+   (the margin: a textured query that matches everything a little is not a match):
+   ``P = sigmoid(a*cos + b*log1p(inliers) + c*cos_other + d*log1p(inliers_other) + e)``, fitted on
+   held-out leave-one-out queries where a share of individuals is left out of the gallery (open
+   set), so "no known individual" is in the training data.
+
+Coefficients on own evidence are constrained >= 0 and on competing evidence <= 0, so P never falls
+when the evidence for the individual grows (monotone by construction, whatever the training data). The artefact is a small JSON file with a
 card (``models/matcher/calibration.json`` + ``README.md``); ``spotid train matcher`` refits it.
 The embedding-only and verifier-only models exist so that `spotid eval reid` can report open-set
 accuracy of each score at the same probability threshold as the fused one.
@@ -18,6 +29,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -62,27 +74,72 @@ class Logistic:
         return _sigmoid(x @ np.array([self.w_cos, self.w_inl]) + self.bias)
 
 
+DECISION_FEATURES = ("cos", "log1p_inliers", "cos_other", "log1p_inliers_other")
+_DECISION_COLS = {"fused": [0, 1, 2, 3], "embedding": [0, 2], "verifier": [1, 3]}
+
+
+def decision_features(kind: str, cos, inliers, cos_other, inliers_other) -> np.ndarray:
+    """Design matrix ``(N, 4)`` = [cos, log1p(inl), cos_other, log1p(inl_other)], the columns a kind
+    does not use zeroed. Arguments broadcast to (N,)."""
+    if kind not in _DECISION_COLS:
+        raise ValueError(f"unknown calibration kind {kind!r}; one of {KINDS}")
+    a = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, np.float64)) for v in (cos, inliers, cos_other, inliers_other)))
+    x = np.stack([a[0], np.log1p(np.maximum(a[1], 0.0)), a[2], np.log1p(np.maximum(a[3], 0.0))], axis=1)
+    unused = [c for c in range(4) if c not in _DECISION_COLS[kind]]
+    x[:, unused] = 0.0
+    return x
+
+
+@dataclass(frozen=True)
+class Decision:
+    """P(right individual) = sigmoid(w . decision_features + bias); w = (cos, log1p_inl, cos_other,
+    log1p_inl_other), the first two >= 0, the last two <= 0."""
+
+    w: tuple[float, float, float, float]
+    bias: float
+
+    def __call__(self, kind: str, cos, inliers, cos_other, inliers_other) -> np.ndarray:
+        x = decision_features(kind, cos, inliers, cos_other, inliers_other)
+        return _sigmoid(x @ np.asarray(self.w, np.float64) + self.bias)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """The three fitted models plus where they came from (``meta``: data, pair counts, metrics)."""
+    """The fitted pairwise (``models``) and decision (``decisions``) models plus where they came
+    from (``meta``: data, pair counts, metrics). Without decision models (an older file),
+    :meth:`decide` falls back to the pairwise P of the individual's own evidence."""
 
     models: dict[str, Logistic]
     meta: dict = field(default_factory=dict, compare=False)
+    decisions: dict[str, Decision] = field(default_factory=dict)
 
     def prob(self, embed_score, inliers, kind: str = "fused") -> np.ndarray:
-        """Calibrated P(same) ``(N,)`` float64 for the given score kind."""
+        """Pairwise calibrated P(same) ``(N,)`` float64 for the given score kind."""
         return self.models[kind](embed_score, inliers, kind)
+
+    def decide(self, kind: str, cos, inliers, cos_other, inliers_other) -> np.ndarray | float:
+        """P(this individual is the query's) ``(N,)`` (a float for scalar inputs) from its best
+        evidence (``cos``, ``inliers``) and the best competing individual's."""
+        if kind in self.decisions:
+            p = self.decisions[kind](kind, cos, inliers, cos_other, inliers_other)
+        else:
+            p = self.prob(cos, inliers, kind)
+        scalar = all(np.ndim(v) == 0 for v in (cos, inliers, cos_other, inliers_other))
+        return float(p[0]) if scalar else p
 
     @property
     def version(self) -> str:
         return str(self.meta.get("version", "calibration@unversioned"))
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "models": {k: {"w_cos": m.w_cos, "w_inl": m.w_inl, "bias": m.bias} for k, m in self.models.items()},
             "features": "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]",
-            **self.meta,
         }
+        if self.decisions:
+            out["decisions"] = {k: {"w": list(d.w), "bias": d.bias} for k, d in self.decisions.items()}
+            out["decision_features"] = list(DECISION_FEATURES)
+        return {**out, **self.meta}
 
     @classmethod
     def from_json(cls, data: dict) -> "Calibration":
@@ -91,8 +148,10 @@ class Calibration:
         missing = set(KINDS) - set(models)
         if missing:
             raise ValueError(f"calibration lacks models {sorted(missing)}: refit with `spotid train matcher`")
-        meta = {k: v for k, v in data.items() if k not in ("models", "features")}
-        return cls(models, meta)
+        decisions = {k: Decision(tuple(float(x) for x in v["w"]), float(v["bias"]))
+                     for k, v in (data.get("decisions") or {}).items()}
+        meta = {k: v for k, v in data.items() if k not in ("models", "features", "decisions", "decision_features")}
+        return cls(models, meta, decisions)
 
 
 #: Used only when no calibration file exists (a fresh install without models/). Conservative:
@@ -103,9 +162,10 @@ DEFAULT = Calibration(
 )
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, sample_weight: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, float]:
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, sample_weight: np.ndarray | None = None,
+                 signs: Sequence[int] | None = None) -> tuple[np.ndarray, float]:
     """Fit ``P(y=1|x) = sigmoid(x @ w + b)`` with ``w >= 0`` (monotone), by L-BFGS-B.
+    ``signs``: per feature +1 (w >= 0) or -1 (w <= 0); default all +1.
 
     ``x`` ``(N, F)``, ``y`` ``(N,)`` in {0, 1}. Classes are re-weighted to equal total weight (pairs
     are heavily unbalanced: one individual matches, hundreds do not) unless ``sample_weight`` is given;
@@ -134,7 +194,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, sample_weigh
         return nll + l2 * w @ w, np.concatenate([g + 2 * l2 * w, [np.sum(sw * (p - y))]])
 
     nf = x.shape[1]
-    bounds = [(0.0, None)] * nf + [(None, None)]
+    signs = list(signs) if signs is not None else [1] * nf
+    bounds = [(0.0, None) if sg > 0 else (None, 0.0) for sg in signs] + [(None, None)]
     res = minimize(loss, np.zeros(nf + 1), jac=True, method="L-BFGS-B", bounds=bounds)
     w = res.x[:-1] / sd
     b = float(res.x[-1] - (res.x[:-1] * mu / sd).sum())
@@ -156,6 +217,24 @@ def fit_calibration(embed_score: np.ndarray, inliers: np.ndarray, same: np.ndarr
         full[cols] = w
         models[kind] = Logistic(float(full[0]), float(full[1]), b)
     return Calibration(models, dict(meta or {}))
+
+
+def fit_decisions(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Decision]:
+    """Fit the decision model of each kind in ``data`` = {kind: (rows, correct)}: ``rows`` ``(N, 4)``
+    raw [cos, inliers, cos_other, inliers_other] per (query, candidate individual) as that scorer
+    ranks them; ``correct`` ``(N,)`` whether the candidate is the query's individual. The data's
+    prior is kept (no re-weighting): it is the prior of use."""
+    out = {}
+    for kind, (rows, correct) in data.items():
+        rows = np.asarray(rows, np.float64).reshape(-1, 4)
+        y = np.asarray(correct).astype(np.float64)
+        cols = _DECISION_COLS[kind]
+        x = decision_features(kind, *rows.T)[:, cols]
+        w, b = fit_logistic(x, y, sample_weight=np.ones_like(y), signs=[1 if c < 2 else -1 for c in cols])
+        full = np.zeros(4)
+        full[cols] = w
+        out[kind] = Decision(tuple(float(v) for v in full), float(b))
+    return out
 
 
 def default_path() -> Path:
@@ -183,7 +262,7 @@ def save_calibration(cal: Calibration, folder: str | Path) -> Path:
     folder = Path(folder)
     body = cal.to_json()
     body.pop("version", None)
-    digest = hashlib.sha256(json.dumps(body["models"], sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps([body["models"], body.get("decisions")], sort_keys=True).encode()).hexdigest()[:12]
     body["version"] = f"matcher-calibration@{digest}"
     path = atomic_write_json(folder / CALIBRATION_FILE, body, indent=2)
     _write_card(folder, body)
@@ -202,6 +281,14 @@ def _write_card(folder: Path, body: dict) -> None:
     ]
     for k in KINDS:
         lines.append(f"| {k} | {m[k]['w_cos']:.4f} | {m[k]['w_inl']:.4f} | {m[k]['bias']:.4f} |")
+    if body.get("decisions"):
+        d = body["decisions"]
+        lines += ["", "Decision models, P(right individual) = sigmoid(w . [cos, log1p(inl), cos_other, "
+                  "log1p(inl_other)] + bias):", "",
+                  "| model | w_cos | w_log1p_inl | w_cos_other | w_log1p_inl_other | bias |", "|---|---|---|---|---|---|"]
+        for k in KINDS:
+            if k in d:
+                lines.append(f"| {k} | " + " | ".join(f"{v:.4f}" for v in d[k]["w"]) + f" | {d[k]['bias']:.4f} |")
     lines += ["", "## Fitted on", "", "```", json.dumps(body.get("data", {}), indent=1), "```", "",
               "Data recipe: " + str(body.get("data_recipe") or "see the command below"), "",
               "## Held-out check", "", "```", json.dumps(body.get("metrics", {}), indent=1), "```", "",

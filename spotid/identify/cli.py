@@ -58,6 +58,19 @@ def _calibration(path: Optional[str]):
         raise typer.BadParameter(str(e), param_hint="--calibration") from None
 
 
+def _extractor(cfg):
+    from spotid.identify.verify import FeatureExtractor
+
+    return FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to)
+
+
+def _verifier(cfg):
+    from spotid.identify.verify import Verifier
+
+    return Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
+                    reproj_threshold=cfg.reproj_threshold, static_tol=cfg.static_tol)
+
+
 def identify(
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file (after ingest and detect)."),
     auto_accept: Optional[bool] = typer.Option(None, "--auto-accept/--no-auto-accept",
@@ -128,7 +141,6 @@ def eval_reid(
 ) -> None:
     """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS."""
     from spotid.identify.evaluate import run_eval
-    from spotid.identify.verify import FeatureExtractor, Verifier
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
@@ -139,11 +151,10 @@ def eval_reid(
     emb, fl = _models(cfg)
     try:
         rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration),
-                       extractor=FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe),
-                       verifier=Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
-                                         reproj_threshold=cfg.reproj_threshold),
+                       extractor=_extractor(cfg), verifier=_verifier(cfg),
                        encounter=encounter, limit=limit, shortlist=cfg.shortlist, threshold=cfg.threshold,
-                       full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache)
+                       full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache,
+                       verify_all=cfg.verify_all)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
@@ -181,42 +192,56 @@ def train_matcher(
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
-    """Fit the matcher's P(same) calibration on labelled pairs (shortlisted query/gallery pairs)."""
+    """Fit the matcher's calibration: pairwise P(same) on the verified (query, gallery) pairs, then the
+    decision P(right individual) on leave-one-out queries with open-set splits."""
     import numpy as np
 
-    from spotid.identify.calibrate import DEFAULT, fit_calibration, save_calibration
-    from spotid.identify.evaluate import calibration_pairs, compute_scores, list_items, prepare, evaluate
-    from spotid.identify.verify import FeatureExtractor, Verifier
+    from spotid.identify.calibrate import DEFAULT, Calibration, fit_calibration, fit_decisions, save_calibration
+    from spotid.identify.evaluate import (calibration_pairs, compute_scores, decision_training, evaluate, list_items,
+                                          prepare)
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
     _one_thread(threads)
     emb, fl = _models(cfg)
-    fx = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe)
-    ver = Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model, reproj_threshold=cfg.reproj_threshold)
-    cos, inl, same, data_meta = [], [], [], {}
+    fx, ver = _extractor(cfg), _verifier(cfg)
+    cos, inl, same, data_meta, runs = [], [], [], {}, []
     for k, d in enumerate(directories):
         rx = (encounter[k] or None) if encounter else None
         data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache,
                        flank_from_path=flank_from_path)
-        s = compute_scores(data, ver, DEFAULT, shortlist=cfg.shortlist, limit=limit, full_verifier=False)
+        s = compute_scores(data, ver, DEFAULT, shortlist=cfg.shortlist, limit=limit, full_verifier=True,
+                           verify_all=cfg.verify_all)
+        runs.append((data, s))
         c, i, y = calibration_pairs(data, s)
         cos.append(c), inl.append(i), same.append(y)
         data_meta[str(d)] = {"encounter_regex": rx, "flank_from_path": flank_from_path, "images": len(data.items), "queries": int(len(s.queries)),
                              "pairs": int(len(y)), "positives": int(y.sum())}
-    cal = fit_calibration(np.concatenate(cos), np.concatenate(inl), np.concatenate(same))
-    meta = {"data": data_meta, "data_recipe": note, "embedder": emb.version, "verifier": ver.version, "shortlist": cfg.shortlist,
+    pairwise = fit_calibration(np.concatenate(cos), np.concatenate(inl), np.concatenate(same))
+    rows: dict = {}
+    for data, s in runs:  # the decision rows depend on the pairwise model (it ranks the crops)
+        for kind, (x, y) in decision_training(data, s, pairwise).items():
+            rows.setdefault(kind, []).append((x, y))
+    decisions = fit_decisions({k: (np.concatenate([x for x, _ in v]), np.concatenate([y for _, y in v]))
+                               for k, v in rows.items()})
+    cal = Calibration(pairwise.models, {}, decisions)
+    for k, v in rows.items():
+        for (d, _), (x, y) in zip(data_meta.items(), v):
+            data_meta[d].setdefault("decision_rows", {})[k] = {"rows": int(len(y)), "correct": int(y.sum())}
+    meta = {"data": data_meta, "data_recipe": note, "embedder": emb.version, "verifier": ver.version,
+            "features": fx.version, "shortlist": cfg.shortlist, "verify_all": cfg.verify_all,
             "command": "spotid train matcher " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "spotid train matcher"}
     if holdout is not None:
         data = prepare(list_items(holdout, holdout_encounter), embedder=emb, flank=fl, extractor=fx,
                        max_side=cfg.crop_max_side, cache=cache)
-        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=False)
+        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=True,
+                           verify_all=cfg.verify_all)
         rep = evaluate(data, s, cal, threshold=cfg.threshold)
         meta["metrics"] = {"holdout": str(holdout), **{k: v for k, v in rep.items()}}
-    from spotid.identify.calibrate import Calibration
-    path = save_calibration(Calibration(cal.models, meta), out)
-    summary = {"path": str(path), **Calibration(cal.models, meta).to_json()}
+    final = Calibration(cal.models, meta, cal.decisions)
+    path = save_calibration(final, out)
+    summary = {"path": str(path), **final.to_json()}
     if json_out:
         from spotid.util import print_json
         print_json(summary)

@@ -11,10 +11,12 @@ it each file is its own encounter). Queries with no other-encounter image of the
 counted. Individuals are ranked by their best gallery image.
 
 Three scorers are reported: ``embedding`` (cosine), ``verifier`` (RootSIFT inliers against every
-gallery image, brute force), ``fused`` (cosine shortlist, verifier re-rank, calibrated P(same)), the
-last exactly as ``spotid identify`` matches. Open set: a fixed share of individuals (seeded) is left
-out of the gallery; BAKS/BAUS are the balanced accuracies on known/unknown queries at the operating
-probability threshold.
+gallery image, brute force), ``fused`` (the :class:`~spotid.identify.match.Matcher`'s shortlist —
+whole gallery when small, else cosine top-k + descriptor votes — verifier re-rank, calibrated
+P(same)), the last exactly as ``spotid identify`` matches. Open set: a fixed share of individuals
+(seeded) is left out of the gallery; BAKS/BAUS are the balanced accuracies on known/unknown queries
+at the operating probability threshold, with each scorer's decision model (own best evidence vs the
+best other individual's, :meth:`Calibration.decide`).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from spotid.identify.calibrate import Calibration
-from spotid.identify.match import open_set_metrics, rank_individuals, retrieval_metrics
+from spotid.identify.match import Gallery, Matcher, open_set_metrics, rank_individuals, retrieval_metrics
 from spotid.identify.verify import FeatureExtractor, Features, Verifier
 from spotid.util import IMAGE_EXTS, open_image_reduced, progress
 
@@ -145,7 +147,7 @@ class Scores:
     valid: np.ndarray            # (Q, N) bool: gallery mask per query
     cos: np.ndarray              # (Q, N)
     inliers: np.ndarray          # (Q, N) verifier inliers (+ matches/1000 tie-break) where computed, else NaN
-    fused_inliers: np.ndarray    # (Q, N) inliers inside the cosine shortlist, 0 elsewhere
+    fused_inliers: np.ndarray    # (Q, N) inliers inside the matcher's shortlist, 0 elsewhere
     seconds_per_query: float = 0.0
     meta: dict = field(default_factory=dict)
 
@@ -171,12 +173,14 @@ def select_queries(data: EvalData, mask: np.ndarray, limit: int | None = None, s
 
 
 def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration, *, shortlist: int = 30,
-                   limit: int | None = None, full_verifier: bool = True, seed: int = 0) -> Scores:
+                   limit: int | None = None, full_verifier: bool = True, seed: int = 0,
+                   verify_all: int = 300) -> Scores:
     """Embedding, verifier and fused score matrices for the counted queries.
 
     Verifier-only compares each query with every gallery image (brute force); an unordered pair is
-    verified once and reused both ways. ``seconds_per_query`` times the fused path as ``identify``
-    runs it (cosine over the gallery + verification of the shortlist), features precomputed.
+    verified once and reused both ways. The fused path is the :class:`Matcher` as ``identify`` runs
+    it (shortlist + verification, features precomputed, descriptor index built once per gallery);
+    ``seconds_per_query`` times it.
     """
     mask = gallery_mask(data)
     q = select_queries(data, mask, limit, seed)
@@ -185,6 +189,13 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     inl = np.full((len(q), n), np.nan)
     finl = np.zeros((len(q), n))
     cache: dict[tuple[int, int], float] = {}
+    gallery = Gallery(data.embeddings, data.features, [it.individual for it in data.items])
+    matcher = Matcher(verifier, calibration, shortlist=shortlist, verify_all=verify_all)
+    t_index = 0.0
+    if n > verify_all:
+        t0 = time.perf_counter()
+        gallery.index()
+        t_index = time.perf_counter() - t0
 
     def pair(i: int, j: int) -> float:
         key = (min(i, j), max(i, j))
@@ -197,16 +208,16 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     for row, i in enumerate(progress(q, total=len(q), description="queries")):
         g = np.flatnonzero(mask[i])
         t0 = time.perf_counter()
-        c = data.embeddings[g] @ data.embeddings[i]
-        top = g[np.argsort(-c, kind="stable")[:shortlist]]
-        for j in top:  # timed as identify does it: no cache
-            finl[row, j] = verifier(data.features[i], data.features[j]).inliers
+        c, finl[row], done = matcher.scores(data.embeddings[i], data.features[i], gallery, mask[i])
         t_fused += time.perf_counter() - t0
-        cos[row, g] = c
+        for j, v in done.items():  # same verifier, same pair: reuse for the brute-force scorer
+            cache.setdefault((min(int(i), j), max(int(i), j)), v.inliers + min(v.matches, 999) / 1000.0)
+        cos[row, g] = c[g]
         if full_verifier:
             for j in g:
                 inl[row, j] = pair(int(i), int(j))
-    return Scores(q, mask[q], cos, inl, finl, t_fused / max(len(q), 1), {"shortlist": shortlist})
+    return Scores(q, mask[q], cos, inl, finl, t_fused / max(len(q), 1),
+                  {"shortlist": shortlist, "verify_all": verify_all, "index_seconds": t_index})
 
 
 def score_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
@@ -219,15 +230,37 @@ def score_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
     return np.where(s.valid, p, np.nan)
 
 
-def prob_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
-    """(Q, N) calibrated P(same) of one scorer, for open-set decisions."""
-    if kind == "fused":
-        return score_matrix(s, kind, calibration)
+def _evidence(s: Scores, kind: str, row: int, j: int) -> tuple[float, float]:
+    """(cos, inliers) of gallery item ``j`` for query ``row`` as scorer ``kind`` sees it."""
+    c = float(np.nan_to_num(s.cos[row, j]))
     if kind == "embedding":
-        p, ok = calibration.prob(np.nan_to_num(s.cos).ravel(), 0.0, "embedding"), s.valid
-    else:
-        p, ok = calibration.prob(0.0, np.floor(np.nan_to_num(s.inliers)).ravel(), "verifier"), ~np.isnan(s.inliers)
-    return np.where(ok, np.asarray(p).reshape(s.cos.shape), np.nan)
+        return c, 0.0
+    if kind == "verifier":
+        return 0.0, float(np.floor(np.nan_to_num(s.inliers[row, j])))
+    return c, float(s.fused_inliers[row, j])
+
+
+def decision_rows(s: Scores, kind: str, calibration: Calibration, labels: np.ndarray, row: int,
+                  in_gallery: np.ndarray, top: int = 1) -> list[tuple[object, tuple[float, float, float, float]]]:
+    """The ``top`` individuals of one query as scorer ``kind`` ranks them (gallery limited to
+    ``in_gallery``), each with its decision inputs (cos, inliers, cos_other, inliers_other): the
+    other = the best other individual."""
+    sc = np.where(in_gallery, score_matrix(s, kind, calibration)[row], np.nan)
+    ranked = rank_individuals(sc, labels)
+    out = []
+    for k, (lab, _, j) in enumerate(ranked[:top]):
+        o = ranked[1] if k == 0 else ranked[0]
+        oc, oi = _evidence(s, kind, row, o[2]) if len(ranked) > 1 else (0.0, 0.0)
+        out.append((lab, (*_evidence(s, kind, row, j), oc, oi)))
+    return out
+
+
+def unknown_split(labels: np.ndarray, queries: np.ndarray, fraction: float, seed: int) -> set:
+    """A seeded share of the queried individuals, left out of every gallery (open set)."""
+    queried = sorted(set(labels[queries].tolist()))
+    n_unknown = int(round(fraction * len(queried)))
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(np.array(queried, dtype=object), size=n_unknown, replace=False).tolist()) if n_unknown else set()
 
 
 def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: float = 0.5,
@@ -235,24 +268,18 @@ def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: 
     """Closed-set metrics and open-set BAKS/BAUS per scorer."""
     ind = np.array([it.individual for it in data.items], dtype=object)
     q_labels = ind[s.queries]
-    # open set: leave a seeded share of the queried individuals out of every gallery
-    queried = sorted(set(q_labels.tolist()))
-    rng = np.random.default_rng(seed)
-    n_unknown = int(round(unknown_fraction * len(queried)))
-    unknown = set(rng.choice(np.array(queried, dtype=object), size=n_unknown, replace=False).tolist()) if n_unknown else set()
+    unknown = unknown_split(ind, s.queries, unknown_fraction, seed)
     in_gallery = ~np.isin(ind, list(unknown))
     out = {}
     for kind in SCORERS:
         if kind == "verifier" and np.isnan(s.inliers).all():
             continue
         m = retrieval_metrics(score_matrix(s, kind, calibration), q_labels, ind)
-        p = prob_matrix(s, kind, calibration)
         best_p, pred, truth, known = [], [], [], []
         for row, qi in enumerate(s.queries):
-            pr = np.where(in_gallery, p[row], np.nan)
-            ranked = rank_individuals(pr, ind)
-            best_p.append(ranked[0][1] if ranked else 0.0)
-            pred.append(ranked[0][0] if ranked else None)
+            top = decision_rows(s, kind, calibration, ind, row, in_gallery)
+            best_p.append(float(calibration.decide(kind, *top[0][1])) if top else 0.0)
+            pred.append(top[0][0] if top else None)
             truth.append(ind[qi])
             known.append(ind[qi] not in unknown)
         m.update(open_set_metrics(best_p, pred, truth, known, threshold))
@@ -263,13 +290,13 @@ def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: 
 def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, extractor: FeatureExtractor,
              verifier: Verifier, encounter: str | None = None, limit: int | None = None, shortlist: int = 30,
              threshold: float = 0.5, full_verifier: bool = True, max_side: int = 512, seed: int = 0,
-             cache: str | Path | None = None) -> dict:
+             cache: str | Path | None = None, verify_all: int = 300) -> dict:
     """The whole of ``spotid eval reid``: returns the JSON-able report."""
     t0 = time.perf_counter()
     items = list_items(root, encounter)
     data = prepare(items, embedder=embedder, flank=flank, extractor=extractor, max_side=max_side, cache=cache)
     s = compute_scores(data, verifier, calibration, shortlist=shortlist, limit=limit,
-                       full_verifier=full_verifier, seed=seed)
+                       full_verifier=full_verifier, seed=seed, verify_all=verify_all)
     res = evaluate(data, s, calibration, threshold=threshold, seed=seed)
     fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
     n = len(items)
@@ -285,19 +312,41 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
         "ms_per_features": 1000 * data.feature_seconds / max(n, 1),
         "gallery_mean_size": float(s.valid.sum(1).mean()) if len(s.queries) else 0.0,
         "embedder": data.embedder_version, "verifier": verifier.version, "calibration": calibration.version,
-        "shortlist": shortlist, "total_seconds": time.perf_counter() - t0,
+        "shortlist": shortlist, "verify_all": verify_all, "total_seconds": time.perf_counter() - t0,
     }
 
 
 def calibration_pairs(data: EvalData, s: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training pairs for :func:`spotid.identify.calibrate.fit_calibration`: every (query, gallery)
-    pair inside the cosine shortlist (the pairs the fused score is used on), as (cos, inliers, same)."""
+    pair the matcher verified (its shortlist), as (cos, inliers, same)."""
     ind = np.array([it.individual for it in data.items], dtype=object)
     cos_l, inl_l, same_l = [], [], []
     for row, qi in enumerate(s.queries):
         g = np.flatnonzero(s.valid[row])
-        top = g[np.argsort(-s.cos[row, g], kind="stable")[: s.meta.get("shortlist", 30)]]
-        cos_l += s.cos[row, top].tolist()
-        inl_l += s.fused_inliers[row, top].tolist()
-        same_l += (ind[top] == ind[qi]).tolist()
+        cos_l += s.cos[row, g].tolist()
+        inl_l += s.fused_inliers[row, g].tolist()
+        same_l += (ind[g] == ind[qi]).tolist()
     return np.array(cos_l), np.array(inl_l), np.array(same_l, bool)
+
+
+def decision_training(data: EvalData, s: Scores, calibration: Calibration, *, unknown_fraction: float = 0.25,
+                      splits: int = 4, top: int = 3, seed: int = 1000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Training rows for :func:`spotid.identify.calibrate.fit_decisions`, per scorer: for ``splits``
+    seeded open-set splits (``unknown_fraction`` of the individuals out of the gallery), each query's
+    ``top`` ranked individuals with (cos, inliers, cos_other, inliers_other) and whether it is the
+    query's individual. ``calibration`` supplies the pairwise fused P that ranks crops."""
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    out = {}
+    for kind in SCORERS:
+        if kind == "verifier" and np.isnan(s.inliers).all():
+            continue
+        rows, ys = [], []
+        for k in range(splits):
+            unknown = unknown_split(ind, s.queries, unknown_fraction, seed + k)
+            in_gallery = ~np.isin(ind, list(unknown))
+            for row, qi in enumerate(s.queries):
+                for lab, x in decision_rows(s, kind, calibration, ind, row, in_gallery, top):
+                    rows.append(x)
+                    ys.append(lab == ind[qi])
+        out[kind] = (np.array(rows, np.float64).reshape(-1, 4), np.array(ys, bool))
+    return out

@@ -1,10 +1,15 @@
-"""Matching a crop against a gallery of known crops: shortlist, verify, fuse, vote, cluster.
+"""Matching a crop against a gallery of known crops: shortlist, verify, decide, pool bursts, cluster.
 
-- Shortlist by exact cosine in numpy (embeddings are unit vectors, so cosine = dot product).
-- Re-rank the shortlist with the local-feature verifier; fuse cosine and inliers into a calibrated
-  P(same) (:mod:`spotid.identify.calibrate`).
-- Individuals are ranked by their best reference (max over that individual's gallery crops).
-- All frames of a burst vote together (:func:`burst_vote`).
+- Shortlist that does not lean on the embedder: a small gallery (<= ``verify_all`` crops) is verified
+  whole; a larger one is shortlisted by the union of the embedding cosine top-k and HotSpotter-style
+  descriptor votes (one approximate kNN of the query's RootSIFT descriptors over every gallery
+  descriptor, LNBNN-weighted votes per gallery crop; :class:`DescriptorIndex`).
+- The shortlist is re-ranked with the local-feature verifier. Crops are ranked by the pairwise
+  calibrated P(same) (:meth:`Calibration.prob`); individuals by their best crop.
+- The decision is per individual: P(this individual is the right one) from its best evidence AND the
+  best competing individual's (:meth:`Calibration.decide`), so a query that matches everything
+  weakly is not accepted.
+- All frames of a burst are pooled (:meth:`Matcher.decide` over several frames' evidence).
 - Open set: groups below the threshold are new-individual candidates, clustered so one new animal
   photographed five times is proposed once (:func:`cluster_new`).
 Also the retrieval metrics shared by ``spotid eval reid`` and the tests (:func:`retrieval_metrics`).
@@ -17,7 +22,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from spotid.identify.calibrate import Calibration
-from spotid.identify.verify import Features, Verifier
+from spotid.identify.verify import Features, Place, Verification, Verifier
 
 
 # -- ranking and metrics ---------------------------------------------------------------------------
@@ -108,74 +113,132 @@ def open_set_metrics(best_scores: Sequence[float], predicted: Sequence[Hashable]
             "known_queries": sum(map(len, per_k.values())), "unknown_queries": sum(map(len, per_u.values()))}
 
 
-# -- burst voting and open-set clustering --------------------------------------------------------
-def burst_vote(frames: Sequence[dict[Hashable, float]], weights: Sequence[float] | None = None) -> dict[Hashable, float]:
-    """Combine per-frame P(same) of the frames of one burst (same sequence, same flank).
+# -- open-set clustering -------------------------------------------------------------------------
+def cluster_new(prob: np.ndarray, threshold: float, linkage: str = "average") -> np.ndarray:
+    """Group new-individual candidates: agglomerative clustering on P(same).
 
-    Each frame gives {individual: P}; an individual a frame did not shortlist counts as P=0 for that
-    frame. The burst's P for an individual is the weighted mean over frames (weights = crop quality),
-    so one sharp frame outweighs a blurred one but a single lucky frame cannot carry a burst whose
-    other sharp frames disagree.
+    ``prob`` ``(n, n)`` symmetric pairwise P(same) (diagonal ignored). With ``average`` linkage
+    clusters merge while their average pairwise P is >= ``threshold``; with ``single`` linkage any
+    one pair >= ``threshold`` joins two clusters (chains: day and night encounters of one animal that
+    only match through a third encounter). Returns labels ``(n,)`` 0..k-1 in order of first member.
     """
-    if not frames:
-        return {}
-    w = np.ones(len(frames)) if weights is None else np.maximum(np.asarray(weights, np.float64), 1e-6)
-    w = w / w.sum()
-    out: dict[Hashable, float] = {}
-    for wi, f in zip(w, frames):
-        for ind, p in f.items():
-            out[ind] = out.get(ind, 0.0) + wi * float(p)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-
-def cluster_new(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Group new-individual candidates: average-linkage agglomerative clustering on P(same).
-
-    ``prob`` ``(n, n)`` symmetric pairwise P(same) (diagonal ignored). Clusters merge while their
-    average pairwise P is >= ``threshold``. Returns labels ``(n,)`` 0..k-1 in order of first member.
-    """
+    if linkage not in ("average", "single", "complete"):
+        raise ValueError(f"unknown linkage {linkage!r}: use average, single or complete")
     n = prob.shape[0]
     if n == 0:
         return np.zeros(0, int)
     if n == 1:
         return np.zeros(1, int)
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.cluster.hierarchy import fcluster
+    from scipy.cluster.hierarchy import linkage as _linkage
     from scipy.spatial.distance import squareform
 
     p = np.clip((np.asarray(prob, np.float64) + np.asarray(prob, np.float64).T) / 2, 0, 1)
     d = 1.0 - p
     np.fill_diagonal(d, 0.0)
-    z = linkage(squareform(d, checks=False), method="average")
+    z = _linkage(squareform(d, checks=False), method=linkage)
     raw = fcluster(z, t=1.0 - threshold + 1e-12, criterion="distance")
     remap: dict[int, int] = {}
     return np.array([remap.setdefault(int(c), len(remap)) for c in raw], int)
 
 
-# -- the matcher stage -----------------------------------------------------------------------------
+# -- the gallery and its descriptor index ----------------------------------------------------------
+class DescriptorIndex:
+    """One approximate kNN index over every RootSIFT descriptor of a gallery (HotSpotter's LNBNN).
+
+    Each query descriptor finds its ``k + 1`` nearest gallery descriptors; the ``k`` nearest vote for
+    their gallery crops with weight ``d(k+1) - d(i)`` (distance to the normaliser minus distance to
+    the neighbour: distinctive matches weigh more), at most one vote per (query descriptor, crop).
+    Built once per gallery (FLANN randomised KD-trees); a query costs one search, not G matchings.
+    """
+
+    def __init__(self, features: Sequence[Features], *, k: int = 4, trees: int = 4, checks: int = 64):
+        import cv2
+
+        self.k, self.checks = int(k), int(checks)
+        sizes = [len(f) for f in features]
+        self.n_items = len(features)
+        self.owner = np.repeat(np.arange(self.n_items), sizes).astype(np.int64)
+        data = (np.concatenate([f.descriptors for f in features if len(f)]) if sum(sizes)
+                else np.zeros((0, 128), np.float32))
+        self._data = np.ascontiguousarray(data, np.float32)
+        self._index = None
+        if len(self._data) > self.k + 1:
+            self._index = cv2.flann_Index(self._data, {"algorithm": 1, "trees": int(trees)})
+
+    def votes(self, q: Features, mask: np.ndarray | None = None) -> np.ndarray:
+        """LNBNN votes ``(G,)`` float64 per gallery crop for query features ``q``; masked crops get 0
+        and their descriptors do not vote (the (k+1)-th neighbour still normalises)."""
+        out = np.zeros(self.n_items)
+        if self._index is None or len(q) == 0:
+            return out
+        idx, d2 = self._index.knnSearch(np.ascontiguousarray(q.descriptors, np.float32), self.k + 1,
+                                        params={"checks": self.checks})
+        d = np.sqrt(np.maximum(d2, 0.0))
+        w = np.maximum(d[:, -1:] - d[:, :-1], 0.0)            # (n, k)
+        own = self.owner[idx[:, :-1]]                         # (n, k)
+        # one vote per (query descriptor, crop): keep the nearest of repeated owners in a row
+        first = np.ones_like(own, bool)
+        for c in range(1, own.shape[1]):
+            first[:, c] = (own[:, :c] != own[:, c:c + 1]).all(axis=1)
+        w = np.where(first, w, 0.0)
+        np.add.at(out, own.ravel(), w.ravel())
+        if mask is not None:
+            out = np.where(mask, out, 0.0)
+        return out
+
+
 @dataclass
 class Gallery:
     """Reference crops: ``embeddings`` ``(G, D)`` float32 unit rows, ``features`` per crop,
-    ``individuals`` (individual key per crop) and ``refs`` (e.g. detection ids) per crop."""
+    ``individuals`` (individual key per crop), ``refs`` (e.g. detection ids) and ``places`` (where
+    each crop sits in its camera's frame, for the static-scenery filter; None = unknown) per crop."""
 
     embeddings: np.ndarray
     features: list[Features]
     individuals: list[Hashable]
     refs: list[Hashable] = field(default_factory=list)
+    places: list[Place | None] = field(default_factory=list)
+    _index: DescriptorIndex | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if not self.refs:
             self.refs = list(range(len(self.individuals)))
+        if not self.places:
+            self.places = [None] * len(self.individuals)
         n = len(self.individuals)
-        if self.embeddings.shape[0] != n or len(self.features) != n or len(self.refs) != n:
-            raise ValueError("gallery embeddings, features, individuals and refs must have one row per crop")
+        if (self.embeddings.shape[0] != n or len(self.features) != n or len(self.refs) != n
+                or len(self.places) != n):
+            raise ValueError("gallery embeddings, features, individuals, refs and places must have one row per crop")
 
     def __len__(self) -> int:
         return len(self.individuals)
 
+    def index(self) -> DescriptorIndex:
+        """The descriptor index, built on first use."""
+        if self._index is None:
+            self._index = DescriptorIndex(self.features)
+        return self._index
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The best evidence one query frame has for one individual: its best gallery crop ``ref``
+    (index ``j``), cosine, inliers, pairwise P(same) and the verification (for the review page)."""
+
+    cos: float
+    inliers: int
+    pair_prob: float
+    j: int
+    ref: Hashable
+    verification: Verification | None = field(default=None, repr=False, compare=False)
+
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate individual for a query crop, with its best reference crop and the evidence."""
+    """One candidate individual for a query crop (or burst), with its best reference crop and the
+    evidence. ``probability`` = calibrated P(this individual is the right one) (the decision model:
+    own best evidence vs the best competing individual's)."""
 
     individual: Hashable
     probability: float
@@ -186,47 +249,88 @@ class Candidate:
 
 
 class Matcher:
-    """Stage: (query embedding, query features, gallery) -> candidates ranked by calibrated P(same).
+    """Stage: (query embedding, query features, gallery) -> candidates ranked by calibrated P.
 
-    ``shortlist`` gallery crops with the highest cosine are verified; crops outside it keep their
-    cosine with 0 inliers (they can still appear, low, in the ranking). ``top_k`` individuals are
-    returned. ``mask`` (bool, G) restricts the gallery per query (same flank, other encounters).
+    Shortlist (per query, inside ``mask``): the whole gallery when it holds <= ``verify_all`` crops;
+    else the ``shortlist`` best crops by cosine UNION the ``shortlist`` best by descriptor votes.
+    Crops outside the shortlist keep their cosine with 0 inliers. ``top_k`` individuals are returned.
     """
 
     def __init__(self, verifier: Verifier, calibration: Calibration, *, shortlist: int = 30, top_k: int = 5,
-                 max_refs_per_individual: int = 0):
+                 verify_all: int = 300):
         self.verifier = verifier
         self.calibration = calibration
         self.shortlist = int(shortlist)
         self.top_k = int(top_k)
-        self.max_refs_per_individual = int(max_refs_per_individual)
+        self.verify_all = int(verify_all)
 
-    def scores(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, dict[int, object]]:
-        """Per gallery crop: cosine ``(G,)``, inliers ``(G,)`` (0 outside the shortlist, NaN cosine
-        where masked) and the verifications done {gallery idx: Verification}."""
+    def candidates(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine ``(G,)`` float64 with NaN where masked, shortlisted gallery indices)."""
         cos = gallery.embeddings @ q_emb.astype(np.float32) if len(gallery) else np.zeros(0, np.float32)
         cos = cos.astype(np.float64)
         if mask is not None:
             cos = np.where(mask, cos, np.nan)
         valid = np.flatnonzero(~np.isnan(cos))
-        order = valid[np.argsort(-cos[valid], kind="stable")]
+        if len(valid) <= self.verify_all:
+            return cos, valid
+        by_cos = valid[np.argsort(-cos[valid], kind="stable")[: self.shortlist]]
+        votes = gallery.index().votes(q_feat, ~np.isnan(cos))
+        by_votes = valid[np.argsort(-votes[valid], kind="stable")[: self.shortlist]]
+        return cos, np.union1d(by_cos, by_votes)
+
+    def scores(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None,
+               place: Place | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, Verification]]:
+        """Per gallery crop: cosine ``(G,)`` (NaN where masked), inliers ``(G,)`` (0 outside the
+        shortlist) and the verifications done {gallery idx: Verification}."""
+        cos, short = self.candidates(q_emb, q_feat, gallery, mask)
         inl = np.zeros(len(gallery))
         done = {}
-        for j in order[: self.shortlist]:
-            v = self.verifier(q_feat, gallery.features[j])
+        for j in short:
+            v = self.verifier(q_feat, gallery.features[j], place, gallery.places[j])
             inl[j] = v.inliers
             done[int(j)] = v
         return cos, inl, done
 
-    def __call__(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery,
-                 mask: np.ndarray | None = None) -> list[Candidate]:
-        cos, inl, done = self.scores(q_emb, q_feat, gallery, mask)
+    def evidence(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None,
+                 place: Place | None = None) -> dict[Hashable, Evidence]:
+        """{individual: best Evidence} of one query frame (best = highest pairwise P(same))."""
+        if not len(gallery):
+            return {}
+        cos, inl, done = self.scores(q_emb, q_feat, gallery, mask, place)
         prob = np.where(np.isnan(cos), np.nan, self.calibration.prob(np.nan_to_num(cos), inl, "fused"))
-        ranked = rank_individuals(prob, gallery.individuals)[: self.top_k]
+        return {ind: Evidence(float(cos[j]), int(inl[j]), float(p), j, gallery.refs[j], done.get(j))
+                for ind, p, j in rank_individuals(prob, gallery.individuals)}
+
+    def decide(self, frames: Sequence[dict[Hashable, Evidence]]) -> list[Candidate]:
+        """Pool the evidence of the frames of one burst and rank individuals by calibrated P.
+
+        Per individual the burst keeps its strongest frame evidence (highest pairwise P); its
+        P(right individual) is then decided against the strongest evidence for any OTHER individual
+        in the same burst, so a burst whose sharp frames point at two different animals stays low.
+        """
+        pooled: dict[Hashable, Evidence] = {}
+        for f in frames:
+            for ind, e in f.items():
+                if ind not in pooled or e.pair_prob > pooled[ind].pair_prob:
+                    pooled[ind] = e
+        if not pooled:
+            return []
+        order = sorted(pooled, key=lambda i: -pooled[i].pair_prob)
+        first, second = pooled[order[0]], (pooled[order[1]] if len(order) > 1 else None)
         out = []
-        for ind, p, j in ranked:
-            v = done.get(j)
-            out.append(Candidate(ind, float(p), float(cos[j]), int(inl[j]), gallery.refs[j],
+        for ind in order:
+            e = pooled[ind]
+            other = second if ind == order[0] else first
+            p = self.calibration.decide("fused", e.cos, e.inliers,
+                                        other.cos if other is not None else 0.0,
+                                        other.inliers if other is not None else 0)
+            v = e.verification
+            out.append(Candidate(ind, float(p), e.cos, e.inliers, e.ref,
                                  v.evidence() if v is not None and v.inliers else {"query_pts": [], "ref_pts": []}))
-        return out
+        out.sort(key=lambda c: -c.probability)
+        return out[: self.top_k]
+
+    def __call__(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery,
+                 mask: np.ndarray | None = None, place: Place | None = None) -> list[Candidate]:
+        return self.decide([self.evidence(q_emb, q_feat, gallery, mask, place)])

@@ -6,12 +6,14 @@ the shipped models and runs it (``spotid identify`` and ``spotid demo`` call it)
 What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0``) without a sighting:
 1. crop (cached JPEG next to the catalog), quality, flank, embedding and RootSIFT features, cached in
    ``crops`` (skipped when the cached row already has the current model versions);
-2. the frames of one burst (same sequence, same flank) are matched together against the gallery of
-   known crops (sightings auto/confirmed/pending of individuals confirmed/proposed) of that flank and
-   vote (quality-weighted mean of per-frame P(same));
+2. every frame is matched against the gallery of known crops (sightings auto/confirmed/pending of
+   individuals confirmed/proposed) of its flank (whole gallery when small, else cosine + descriptor-vote
+   shortlist; background that stays put in one camera's frame does not count); the frames of one burst
+   (same sequence, same flank) pool their evidence and get one decision P(right individual);
 3. a group whose best individual reaches ``threshold`` becomes pending (or auto when auto-accept is on
    and P >= ``auto_accept_threshold``); the others are new-individual candidates, clustered across the
-   run (average linkage on P(same)) so that one new animal seen five times is proposed once;
+   run on pairwise P(same) between groups (every frame against every other group's frames, linkage
+   ``cluster_linkage``) so that one new animal seen five times is proposed once;
 4. front/back/unknown views, and groups below the quality floor that match nobody, are 'unusable'.
 Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
 one transaction.
@@ -29,9 +31,9 @@ import numpy as np
 
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, save_crop
-from spotid.identify.match import Gallery, Matcher, burst_vote, cluster_new
-from spotid.identify.verify import FeatureExtractor, Features, Verifier
+from spotid.identify.crops import Cropper, crop_dir, padded_box, save_crop
+from spotid.identify.match import Gallery, Matcher, cluster_new
+from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
 log = logging.getLogger(__name__)
@@ -53,17 +55,22 @@ class IdentifyConfig:
     # local features / verifier
     max_keypoints: int = 600
     clahe: bool = True
+    upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
+    box_only: bool = True               # keypoints only inside the detection box (the padding is background)
     ratio: float = 0.8
     mutual: bool = True
     geometric_model: str = "affine"
     reproj_threshold: float = 12.0
+    static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
     # matcher
-    shortlist: int = 30                 # gallery crops verified per query (highest cosine)
+    verify_all: int = 300               # galleries up to this size are verified whole
+    shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes
     top_k: int = 5                      # candidates stored per sighting
-    threshold: float = 0.5              # P(same) to propose a known individual; below = new candidate
+    threshold: float = 0.5              # P(right individual) to propose a known one; below = new candidate
     auto_accept: bool = False
     auto_accept_threshold: float = 0.95
-    new_cluster_threshold: float = 0.5  # average-linkage P(same) to join new candidates
+    new_cluster_threshold: float = 0.5  # pairwise P(same) to join new candidates
+    cluster_linkage: str = "single"     # single | average | complete
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -78,6 +85,8 @@ class IdentifyConfig:
                 raise ValueError(f"{name}={v} must be a probability in [0, 1]")
         if self.geometric_model not in ("affine", "homography"):
             raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
+        if self.cluster_linkage not in ("single", "average", "complete"):
+            raise ValueError(f"cluster_linkage={self.cluster_linkage!r}: use single, average or complete")
 
 
 @dataclass
@@ -106,7 +115,27 @@ class _Row:
     quality: float
     embedding: np.ndarray
     features: Features
+    place: Place | None = None
     failed: bool = False
+
+
+def crop_geometry(bbox, pad: float, crop_size: tuple[int, int]) -> tuple[tuple[float, float, float, float], tuple]:
+    """For a detection ``bbox`` (normalised x, y, w, h) cut with ``pad`` into a crop of ``crop_size``
+    (w, h) px: the box inside the crop in crop pixels ``(x0, y0, x1, y1)``, and the crop-pixel ->
+    normalised-frame map ``(x0, y0, sx, sy)`` (see :class:`~spotid.identify.verify.Place`)."""
+    px0, py0, px1, py1 = padded_box(bbox, pad)
+    cw, ch = crop_size
+    sx, sy = (px1 - px0) / max(cw, 1), (py1 - py0) / max(ch, 1)
+    x, y, w, h = (float(v) for v in bbox)
+    roi = ((x - px0) / sx, (y - py0) / sy, (x + w - px0) / sx, (y + h - py0) / sy)
+    return roi, (px0, py0, sx, sy)
+
+
+def _image_size(path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:  # header only
+        return im.size
 
 
 def _flank_prefix(flank: str) -> str:
@@ -127,10 +156,12 @@ class Identifier:
         self.calibration = calibration or load_calibration(cfg.calibration)
         self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
-        self.extractor = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe)
+        self.extractor = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to)
         self.verifier = Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
-                                 reproj_threshold=cfg.reproj_threshold)
-        self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k)
+                                 reproj_threshold=cfg.reproj_threshold, static_tol=cfg.static_tol)
+        self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
+                               verify_all=cfg.verify_all)
+        self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
 
     @property
     def flank_version(self) -> str:
@@ -141,9 +172,16 @@ class Identifier:
     def model_version(self) -> str:
         return f"{self.embedder.version}+{self.verifier.version}+{self.calibration.version}"
 
+    def _place(self, camera, bbox, crop_path) -> Place | None:
+        if camera is None or crop_path is None or not Path(crop_path).exists():
+            return None
+        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, _image_size(crop_path))
+        return Place(str(camera), x0, y0, sx, sy)
+
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
-        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.id AS media_id, m.sequence_id FROM detections d "
+        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.id AS media_id, m.sequence_id, m.deployment_id "
+               "FROM detections d "
                "JOIN media m ON m.id = d.media_id LEFT JOIN sightings s ON s.detection_id = d.id "
                "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
         args: list = []
@@ -166,7 +204,7 @@ class Identifier:
                 c = cached.get(r["id"])
                 if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
                         and c["flank_model"] == self.flank_version
-                        and c["features_version"] == self.extractor.version and c["crop_path"]
+                        and c["features_version"] == self.features_version and c["crop_path"]
                         and Path(c["crop_path"]).exists()):
                     continue
                 try:
@@ -196,7 +234,10 @@ class Identifier:
                         q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
                         path = Path(c["crop_path"])
                     # features of the stored JPEG, so evidence coordinates match what review shows
-                    feats = self.extractor(Image.open(path).convert("RGB"))
+                    stored = Image.open(path).convert("RGB")
+                    roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
+                           if self.cfg.box_only else None)
+                    feats = self.extractor(stored, roi)
                     kp, de = feats.to_bytes()
                     cat.execute(
                         "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
@@ -208,7 +249,7 @@ class Identifier:
                         "descriptors=excluded.descriptors, features_version=excluded.features_version, "
                         "crop_path=excluded.crop_path, flank_model=excluded.flank_model",
                         (r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                         self.embedder.version, kp, de, self.extractor.version, str(path), self.flank_version))
+                         self.embedder.version, kp, de, self.features_version, str(path), self.flank_version))
                     result.crops_computed += 1
 
     # -- step 2: gallery ---------------------------------------------------------------------------
@@ -216,8 +257,10 @@ class Identifier:
         """Known crops of one flank; merged individuals resolve to the one they were merged into."""
         rows = cat.query(
             "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.crop_path, "
+            "d.x, d.y, d.w, d.h, m.deployment_id, "
             "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
-            "JOIN crops c ON c.detection_id = s.detection_id "
+            "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
+            "JOIN media m ON m.id = d.media_id "
             "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
             "AND i.flank = ? ORDER BY s.detection_id", (flank,))
         names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
@@ -231,7 +274,7 @@ class Identifier:
                 for r, e in zip(b, np.asarray(self.embedder(ims), np.float32)):
                     fresh[r["detection_id"]] = e
         dim = None
-        embs, feats, inds, refs = [], [], [], []
+        embs, feats, inds, refs, places = [], [], [], [], []
         for r in rows:
             e = fresh.get(r["detection_id"])
             if e is None:
@@ -241,8 +284,9 @@ class Identifier:
             feats.append(Features.from_bytes(r["keypoints"], r["descriptors"]))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
+            places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
         E = np.stack(embs) if embs else np.zeros((0, 1), np.float32)
-        return Gallery(E, feats, inds, refs), names
+        return Gallery(E, feats, inds, refs, places), names
 
     # -- the run -----------------------------------------------------------------------------------
     def __call__(self, cat: Catalog, *, deployment: str | None = None) -> IdentifyResult:
@@ -277,7 +321,8 @@ class Identifier:
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
-                                Features.from_bytes(c["keypoints"], c["descriptors"])))
+                                Features.from_bytes(c["keypoints"], c["descriptors"]),
+                                self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"])))
         return out
 
     def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
@@ -293,10 +338,10 @@ class Identifier:
                         result: IdentifyResult) -> None:
         cfg = self.cfg
         gallery, _ = self._gallery(cat, flank)
-        # per frame: candidates against the known gallery
-        per_frame = {}
+        # per frame: evidence against the known gallery
+        evidence = {}
         for r in progress(rows, total=len(rows), description=f"match {flank}"):
-            per_frame[r.detection_id] = self.matcher(r.embedding, r.features, gallery) if len(gallery) else []
+            evidence[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gallery, place=r.place)
         # bursts: one group per (sequence, flank); frames without a sequence stand alone
         groups: dict[tuple, list[_Row]] = {}
         for r in rows:
@@ -304,13 +349,12 @@ class Identifier:
             groups.setdefault(key, []).append(r)
         decided, new_groups = [], []
         for key, members in groups.items():
-            vote = burst_vote([{c.individual: c.probability for c in per_frame[m.detection_id]} for m in members],
-                              [m.quality for m in members])
-            best = next(iter(vote.items()), None)
-            if best is not None and best[1] >= cfg.threshold:
-                decided.append((members, best[0], best[1], vote))
+            cands = self.matcher.decide([evidence[m.detection_id] for m in members])
+            burst = {c.individual: c.probability for c in cands}
+            if cands and cands[0].probability >= cfg.threshold:
+                decided.append((members, cands[0].individual, cands[0].probability, burst))
             elif max(m.quality for m in members) >= cfg.quality_floor:
-                new_groups.append((members, vote))
+                new_groups.append((members, burst))
             else:
                 self._write_unusable(cat, members, run_id, result)
         labels = self._cluster(new_groups)
@@ -324,35 +368,35 @@ class Identifier:
                 result.new_individuals.append(name)
         for chunk in batched(decided + [(m, new_ids[int(lab)], None, v) for (m, v), lab in zip(new_groups, labels)], 200):
             with cat.transaction():
-                for members, ind, p, vote in chunk:
+                for members, ind, p, burst in chunk:
                     for m in members:
-                        self._write_sighting(cat, m, ind, p, vote, per_frame[m.detection_id], run_id, result)
+                        frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
+                        self._write_sighting(cat, m, ind, p, burst, frame, run_id, result)
+
+    #: frames per new-candidate group compared when clustering (the sharpest ones)
+    cluster_frames = 4
 
     def _cluster(self, new_groups: list) -> np.ndarray:
-        """Cluster new-candidate groups: P(same) between groups = best fused P over their two
-        best-quality frames each (cosine shortlist first, so large runs stay affordable)."""
+        """Cluster new-candidate groups on pairwise P(same) between groups.
+
+        The sharpest ``cluster_frames`` frames of every group form a temporary gallery (individual =
+        group); every such frame is matched against it with its own group masked out, through the
+        same shortlist as known individuals (whole when small, votes + cosine when large). P(same)
+        of two groups is the best pairwise P over their frame pairs, either direction.
+        """
         n = len(new_groups)
-        if n == 0:
-            return np.zeros(0, int)
-        reps = [sorted(m, key=lambda r: -r.quality)[:2] for m, _ in new_groups]
-        mean = np.stack([np.mean([r.embedding for r in rep], axis=0) for rep in reps])
-        mean /= np.linalg.norm(mean, axis=1, keepdims=True) + 1e-9
-        cos = mean @ mean.T
+        if n <= 1:
+            return np.zeros(n, int)
+        reps = [sorted(m, key=lambda r: -r.quality)[: self.cluster_frames] for m, _ in new_groups]
+        frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
+        owner = np.array([g for g, _ in frames])
+        gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
+                      owner.tolist(), list(range(len(frames))), [r.place for _, r in frames])
         prob = np.zeros((n, n))
-        k = min(n - 1, self.cfg.shortlist)
-        for i in range(n):
-            near = [j for j in np.argsort(-cos[i]) if j != i][:k]
-            for j in near:
-                if prob[i, j] > 0:
-                    continue
-                best = 0.0
-                for a in reps[i]:
-                    for b in reps[j]:
-                        v = self.verifier(a.features, b.features)
-                        c = float(a.embedding @ b.embedding)
-                        best = max(best, float(self.calibration.prob(c, v.inliers, "fused")[0]))
-                prob[i, j] = prob[j, i] = best
-        return cluster_new(prob, self.cfg.new_cluster_threshold)
+        for g, r in frames:
+            for other, e in self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place).items():
+                prob[g, other] = prob[other, g] = max(prob[g, other], e.pair_prob)
+        return cluster_new(prob, self.cfg.new_cluster_threshold, self.cfg.cluster_linkage)
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)
@@ -360,8 +404,10 @@ class Identifier:
                 if (m := re.fullmatch(rf"{prefix}-(\d+)", n))]
         return f"{prefix}-{(max(nums) + 1 if nums else 1):04d}"
 
-    def _write_sighting(self, cat: Catalog, r: _Row, ind: int, p: float | None, vote: dict, cands: list,
+    def _write_sighting(self, cat: Catalog, r: _Row, ind: int, p: float | None, burst: dict, cands: list,
                         run_id: int, result: IdentifyResult) -> None:
+        """One sighting; its candidates ranked as the burst decided (``burst`` {individual: P}), each
+        with this frame's own P, scores and keypoint evidence (``cands``)."""
         cfg = self.cfg
         known = p is not None
         status = "auto" if known and cfg.auto_accept and p >= cfg.auto_accept_threshold else "pending"
@@ -379,7 +425,7 @@ class Identifier:
         else:
             result.matched += 1
         by_ind = {c.individual: c for c in cands}
-        order = sorted(by_ind, key=lambda i: -vote.get(i, 0.0))  # ranked as the burst voted
+        order = sorted(by_ind, key=lambda i: -burst.get(i, 0.0))  # ranked as the burst decided
         for rank, i in enumerate(order[: cfg.top_k], start=1):
             c = by_ind[i]
             cat.execute(

@@ -17,8 +17,8 @@ import numpy as np
 
 #: Recorded in ``crops.features_version`` and in ``model_version`` of match results. Bump it when
 #: anything that changes the features or the inlier counts changes.
-FEATURES_VERSION = "rootsift-clahe-v1"
-VERIFIER_VERSION = "rootsift-affine-magsac-v1"
+FEATURES_VERSION = "rootsift-clahe-v2"
+VERIFIER_VERSION = "rootsift-affine-magsac-v2"
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,26 @@ class Features:
     @classmethod
     def empty(cls) -> "Features":
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a crop sits in its camera's frame: ``camera`` (deployment) and the map from crop pixels
+    to normalised frame coordinates, ``u = x0 + px * sx``, ``v = y0 + py * sy``.
+
+    Two crops from one fixed camera share the background at the same frame position; a putative
+    match that does not move in the frame between two different visits is scenery, not coat.
+    """
+
+    camera: str
+    x0: float
+    y0: float
+    sx: float
+    sy: float
+
+    def to_frame(self, pts: np.ndarray) -> np.ndarray:
+        """``(K, 2)`` crop pixels -> ``(K, 2)`` normalised frame coordinates."""
+        return np.asarray(pts, np.float64) * [self.sx, self.sy] + [self.x0, self.y0]
 
 
 @dataclass(frozen=True)
@@ -84,21 +104,43 @@ class FeatureExtractor:
     verification costs about the same whatever the crop size.
     """
 
-    def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02):
+    def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02,
+                 upsample_to: int = 512, max_upsample: float = 3.0):
         import cv2
 
         self.max_keypoints = int(max_keypoints)
+        self.upsample_to = int(upsample_to)
+        self.max_upsample = float(max_upsample)
         self._sift = cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=contrast_threshold)
         self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)) if clahe else None
-        self.version = FEATURES_VERSION
+        self.version = f"{FEATURES_VERSION}-up{self.upsample_to}" if self.upsample_to else FEATURES_VERSION
 
-    def __call__(self, image) -> Features:
+    def __call__(self, image, roi: tuple[float, float, float, float] | None = None) -> Features:
+        """Features of ``image``; ``roi`` = ``(x0, y0, x1, y1)`` pixels of the image: keypoints only
+        inside it (the detection box inside its padded crop: the padding is background).
+
+        A crop whose long side is below ``upsample_to`` is upscaled (bicubic, at most
+        ``max_upsample`` x) before SIFT: rosettes of a distant leopard are a few pixels wide and the
+        finest SIFT octave misses them. Keypoints are returned in the input image's pixels."""
+        import cv2
+
         gray = _to_gray(image)
         if gray.size == 0 or min(gray.shape) < 16:
             return Features.empty()
+        s = 1.0
+        if self.upsample_to and max(gray.shape) < self.upsample_to:
+            s = min(self.upsample_to / max(gray.shape), self.max_upsample)
+            gray = cv2.resize(gray, (round(gray.shape[1] * s), round(gray.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
         if self._clahe is not None:
             gray = self._clahe.apply(gray)
-        kps, desc = self._sift.detectAndCompute(gray, None)
+        mask = None
+        if roi is not None:
+            x0, y0, x1, y1 = (int(round(v * s)) for v in roi)
+            mask = np.zeros(gray.shape, np.uint8)
+            mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 255
+            if not mask.any():
+                return Features.empty()
+        kps, desc = self._sift.detectAndCompute(gray, mask)
         if desc is None or not kps:
             return Features.empty()
         if len(kps) > self.max_keypoints:  # SIFT's nfeatures can keep ties beyond the cap
@@ -108,7 +150,7 @@ class FeatureExtractor:
         desc = desc.astype(np.float32)
         desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT (Arandjelovic & Zisserman 2012)
         desc = np.sqrt(desc)
-        pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+        pts = (np.array([k.pt for k in kps], np.float32).reshape(-1, 2) / s).astype(np.float32)
         return Features(pts, desc)
 
 
@@ -121,10 +163,15 @@ class Verifier:
     bend and stretch with gait, and a homography with a tight threshold throws away true matches on
     a deforming body, while a loose one admits background. ``reproj_threshold`` is in pixels of the
     crop (crops are stored with a bounded side, so one threshold fits all).
+
+    Static scenery: when both crops carry a :class:`Place` on the same camera, putative matches whose
+    two ends lie within ``static_tol`` (fraction of the frame) of each other in frame coordinates are
+    dropped before the geometry: two different visits to one station share the background, and a
+    padded box around a walking leopard holds plenty of it.
     """
 
     def __init__(self, *, ratio: float = 0.8, mutual: bool = True, model: str = "affine",
-                 reproj_threshold: float = 12.0, min_matches: int = 4):
+                 reproj_threshold: float = 12.0, min_matches: int = 4, static_tol: float = 0.01):
         if model not in ("affine", "homography"):
             raise ValueError(f"unknown geometric model {model!r}: use 'affine' or 'homography'")
         self.ratio = float(ratio)
@@ -132,6 +179,7 @@ class Verifier:
         self.model = model
         self.reproj_threshold = float(reproj_threshold)
         self.min_matches = max(int(min_matches), 4 if model == "homography" else 3)
+        self.static_tol = float(static_tol)
         self.version = VERIFIER_VERSION if model == "affine" else VERIFIER_VERSION.replace("affine", "homography")
 
     def putative(self, q: Features, r: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -152,10 +200,16 @@ class Verifier:
         qi = rows[keep]
         return qi, best[keep]
 
-    def __call__(self, q: Features, r: Features) -> Verification:
+    def __call__(self, q: Features, r: Features, q_place: Place | None = None,
+                 r_place: Place | None = None) -> Verification:
         import cv2
 
         qi, ri = self.putative(q, r)
+        if (len(qi) and self.static_tol > 0 and q_place is not None and r_place is not None
+                and q_place.camera == r_place.camera):
+            moved = np.abs(q_place.to_frame(q.keypoints[qi]) - r_place.to_frame(r.keypoints[ri])).max(axis=1)
+            keep = moved > self.static_tol
+            qi, ri = qi[keep], ri[keep]
         n = len(qi)
         empty = np.zeros((0, 2), np.float32)
         if n < self.min_matches:
