@@ -101,3 +101,42 @@ def test_prepare_cache_reuses_results(reid_dir, tmp_path):
     assert calls == [6] and np.array_equal(a.embeddings, b.embeddings) and a.flanks == b.flanks
     prepare(items[:3], **kw)  # other images: a new cache entry
     assert calls == [6, 3]
+
+
+class RandomEmbedder(FakeEmbedder):
+    """A useless embedder (random unit vectors): the shortlist must not depend on it."""
+
+    version = "random-embedder@000000000000"
+
+    def __call__(self, images) -> np.ndarray:
+        e = np.random.default_rng(len(images)).normal(size=(len(images), 16)).astype(np.float32)
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_descriptor_votes_find_matches_a_useless_embedder_misses(reid_dir):
+    kw = dict(embedder=RandomEmbedder(), flank=FakeFlank(), calibration=CAL,
+              extractor=FeatureExtractor(max_keypoints=300), verifier=Verifier(), encounter=r"^(e\d+)_",
+              shortlist=1, threshold=0.5, full_verifier=False)
+    # gallery of ~8 same-flank images > verify_all=2: cosine top-1 (random) + descriptor-vote top-1
+    rep = run_eval(reid_dir, verify_all=2, **kw)
+    assert rep["verify_all"] == 2 and rep["cpu_seconds_per_query"] is not None
+    assert rep["scorers"]["embedding"]["top1"] < 0.6
+    assert rep["top1"] >= 0.9
+
+
+def test_decision_training_rows(reid_dir):
+    from spotid.identify.calibrate import fit_decisions
+    from spotid.identify.evaluate import compute_scores, decision_training
+
+    data = prepare(list_items(reid_dir, r"^(e\d+)_"), embedder=FakeEmbedder(), flank=FakeFlank(),
+                   extractor=FeatureExtractor(max_keypoints=300))
+    s = compute_scores(data, Verifier(), CAL, shortlist=5)
+    rows = decision_training(data, s, CAL, splits=2, top=2)
+    assert set(rows) == {"embedding", "verifier", "fused"}
+    x, y = rows["fused"]
+    # 24 queries x 2 splits x top-2 individuals; at most one correct per query and split
+    assert x.shape == (96, 4) and y.sum() <= 48
+    # the correct candidate has the most inliers; its competitor column is the runner-up's
+    assert (x[y, 1] >= x[y, 3]).all()
+    d = fit_decisions(rows)["fused"]
+    assert d.w[1] > 0 >= d.w[3]

@@ -170,7 +170,8 @@ def eval_reid(
     for k, m in rep["scorers"].items():
         t.add_row(k, *(f"{m[x]:.3f}" for x in ("top1", "top5", "mAP", "BAKS", "BAUS")))
     Console().print(t)
-    Console().print(f"{rep['seconds_per_query']:.3f} s/query (fused, gallery ~{rep['gallery_mean_size']:.0f}), "
+    Console().print(f"{rep['seconds_per_query']:.3f} s/query ({rep['cpu_seconds_per_query']:.3f} CPU s; fused, "
+                    f"gallery ~{rep['gallery_mean_size']:.0f}), "
                     f"{rep['ms_per_embedding']:.1f} ms/embedding, flanks {rep['flanks']}")
 
 

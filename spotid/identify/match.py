@@ -142,6 +142,58 @@ def cluster_new(prob: np.ndarray, threshold: float, linkage: str = "average") ->
     return np.array([remap.setdefault(int(c), len(remap)) for c in raw], int)
 
 
+def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibration, threshold: float,
+                   kind: str = "fused") -> np.ndarray:
+    """Group new-individual candidates by greedy agglomeration with the decision model.
+
+    ``inliers`` ``(n, n)`` best inlier count between two candidate groups (symmetric; diagonal
+    ignored), ``cos`` ``(n, n)`` the cosine of that same pair. For current clusters A, B:
+    P(A ~ B) = :meth:`Calibration.decide` of B's evidence for the query A against A's best evidence
+    for any OTHER cluster (and the reverse; the larger counts). The most probable pair is merged while
+    it reaches ``threshold``; a merged cluster keeps its members' best evidence. Recomputing the
+    competitors after each merge matters: before two bursts of one animal are merged, each is the
+    other's strongest "competitor" and would veto the third burst of that animal.
+    Returns labels ``(n,)`` 0..k-1 in order of first member.
+    """
+    n = inliers.shape[0]
+    if n <= 1:
+        return np.zeros(n, int)
+    inl = np.maximum(np.asarray(inliers, np.float64), np.asarray(inliers, np.float64).T)
+    cs = np.asarray(cos, np.float64)
+    cs = np.where(inliers >= inliers.T, cs, cs.T)
+    active = np.ones(n, bool)
+    parent = np.arange(n)
+    while active.sum() > 1:
+        ids = np.flatnonzero(active)
+        sub_i, sub_c = inl[np.ix_(ids, ids)].copy(), cs[np.ix_(ids, ids)]
+        np.fill_diagonal(sub_i, -1.0)
+        m = len(ids)
+        order = np.argsort(-sub_i, axis=1, kind="stable")
+        best, second = order[:, 0], order[:, 1] if m > 2 else order[:, 0]
+        rows = np.arange(m)
+        # competitor of (A, B): A's best other cluster, or its second best when B is the best
+        comp = np.where(best[:, None] == rows[None, :], second[:, None], best[:, None])
+        oi = np.maximum(sub_i[rows[:, None], comp], 0.0) if m > 2 else np.zeros((m, m))
+        oc = sub_c[rows[:, None], comp] if m > 2 else np.zeros((m, m))
+        p = np.asarray(calibration.decide(kind, sub_c.ravel(), np.maximum(sub_i, 0).ravel(), oc.ravel(), oi.ravel()),
+                       np.float64).reshape(m, m)
+        p = np.maximum(p, p.T)
+        np.fill_diagonal(p, -1.0)
+        a, b = np.unravel_index(int(np.argmax(p)), p.shape)
+        if p[a, b] < threshold:
+            break
+        a, b = ids[min(a, b)], ids[max(a, b)]
+        take = inl[b] > inl[a]
+        cs[a] = np.where(take, cs[b], cs[a])
+        cs[:, a] = cs[a]
+        inl[a] = np.maximum(inl[a], inl[b])
+        inl[:, a] = inl[a]
+        active[b] = False
+        parent[parent == b] = a
+    remap: dict[int, int] = {}
+    return np.array([remap.setdefault(int(c), len(remap)) for c in parent], int)
+
+
 # -- the gallery and its descriptor index ----------------------------------------------------------
 class DescriptorIndex:
     """One approximate kNN index over every RootSIFT descriptor of a gallery (HotSpotter's LNBNN).

@@ -32,7 +32,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, padded_box, save_crop
-from spotid.identify.match import Gallery, Matcher, cluster_new
+from spotid.identify.match import Gallery, Matcher, cluster_decide, cluster_new
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
@@ -69,8 +69,8 @@ class IdentifyConfig:
     threshold: float = 0.5              # P(right individual) to propose a known one; below = new candidate
     auto_accept: bool = False
     auto_accept_threshold: float = 0.95
-    new_cluster_threshold: float = 0.5  # pairwise P(same) to join new candidates
-    cluster_linkage: str = "single"     # single | average | complete
+    new_cluster_threshold: float = 0.5  # P(same individual) between two new-candidate groups to join them
+    cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -85,8 +85,8 @@ class IdentifyConfig:
                 raise ValueError(f"{name}={v} must be a probability in [0, 1]")
         if self.geometric_model not in ("affine", "homography"):
             raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
-        if self.cluster_linkage not in ("single", "average", "complete"):
-            raise ValueError(f"cluster_linkage={self.cluster_linkage!r}: use single, average or complete")
+        if self.cluster_linkage not in ("decision", "single", "average", "complete"):
+            raise ValueError(f"cluster_linkage={self.cluster_linkage!r}: use decision, single, average or complete")
 
 
 @dataclass
@@ -377,12 +377,14 @@ class Identifier:
     cluster_frames = 4
 
     def _cluster(self, new_groups: list) -> np.ndarray:
-        """Cluster new-candidate groups on pairwise P(same) between groups.
+        """Cluster new-candidate groups.
 
         The sharpest ``cluster_frames`` frames of every group form a temporary gallery (individual =
-        group); every such frame is matched against it with its own group masked out, through the
-        same shortlist as known individuals (whole when small, votes + cosine when large). P(same)
-        of two groups is the best pairwise P over their frame pairs, either direction.
+        group); each frame is matched against it with its own group masked out, through the same
+        shortlist as known individuals (whole when small, votes + cosine when large), giving the best
+        inliers between every two groups. ``cluster_linkage='decision'`` then merges groups greedily
+        with the decision model (:func:`cluster_decide`); the hierarchical linkages run on the
+        decision P computed once from that matrix (:func:`cluster_new`).
         """
         n = len(new_groups)
         if n <= 1:
@@ -392,11 +394,23 @@ class Identifier:
         owner = np.array([g for g, _ in frames])
         gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
                       owner.tolist(), list(range(len(frames))), [r.place for _, r in frames])
+        inl, cos = np.zeros((n, n)), np.zeros((n, n))
+        for g, r in progress(frames, total=len(frames), description="cluster new"):
+            for h, e in self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place).items():
+                if e.inliers > inl[g, h]:
+                    inl[g, h], cos[g, h] = e.inliers, e.cos
+        if self.cfg.cluster_linkage == "decision":
+            return cluster_decide(inl, cos, self.calibration, self.cfg.new_cluster_threshold)
         prob = np.zeros((n, n))
-        for g, r in frames:
-            for other, e in self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place).items():
-                prob[g, other] = prob[other, g] = max(prob[g, other], e.pair_prob)
-        return cluster_new(prob, self.cfg.new_cluster_threshold, self.cfg.cluster_linkage)
+        for g in range(n):
+            row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
+            top = np.argsort(-row, kind="stable")
+            for h in range(n):
+                if h != g:
+                    o = top[0] if top[0] != h else (top[1] if n > 2 else g)
+                    oi = row[o] if o != g else 0.0
+                    prob[g, h] = self.calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
+        return cluster_new(np.maximum(prob, prob.T), self.cfg.new_cluster_threshold, self.cfg.cluster_linkage)
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)
