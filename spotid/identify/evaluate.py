@@ -147,7 +147,7 @@ class Scores:
     valid: np.ndarray            # (Q, N) bool: gallery mask per query
     cos: np.ndarray              # (Q, N)
     inliers: np.ndarray          # (Q, N) verifier inliers (+ matches/1000 tie-break) where computed, else NaN
-    fused_inliers: np.ndarray    # (Q, N) inliers inside the matcher's shortlist, 0 elsewhere
+    fused_inliers: np.ndarray    # (Q, N) inliers (+ matches/1000) inside the matcher's shortlist, 0 elsewhere
     seconds_per_query: float = 0.0
     meta: dict = field(default_factory=dict)
 
@@ -240,7 +240,7 @@ def _evidence(s: Scores, kind: str, row: int, j: int) -> tuple[float, float]:
         return c, 0.0
     if kind == "verifier":
         return 0.0, float(np.floor(np.nan_to_num(s.inliers[row, j])))
-    return c, float(s.fused_inliers[row, j])
+    return c, float(np.floor(s.fused_inliers[row, j]))
 
 
 def decision_rows(s: Scores, kind: str, calibration: Calibration, labels: np.ndarray, row: int,
@@ -328,7 +328,7 @@ def calibration_pairs(data: EvalData, s: Scores) -> tuple[np.ndarray, np.ndarray
     for row, qi in enumerate(s.queries):
         g = np.flatnonzero(s.valid[row])
         cos_l += s.cos[row, g].tolist()
-        inl_l += s.fused_inliers[row, g].tolist()
+        inl_l += np.floor(s.fused_inliers[row, g]).tolist()
         same_l += (ind[g] == ind[qi]).tolist()
     return np.array(cos_l), np.array(inl_l), np.array(same_l, bool)
 

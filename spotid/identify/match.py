@@ -334,13 +334,14 @@ class Matcher:
     def scores(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None,
                place: Place | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, Verification]]:
         """Per gallery crop: cosine ``(G,)`` (NaN where masked), inliers ``(G,)`` (0 outside the
-        shortlist) and the verifications done {gallery idx: Verification}."""
+        shortlist; plus putative matches / 1000 as a tie-break between equal inlier counts) and the
+        verifications done {gallery idx: Verification}."""
         cos, short = self.candidates(q_emb, q_feat, gallery, mask)
         inl = np.zeros(len(gallery))
         done = {}
         for j in short:
             v = self.verifier(q_feat, gallery.features[j], place, gallery.places[j])
-            inl[j] = v.inliers
+            inl[j] = v.inliers + min(v.matches, 999) / 1000.0
             done[int(j)] = v
         return cos, inl, done
 
@@ -351,7 +352,7 @@ class Matcher:
             return {}
         cos, inl, done = self.scores(q_emb, q_feat, gallery, mask, place)
         prob = np.where(np.isnan(cos), np.nan, self.calibration.prob(np.nan_to_num(cos), inl, "fused"))
-        return {ind: Evidence(float(cos[j]), int(inl[j]), float(p), j, gallery.refs[j], done.get(j))
+        return {ind: Evidence(float(cos[j]), int(np.floor(inl[j])), float(p), j, gallery.refs[j], done.get(j))
                 for ind, p, j in rank_individuals(prob, gallery.individuals)}
 
     def decide(self, frames: Sequence[dict[Hashable, Evidence]]) -> list[Candidate]:
