@@ -110,3 +110,39 @@ def test_reid_metrics_same_flank_and_unanswerable_queries():
     # the only other image of A is a right flank: not comparable, so no query counts
     m = reid_metrics(emb, ["A", "A", "B"], ["left", "right", "left"], ["1", "2", "3"])
     assert m["queries"] == 0
+
+
+def test_grayscale_card_feeds_luma_to_the_network(tmp_path):
+    import json
+
+    from spotid.identify.embedder import gray3, preprocess
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    x = preprocess([img], (48, 64), (0.5,) * 3, (0.25,) * 3, grayscale=True)
+    assert torch.allclose(x[0, 0], x[0, 1]) and torch.allclose(x[0, 1], x[0, 2])
+    folder, _ = _model_folder(tmp_path)
+    card = json.loads((folder / "card.json").read_text())
+    card["grayscale"] = True
+    (folder / "card.json").write_text(json.dumps(card))
+    emb = Embedder(folder)
+    assert emb.grayscale
+    # colour is dropped: an RGB crop and its luma image embed the same
+    np.testing.assert_allclose(emb([img]), emb([gray3(img)]), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["yolox_tiny_dark4", "yolox_tiny_dark5"])
+def test_yolox_trunk_from_detector_state_dict(tmp_path, arch):
+    from spotid.detect.model import build_yolox_tiny
+
+    torch.manual_seed(4)
+    det = build_yolox_tiny()
+    path = tmp_path / "det.pt"
+    torch.save(det.state_dict(), path)
+    model = build_embedder(arch=arch, embedding_dim=16, backbone_weights=path)
+    src = det.state_dict()["backbone.backbone.dark3.0.conv.weight"]
+    assert torch.equal(model.backbone.state_dict()["dark3.0.conv.weight"], src)
+    with torch.inference_mode():
+        out = model(torch.rand(2, 3, 64, 96) * 255)
+    assert out.shape == (2, 16)
+    np.testing.assert_allclose(out.norm(dim=1).numpy(), np.ones(2), atol=1e-5)

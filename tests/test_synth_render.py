@@ -72,6 +72,32 @@ def test_crops_layout(tmp_path):
     assert Image.open(tmp_path / rows[0]["path"]).size == (64, 64)
 
 
+def test_box_crop_cuts_like_identify_stage():
+    from spotid.synth.crops import box_crop
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[40:60, 50:130] = 255                       # the animal: box [50, 40, 80, 20]
+    out = box_crop(img, (50, 40, 80, 20), size=96, pad=0.1)
+    # padded by 10 % per side: 96 x 24 px -> longer side 96, aspect kept (4:1)
+    assert out.shape == (24, 96, 3)
+    assert out[12, 48].min() == 255 and out[0, 0].max() == 0
+    clipped = box_crop(img, (0, 0, 100, 50), size=50)   # padding clipped at the frame edge
+    assert clipped.shape == (25, 50, 3)
+
+
+def test_crops_box_shape_keeps_aspect(tmp_path):
+    from spotid.synth.crops import CropConfig, CropWriter
+
+    CropWriter(CropConfig(individuals=1, per_flank=1, size=64, seed=3, width=480, height=270, scenes=2,
+                          shape="box"))(tmp_path)
+    from PIL import Image
+
+    w, h = Image.open(tmp_path / "ind001" / "left" / "e00_1.jpg").size
+    assert max(w, h) == 64 and w != h           # a side view is wider than tall
+    with pytest.raises(ValueError, match="shape"):
+        CropWriter(CropConfig(shape="circle"))
+
+
 def test_cli_card_json(tmp_path):
     from spotid.cli import app
 

@@ -248,3 +248,35 @@ def test_pk_batches_group_identities_and_flip_whole_groups():
         assert owner[groups[0][0][0]] != owner[groups[1][0][0]]
     again = pk_batches(by_id, 5, batch_size=8, k=4, rng=np.random.default_rng(0), flip=True)
     assert again == batches                                    # resumable: same seed, same batches
+
+
+def test_pk_batches_source_pools_keep_each_batch_in_one_data_set():
+    from spotid.train.embedder import pk_batches
+
+    by_id = {i: [2 * i, 2 * i + 1] for i in range(8)}
+    pools = [[0, 1, 2, 3], [4, 5, 6, 7]]                       # e.g. synthetic coats | nyala
+    batches = pk_batches(by_id, 40, batch_size=4, k=2, rng=np.random.default_rng(1), flip=False, pools=pools)
+    used = set()
+    for b in batches:
+        ids = {i // 2 for i, _ in b}
+        assert len(ids) == 2
+        assert ids <= set(pools[0]) or ids <= set(pools[1])   # never mixed
+        used.add(0 if ids <= set(pools[0]) else 1)
+    assert used == {0, 1}                                     # both data sets are drawn
+
+
+def test_to_gray_matches_embedder_preprocessing():
+    from spotid.identify.embedder import gray3
+    from spotid.train.embedder import to_gray
+
+    rng = np.random.default_rng(0)
+    imgs = torch.from_numpy(rng.integers(0, 256, (2, 3, 8, 10), dtype=np.uint8))
+    g = to_gray(imgs)
+    assert g.dtype == torch.uint8 and g.shape == imgs.shape
+    assert torch.equal(g[:, 0], g[:, 1]) and torch.equal(g[:, 1], g[:, 2])
+    expect = gray3(np.ascontiguousarray(imgs[1].permute(1, 2, 0).numpy()))
+    assert np.array_equal(g[1].permute(1, 2, 0).numpy(), expect)
+    # luma weights (ITU-R 601): pure red 255 -> 76
+    red = np.zeros((1, 1, 3), np.uint8)
+    red[..., 0] = 255
+    assert int(gray3(red)[0, 0, 0]) == 76

@@ -34,10 +34,24 @@ ARCHS: dict[str, tuple[str, int]] = {
     "mobilenet_v3_small": ("mobilenet_v3_small", 576),
     "mobilenet_v3_large": ("mobilenet_v3_large", 960),
     "efficientnet_b0": ("efficientnet_b0", 1280),
+    # CSPDarknet of YOLOX-tiny (depth 0.33, width 0.375; pixeltable-yolox), cut after dark4 (stride 16)
+    # or dark5 (stride 32). Its point: `backbone_weights=models/detector/yolox_tiny.pt` starts it from
+    # our camera-trap detector (MIT, from zamba's MegadetectorLite), the only real-image pretrained
+    # backbone we may ship. Input is RGB 0..255 (card mean 0, std 1/255), as the detector's.
+    "yolox_tiny_dark4": ("yolox_tiny", 192),
+    "yolox_tiny_dark5": ("yolox_tiny", 384),
 }
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RAW255_MEAN = (0.0, 0.0, 0.0)          # YOLOX convention: RGB in 0..255, no normalisation
+RAW255_STD = (1 / 255.0,) * 3
+
+
+def default_normalisation(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) a new model of ``arch`` is trained with: the YOLOX trunk keeps the detector's
+    0..255 input so its pretrained filters see what they were trained on; torchvision nets ImageNet's."""
+    return (RAW255_MEAN, RAW255_STD) if arch.startswith("yolox_tiny") else (IMAGENET_MEAN, IMAGENET_STD)
 
 
 class GeM(nn.Module):
@@ -57,6 +71,25 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
 
 
+class _DarknetTrunk(nn.Module):
+    """YOLOX-tiny CSPDarknet up to ``stage`` (dark4 | dark5): ``(B, 3, H, W) -> (B, C, H/s, W/s)``."""
+
+    def __init__(self, stage: str):
+        super().__init__()
+        from yolox.models import CspDarknet
+
+        net = CspDarknet(0.33, 0.375, out_features=(stage,), depthwise=False, act="silu")
+        self.stem, self.dark2, self.dark3, self.dark4 = net.stem, net.dark2, net.dark3, net.dark4
+        self.dark5 = net.dark5 if stage == "dark5" else None
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = 1e-3  # as the detector was trained
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dark4(self.dark3(self.dark2(self.stem(x))))
+        return self.dark5(x) if self.dark5 is not None else x
+
+
 def _backbone(arch: str) -> tuple[nn.Module, int]:
     """Feature extractor of ``arch`` returning ``(B, C, h, w)`` maps, built with weights=None."""
     import torchvision
@@ -64,6 +97,8 @@ def _backbone(arch: str) -> tuple[nn.Module, int]:
     if arch not in ARCHS:
         raise ValueError(f"unknown embedder arch {arch!r}; one of {sorted(ARCHS)}")
     ctor, width = ARCHS[arch]
+    if ctor == "yolox_tiny":
+        return _DarknetTrunk(arch.rsplit("_", 1)[1]), width
     net = getattr(torchvision.models, ctor)(weights=None)
     if arch.startswith("resnet"):
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
@@ -136,11 +171,19 @@ def build_embedder(*, arch: str = "resnet18", embedding_dim: int = 256, weights:
 
 
 def _load_backbone(model: EmbeddingNet, path: str | Path) -> None:
-    """Load torchvision-layout backbone weights (``conv1.*``/``layer1.*`` or ``features.*``)."""
+    """Load torchvision-layout backbone weights (``conv1.*``/``layer1.*`` or ``features.*``), or for
+    the ``yolox_tiny_*`` archs a YOLOX-tiny detector state dict (``backbone.backbone.dark3.*``)."""
     state = load_state(path)
     target = model.backbone.state_dict()
     mapped: dict[str, torch.Tensor] = {}
-    if model.arch.startswith("resnet"):
+    if model.arch.startswith("yolox_tiny"):
+        for k, v in state.items():
+            k = k.removeprefix("module.")
+            for prefix in ("backbone.backbone.", "backbone."):
+                if k.startswith(prefix):
+                    mapped[k.removeprefix(prefix)] = v
+                    break
+    elif model.arch.startswith("resnet"):
         order = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         for k, v in state.items():
             k = k.removeprefix("backbone.").removeprefix("module.")
@@ -154,8 +197,9 @@ def _load_backbone(model: EmbeddingNet, path: str | Path) -> None:
                 mapped[k.removeprefix("features.")] = v
     usable = {k: v for k, v in mapped.items() if k in target and target[k].shape == v.shape}
     if len(usable) < 0.9 * len(target):
-        raise ValueError(f"{path}: only {len(usable)}/{len(target)} backbone tensors match a torchvision "
-                         f"{model.arch}; pass the torchvision state dict of that architecture")
+        raise ValueError(f"{path}: only {len(usable)}/{len(target)} backbone tensors match a {model.arch} "
+                         "backbone; pass the torchvision state dict of that architecture (for yolox_tiny_*: "
+                         "models/detector/yolox_tiny.pt)")
     model.backbone.load_state_dict(usable, strict=False)
     log.info("loaded %d backbone tensors from %s", len(usable), path)
 
@@ -176,10 +220,18 @@ def to_rgb_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def gray3(arr: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> the same shape holding its luma (ITU-R 601) in all three channels."""
+    import cv2
+
+    return np.repeat(cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+
+
 def preprocess(images: Sequence, input_size: Sequence[int], mean: Sequence[float],
-               std: Sequence[float]) -> torch.Tensor:
+               std: Sequence[float], *, grayscale: bool = False) -> torch.Tensor:
     """Resize each RGB image to ``input_size`` = (H, W) (bilinear, aspect not kept: crops are
-    already tight boxes) and normalise. Returns float32 ``(N, 3, H, W)``."""
+    already tight boxes), optionally to grey (luma in 3 channels), and normalise.
+    Returns float32 ``(N, 3, H, W)``."""
     import cv2
 
     h, w = int(input_size[0]), int(input_size[1])
@@ -188,6 +240,8 @@ def preprocess(images: Sequence, input_size: Sequence[int], mean: Sequence[float
         arr = to_rgb_array(im)
         interp = cv2.INTER_AREA if arr.shape[0] > h and arr.shape[1] > w else cv2.INTER_LINEAR
         out[i] = cv2.resize(arr, (w, h), interpolation=interp)
+        if grayscale:
+            out[i] = gray3(out[i])
     t = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
@@ -213,6 +267,8 @@ class Embedder:
         self.input_size = tuple(card.get("input_size", (160, 224)))
         self.mean = tuple(card.get("mean", IMAGENET_MEAN))
         self.std = tuple(card.get("std", IMAGENET_STD))
+        # grey input: identity lives in the pattern, while colour follows day/infrared and light
+        self.grayscale = bool(card.get("grayscale", False))
         self.model = build_embedder(arch=self.arch, embedding_dim=self.embedding_dim,
                                     weights=card.weights_path).to(self.device).eval()
 
@@ -231,6 +287,7 @@ class Embedder:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                x = preprocess(images[start:start + self.batch_size], self.input_size, self.mean, self.std)
+                x = preprocess(images[start:start + self.batch_size], self.input_size, self.mean, self.std,
+                               grayscale=self.grayscale)
                 outs.append(self.model(x.to(self.device)).float().cpu().numpy())
         return np.concatenate(outs, axis=0).astype(np.float32, copy=False)

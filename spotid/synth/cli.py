@@ -72,6 +72,8 @@ def crops(
     size: int = typer.Option(256, help="Crop side in pixels."),
     views: str = typer.Option("flanks", help="'flanks' (left, right) or 'all' (+ front, back for the flank classifier)."),
     night_fraction: float = typer.Option(0.5, help="Share of night (infrared) encounters."),
+    shape: str = typer.Option("square", help="'square' (box squared with scene context, rotated) or 'box' (padded "
+                                              "box, aspect kept, as `spotid identify` cuts detections)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write re-identification crops, one folder per individual and flank."""
@@ -80,7 +82,7 @@ def crops(
 
     try:
         cfg = CropConfig(seed=seed, individuals=individuals, first_id=first_id, per_flank=per_flank, frames=frames,
-                         size=size, views=views, night_fraction=night_fraction)
+                         size=size, views=views, night_fraction=night_fraction, shape=shape)
         summary = CropWriter(cfg)(out)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e

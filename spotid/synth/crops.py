@@ -2,8 +2,10 @@
 
 ``OUT/<individual_id>/<flank>/e<encounter>_<k>.jpg`` where an encounter is a separate render
 (own scene, light, day/night, distance, pose, blur, occlusion) and ``k`` indexes the burst frames of
-that encounter. ``OUT/crops.csv`` lists them. Crops are the visible truth box padded by 10 %,
-squared with scene context, slightly rotated, resized to ``size``.
+that encounter. ``OUT/crops.csv`` lists them. With ``shape='square'`` (default) crops are the visible
+truth box padded by 10 %, squared with scene context, slightly rotated, resized to ``size``; with
+``shape='box'`` they are cut as the identify stage cuts detections (``spotid.identify.crops``: the
+box padded by 10 % per side, clipped to the frame, aspect kept) with the longer side ``size``.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class CropConfig:
     height: int = 720
     scenes: int = 12            # distinct backgrounds shared by all encounters
     jpeg_quality: int = 90
+    shape: str = "square"       # 'square' (context, classifier training) | 'box' (as identify cuts them)
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,28 @@ def square_crop(img: np.ndarray, bbox, size: int, pad: float = 0.1, angle: float
                           borderMode=cv2.BORDER_REFLECT)
 
 
+def box_crop(img: np.ndarray, bbox, size: int, pad: float = 0.1) -> np.ndarray:
+    """The box ``bbox`` = [x, y, w, h] (pixels) padded by ``pad`` x its size on each side and clipped
+    to the frame, as :func:`spotid.identify.crops.padded_box` cuts detections; resized (aspect kept)
+    so the longer side is ``size``."""
+    x, y, w, h = bbox
+    H, W = img.shape[:2]
+    x0, y0 = max(0, int(round(x - pad * w))), max(0, int(round(y - pad * h)))
+    x1, y1 = min(W, int(round(x + w + pad * w))), min(H, int(round(y + h + pad * h)))
+    cut = img[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    k = size / max(cut.shape[:2])
+    out_wh = (max(1, int(round(cut.shape[1] * k))), max(1, int(round(cut.shape[0] * k))))
+    return cv2.resize(cut, out_wh, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+
+
 class CropWriter:
     """``CropWriter(CropConfig(...))(out_dir) -> CropSummary``."""
 
     def __init__(self, cfg: CropConfig):
         if cfg.views not in ("flanks", "all"):
             raise ValueError(f"views={cfg.views!r}: use 'flanks' or 'all'")
+        if cfg.shape not in ("square", "box"):
+            raise ValueError(f"shape={cfg.shape!r}: use 'square' or 'box'")
         self.cfg = cfg
         self.renderer = FrameRenderer(cfg.seed)
 
@@ -96,7 +115,9 @@ class CropWriter:
                 if not boxes:
                     continue
                 b = boxes[0]
-                crop = square_crop(fr.image, b.bbox, cfg.size, 0.1, float(r.normal(0, 4)))
+                angle = float(r.normal(0, 4))  # drawn for both shapes: same renders either way
+                crop = (box_crop(fr.image, b.bbox, cfg.size, 0.1) if cfg.shape == "box"
+                        else square_crop(fr.image, b.bbox, cfg.size, 0.1, angle))
                 out.append((crop, {"day_night": "night" if night else "day", "distance_m": round(d, 2),
                                    "visible_fraction": b.visible_fraction, "box_h": b.bbox[3]}))
             if len(out) == cfg.frames:

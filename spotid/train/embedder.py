@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD, build_embedder
+from spotid.identify.embedder import build_embedder, default_normalisation
 from spotid.train.common import (Augment, AugmentConfig, Sample, catalog_samples, embed_cached, load_images,
                                  normalise, recalibrate_bn, reid_metrics, scan_identity_dirs, set_bn_momentum,
                                  split_individuals)
@@ -48,9 +48,9 @@ class TrainEmbedderConfig:
     embedding_dim: int = 256
     input_size: tuple[int, int] = (160, 224)      # (H, W) the network sees
     cache_size: tuple[int, int] = (184, 256)      # (H, W) decoded once; random crops are taken from it
-    epochs: int = 10
+    epochs: int = 12
     batch_size: int = 32
-    lr: float = 3e-4                              # from scratch (2e-3 collapsed the embedding); fine-tuning: * finetune_lr_scale
+    lr: float = 5e-4                              # from scratch (2e-3 collapsed the embedding); fine-tuning: * finetune_lr_scale
     finetune_lr_scale: float = 0.3
     head_lr_mult: float = 10.0                    # ArcFace class centres learn faster than the backbone
     weight_decay: float = 1e-4
@@ -65,7 +65,7 @@ class TrainEmbedderConfig:
     val_fraction: float = 0.3                     # of individuals, per data set; never trained on
     split_seed: int = 0                           # fixed: the same animals stay held out across runs
     seed: int = 0
-    flip_new_identity: bool = True
+    flip_new_identity: bool = False               # mirrored coats as extra identities: off, the step budget goes to real pairs
     max_steps_per_epoch: int = 0                  # 0 = a full pass over the training images
     threads: int = 1
     flank_regex: str = "(?i)(left|right)"         # flank from file names when no flank sub-folder
@@ -73,6 +73,37 @@ class TrainEmbedderConfig:
     flank_model: str = ""                         # flank classifier folder for unlabelled images ("" = shipped)
     cache_dir: str = ""                           # "" = ~/.cache/spotid
     keep_checkpoints: bool = False
+    # augmentation: the identity is in spots a few pixels wide, so geometry and blur stay mild
+    # (the first recipe's 0.55 crops, perspective and sigma-1.6 blur erased the pattern it had to learn)
+    aug_crop_scale: tuple[float, float] = (0.85, 1.0)
+    aug_crop_ratio: tuple[float, float] = (1.25, 1.55)  # W/H of the random crop (input is 224/160 = 1.4)
+    aug_rotate_deg: float = 3.0
+    aug_perspective_p: float = 0.0
+    aug_blur_p: float = 0.05
+    aug_grayscale_p: float = 0.0                       # (grey input makes this moot)
+    aug_jpeg_p: float = 0.1
+    aug_noise_p: float = 0.1
+    source_pure_batches: bool = True                   # one data set per batch: hard, same-domain negatives
+    grayscale: bool = True                             # grey input (card 'grayscale'): colour is day/IR/light, not identity
+    backbone_weights: str = ""                         # from scratch: pretrained backbone (yolox_tiny_*: models/detector/yolox_tiny.pt)
+    freeze: tuple[str, ...] = ()                       # backbone stages kept frozen (e.g. stem, dark2 of yolox_tiny_*)
+
+
+def augment_config(cfg) -> AugmentConfig:
+    """The trainer's :class:`AugmentConfig` from the ``aug_*`` settings."""
+    return AugmentConfig(crop_scale=tuple(cfg.aug_crop_scale), crop_ratio=tuple(cfg.aug_crop_ratio),
+                         rotate_deg=cfg.aug_rotate_deg, perspective_p=cfg.aug_perspective_p, blur_p=cfg.aug_blur_p,
+                         grayscale_p=cfg.aug_grayscale_p, jpeg_p=cfg.aug_jpeg_p, noise_p=cfg.aug_noise_p)
+
+
+def to_gray(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, 3, H, W)`` RGB -> uint8 ``(N, 3, H, W)`` luma in every channel (``gray3``)."""
+    from spotid.identify.embedder import gray3
+
+    out = images.clone()
+    for i in range(len(images)):
+        out[i] = torch.from_numpy(gray3(np.ascontiguousarray(images[i].permute(1, 2, 0).numpy()))).permute(2, 0, 1)
+    return out
 
 
 def _cache_dir(cfg) -> Path:
@@ -112,17 +143,24 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 
 def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int, k: int,
-               rng: np.random.Generator, *, flip: bool) -> list[list[tuple[int, bool]]]:
+               rng: np.random.Generator, *, flip: bool,
+               pools: Sequence[Sequence[int]] | None = None) -> list[list[tuple[int, bool]]]:
     """``n_steps`` batches of P = batch_size // k identities x k images: ``[(index, flipped), ...]``.
 
     Identities with a single image are drawn as well (they still act as negatives). With ``flip``
     an identity instance is mirrored as a whole, so the mirrored coat is a consistent new identity.
+    With ``pools`` (identity lists, e.g. one per data set) each batch draws from one pool, chosen
+    with probability proportional to its image count: negatives then come from the same domain
+    (a synthetic coat is never a useful negative for a nyala stripe pattern).
     Seeded by ``rng`` so a resumed epoch sees the same batches.
     """
-    ids = sorted(by_identity)
-    p = max(1, min(len(ids), batch_size // max(1, k)))
+    pools = [sorted(int(i) for i in p) for p in pools if len(p)] if pools else [sorted(by_identity)]
+    weight = np.array([sum(len(by_identity[i]) for i in p) for p in pools], dtype=np.float64)
+    weight /= weight.sum()
     out = []
     for _ in range(n_steps):
+        ids = pools[int(rng.choice(len(pools), p=weight))] if len(pools) > 1 else pools[0]
+        p = max(1, min(len(ids), batch_size // max(1, k)))
         batch = []
         for ident in rng.choice(ids, size=p, replace=False):
             pool = by_identity[int(ident)]
@@ -192,8 +230,10 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
         cfg = dataclasses.replace(cfg, arch=parent_card.get("arch", cfg.arch),
                                   embedding_dim=int(parent_card.get("embedding_dim", cfg.embedding_dim)),
                                   input_size=tuple(parent_card.get("input_size", cfg.input_size)))
-    mean = tuple(parent_card.get("mean", IMAGENET_MEAN)) if parent_card else IMAGENET_MEAN
-    std = tuple(parent_card.get("std", IMAGENET_STD)) if parent_card else IMAGENET_STD
+    mean, std = default_normalisation(cfg.arch)
+    if parent_card is not None:
+        mean, std = tuple(parent_card.get("mean", mean)), tuple(parent_card.get("std", std))
+        cfg = dataclasses.replace(cfg, grayscale=bool(parent_card.get("grayscale", False)))
     base_lr = cfg.lr * (cfg.finetune_lr_scale if parent_card is not None else 1.0)
 
     samples = gather_samples(data, db, cfg)
@@ -215,6 +255,8 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
 
     images, ok = load_images([s.path for s in samples], tuple(cfg.cache_size), cache_dir=_cache_dir(cfg),
                              show_progress=show_progress)
+    if cfg.grayscale:  # as Embedder.preprocess does for a 'grayscale' card
+        images = to_gray(images)
     index = {s.path: i for i, s in enumerate(samples)}
     train_s = [s for s in train_s if ok[index[s.path]]]
     val_s = [s for s in val_s if ok[index[s.path]]]
@@ -228,7 +270,11 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
              "individuals", len(train_s), len(identities), len(train_ind), len(val_s), len(val_ind))
 
     model = build_embedder(arch=cfg.arch, embedding_dim=cfg.embedding_dim,
-                           weights=parent_card.weights_path if parent_card else None)
+                           weights=parent_card.weights_path if parent_card else None,
+                           backbone_weights=(cfg.backbone_weights or None) if parent_card is None else None)
+    frozen = [getattr(model.backbone, name) for name in cfg.freeze]
+    for mod in frozen:  # pretrained early stages: generic filters, and half the backward pass saved
+        mod.requires_grad_(False)
     input_hw = tuple(cfg.input_size)
     before = evaluate(model, val_imgs, val_s, input_hw, mean, std) if parent_card else None
     if before:
@@ -243,7 +289,7 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
         loss_fn = losses.SupConLoss(temperature=cfg.temperature)
     else:
         raise ValueError(f"unknown loss {cfg.loss!r}: use supcon or subcenter_arcface")
-    groups = [{"params": list(model.parameters()), "lr": base_lr, "lr_mult": 1.0}]
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": base_lr, "lr_mult": 1.0}]
     if list(loss_fn.parameters()):
         groups.append({"params": list(loss_fn.parameters()), "lr": base_lr * cfg.head_lr_mult,
                        "lr_mult": cfg.head_lr_mult})
@@ -251,6 +297,12 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
     by_identity: dict[int, list[int]] = {}
     for i, lab in enumerate(labels.tolist()):
         by_identity.setdefault(lab, []).append(i)
+    pools = None
+    if cfg.source_pure_batches:
+        src_ids: dict[str, set[int]] = {}
+        for s_, lab in zip(train_s, labels.tolist()):
+            src_ids.setdefault(s_.source, set()).add(lab)
+        pools = [sorted(v) for _, v in sorted(src_ids.items())]
     steps_per_epoch = max(1, len(train_s) // cfg.batch_size)
     if cfg.max_steps_per_epoch > 0:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
@@ -278,14 +330,17 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
                     "config": dataclasses.asdict(cfg)}, tmp)
         tmp.replace(ckpt_path)
 
-    aug = Augment(input_hw, AugmentConfig(), seed=cfg.seed + 1000 * start_epoch + start_step)
+    aug = Augment(input_hw, augment_config(cfg), seed=cfg.seed + 1000 * start_epoch + start_step)
     t0 = time.time()
     epoch, step = start_epoch, start_step
     try:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
+            for mod in frozen:  # frozen stages keep their BatchNorm statistics fixed while training
+                mod.eval()
             batches = pk_batches(by_identity, steps_per_epoch, cfg.batch_size, cfg.samples_per_identity,
-                                 np.random.default_rng(cfg.seed * 7919 + epoch), flip=cfg.flip_new_identity)
+                                 np.random.default_rng(cfg.seed * 7919 + epoch), flip=cfg.flip_new_identity,
+                                 pools=pools)
             first = step if epoch == start_epoch else 0
             losses_ep = []
             steps = range(first, steps_per_epoch)
@@ -358,9 +413,10 @@ def _export(model, cfg, out: Path, *, samples, train_s, val_s, before, after, fu
     card = write_card(
         out, name=name, kind="embedder", weights="weights.pt",
         arch=cfg.arch, embedding_dim=cfg.embedding_dim, input_size=list(cfg.input_size),
-        mean=list(mean), std=list(std),
-        preprocessing="RGB crop resized (aspect not kept) to input_size (H, W), /255, normalised with mean/std; "
-                      "output L2-normalised; compare with cosine similarity",
+        mean=list(mean), std=list(std), grayscale=bool(cfg.grayscale),
+        preprocessing=("RGB crop resized (aspect not kept) to input_size (H, W)"
+                       + (", converted to grey (luma, ITU-R 601) in all 3 channels" if cfg.grayscale else "")
+                       + ", /255, normalised with mean/std; output L2-normalised; compare with cosine similarity"),
         storage="fp16 state dict (loaded as float32)",
         metrics={"heldout_before": before, "heldout_after": after, "full_set_partly_trained": full,
                  "protocol": "leave-one-out, same flank, gallery excludes the query's own encounter; "
@@ -389,10 +445,12 @@ def model_card_markdown(meta: dict, version: str) -> str:
         f"# Embedder `{version}`", "",
         "Rosette/stripe pattern embedding for re-identification, flank by flank "
         "(each individual's left and right flanks are separate identities).", "",
-        f"- Architecture: torchvision `{meta['arch']}` (weights=None, trained here) + GeM + linear "
+        f"- Architecture: `{meta['arch']}` backbone (" + (
+            f"initialised from {meta['config'].get('backbone_weights')}" if meta.get('config', {}).get('backbone_weights')
+            else "random init, trained here") + f") + GeM + linear "
         f"{meta['embedding_dim']}-d + BatchNorm, L2-normalised pre-logits embedding",
-        f"- Input: RGB crop resized to {meta['input_size'][0]}×{meta['input_size'][1]} (H×W), "
-        f"mean {meta['mean']}, std {meta['std']}",
+        f"- Input: {'grey (luma in 3 channels)' if meta.get('grayscale') else 'RGB'} crop resized to "
+        f"{meta['input_size'][0]}×{meta['input_size'][1]} (H×W), mean {meta['mean']}, std {meta['std']}",
         f"- Loss: {meta.get('loss')}; parent model: {meta.get('parent') or 'none (from scratch)'}",
         f"- Storage: {meta.get('storage')}; sha256 `{meta['sha256']}`",
         f"- Licence: {meta.get('licence')}", "",
