@@ -393,3 +393,43 @@ def test_finetune_recipe_runs_and_resumes(tmp_path: Path, tiny_models):
     assert not (out / "checkpoint.pt").exists()  # removed once finished: never shipped
     cfg = yaml.safe_load((out / "train_config.yaml").read_text())
     assert cfg["epochs"] == 1 and cfg["seed"] == 0 and cfg["freeze_backbone"] is True
+
+
+def test_trainable_parameters_follow_freeze_and_unfreeze():
+    from spotid.train.detector_finetune import DetectorTrainConfig, _trainable
+
+    frozen = DetectorTrainConfig()
+    last = DetectorTrainConfig(unfreeze=("dark5",))
+    names = {"backbone.backbone.stem.conv.conv.weight": (False, False),
+             "backbone.backbone.dark4.0.conv.weight": (False, False),
+             "backbone.backbone.dark5.1.conv1.conv.weight": (False, True),
+             "backbone.backbone.dark5.0.bn.weight": (False, True),   # BN affine trains; its statistics stay
+             "backbone.C3_p4.conv1.conv.weight": (True, True),       # neck (PAFPN) always trains
+             "head.cls_preds.0.weight": (True, True)}
+    for name, (want_frozen, want_last) in names.items():
+        assert _trainable(name, frozen) is want_frozen, name
+        assert _trainable(name, last) is want_last, name
+    assert _trainable("backbone.backbone.dark3.0.conv.weight", DetectorTrainConfig(freeze_backbone=False))
+
+
+def test_collect_oversamples_voc(tmp_path: Path):
+    from spotid.train.detector_finetune import DetectorTrainConfig, collect
+
+    shared = _fake_voc(tmp_path / "shared")
+    items, counts = collect(DetectorTrainConfig(shared=str(shared), voc_repeat=3))
+    assert counts == {"amur-leopard-voc train": 2}      # counts are distinct frames...
+    assert len(items) == 6                               # ...each seen 3 times per epoch
+
+
+def test_wise_interpolate_hand_computed():
+    from spotid.train.detector_finetune import wise_interpolate
+
+    init = {"w": torch.tensor([0.0, 2.0, -4.0]), "bn.num_batches_tracked": torch.tensor(3)}
+    tuned = {"w": torch.tensor([1.0, 4.0, 4.0]), "bn.num_batches_tracked": torch.tensor(9)}
+    out = wise_interpolate(init, tuned, 0.25)  # 0.25 * tuned + 0.75 * init
+    assert out["w"].dtype == torch.float16
+    assert out["w"].float().tolist() == [0.25, 2.5, -2.0]
+    assert out["bn.num_batches_tracked"].item() == 9  # integer buffers come from the fine-tuned model
+    assert wise_interpolate(init, tuned, 1.0)["w"].float().tolist() == [1.0, 4.0, 4.0]
+    with pytest.raises(ValueError):
+        wise_interpolate(init, {"w": tuned["w"]}, 0.5)

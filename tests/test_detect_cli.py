@@ -223,7 +223,7 @@ def test_real_megadetector_test_agreement(shared: Path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["images"] == 31
-    assert d["image_agreement"] >= 22  # the original zamba weights' figure; the card has the measured one
+    assert d["image_agreement"] >= 23  # the shipped models measure 23/31 (as the zamba parent); the card has it
 
 
 @pytest.mark.slow
@@ -235,6 +235,7 @@ def test_real_voc_leopards(shared: Path):
     d = json.loads(r.stdout)
     assert d["images"] == 40 and d["truth_boxes"] == 42
     assert d["leopard_accuracy"] is not None and d["leopard_accuracy"] >= 0.8
+    assert d["ap50"] >= 0.9  # issue 4's target; the shipped detector measures 0.920 (card.json)
 
 
 @pytest.mark.slow

@@ -178,6 +178,11 @@ def train_detector(
     init: Optional[Path] = typer.Option(None, "--init", help="Initial detector weights (zamba wheel, .pth or model folder)."),
     holdout: list[str] = typer.Option(["southwest"], "--holdout", help="Real sources kept out of classifier training."),
     sprite_frames: Optional[int] = typer.Option(None, "--sprite-frames", help="Detector: real frames with a rendered animal pasted in (default 0)."),
+    unfreeze: list[str] = typer.Option([], "--unfreeze", help="Detector: backbone stage(s) to train too (dark5, dark4...)."),
+    voc_repeat: Optional[int] = typer.Option(None, "--voc-repeat", help="Detector: oversample amur-leopard-voc train (default 1)."),
+    max_synth_frames: Optional[int] = typer.Option(None, "--max-synth-frames", help="Detector: frames taken per synthetic card (default 160)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Detector: peak learning rate (default 0.004)."),
+    wise_alpha: Optional[float] = typer.Option(None, "--wise-alpha", help="Detector: ship alpha*fine-tuned + (1-alpha)*initial weights (WiSE-FT; default 1)."),
     threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint in OUT."),
     json_out: bool = typer.Option(False, "--json"),
@@ -202,7 +207,9 @@ def train_detector(
         from spotid.train.detector import finetune_detector
 
         summary["detector"] = finetune_detector(out, shared=shared, synth=synth, epochs=epochs, seed=seed,
-                                                init=init, resume=resume, sprite_frames=sprite_frames)
+                                                init=init, resume=resume, sprite_frames=sprite_frames,
+                                                unfreeze=tuple(unfreeze) or None, voc_repeat=voc_repeat,
+                                                max_synth_frames=max_synth_frames, lr=lr, wise_alpha=wise_alpha)
     if part in {"eval", "all"}:
         from spotid.train.detector import evaluate_models, update_card_metrics
 

@@ -76,19 +76,30 @@ DETECTOR_README_NOTE = "see models/detector/README.md"
 def finetune_detector(out: str | Path, *, seed: int = 0, **kwargs):
     """Fine-tune YOLOX-tiny into ``out`` and write its card (metrics come from ``--part eval``)."""
     from spotid.modelstore import write_card
-    from spotid.train.detector_finetune import DetectorTrainConfig, finetune
+    from spotid.train.detector_finetune import finetune
 
     summary = finetune(out, seed=seed, **kwargs)
-    cfg = DetectorTrainConfig()
+    cfg = summary.pop("config")
+    recipe = (f"spotid train detector --part detector --seed {seed} --epochs {cfg.epochs} --init {cfg.init or 'models/detector'}"
+              + "".join(f" --synth {s}" for s in cfg.synth)
+              + "".join(f" --unfreeze {u}" for u in cfg.unfreeze)
+              + f" --voc-repeat {cfg.voc_repeat} --max-synth-frames {cfg.max_synth_frames} --lr {cfg.lr}"
+              + (f" --sprite-frames {cfg.sprite_frames}" if cfg.sprite_frames else "")
+              + (f" --wise-alpha {cfg.wise_alpha}" if cfg.wise_alpha < 1 else ""))
+    frozen = "backbone (CSPDarknet incl. BN)" + (f" except {', '.join(cfg.unfreeze)} (BN statistics still frozen)"
+                                                  if cfg.unfreeze else "")
     card = write_card(
         out, name="detector-yolox-tiny-spotid", kind="detector", weights="yolox_tiny.pt",
         architecture="YOLOX-tiny (pixeltable-yolox YoloxModule, depth 0.33, width 0.375, SiLU)",
-        classes=["animal"], category_ids=[1], input_size=416,
+        classes=["animal"], category_ids=[1], input_size=cfg.input_size,
         preprocessing="RGB 0..255 float, no normalisation; letterbox at the top-left, grey 114 padding",
         thresholds={"typical": 0.25, "conservative": 0.1}, nms_iou=0.45,
         parent=ZAMBA_PROVENANCE, training_data=summary["counts"],
-        recipe=f"spotid train detector --part detector --seed {seed} --epochs {kwargs.get('epochs') or cfg.epochs}"
-               " --init models/detector (zamba weights)",
+        training={"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "frozen": frozen,
+                  "input_size": cfg.input_size, "seed": seed, "voc_repeat": cfg.voc_repeat,
+                  "max_synth_frames_per_card": cfg.max_synth_frames, "wise_alpha": cfg.wise_alpha,
+                  "loss_history": summary["loss_history"]},
+        recipe=recipe,
         licence="MIT (weights derived from zamba 2.7.2's MIT-licensed MegadetectorLite)",
     )
     return {**summary, "version": card.version}

@@ -41,6 +41,11 @@ class DetectorTrainConfig:
     lr: float = 0.004
     weight_decay: float = 5e-4
     freeze_backbone: bool = True
+    unfreeze: tuple[str, ...] = ()   # backbone stages trained despite freeze_backbone, e.g. ("dark5",); their BN
+    #                                  statistics stay frozen (batches of 8 are too small to re-estimate them)
+    voc_repeat: int = 1              # oversample amur-leopard-voc train (keeps real leopards weighted against synth)
+    wise_alpha: float = 1.0          # WiSE-FT: ship alpha * fine-tuned + (1 - alpha) * initial weights; < 1 trades
+    #                                  some of the fine-tune's gain for the initial model's behaviour on other data
     seed: int = 0
     camera_trap_repeat: int = 3      # oversample the few real camera-trap frames
     max_synth_frames: int = 160
@@ -65,7 +70,8 @@ def collect(cfg: DetectorTrainConfig, model=None) -> tuple[list[tuple[Path, list
     voc = data / "detection/amur-leopard-voc"
     if voc.is_dir():
         for f, boxes in read_voc(voc / "annotations", voc / "train-images").items():
-            add(voc / "train-images" / f, [b.bbox for b in boxes if b.category == 1], "amur-leopard-voc train")
+            add(voc / "train-images" / f, [b.bbox for b in boxes if b.category == 1], "amur-leopard-voc train",
+                cfg.voc_repeat)
     sw = data / "camera-traps/southwest"
     if sw.is_dir():
         rows: dict[str, list] = {}
@@ -198,6 +204,24 @@ def _pseudo_label(model, path: Path, size: int, conf: float) -> list:
     return [list(map(float, x)) for x in xyxy_px_to_norm_xywh(b.numpy(), lb)]
 
 
+def wise_interpolate(init: dict, tuned: dict, alpha: float) -> dict:
+    """WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022): ``alpha * tuned + (1 - alpha) * init``
+    for floating tensors, both first rounded to fp16 (the shipped storage) and the result stored fp16;
+    integer buffers (BN ``num_batches_tracked``) come from ``tuned``. Same architecture required."""
+    import torch
+
+    if set(init) != set(tuned):
+        raise ValueError("wise_interpolate: the two state dicts have different keys (different architectures?)")
+    out = {}
+    for k, v in tuned.items():
+        if v.is_floating_point():
+            a, b = init[k].half().float(), v.half().float()
+            out[k] = (alpha * b + (1 - alpha) * a).half()
+        else:
+            out[k] = v.clone()
+    return out
+
+
 def load_sample(path: Path, boxes: list, size: int, rnd: random.Random):
     """(canvas (size, size, 3) uint8, targets (K, 5) [class 0, cx, cy, w, h] canvas px)."""
     import cv2
@@ -231,8 +255,18 @@ def load_sample(path: Path, boxes: list, size: int, rnd: random.Random):
     return canvas, np.array(t, np.float32).reshape(-1, 5)
 
 
+def _trainable(name: str, cfg: DetectorTrainConfig) -> bool:
+    """Whether parameter ``name`` is trained: everything outside the backbone (CSPDarknet), plus the
+    backbone stages named in ``cfg.unfreeze``."""
+    if not (cfg.freeze_backbone and name.startswith("backbone.backbone.")):
+        return True
+    return any(name.startswith(f"backbone.backbone.{stage}.") for stage in cfg.unfreeze)
+
+
 def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, seed: int = 0, init=None,
-             resume: bool = True, sprite_frames: int | None = None) -> dict:
+             resume: bool = True, sprite_frames: int | None = None, **overrides) -> dict:
+    """Fine-tune into ``out``; ``overrides`` are further :class:`DetectorTrainConfig` fields
+    (``unfreeze``, ``voc_repeat``, ``max_synth_frames``, ``lr``, ...); None values keep the default."""
     import torch
 
     from spotid.config import save_config
@@ -248,6 +282,7 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
         kw["init"] = str(init)
     if sprite_frames is not None:
         kw["sprite_frames"] = sprite_frames
+    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None})
     cfg = DetectorTrainConfig(**kw)
     save_config(cfg, out / "train_config.yaml")
     random.seed(seed)
@@ -263,12 +298,12 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
 
         init_path = import_zamba(init_path, Path(tempfile.mkdtemp(prefix="spotid-zamba-")))  # never into models/
     model = build_yolox_tiny(weights=init_path)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.wise_alpha < 1 else None
     items, counts = collect(cfg, model)
     log.info("detector fine-tune data: %s (%d samples/epoch)", counts, len(items))
-    params = [p for n, p in model.named_parameters() if not (cfg.freeze_backbone and n.startswith("backbone.backbone."))]
-    if cfg.freeze_backbone:
-        for n, p in model.named_parameters():
-            p.requires_grad = not n.startswith("backbone.backbone.")
+    for n, p in model.named_parameters():
+        p.requires_grad = _trainable(n, cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     steps = max(1, len(items) // cfg.batch_size)
     total = steps * cfg.epochs
@@ -292,7 +327,7 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
     for epoch in range(start, cfg.epochs):
         model.train()
         if cfg.freeze_backbone:
-            model.backbone.backbone.eval()  # frozen BN statistics
+            model.backbone.backbone.eval()  # frozen BN statistics (unfrozen stages too)
         order = list(range(len(items)))
         rnd.shuffle(order)
         tot = 0.0
@@ -317,9 +352,13 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
         log.info("detector epoch %d/%d mean loss %.4f", epoch + 1, cfg.epochs, history[-1])
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, ck)
     model.eval()
-    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    if init_state is not None:
+        sd = wise_interpolate(init_state, model.state_dict(), cfg.wise_alpha)
+        log.info("WiSE-FT: shipped %.2f * fine-tuned + %.2f * initial weights", cfg.wise_alpha, 1 - cfg.wise_alpha)
+    else:
+        sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     torch.save(sd, out / "yolox_tiny.pt")
     (out / "train_summary.json").write_text(json.dumps({"counts": counts, "loss_history": history}, indent=1))
     if ck.exists():
         ck.unlink()  # finished: the checkpoint (with optimizer state) must not ship with the weights
-    return {"folder": str(out), "counts": counts, "loss_history": history}
+    return {"folder": str(out), "counts": counts, "loss_history": history, "config": cfg}
