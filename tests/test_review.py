@@ -96,6 +96,25 @@ def test_uncertainty_hand_computed():
     assert uncertainty(None, None, t) == 0.5                    # unknown: mid-queue
 
 
+def test_include_auto_queues_machine_accepted_after_pending(demo):
+    """--include-auto: the census counts 'auto' sightings, so they can be vouched for, after the
+    pending ones; confirming one takes it off the queue."""
+    auto = {r["id"] for r in db_rows(demo["db_path"], "SELECT id FROM sightings WHERE status = 'auto'")}
+    assert auto, "the demo catalog holds machine-accepted sightings"
+    cfg = ReviewConfig(include_auto=True)
+    c = TestClient(create_app(demo["db_path"], reviewer=REVIEWER, config=cfg), base_url="http://127.0.0.1")
+    q = c.get("/api/queue").json()
+    ids = [e["sighting_id"] for e in q["items"]]
+    assert q["pending"] == len(demo["pending"]) + len(auto)
+    assert set(ids[:len(demo["pending"])]) == set(demo["pending"]) and set(ids[len(demo["pending"]):]) == auto
+    sid = ids[-1]
+    ind = db_rows(demo["db_path"], "SELECT individual_id FROM sightings WHERE id = ?", (sid,))[0]["individual_id"]
+    r = c.post(f"/api/sightings/{sid}/confirm", json={"version": item(c, sid)["version"], "individual_id": ind})
+    assert r.status_code == 200, r.text
+    assert db_rows(demo["db_path"], "SELECT status FROM sightings WHERE id = ?", (sid,))[0]["status"] == "confirmed"
+    assert sid not in [e["sighting_id"] for e in c.get("/api/queue").json()["items"]]
+
+
 def test_queue_order_most_uncertain_first_and_skip_goes_last(client, demo):
     q = client.get("/api/queue").json()
     assert q["pending"] == len(demo["pending"])

@@ -225,7 +225,7 @@ def _print_truth(res, db: Path) -> None:
     Console().print(tab)
     secs = res.seconds
     typer.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in secs.items()))
-    typer.echo(f"next: spotid review --db {db}    (confirm or correct the machine's identities in the browser)")
+    typer.echo(f"next: spotid review --db {db} --include-auto    (vouch for or correct the machine's identities)")
 
 
 def process(

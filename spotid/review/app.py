@@ -140,7 +140,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         return cat
 
     def render(name: str, cat: Catalog, **ctx: Any) -> HTMLResponse:
-        ctx.setdefault("pending", pending_count(cat))
+        ctx.setdefault("pending", pending_count(cat, cfg.include_auto))
         return HTMLResponse(env.get_template(name).render(**ctx))
 
     def handle(fn: Callable[[], Decision], cat: Catalog, after: int | None = None) -> dict:
@@ -152,7 +152,8 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
             raise HTTPException(400, str(e)) from None
         except NotFound as e:
             raise HTTPException(404, str(e)) from None
-        order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer)
+        order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer,
+                            include_auto=cfg.include_auto)
         return {"decision": _jsonable(d), "next": order[0].sighting_id if order else None,
                 "pending": len(order)}
 
@@ -175,7 +176,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     def queue_page(sighting: int | None = None) -> HTMLResponse:
         cat = get_cat()
         threshold = decision_threshold(cat, cfg)
-        order = queue_order(cat, threshold=threshold, reviewer=reviewer)
+        order = queue_order(cat, threshold=threshold, reviewer=reviewer, include_auto=cfg.include_auto)
         ids = [e.sighting_id for e in order]
         sid = sighting if sighting is not None else (ids[0] if ids else None)
         stats = session_stats(cat)
@@ -291,7 +292,8 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     @app.get("/api/queue")
     def api_queue() -> dict:
         cat = get_cat()
-        order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer)
+        order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer,
+                            include_auto=cfg.include_auto)
         return {"pending": len(order), "items": [_jsonable(e) for e in order]}
 
     @app.get("/api/sightings/{sighting_id}")

@@ -30,6 +30,8 @@ def review(
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser window."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name recorded with every decision (default: login name)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with review settings (see configs/review.yaml)."),
+    include_auto: Optional[bool] = typer.Option(None, "--include-auto/--pending-only",
+                                                help="Also queue machine-accepted sightings, after the pending ones."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Build a small demo catalog with rendered crops in this "
                                                             "new folder and review it (try the page without data)."),
 ) -> None:
@@ -41,7 +43,8 @@ def review(
     from spotid.review.config import HOST, ReviewConfig
 
     try:
-        cfg = load_config(ReviewConfig, config or default_yaml(ReviewConfig), port=port)
+        cfg = load_config(ReviewConfig, config or default_yaml(ReviewConfig), port=port,
+                          include_auto=include_auto)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e), param_hint="--config/--port") from None
     if demo is not None:

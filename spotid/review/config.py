@@ -21,6 +21,9 @@ class ReviewConfig:
     threshold_setting: str = "identify.match_threshold"
     max_candidates: int = 5
     n_references: int = 6
+    #: Also queue the sightings the machine accepted on its own ('auto': ``--auto-accept``, ``spotid
+    #: demo``), after the pending ones. The census counts them, so a person may want to vouch for each.
+    include_auto: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:

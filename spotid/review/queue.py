@@ -133,20 +133,24 @@ def uncertainty(p1: float | None, p2: float | None, threshold: float) -> float:
     return abs(p1 - threshold)
 
 
-def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None) -> list[QueueEntry]:
-    """All pending sightings, most uncertain first; ``reviewer``'s live skips go last."""
+def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
+                include_auto: bool = False) -> list[QueueEntry]:
+    """All pending sightings, most uncertain first; ``reviewer``'s live skips go last.
+
+    ``include_auto``: machine-accepted ('auto') sightings follow the pending ones (confirming one
+    makes it 'confirmed' and takes it off the queue)."""
     rows = cat.query(
         """
         SELECT s.id, s.probability,
                (SELECT MAX(probability) FROM match_candidates mc WHERE mc.sighting_id = s.id) AS p1,
                (SELECT probability FROM match_candidates mc WHERE mc.sighting_id = s.id
                   ORDER BY probability DESC LIMIT 1 OFFSET 1) AS p2,
-               m.timestamp
+               m.timestamp, s.status
         FROM sightings s
         JOIN detections d ON d.id = s.detection_id
         JOIN media m ON m.id = d.media_id
-        WHERE s.status = 'pending'
-        """
+        WHERE s.status IN (?, ?)
+        """, ("pending", "auto" if include_auto else "pending")
     )
     skipped: dict[int, str] = {}
     if reviewer is not None:
@@ -160,15 +164,17 @@ def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None) 
         p1 = r["p1"] if r["p1"] is not None else r["probability"]
         p2 = r["p2"]
         margin = None if p1 is None else p1 - (p2 or 0.0)
-        entries.append((r["timestamp"] or "", QueueEntry(int(r["id"]), p1, margin, uncertainty(p1, p2, threshold),
+        entries.append(((r["status"] != "pending", r["timestamp"] or ""), QueueEntry(int(r["id"]), p1, margin, uncertainty(p1, p2, threshold),
                                                           skipped.get(int(r["id"])))))
-    entries.sort(key=lambda te: (te[1].skipped_at is not None, te[1].skipped_at or "", te[1].uncertainty,
-                                 te[0], te[1].sighting_id))
+    entries.sort(key=lambda te: (te[1].skipped_at is not None, te[1].skipped_at or "", te[0][0],
+                                 te[1].uncertainty, te[0][1], te[1].sighting_id))
     return [e for _, e in entries]
 
 
-def pending_count(cat: Catalog) -> int:
-    return int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'pending'"))
+def pending_count(cat: Catalog, include_auto: bool = False) -> int:
+    """Sightings on the queue (pending, plus 'auto' ones with ``include_auto``)."""
+    return int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status IN (?, ?)",
+                          ("pending", "auto" if include_auto else "pending")))
 
 
 # -- crops -----------------------------------------------------------------------------------------
