@@ -182,13 +182,17 @@ def _finish_ci(est: Estimate, loglik=None, level: float = 0.95) -> None:
     if est.N - est.mt1 > BOUNDARY_F0 and ci is not None:
         est.lcl, est.ucl = ci
         return
-    # N̂ equals the number seen: the log-normal upper limit degenerates (f0 -> 0 times a huge C,
-    # numerically arbitrary). Report Mt1 as the lower limit and, for likelihood models, the
-    # profile-likelihood upper limit (chi-square 1 df), which stays meaningful.
+    # N̂ equals the number seen: f0 -> 0, and the log-normal upper limit (f0 times a huge C) is
+    # fragile. It is still what secr::closedN and CAPTURE report, so it stays the reported limit
+    # (comparable across tools); the profile-likelihood upper limit (chi-square 1 df), which does not
+    # degenerate, goes in details and in the note so a reader sees both.
     est.status = AT_BOUNDARY
     est.lcl = float(est.mt1)
     ln = lognormal_ci(est.mt1, est.N, est.se, level) if est.se is not None else None
-    est.details["ucl_lognormal"] = ln[1] if ln else float(est.mt1)
+    # as f0 -> 0+ the log-normal upper limit Mt1 + f0*C tends to Mt1 (f0*C ~ f0*exp(z*sqrt(2 ln(se/f0))))
+    est.ucl = ln[1] if ln else (float(est.mt1) if est.se is not None else None)
+    est.details["ucl_lognormal"] = est.ucl
+    profile = None
     if loglik is not None and est.loglik is not None:
         crit = stats.chi2.ppf(level, 1) / 2
         target = est.loglik - crit
@@ -197,18 +201,17 @@ def _finish_ci(est: Estimate, loglik=None, level: float = 0.95) -> None:
         while g(hi) > 0 and hi < MAX_N:
             hi = est.mt1 + 2 * (hi - est.mt1)
         if g(hi) <= 0:
-            est.ucl = float(optimize.brentq(g, est.N, hi, xtol=1e-6))
-            est.ci_method = "profile likelihood (N̂ at the number seen)"
-        else:
-            est.ucl = None
-    else:
-        est.ucl = None
-        est.ci_method = "degenerate: N̂ equals the number seen"
-    why = {"profile likelihood (N̂ at the number seen)": "the upper limit shown is the profile-likelihood limit",
-           "degenerate: N̂ equals the number seen": "no upper limit can be given from these data"}
+            profile = float(optimize.brentq(g, est.N, hi, xtol=1e-6))
+    est.details["ucl_profile"] = profile
+    if est.ucl is None:
+        est.ucl = profile
+        est.ci_method = "profile likelihood (N̂ at the number seen)" if profile is not None else \
+            "degenerate: N̂ equals the number seen"
+    extra = (f"; the profile-likelihood upper limit, which does not degenerate, is {profile:.1f}"
+             if profile is not None and est.ci_method.startswith("log-normal") else "")
     est.note = (est.note + "; " if est.note else "") + (
-        "N̂ equals the number seen (every animal probably detected); the log-normal upper limit is "
-        "numerically arbitrary here, so " + why.get(est.ci_method, "the upper limit is unavailable"))
+        "N̂ equals the number seen (every animal probably detected): the log-normal interval (as in secr) "
+        "collapses towards the number seen and understates the uncertainty" + extra + ("" if est.ucl is not None else "; no upper limit can be given from these data"))
 
 
 # -- the five estimators ----------------------------------------------------------------------------
