@@ -8,7 +8,7 @@ import torch
 from spotid.identify.flank import CLASSES, FlankClassifier, build_flank_classifier
 from spotid.modelstore import write_card
 from spotid.train.embedder import save_weights_fp16
-from spotid.train.flank import flank_metrics, mirror_label
+from spotid.train.flank import calibrate_threshold, calibrate_threshold_per_source, flank_metrics, mirror_label
 
 torch.set_num_threads(1)
 
@@ -74,6 +74,39 @@ def test_flank_metrics_hand_computed():
     assert m["coverage"] == pytest.approx(2 / 3, abs=1e-4)
     assert m["accuracy_when_answered"] == 1.0
     assert m["per_class_recall"]["right"] == 0.5 and m["per_class_recall"]["front"] is None
+    assert m["unknown_rate"] == pytest.approx(1 / 3, abs=1e-4) and m["wrong_flank_rate"] == 0.0
+    # a confident left -> right answer counts; a right image answered 'front' does not
+    probs = np.array([[0.2, 0.8, 0, 0], [0.1, 0.1, 0.8, 0], [0.9, 0.1, 0, 0], [0, 0, 0.1, 0.9]])
+    m = flank_metrics(probs, [0, 1, 0, 3], threshold=0.5)
+    assert m["wrong_flank_rate"] == pytest.approx(1 / 3, abs=1e-4) and m["unknown_rate"] == 0.0
+
+
+def _calibration_case():
+    # 10 left/right images: 8 right at 0.9, one left called right at 0.703, one right called left at 0.553
+    probs = np.array([[0.9, 0.1, 0, 0]] * 4 + [[0.297, 0.703, 0, 0]] + [[0.1, 0.9, 0, 0]] * 4 + [[0.553, 0.447, 0, 0]])
+    labels = [0] * 5 + [1] * 5
+    return probs, labels
+
+
+def test_calibrate_threshold_bounds_wrong_flank_rate():
+    probs, labels = _calibration_case()
+    # accuracy alone: 8/10 = 0.8 answered correctly already at the floor
+    assert calibrate_threshold(probs, labels, target=0.8) == 0.5
+    # at most 1 of 10 left/right images on the wrong flank: drop the 0.553 answer
+    assert calibrate_threshold(probs, labels, target=0.8, max_wrong_flank=0.1) == 0.56
+    # none: drop the 0.703 answer as well
+    assert calibrate_threshold(probs, labels, target=0.8, max_wrong_flank=0.0) == 0.71
+
+
+def test_calibrate_threshold_per_source_takes_the_strictest():
+    probs, labels = _calibration_case()
+    probs = np.concatenate([probs, np.array([[0.9, 0.1, 0, 0]] * 30)])
+    labels = labels + [0] * 30
+    sources = ["real"] * 10 + ["synthetic"] * 30
+    # pooled, the 2 wrong flanks of 40 images pass a 5% bound at the floor; per source they do not
+    assert calibrate_threshold(probs, labels, target=0.8, max_wrong_flank=0.05) == 0.5
+    t, per = calibrate_threshold_per_source(probs, labels, sources, target=0.8, max_wrong_flank=0.05)
+    assert per == {"real": 0.71, "synthetic": 0.5} and t == 0.71
 
 
 def test_shipped_flank_model_loads():

@@ -147,6 +147,12 @@ def test_tiny_flank_training_run(tmp_path, tiny_data):
     assert card.get("train_class_counts")["front"] > 0
     assert summary["heldout"]["images"] == 9
     assert len(FlankClassifier(out)([np.zeros((40, 60, 3), np.uint8)])) == 1
+    # fine-tuning starts from the given model and records it as the parent
+    tuned = tmp_path / "flank-tuned"
+    train_flank(dataclasses.replace(cfg, init_weights=str(out), lr=1e-4), data=[tiny_data], out=tuned,
+                show_progress=False)
+    child = load_card(tuned, verify=True)
+    assert child.get("parent")["version"] == card.version and child.get("parent")["sha256"] == card.sha256
 
 
 @pytest.mark.parametrize("cls", [TrainEmbedderConfig, TrainFlankConfig])

@@ -101,6 +101,9 @@ def train_flank_cmd(
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1),
     config: Optional[Path] = typer.Option(None, "--config"),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this flank model folder "
+                                        "(card.json + weights) instead of random weights."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (lower it when fine-tuning)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right)."""
@@ -113,7 +116,8 @@ def train_flank_cmd(
     cfg_path = config or default_yaml(TrainFlankConfig)
     try:
         cfg = load_config(TrainFlankConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
-                          seed=seed, max_steps_per_epoch=max_steps, threads=threads)
+                          seed=seed, max_steps_per_epoch=max_steps, threads=threads,
+                          init_weights=str(init) if init else None, lr=lr)
     except ValueError as e:
         raise typer.BadParameter(str(e))
     try:

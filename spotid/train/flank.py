@@ -50,10 +50,13 @@ class TrainFlankConfig:
     threads: int = 1
     unknown_below: float = 0.0                    # 'unknown' below this top probability; 0 = calibrate:
     target_precision: float = 0.97                # lowest threshold whose held-out answers are this accurate
+    max_wrong_flank: float = 0.01                 # ... and whose left/right images are called the opposite
+                                                  # flank at most this often, in every data source
     flank_regex: str = "(?i)(left|right)"
     encounter_regex: str = "^(.+)_[^_]+$"
     cache_dir: str = ""
     keep_checkpoints: bool = False
+    init_weights: str = ""                        # flank model folder (or weights file) to fine-tune from
 
 
 def mirror_label(label: int) -> int:
@@ -73,7 +76,9 @@ def predict_cached(model, imgs: torch.Tensor, input_hw, mean, std, batch_size: i
 
 
 def flank_metrics(probs: np.ndarray, labels: Sequence[int], threshold: float) -> dict:
-    """Accuracy (argmax), per-class recall, and coverage/accuracy of the non-'unknown' answers."""
+    """Accuracy (argmax), per-class recall, coverage/accuracy of the non-'unknown' answers, and the
+    wrong-flank rate: share of left/right images answered with the opposite flank (they would be
+    matched against the wrong gallery; 'unknown' and front/back answers only lose the sighting)."""
     labels = np.asarray(labels)
     if len(labels) == 0:
         return {"images": 0}
@@ -81,25 +86,46 @@ def flank_metrics(probs: np.ndarray, labels: Sequence[int], threshold: float) ->
     conf = probs.max(1)
     acc = float((pred == labels).mean())
     kept = conf >= threshold
+    lr = labels <= 1
     per_class = {c: (float((pred[labels == k] == k).mean()) if np.any(labels == k) else None)
                  for k, c in enumerate(CLASSES)}
     return {"images": int(len(labels)), "accuracy": round(acc, 4), "per_class_recall": per_class,
             "threshold": threshold, "coverage": round(float(kept.mean()), 4),
-            "accuracy_when_answered": round(float((pred[kept] == labels[kept]).mean()), 4) if kept.any() else None}
+            "accuracy_when_answered": round(float((pred[kept] == labels[kept]).mean()), 4) if kept.any() else None,
+            "unknown_rate": round(float(1.0 - kept.mean()), 4),
+            "wrong_flank_rate": round(float((kept & lr & (pred <= 1) & (pred != labels)).sum() / lr.sum()), 4)
+            if lr.any() else None}
 
 
-def calibrate_threshold(probs: np.ndarray, labels: Sequence[int], target: float, floor: float = 0.5) -> float:
-    """Lowest threshold (>= ``floor``) at which the held-out answers reach ``target`` accuracy; the
-    highest seen confidence when none does (then almost everything is 'unknown', which is honest)."""
+def calibrate_threshold(probs: np.ndarray, labels: Sequence[int], target: float, floor: float = 0.5,
+                        max_wrong_flank: float = 1.0) -> float:
+    """Lowest threshold (>= ``floor``) at which the held-out answers reach ``target`` accuracy and at
+    most ``max_wrong_flank`` of the left/right images are answered with the opposite flank (a wrong
+    flank sends the sighting to the wrong gallery); the highest seen confidence when none does (then
+    almost everything is 'unknown', which is honest)."""
     labels = np.asarray(labels)
     if len(labels) == 0:
         return max(floor, 0.6)
-    conf, right = probs.max(1), probs.argmax(1) == labels
+    conf, pred = probs.max(1), probs.argmax(1)
+    right = pred == labels
+    lr = labels <= 1
+    swapped = lr & (pred <= 1) & ~right
     for t in np.round(np.arange(floor, 1.0, 0.01), 2):
         kept = conf >= t
-        if kept.sum() >= 5 and right[kept].mean() >= target:
+        if kept.sum() >= 5 and right[kept].mean() >= target and \
+                (swapped & kept).sum() <= max_wrong_flank * max(1, lr.sum()):
             return float(t)
     return float(min(0.99, round(float(conf.max()), 2)))
+
+
+def calibrate_threshold_per_source(probs: np.ndarray, labels: Sequence[int], sources: Sequence[str], target: float,
+                                   max_wrong_flank: float = 1.0) -> tuple[float, dict[str, float]]:
+    """The strictest of the per-source thresholds (``calibrate_threshold`` on each source's held-out
+    images), so a large synthetic source cannot hide the errors of a small real one."""
+    labels, sources = np.asarray(labels), np.asarray(sources)
+    per = {str(src): calibrate_threshold(probs[sources == src], labels[sources == src], target,
+                                         max_wrong_flank=max_wrong_flank) for src in sorted(set(sources.tolist()))}
+    return (max(per.values()) if per else 0.6), per
 
 
 def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str | Path, resume: bool = False,
@@ -143,6 +169,9 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
     trained_classes = [c for c, m in zip(CLASSES, mask.tolist()) if m]
 
     model = build_flank_classifier(arch=cfg.arch)
+    parent = None
+    if cfg.init_weights:
+        parent = _load_parent(model, cfg)
     set_bn_momentum(model, 0.1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(tr_idx) // cfg.batch_size)
@@ -215,19 +244,41 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
     if va_idx:
         probs = predict_cached(model, images[va_idx], input_hw, mean, std, mask=mask)
         if not threshold:  # calibrated on held-out individuals (optimistic: chosen on the same images)
-            threshold = calibrate_threshold(probs, labels[va_idx].tolist(), cfg.target_precision)
+            threshold, per_source = calibrate_threshold_per_source(
+                probs, labels[va_idx].tolist(), [samples[i].source for i in va_idx], cfg.target_precision,
+                max_wrong_flank=cfg.max_wrong_flank)
+            log.info("flank threshold %.2f (per source %s)", threshold, per_source)
         val = flank_metrics(probs, labels[va_idx].tolist(), threshold)
     threshold = threshold or 0.6
     summary = _export(model, cfg, out, samples=samples, tr_idx=tr_idx, va_idx=va_idx, counts=counts, val=val,
                       history=history, command=command, seconds=time.time() - t0, threshold=threshold,
-                      trained_classes=trained_classes)
+                      trained_classes=trained_classes, parent=parent)
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return summary
 
 
+def _load_parent(model, cfg: TrainFlankConfig) -> dict:
+    """Load ``cfg.init_weights`` (a flank model folder with a card, or a weights file) into ``model``;
+    returns the parent's identity for the new card."""
+    from spotid.identify.embedder import load_state
+    from spotid.modelstore import resolve
+
+    src = Path(cfg.init_weights)
+    if src.is_dir():
+        card = resolve("flank", src)
+        if card.get("arch", cfg.arch) != cfg.arch:
+            raise ValueError(f"{src}: arch {card.get('arch')} differs from the configured {cfg.arch}")
+        model.load_state_dict(load_state(card.weights_path))
+        return {"version": card.version, "sha256": card.get("sha256"), "path": str(src)}
+    if not src.exists():
+        raise FileNotFoundError(f"no flank weights at {src}: pass a model folder (card.json) or a weights file")
+    model.load_state_dict(load_state(src))
+    return {"version": None, "sha256": None, "path": str(src)}
+
+
 def _export(model, cfg, out: Path, *, samples, tr_idx, va_idx, counts, val, history, command, seconds, threshold,
-            trained_classes) -> dict:
+            trained_classes, parent=None) -> dict:
     import json
 
     from spotid.config import save_config
@@ -251,7 +302,8 @@ def _export(model, cfg, out: Path, *, samples, tr_idx, va_idx, counts, val, hist
                       "averaged with the left/right-swapped prediction of the mirrored crop",
         metrics={"heldout": val}, train_class_counts=counts, history=history, training_data=data,
         config=json.loads(json.dumps(dataclasses.asdict(cfg))), storage="fp16 state dict",
-        licence="MIT (weights trained by the spotid authors)", command=command, train_seconds=round(seconds, 1))
+        licence="MIT (weights trained by the spotid authors)", command=command, train_seconds=round(seconds, 1),
+        parent=parent)
     m = val or {}
     lines = [
         f"# Flank classifier `{card.version}`", "",
@@ -261,10 +313,12 @@ def _export(model, cfg, out: Path, *, samples, tr_idx, va_idx, counts, val, hist
         f"- Input: RGB crop resized to {cfg.input_size[0]}×{cfg.input_size[1]} (H×W), ImageNet mean/std",
         "- Mirror symmetry: flipped training images swap left/right; inference averages with the mirrored crop",
         f"- Threshold: unknown_below = {threshold}"
-        + (" (calibrated on the held-out individuals for accuracy when answered >= "
-           f"{cfg.target_precision})" if not cfg.unknown_below else ""),
+        + (" (strictest per-source threshold on the held-out individuals with accuracy when answered >= "
+           f"{cfg.target_precision} and wrong-flank rate <= {cfg.max_wrong_flank})" if not cfg.unknown_below else ""),
         f"- Classes with training data: {trained_classes} (others are masked to probability 0)",
-        f"- Storage: fp16; sha256 `{card.sha256}`", "- Licence: MIT (weights trained by the spotid authors)", "",
+        f"- Storage: fp16; sha256 `{card.sha256}`",
+        f"- Fine-tuned from: `{parent.get('version') or parent.get('path')}`" if parent else "- Trained from scratch",
+        "- Licence: MIT (weights trained by the spotid authors)", "",
         "## Evaluation (held-out individuals)", "",
         f"- images {m.get('images')}, accuracy {m.get('accuracy')}, per-class recall {m.get('per_class_recall')}",
         f"- at the threshold: coverage {m.get('coverage')}, accuracy when answered {m.get('accuracy_when_answered')}", "",
