@@ -54,3 +54,15 @@ def test_run_records_config(db_path):
             pass
         row = cat.query("SELECT * FROM runs WHERE id = ?", (run_id,))[0]
         assert row["status"] == "done" and '"gap": 60' in row["config_json"]
+
+
+def test_create_false_refuses_a_missing_file_and_names_the_fix(tmp_path):
+    """Stages after ingest open with create=False: a mistyped --db must not start an empty catalog."""
+    missing = tmp_path / "typo.db"
+    with pytest.raises(CatalogError, match="spotid ingest"):
+        Catalog(missing, create=False)
+    assert not missing.exists()
+    with Catalog(tmp_path / "real.db") as cat:
+        v = cat.schema_version
+    with Catalog(tmp_path / "real.db", create=False) as cat:
+        assert cat.schema_version == v

@@ -47,8 +47,13 @@ class Catalog:
     Use as a context manager or call :meth:`close`. Not thread-safe: one Catalog per thread.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_DB, *, timeout: float = 30.0):
+    def __init__(self, path: str | Path = DEFAULT_DB, *, timeout: float = 30.0, create: bool = True):
+        """``create=False``: the file must exist (every stage after ingest), so a mistyped ``--db``
+        fails with the fix instead of silently starting an empty catalog."""
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise CatalogError(f"no catalog at {self.path}: run `spotid ingest CARD --deployment ID --db {self.path}` "
+                               "first, or pass the --db you ingested into")
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so transactions are explicit.

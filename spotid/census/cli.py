@@ -60,13 +60,11 @@ def census(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from spotid.catalog import Catalog
+    from spotid.catalog import Catalog, CatalogError
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.config import load_config
 
-    if not db.exists():
-        raise typer.BadParameter(f"no catalog at {db}: run `spotid ingest` first or pass --db", param_hint="--db")
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,
                      flank_link_seconds=link_seconds, estimate_flank=flank)
@@ -77,7 +75,11 @@ def census(
             cfg = dataclasses.replace(cfg, statuses=tuple(cfg.statuses) + ("pending",))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    with Catalog(db) as cat:
+    try:
+        cat = Catalog(db, create=False)
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
+    with cat:
         try:
             with cat.run("census", cfg) as run_id:
                 res = Census(cfg)(cat)

@@ -81,7 +81,7 @@ def detect(
         if output is not None:
             log.warning("--output is ignored in catalog mode (results go to the catalog)")
         try:
-            with Catalog(db) as cat:
+            with Catalog(db, create=False) as cat:
                 s = detect_catalog(det, cat, cfg, deployment=deployment)
         except CatalogError as e:
             raise typer.BadParameter(str(e), param_hint="--db") from None

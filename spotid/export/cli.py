@@ -11,11 +11,12 @@ export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON
 
 
 def _open(db: Path):
-    from spotid.catalog import Catalog
+    from spotid.catalog import Catalog, CatalogError
 
-    if not db.exists():
-        raise typer.BadParameter(f"no catalog at {db}: run `spotid ingest` first or pass --db", param_hint="--db")
-    return Catalog(db)
+    try:
+        return Catalog(db, create=False)
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
 
 
 @export_app.command("camtrapdp")

@@ -90,14 +90,12 @@ def identify(
     from spotid.catalog import Catalog, CatalogError
     from spotid.identify.pipeline import Identifier
 
-    if not db.exists():
-        raise typer.BadParameter(f"no catalog at {db}: run `spotid ingest` and `spotid detect --db` first", param_hint="--db")
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
                calibration=str(calibration) if calibration else None)
     _one_thread(threads)
     try:
-        cat = Catalog(db)
+        cat = Catalog(db, create=False)
     except CatalogError as e:
         raise typer.BadParameter(str(e), param_hint="--db") from None
     with cat:

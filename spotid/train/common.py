@@ -98,7 +98,7 @@ def catalog_samples(db: str | Path) -> list[Sample]:
     encounter = the media's sequence (a burst)."""
     from spotid.catalog import Catalog
 
-    with Catalog(db) as cat:
+    with Catalog(db, create=False) as cat:
         rows = cat.query(
             "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id "
             "FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
