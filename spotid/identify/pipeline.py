@@ -224,33 +224,35 @@ class Identifier:
             images = [w[3] for w in work]
             emb = np.asarray(self.embedder(images), np.float32)
             flanks = self.flank(images)
+            # Crop files and SIFT features (the slow part) are made before the write transaction, so
+            # the catalog is locked only for the inserts (the review page may be writing meanwhile).
+            rows_out = []
+            for (r, c, crop, img), e, fp in zip(work, emb, flanks):
+                path = folder / f"{r['id']}.jpg"
+                if crop is not None:
+                    save_crop(img, path)
+                    q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
+                else:
+                    q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
+                    path = Path(c["crop_path"])
+                # features of the stored JPEG, so evidence coordinates match what review shows
+                stored = Image.open(path).convert("RGB")
+                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
+                       if self.cfg.box_only else None)
+                kp, de = self.extractor(stored, roi).to_bytes()
+                rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
+                                 self.embedder.version, kp, de, self.features_version, str(path), self.flank_version))
             with cat.transaction():
-                for (r, c, crop, img), e, fp in zip(work, emb, flanks):
-                    path = folder / f"{r['id']}.jpg"
-                    if crop is not None:
-                        save_crop(img, path)
-                        q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
-                    else:
-                        q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
-                        path = Path(c["crop_path"])
-                    # features of the stored JPEG, so evidence coordinates match what review shows
-                    stored = Image.open(path).convert("RGB")
-                    roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
-                           if self.cfg.box_only else None)
-                    feats = self.extractor(stored, roi)
-                    kp, de = feats.to_bytes()
-                    cat.execute(
-                        "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
-                        "embedding, embedder, keypoints, descriptors, features_version, crop_path, flank_model) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
-                        "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
-                        "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
-                        "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
-                        "descriptors=excluded.descriptors, features_version=excluded.features_version, "
-                        "crop_path=excluded.crop_path, flank_model=excluded.flank_model",
-                        (r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                         self.embedder.version, kp, de, self.features_version, str(path), self.flank_version))
-                    result.crops_computed += 1
+                cat.conn.executemany(
+                    "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
+                    "embedding, embedder, keypoints, descriptors, features_version, crop_path, flank_model) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
+                    "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
+                    "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
+                    "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
+                    "descriptors=excluded.descriptors, features_version=excluded.features_version, "
+                    "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
+            result.crops_computed += len(rows_out)
 
     # -- step 2: gallery ---------------------------------------------------------------------------
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
