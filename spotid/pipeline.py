@@ -49,13 +49,9 @@ def run_detect(cat: Catalog, deployment: str | None = None) -> dict:
 
 def run_identify(cat: Catalog, *, auto_accept: bool, deployment: str | None = None) -> dict:
     """The identify stage's catalog entry point (``spotid identify --db``), auto-accepting when asked."""
-    try:
-        from spotid.identify import pipeline as ident  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise PipelineError(f"the identify stage has no catalog entry point yet ({e}): "
-                            "spotid.identify.pipeline.identify_catalog is needed") from None
-    res = ident.identify_catalog(cat, auto_accept=auto_accept, deployment=deployment)
-    return res.to_json() if hasattr(res, "to_json") else (asdict(res) if hasattr(res, "__dataclass_fields__") else dict(res))
+    from spotid.identify.pipeline import identify_catalog
+
+    return identify_catalog(cat, auto_accept=auto_accept, deployment=deployment).to_json()
 
 
 @dataclass
@@ -65,7 +61,6 @@ class ProcessResult:
     detect: dict
     identify: dict | None
     seconds: dict = field(default_factory=dict)
-    identify_error: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -84,16 +79,12 @@ def process_card(cat: Catalog, card: str | Path, deployment: str, *, tz: str | N
     t0 = time.perf_counter()
     det = run_detect(cat, deployment)
     t["detect"] = time.perf_counter() - t0
-    ide, err = None, None
+    ide = None
     if identify:
         t0 = time.perf_counter()
-        try:
-            ide = run_identify(cat, auto_accept=auto_accept, deployment=deployment)
-        except PipelineError as e:
-            err = str(e)
-            log.warning("%s", e)
+        ide = run_identify(cat, auto_accept=auto_accept, deployment=deployment)
         t["identify"] = time.perf_counter() - t0
-    return ProcessResult(deployment, ing, det, ide, {k: round(v, 2) for k, v in t.items()}, err)
+    return ProcessResult(deployment, ing, det, ide, {k: round(v, 2) for k, v in t.items()})
 
 
 # -- the demo ------------------------------------------------------------------------------------------
@@ -229,14 +220,11 @@ def accept_new_individuals(cat: Catalog) -> int:
 
 def render_card(out: Path, cfg: DemoConfig) -> dict:
     """Render the synthetic survey with the synth stage's card writer; returns its summary."""
-    try:
-        from spotid.synth.card import CardWriter
-        from spotid.synth.config import SynthConfig
-    except ImportError as e:
-        raise PipelineError(f"the synth stage has no card writer ({e}): spotid.synth.card.CardWriter is needed") from None
+    from spotid.synth.card import CardWriter
+    from spotid.synth.config import SynthConfig
+
     over = {k: v for k, v in asdict(cfg).items() if k in SYNTH_FIELDS and v is not None}
-    summary = CardWriter(SynthConfig(**over))(out)
-    return asdict(summary)
+    return asdict(CardWriter(SynthConfig(**over))(out))
 
 
 class Demo:
@@ -275,11 +263,7 @@ class Demo:
             with clock("detect"):
                 detect = run_detect(cat)
             with clock("identify"):
-                try:
-                    ident = run_identify(cat, auto_accept=True)
-                except PipelineError as e:
-                    notes.append(str(e))
-                    ident = {}
+                ident = run_identify(cat, auto_accept=True)
                 accepted = accept_new_individuals(cat)
             notes.append(f"no reviewer in the demo: {accepted} sighting(s) founding machine-proposed new individuals "
                          "were accepted as they are; matches below the auto-accept threshold stay pending and "

@@ -5,7 +5,6 @@ runs the capture-recapture estimators on a capture-history CSV.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Optional
@@ -252,12 +251,35 @@ def process(
 
         print_json(res.to_json())
         return
-    ing, det = res.ingest, res.detect
-    typer.echo(f"ingest: {json.dumps(ing, default=str)[:300]}")
-    typer.echo(f"detect: {json.dumps(det, default=str)[:300]}")
-    typer.echo(f"identify: {json.dumps(res.identify, default=str)[:300]}" if res.identify is not None
-               else f"identify: not run ({res.identify_error})")
-    typer.echo(f"seconds: {res.seconds}; next: `spotid review --db {db}` then `spotid census --db {db}`")
+    _print_process(res, db)
+
+
+def _print_process(res, db: Path) -> None:
+    """What a field team needs after a card: what went in, what failed, what was seen, what to do next."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ing, det, ide = res.ingest, res.detect, res.identify or {}
+    tab = Table(title=f"card -> deployment {res.deployment}", show_header=False)
+    tab.add_column("")
+    tab.add_column("", justify="right")
+    tab.add_row("files seen / frames added", f"{ing.get('files_seen')} / {ing.get('media_added')}")
+    tab.add_row("duplicates / ignored", f"{ing.get('duplicates')} / {ing.get('ignored')}")
+    tab.add_row("failures (not ingested)", str(len(ing.get("failures") or [])))
+    tab.add_row("warnings (e.g. clock, no EXIF time)", str(len(ing.get("warnings") or [])))
+    tab.add_row("frames detected / with animals", f"{det.get('frames')} / {det.get('animal_frames')}")
+    tab.add_row("leopard detections (static false positives)", f"{det.get('leopard_detections')} "
+                                                               f"({det.get('static_fp')})")
+    tab.add_row("sightings: known individual / new / unusable",
+                f"{(ide.get('matched') or 0) + (ide.get('auto') or 0)} / {ide.get('new_sightings')} / "
+                f"{ide.get('unusable')}")
+    tab.add_row("proposed new individuals", ", ".join(ide.get("new_individuals") or []) or "-")
+    tab.add_row("seconds", ", ".join(f"{k} {v}" for k, v in res.seconds.items()))
+    con = Console()
+    con.print(tab)
+    for f in (ing.get("failures") or [])[:20]:
+        con.print(f"[red]failed[/red] {f.get('path')}: {f.get('reason')}", highlight=False)
+    typer.echo(f"next: spotid review --db {db}   then   spotid census --db {db} --out census/")
 
 
 commands: dict = {"demo": demo, "process": process}
