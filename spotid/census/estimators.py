@@ -173,7 +173,8 @@ def _ml_result(model: str, loglik, mt1: int, npar: int, se_fn, max_n: float = MA
 
 
 def _finish_ci(est: Estimate, loglik=None, level: float = 0.95) -> None:
-    """Fill lcl/ucl; at the boundary (N̂ = Mt1) use the profile-likelihood upper limit when possible."""
+    """Fill lcl/ucl (log-normal, as secr). At the boundary (N̂ = Mt1) also give the profile-likelihood
+    upper limit when ``loglik(N)`` is passed, in ``details['ucl_profile']`` and the note."""
     if est.N is None:
         return
     if est.se is None or not math.isfinite(est.se):

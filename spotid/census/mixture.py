@@ -19,8 +19,8 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, gammaln
 
-from spotid.census.estimators import (AT_BOUNDARY, BOUNDARY_F0, MAX_N, NOT_ESTIMABLE, CaptureSummary, Estimate,
-                                      _undefined, lognormal_ci)
+from spotid.census.estimators import (BOUNDARY_F0, MAX_N, NOT_ESTIMABLE, CaptureSummary, Estimate,
+                                      _finish_ci, _undefined, lognormal_ci)
 
 
 LOG_MAX_F0 = math.log(MAX_N)
@@ -80,8 +80,9 @@ def _result(model: str, nll, x: np.ndarray, S: int, npar: int, details: dict) ->
         pass
     est = Estimate(model, N, se, None, None, loglik=-float(nll(x)), npar=npar, mt1=S, details=details)
     if f0 <= BOUNDARY_F0:
-        est.status, est.lcl = AT_BOUNDARY, float(S)
-        est.note = "N̂ equals the number seen; no upper limit can be given from this model"
+        # the same boundary rule as the closed-form models (a profile over N would need the nuisance
+        # parameters re-maximised at each N, so only the log-normal limit is given here)
+        _finish_ci(est)
         return est
     ci = lognormal_ci(S, N, se) if se is not None else None
     if ci is None:
