@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.types import iou as _iou
 
 log = logging.getLogger(__name__)
 
@@ -191,16 +192,6 @@ def check_against_truth(cat: Catalog, truth: dict, card_root: Path) -> dict:
     return {"identities": len(ident_truth), "merged_identities": merges, "split_individual_flanks": splits,
             "sighting_purity": round(correct / total, 4) if total else None,
             "sightings_not_matched_to_truth": unmatched}
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def accept_new_individuals(cat: Catalog) -> int:

@@ -12,6 +12,15 @@ CATEGORY_IDS = {v: k for k, v in CATEGORY_NAMES.items()}
 FLANKS = ("left", "right", "front", "back", "unknown")
 
 
+def iou(a, b) -> float:
+    """IoU of two ``(x, y, w, h)`` boxes in the same units (normalised or pixels)."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class Detection:
     """One box in one frame. ``classifications`` is [(name, conf), ...], highest first."""

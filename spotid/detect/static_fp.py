@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Hashable, Sequence
 
+from spotid.types import iou  # noqa: F401  (re-exported: the IoU the rule uses)
+
 
 @dataclass(frozen=True)
 class Box:
@@ -28,15 +30,6 @@ class Box:
     conf: float
     sequence: Hashable | None = None     # burst id; None = unknown (then only the time span counts)
     time: datetime | None = None
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two ``[x, y, w, h]`` boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def find_static(boxes: Sequence[Box], *, iou_thresh: float = 0.85, min_frames: int = 5,

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spotid.types import iou as _iou
+
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 160
@@ -63,14 +65,6 @@ def _cache_crop(img: np.ndarray, box_norm) -> np.ndarray:
     h, w = img.shape[:2]
     x, y, bw, bh = box_norm
     return square_crop(img, (x * w, y * h, bw * w, bh * h), CACHE_SIZE, CACHE_CONTEXT)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    u = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / u if u > 0 else 0.0
 
 
 def collect(cfg: ClassifierTrainConfig) -> tuple[list[np.ndarray], list[int], dict]:
