@@ -31,9 +31,9 @@ def estimates_table(res: EstimationResult, title: str = "Population size estimat
                 notes.append(([e.model], e.note))
                 k = len(notes) - 1
             status += f" [{k + 1}]"
-        rows.append([e.model + mark, _f(e.N), _f(e.se, 2), ci, _f(e.loglik, 2), _f(e.aicc, 2), _f(e.daicc, 2),
-                     status.strip()])
-    heads = ("model", "N̂", "SE", "95% CI", "logLik", "AICc", "ΔAICc", "status")
+        # logLik stays in --json: with it the table no longer fits 80 columns and rich truncates the status
+        rows.append([e.model + mark, _f(e.N), _f(e.se, 2), ci, _f(e.aicc, 2), _f(e.daicc, 2), status.strip()])
+    heads = ("model", "N̂", "SE", "95% CI", "AICc", "ΔAICc", "status")
     for k, col in enumerate(heads):
         width = max([len(col)] + [len(r[k]) for r in rows])
         t.add_column(col, justify="left" if col in ("model", "status") else "right", no_wrap=True, min_width=width)
