@@ -125,7 +125,7 @@ def test_roi_keeps_keypoints_inside_the_box(fx):
 
 
 def test_box_inside_padded_crop_and_frame_map():
-    from spotid.identify.pipeline import crop_geometry
+    from spotid.identify.crops import crop_geometry
 
     # padded box (0.16, 0.18, 0.64, 0.42) cut into 480 x 240 px: 0.001 of the frame per pixel
     roi, (x0, y0, sx, sy) = crop_geometry((0.2, 0.2, 0.4, 0.2), 0.1, (480, 240))

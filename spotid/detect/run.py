@@ -193,6 +193,8 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
     s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version)
     t0 = time.perf_counter()
     with cat.run("detect", cfg, det.version) as run_id:
+        # identify founds new individuals only on boxes the detector calls confident
+        cat.set_setting("detect.typical_threshold", str(det.typical_threshold))
         by_path = {Path(r["path"]).as_posix(): r for r in rows}
         missing = [r for r in rows if not Path(r["path"]).exists()]
         present = [r for r in rows if Path(r["path"]).exists()]

@@ -129,3 +129,23 @@ def save_crop(image, path: str | Path, quality: int = 90) -> Path:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="JPEG", quality=quality)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def crop_geometry(bbox, pad: float, crop_size: tuple[int, int]) -> tuple[tuple[float, float, float, float], tuple]:
+    """For a detection ``bbox`` (normalised x, y, w, h) cut with ``pad`` into a crop of ``crop_size``
+    (w, h) px: the box inside the crop in crop pixels ``(x0, y0, x1, y1)``, and the crop-pixel ->
+    normalised-frame map ``(x0, y0, sx, sy)`` (see :class:`~spotid.identify.verify.Place`)."""
+    px0, py0, px1, py1 = padded_box(bbox, pad)
+    cw, ch = crop_size
+    sx, sy = (px1 - px0) / max(cw, 1), (py1 - py0) / max(ch, 1)
+    x, y, w, h = (float(v) for v in bbox)
+    roi = ((x - px0) / sx, (y - py0) / sy, (x + w - px0) / sx, (y + h - py0) / sy)
+    return roi, (px0, py0, sx, sy)
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image file from its header."""
+    from PIL import Image
+
+    with Image.open(path) as im:  # header only
+        return im.size

@@ -13,8 +13,12 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
 3. a group whose best individual reaches ``threshold`` becomes pending (or auto when auto-accept is on
    and P >= ``auto_accept_threshold``); the others are new-individual candidates, clustered across the
    run on pairwise P(same) between groups (every frame against every other group's frames, linkage
-   ``cluster_linkage``) so that one new animal seen five times is proposed once;
-4. front/back/unknown views, and groups below the quality floor that match nobody, are 'unusable'.
+   ``cluster_linkage``) so that one new animal seen five times is proposed once; then clusters of
+   one flank whose bursts were photographed together with bursts of the other flank that matched
+   each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
+4. front/back/unknown views, and groups that match nobody but are below the quality floor or whose
+   boxes are all below the detector's typical threshold (``found_min_conf``), are 'unusable': a
+   doubtful box (a deer, moving grass) must not found a leopard.
 Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
 one transaction.
 """
@@ -31,8 +35,9 @@ import numpy as np
 
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, padded_box, save_crop
+from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
 from spotid.identify.match import Gallery, Matcher, cluster_decide, cluster_new
+from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
@@ -52,6 +57,7 @@ class IdentifyConfig:
     size_ref: int = 200                 # box short side (original px) at which size counts as full
     edge_penalty: float = 0.6           # quality factor for boxes touching the frame edge
     quality_floor: float = 0.25         # below: kept and matched, but never founds a new individual
+    found_min_conf: float | None = None  # detection conf a burst needs to found one (None = detector's typical)
     # local features / verifier
     max_keypoints: int = 600
     clahe: bool = True
@@ -71,6 +77,7 @@ class IdentifyConfig:
     auto_accept_threshold: float = 0.95
     new_cluster_threshold: float = 0.5  # P(same individual) between two new-candidate groups to join them
     cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
+    pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -100,6 +107,7 @@ class IdentifyResult:
     new_sightings: int = 0             # sightings of proposed new individuals
     new_individuals: list[str] = field(default_factory=list)
     unusable: int = 0
+    paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
     model_version: str = ""
 
     def to_json(self) -> dict:
@@ -117,25 +125,21 @@ class _Row:
     features: Features
     place: Place | None = None
     failed: bool = False
+    camera: str | None = None          # deployment id
+    conf: float = 1.0                  # detection confidence
+    time: str | None = None            # ISO timestamp with offset
 
 
-def crop_geometry(bbox, pad: float, crop_size: tuple[int, int]) -> tuple[tuple[float, float, float, float], tuple]:
-    """For a detection ``bbox`` (normalised x, y, w, h) cut with ``pad`` into a crop of ``crop_size``
-    (w, h) px: the box inside the crop in crop pixels ``(x0, y0, x1, y1)``, and the crop-pixel ->
-    normalised-frame map ``(x0, y0, sx, sy)`` (see :class:`~spotid.identify.verify.Place`)."""
-    px0, py0, px1, py1 = padded_box(bbox, pad)
-    cw, ch = crop_size
-    sx, sy = (px1 - px0) / max(cw, 1), (py1 - py0) / max(ch, 1)
-    x, y, w, h = (float(v) for v in bbox)
-    roi = ((x - px0) / sx, (y - py0) / sy, (x + w - px0) / sx, (y + h - py0) / sy)
-    return roi, (px0, py0, sx, sy)
+@dataclass
+class _FlankPlan:
+    """One flank's run before writing: frame evidence, bursts decided for known individuals
+    (members, individual, P, burst P's), new-candidate bursts (members, burst P's) and their cluster
+    labels ``(n_new,)``."""
 
-
-def _image_size(path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:  # header only
-        return im.size
+    evidence: dict
+    decided: list
+    new_groups: list
+    labels: np.ndarray
 
 
 def _flank_prefix(flank: str) -> str:
@@ -175,12 +179,12 @@ class Identifier:
     def _place(self, camera, bbox, crop_path) -> Place | None:
         if camera is None or crop_path is None or not Path(crop_path).exists():
             return None
-        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, _image_size(crop_path))
+        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, image_size(crop_path))
         return Place(str(camera), x0, y0, sx, sy)
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
-        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.id AS media_id, m.sequence_id, m.deployment_id "
+        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, m.deployment_id, m.timestamp "
                "FROM detections d "
                "JOIN media m ON m.id = d.media_id LEFT JOIN sightings s ON s.detection_id = d.id "
                "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
@@ -304,10 +308,15 @@ class Identifier:
             rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
             unusable = [r for r in rows if r.failed or r.flank not in ("left", "right")]
             self._write_unusable(cat, unusable, run_id, result)
+            plans = {}
             for flank in ("left", "right"):
                 fr = [r for r in rows if not r.failed and r.flank == flank]
                 if fr:
-                    self._identify_flank(cat, fr, flank, run_id, result)
+                    plans[flank] = self._plan_flank(cat, fr, flank, run_id, result)
+            if cfg.pair_seconds is not None:
+                result.paired_merges = self._join_paired(cat, plans)
+            for flank, plan in plans.items():
+                self._write_flank(cat, plan, flank, run_id, result)
             return result
 
     def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
@@ -319,12 +328,14 @@ class Identifier:
                 c, m = got.get(d), meta[d]
                 if c is None or c["embedding"] is None:
                     out.append(_Row(d, m["sequence_id"], m["media_id"], "unknown", 0.0, np.zeros(1, np.float32),
-                                    Features.empty(), failed=True))
+                                    Features.empty(), failed=True, camera=m["deployment_id"], time=m["timestamp"],
+                                    conf=float(m["conf"])))
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
                                 Features.from_bytes(c["keypoints"], c["descriptors"]),
-                                self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"])))
+                                self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
+                                camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"])))
         return out
 
     def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
@@ -336,8 +347,9 @@ class Identifier:
                                 (r.detection_id, r.flank, run_id, self.model_version, now_iso()))
                     result.unusable += 1
 
-    def _identify_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
-                        result: IdentifyResult) -> None:
+    def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
+                    result: IdentifyResult) -> "_FlankPlan":
+        """Match every frame of one flank to the gallery, decide per burst, cluster the new ones."""
         cfg = self.cfg
         gallery, _ = self._gallery(cat, flank)
         # per frame: evidence against the known gallery
@@ -350,16 +362,38 @@ class Identifier:
             key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
             groups.setdefault(key, []).append(r)
         decided, new_groups = [], []
+        min_conf = self._found_min_conf(cat)
         for key, members in groups.items():
             cands = self.matcher.decide([evidence[m.detection_id] for m in members])
             burst = {c.individual: c.probability for c in cands}
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
-            elif max(m.quality for m in members) >= cfg.quality_floor:
+            elif (max(m.quality for m in members) >= cfg.quality_floor
+                  and max(m.conf for m in members) >= min_conf):
                 new_groups.append((members, burst))
             else:
                 self._write_unusable(cat, members, run_id, result)
-        labels = self._cluster(new_groups)
+        return _FlankPlan(evidence, decided, new_groups, self._cluster(new_groups))
+
+    def _found_min_conf(self, cat: Catalog) -> float:
+        """Detection confidence a burst needs to found a new individual: the configured one, else the
+        detector's typical threshold recorded by detect, else MegaDetector's 0.2. Below it a box may
+        still match a known individual (detect keeps boxes down to its conservative threshold)."""
+        if self.cfg.found_min_conf is not None:
+            return float(self.cfg.found_min_conf)
+        v = cat.get_setting("detect.typical_threshold")
+        return float(v) if v else 0.2
+
+    def _join_paired(self, cat: Catalog, plans: dict) -> int:
+        """Join new clusters through paired-station co-occurrences (:func:`join_paired_clusters`)."""
+        station = {r["id"]: str(r["st"]) for r in cat.query("SELECT id, COALESCE(location_id, id) AS st FROM deployments")}
+        merges = join_paired_clusters(plans, station, self.cfg.pair_seconds)
+        if merges:
+            log.info("paired stations joined %d new-individual cluster(s) with their other flank's match", merges)
+        return merges
+
+    def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int, result: IdentifyResult) -> None:
+        evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
         with cat.transaction():
             new_ids = {}
             for lab in sorted(set(labels.tolist())):

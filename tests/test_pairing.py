@@ -1,0 +1,98 @@
+"""Paired-station evidence in identify: unambiguous left/right co-occurrences, and new clusters of
+one flank joined through the other flank's pattern match."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+
+from spotid.catalog import Catalog, now_iso
+from spotid.identify.pairing import BurstSpan, join_through_pairs, pair_bursts
+from test_identify import _frame, _ident, _sightings
+from test_identify_helpers import coat, tint_right, warp
+
+T0 = datetime(2024, 3, 1, 22, 0, tzinfo=timezone(timedelta(hours=10)))
+
+
+def _s(flank, station, camera, sec, dur=2.0):
+    return BurstSpan(flank, station, camera, T0 + timedelta(seconds=sec), T0 + timedelta(seconds=sec + dur))
+
+
+def test_pair_bursts_only_unambiguous_cooccurrences():
+    spans = [
+        _s("left", "S1", "A", 0), _s("right", "S1", "B", 1),        # 0-1: a pair
+        _s("left", "S1", "A", 100), _s("right", "S1", "A", 100),    # same camera: never
+        _s("left", "S2", "A", 0),                                    # other station, no partner
+        _s("left", "S1", "A", 300), _s("right", "S1", "B", 315),    # 13 s after the left ends: too late
+        _s("left", "S1", "A", 600), _s("right", "S1", "B", 600), _s("right", "S1", "B", 605),  # two animals
+        _s("right", "S1", "B", 900), _s("left", "S1", "A", 909),    # 9 s gap (right ends at 902): pairs
+        BurstSpan("left", None, "A", None, None),                   # no time or station
+    ]
+    assert pair_bursts(spans, 10.0) == [(0, 1), (11, 10)]
+    assert pair_bursts(spans, 20.0) == [(0, 1), (5, 6), (11, 10)]   # the 13 s pair joins at 20 s
+
+
+def test_join_through_pairs_connects_same_flank_clusters_via_the_other_flank():
+    # left bursts in one cluster (matched), right bursts in two clusters (not matched); each pair links
+    nodes = [("left", 0), ("right", 0), ("left", 0), ("right", 1), ("right", 2), ("known", 7)]
+    root = join_through_pairs(nodes, [(0, 1), (2, 3), (5, 4)])
+    assert root[("right", 0)] == root[("right", 1)] == root[("left", 0)]
+    assert root[("right", 2)] == root[("known", 7)] != root[("right", 0)]
+
+
+def _burst(cat, folder, dep, t: datetime, animals, n0):
+    with cat.transaction():
+        iso = t.isoformat()
+        seq = cat.execute("INSERT INTO sequences (deployment_id, start, end, n_media) VALUES (?, ?, ?, ?)",
+                          (dep, iso, iso, len(animals))).lastrowid
+        dets = []
+        for k, a in enumerate(animals):
+            p = folder / f"{dep}_{n0 + k:04d}.jpg"
+            box = _frame(p, a, n0 + k)
+            ts = (t + timedelta(seconds=k)).isoformat()
+            mid = cat.execute(
+                "INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, width, height, size_bytes, "
+                "sequence_id, frame_num) VALUES (?, ?, ?, ?, 'image', ?, 640, 480, ?, ?, ?)",
+                (dep, f"sha{dep}{n0 + k}", str(p), p.name, ts, p.stat().st_size, seq, k)).lastrowid
+            dets.append(cat.execute(
+                "INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label, label_conf, static_fp) "
+                "VALUES (?, 'test', 1, 0.9, ?, ?, ?, ?, 'leopard', 0.9, 0)", (mid, *box)).lastrowid)
+    return dets
+
+
+def _paired_world(tmp_path):
+    """Animal A passes a paired station twice: its left flank (camera d1) matches across the two
+    visits; its right flank (camera d2) is rendered as two unrelated coats, i.e. the verifier cannot
+    match them, as with a night photo and a day photo."""
+    cat = Catalog(tmp_path / "cat.db")
+    with cat.transaction():
+        for d in ("d1", "d2"):
+            cat.execute("INSERT INTO deployments (id, location_id, created_at) VALUES (?, 'S1', ?)", (d, now_iso()))
+    A = coat(31)
+    t1, t2 = T0, T0 + timedelta(hours=5)
+    ids = {
+        "L1": _burst(cat, tmp_path, "d1", t1, [warp(A, 1), warp(A, 2)], 0),
+        "R1": _burst(cat, tmp_path, "d2", t1 + timedelta(seconds=1), [warp(tint_right(coat(41)), 3)], 10),
+        "L2": _burst(cat, tmp_path, "d1", t2, [warp(A, 4), warp(A, 5)], 20),
+        "R2": _burst(cat, tmp_path, "d2", t2 + timedelta(seconds=2), [warp(tint_right(coat(42)), 6)], 30),
+    }
+    return cat, ids
+
+
+def test_identify_joins_right_bursts_paired_with_matching_left_bursts(tmp_path):
+    cat, ids = _paired_world(tmp_path)
+    res = _ident()(cat)
+    s = _sightings(cat)
+    names = {k: {s[d]["name"] for d in v} for k, v in ids.items()}
+    assert names["L1"] == names["L2"] == {"L-0001"}            # matched by pattern
+    assert names["R1"] == names["R2"] == {"R-0001"}            # joined through the left match
+    assert res.paired_merges == 1 and sorted(res.new_individuals) == ["L-0001", "R-0001"]
+    cat.close()
+
+
+def test_pairing_off_keeps_unmatched_bursts_apart(tmp_path):
+    cat, ids = _paired_world(tmp_path)
+    res = _ident(pair_seconds=None)(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in ids["R1"]} != {s[d]["name"] for d in ids["R2"]}
+    assert res.paired_merges == 0 and sorted(res.new_individuals) == ["L-0001", "R-0001", "R-0002"]
+    cat.close()
