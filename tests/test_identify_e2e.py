@@ -82,3 +82,43 @@ def test_identify_on_synthetic_card(tmp_path):
     total = sum(sum(c.values()) for c in per_ident.values())
     purity = sum(max(c.values()) for c in per_ident.values()) / total if total else None
     print(f"identify on a synthetic card: {first}; proposed identities {len(per_ident)}, purity {purity}")
+
+
+@pytest.mark.slow
+def test_card_decision_rows_label_bursts_by_truth(tmp_path):
+    """Calibration rows from a synthetic card (spotid.identify.calibrate_cards): with every
+    individual ranked and no open-set split, a burst has exactly one correct row when its animal was
+    photographed in another burst of the same (classified) flank, and none otherwise."""
+    from spotid.catalog import Catalog
+    from spotid.identify.calibrate_cards import card_catalog, card_decision_rows
+    from spotid.identify.pipeline import Identifier, IdentifyConfig
+    from spotid.identify.embedder import Embedder
+    from spotid.identify.flank import FlankClassifier
+    from spotid.pipeline import truth_boxes
+    from spotid.synth.card import CardWriter
+    from spotid.synth.config import SynthConfig
+
+    card = tmp_path / "card"
+    CardWriter(SynthConfig(stations=2, days=10, individuals=3, seed=5, workers=1))(card)  # ind001: 3 visits
+    with pytest.raises(FileNotFoundError, match="spotid synth card"):
+        card_catalog(tmp_path, tmp_path / "work")
+    db = card_catalog(card, tmp_path / "work")
+    assert card_catalog(card, tmp_path / "work") == db  # reused, not detected again
+    with Catalog(db, create=False) as cat:
+        assert cat.scalar("SELECT COUNT(*) FROM runs WHERE stage = 'detect'") == 1
+        ident = Identifier(IdentifyConfig(), embedder=Embedder(None), flank=FlankClassifier(None))
+        rows = card_decision_rows(ident, cat, card, splits=0, top=1000)
+        boxes = truth_boxes(cat, json.loads((card / "truth.json").read_text()), card, min_iou=0.1)
+        bursts: dict = {}
+        for r in cat.query("SELECT c.detection_id, c.flank, m.sequence_id FROM crops c JOIN detections d "
+                           "ON d.id = c.detection_id JOIN media m ON m.id = d.media_id"):
+            if r["flank"] in ("left", "right"):
+                b = boxes.get(r["detection_id"])
+                bursts.setdefault((r["flank"], r["sequence_id"]), []).append(b["individual_id"] if b else None)
+    crops = {fl: sum(len(v) for (f, _), v in bursts.items() if f == fl) for fl in ("left", "right")}
+    animal = {k: v[0] for k, v in bursts.items() if crops[k[0]] >= 2}  # a lone crop has no gallery
+    expected = sum(1 for (fl, seq), a in animal.items() if a is not None and any(
+        a2 == a and fl2 == fl and seq2 != seq for (fl2, seq2), a2 in animal.items()))
+    assert rows.bursts == len(animal) and rows.x.shape == (len(rows.y), 4)
+    assert int(rows.y.sum()) == expected > 0
+    assert 0 < rows.y.mean() < 1

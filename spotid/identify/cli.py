@@ -188,6 +188,17 @@ def train_matcher(
              "instead of the flank classifier."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
     note: Optional[str] = typer.Option(None, "--note", help="How the data was made (stored in the card)."),
+    card: List[Path] = typer.Option(
+        [], "--card",
+        help="Synthetic card (`spotid synth card`, repeat): adds decision rows matched the way identify matches "
+             "(detector boxes, box-only keypoints, scenery filter, bursts)."),
+    decisions_from: str = typer.Option(
+        "all", "--decisions-from",
+        help="Rows the decision model is fitted on: all (folders and cards) | cards (what identify sees; "
+             "the folders then fit only the pairwise model)."),
+    card_work: Optional[Path] = typer.Option(None, "--card-work",
+                                             help="Folder for the cards' scratch catalogs and crops (default: "
+                                                  "CACHE/cards, else a temporary folder)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
@@ -201,6 +212,10 @@ def train_matcher(
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    if decisions_from not in ("all", "cards"):
+        raise typer.BadParameter(f"--decisions-from {decisions_from!r}: use all or cards")
+    if decisions_from == "cards" and not card:
+        raise typer.BadParameter("--decisions-from cards needs at least one --card (a `spotid synth card` folder)")
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
     _one_thread(threads)
     emb, fl = _models(cfg)
@@ -222,14 +237,35 @@ def train_matcher(
     for data, s in runs:  # the decision rows depend on the pairwise model (it ranks the crops)
         for kind, (x, y) in decision_training(data, s, pairwise).items():
             rows.setdefault(kind, []).append((x, y))
-    decisions = fit_decisions({k: (np.concatenate([x for x, _ in v]), np.concatenate([y for _, y in v]))
-                               for k, v in rows.items()})
-    cal = Calibration(pairwise.models, {}, decisions)
     for k, v in rows.items():
         for (d, _), (x, y) in zip(data_meta.items(), v):
             data_meta[d].setdefault("decision_rows", {})[k] = {"rows": int(len(y)), "correct": int(y.sum())}
-    meta = {"data": data_meta, "data_recipe": note, "embedder": emb.version, "verifier": ver.version,
-            "features": fx.version, "shortlist": cfg.shortlist, "verify_all": cfg.verify_all,
+    if decisions_from == "cards":  # the folder rows only fit the pairwise model
+        rows = {k: [] for k in rows if k != "embedding"} | {"embedding": rows.get("embedding", [])}
+    if card:
+        import tempfile
+
+        from spotid.catalog import Catalog
+        from spotid.identify.calibrate_cards import card_catalog, card_decision_rows
+        from spotid.identify.pipeline import Identifier
+
+        ident = Identifier(cfg, embedder=emb, flank=fl, calibration=pairwise)
+        tmp = None if card_work or cache else tempfile.TemporaryDirectory(prefix="spotid-cards-")
+        work = card_work or (cache / "cards" if cache else Path(tmp.name))
+        for c in card:
+            with Catalog(card_catalog(c, work), create=False) as cat:
+                cr = card_decision_rows(ident, cat, c)
+            for kind in ("fused", "verifier"):  # same rows: the pairwise ranking uses inliers only when w_cos = 0
+                if kind in rows:
+                    rows[kind].append((cr.x, cr.y))
+            data_meta[f"card:{c}"] = {"decision_rows": {"fused": cr.meta()}}
+        if tmp is not None:
+            tmp.cleanup()
+    decisions = fit_decisions({k: (np.concatenate([x for x, _ in v]), np.concatenate([y for _, y in v]))
+                               for k, v in rows.items()})
+    cal = Calibration(pairwise.models, {}, decisions)
+    meta = {"data": data_meta, "data_recipe": note, "decisions_from": decisions_from, "embedder": emb.version,
+            "verifier": ver.version, "features": fx.version, "shortlist": cfg.shortlist, "verify_all": cfg.verify_all,
             "command": "spotid train matcher " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "spotid train matcher"}
     if holdout is not None:
         data = prepare(list_items(holdout, holdout_encounter), embedder=emb, flank=fl, extractor=fx,

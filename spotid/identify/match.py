@@ -300,6 +300,23 @@ class Candidate:
     evidence: dict = field(repr=False, default_factory=dict)
 
 
+def pool_burst(frames: Sequence[dict[Hashable, Evidence]]) -> list[tuple[Hashable, Evidence, Evidence | None]]:
+    """The decision inputs of one burst: per individual its strongest frame evidence (highest
+    pairwise P) and the competitor's (the strongest other individual; None when there is none),
+    individuals ordered by that evidence. Shared by :meth:`Matcher.decide` and the calibration rows
+    of :mod:`spotid.identify.calibrate_cards`, so both see the same features."""
+    pooled: dict[Hashable, Evidence] = {}
+    for f in frames:
+        for ind, e in f.items():
+            if ind not in pooled or e.pair_prob > pooled[ind].pair_prob:
+                pooled[ind] = e
+    order = sorted(pooled, key=lambda i: -pooled[i].pair_prob)
+    if not order:
+        return []
+    first, second = pooled[order[0]], (pooled[order[1]] if len(order) > 1 else None)
+    return [(ind, pooled[ind], second if ind == order[0] else first) for ind in order]
+
+
 class Matcher:
     """Stage: (query embedding, query features, gallery) -> candidates ranked by calibrated P.
 
@@ -356,25 +373,12 @@ class Matcher:
                 for ind, p, j in rank_individuals(prob, gallery.individuals)}
 
     def decide(self, frames: Sequence[dict[Hashable, Evidence]]) -> list[Candidate]:
-        """Pool the evidence of the frames of one burst and rank individuals by calibrated P.
-
-        Per individual the burst keeps its strongest frame evidence (highest pairwise P); its
-        P(right individual) is then decided against the strongest evidence for any OTHER individual
-        in the same burst, so a burst whose sharp frames point at two different animals stays low.
-        """
-        pooled: dict[Hashable, Evidence] = {}
-        for f in frames:
-            for ind, e in f.items():
-                if ind not in pooled or e.pair_prob > pooled[ind].pair_prob:
-                    pooled[ind] = e
-        if not pooled:
-            return []
-        order = sorted(pooled, key=lambda i: -pooled[i].pair_prob)
-        first, second = pooled[order[0]], (pooled[order[1]] if len(order) > 1 else None)
+        """Pool the evidence of the frames of one burst and rank individuals by calibrated P
+        (:func:`pool_burst`: each individual's strongest frame evidence against the strongest
+        evidence for any OTHER individual in the burst, so a burst whose sharp frames point at two
+        different animals stays low)."""
         out = []
-        for ind in order:
-            e = pooled[ind]
-            other = second if ind == order[0] else first
+        for ind, e, other in pool_burst(frames):
             p = self.calibration.decide("fused", e.cos, e.inliers,
                                         other.cos if other is not None else 0.0,
                                         other.inliers if other is not None else 0)
