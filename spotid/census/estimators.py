@@ -250,7 +250,8 @@ def mt(X, max_n: float = MAX_N) -> Estimate:
     empty = [j + 1 for j in range(T) if s.n[j] == 0]
     if empty:
         return _undefined("Mt", s, f"occasion(s) {empty} have no captures, so Mt (Darroch) is undefined: "
-                                   "pool occasions (e.g. --occasion-days larger) or drop the empty ones",
+                                   "pool occasions (merge adjacent columns; from a catalog, "
+                                   "`spotid census --occasion-days` larger) or drop the empty ones",
                           npar=T + 1)
     nt = s.n.astype(float)
 

@@ -17,7 +17,7 @@ DB_HELP = "Catalog file (catalog mode: process media without detections)."
 
 
 def _config(config: Optional[Path], **overrides):
-    from spotid.config import default_yaml, load_config
+    from spotid.config import load_config
     from spotid.detect.config import DetectConfig
 
     try:

@@ -208,7 +208,6 @@ def wise_interpolate(init: dict, tuned: dict, alpha: float) -> dict:
     """WiSE-FT weight-space ensemble (Wortsman et al., CVPR 2022): ``alpha * tuned + (1 - alpha) * init``
     for floating tensors, both first rounded to fp16 (the shipped storage) and the result stored fp16;
     integer buffers (BN ``num_batches_tracked``) come from ``tuned``. Same architecture required."""
-    import torch
 
     if set(init) != set(tuned):
         raise ValueError("wise_interpolate: the two state dicts have different keys (different architectures?)")
