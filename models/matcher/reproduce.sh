@@ -2,9 +2,9 @@
 # Reproduce models/matcher/calibration.json (CPU only, 1 thread, ~15 min).
 #   pairwise P(same):        every verified pair of the folder sets calA (square crops with scene) and
 #                            calB (padded boxes), flank from the folder;
-#   decision P(right animal): synthetic cards run the way `spotid identify` runs them (shipped
-#                            detector boxes, box-only keypoints, static-scenery filter, bursts pooled),
-#                            --decisions-from cards.
+#   decision P(right animal): the leave-one-out queries of calA/calB (open-set splits) plus synthetic
+#                            cards run the way `spotid identify` runs them (shipped detector boxes,
+#                            box-only keypoints, static-scenery filter, bursts pooled).
 # Seeds are disjoint from everything evaluated: benchmarks/reid.py (4242+i, ids 90000+i) and
 # `spotid demo` (seed 0..3, the demo's own card settings).
 set -euo pipefail
@@ -31,6 +31,6 @@ for s in 301 302 303 304 305 306; do
   CARDS+=(--card "$WORK/c$s")
 done
 $SPOTID train matcher "$WORK/calA" "$WORK/calB" --encounter '^(e\d+)_' --encounter '^(e\d+)_' \
-  --flank-from-path '/(left|right)/' "${CARDS[@]}" --decisions-from cards \
+  --flank-from-path '/(left|right)/' "${CARDS[@]}" --decisions-from all \
   --cache "$WORK/cache" --card-work "$WORK/cards" --out "$OUT" \
-  --note "see models/matcher/reproduce.sh: calA/calB folders fit the pairwise model; synthetic cards c301-c306 (6 stations, 12 days, 10 leopards, empty 0.4) run through ingest + the shipped detector + identify's own matching fit the decision model"
+  --note "models/matcher/reproduce.sh: calA/calB folders fit the pairwise model; their leave-one-out queries plus synthetic cards c301-c306 (6 stations, 12 days, 10 leopards, empty 0.4, run through ingest + the shipped detector + identify's own matching) fit the decision model"
