@@ -14,7 +14,16 @@ import numpy as np
 
 from spotid.census.census import CensusResult
 from spotid.census.outputs import write_census
-from spotid.util import atomic_write_text
+from spotid.util import atomic_write_bytes, atomic_write_text
+
+
+def _save(fig, path: Path) -> None:
+    """Write the figure as PNG atomically (a half-written plot never replaces a good one)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _plt():
@@ -52,7 +61,7 @@ def plot_stations(res: CensusResult, path: Path) -> Path:
     ax.set_title("Camera stations and leopard events (label: station (events))")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -83,7 +92,7 @@ def plot_capture_history(res: CensusResult, path: Path) -> Path:
     if not order:
         ax.text(0.5, 0.5, "no identified leopards", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -115,7 +124,7 @@ def plot_over_time(res: CensusResult, path: Path) -> Path:
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -142,7 +151,7 @@ def plot_estimates(res: CensusResult, path: Path) -> Path:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
     return path
 
