@@ -86,6 +86,15 @@ def test_identify_joins_right_bursts_paired_with_matching_left_bursts(tmp_path):
     assert names["L1"] == names["L2"] == {"L-0001"}            # matched by pattern
     assert names["R1"] == names["R2"] == {"R-0001"}            # joined through the left match
     assert res.paired_merges == 1 and sorted(res.new_individuals) == ["L-0001", "R-0001"]
+    # the why is stored with the proposal and shown on the review page
+    note = cat.scalar("SELECT notes FROM individuals WHERE name = 'R-0001'")
+    assert "2 groups of right-flank bursts" in note and "d2 2024-03-01T22:00:01+10:00 with d1" in note
+    assert cat.scalar("SELECT notes FROM individuals WHERE name = 'L-0001'") is None
+    from spotid.review.config import ReviewConfig
+    from spotid.review.queue import load_item
+
+    item = load_item(cat, s[ids["R2"][0]]["id"], ReviewConfig())
+    assert item.proposed.name == "R-0001" and item.proposed.notes == note
     cat.close()
 
 

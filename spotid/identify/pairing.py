@@ -101,7 +101,9 @@ def burst_span(flank: str, members: Sequence, station: dict[str, str]) -> BurstS
 
 def join_paired_clusters(plans: dict, station: dict[str, str], seconds: float) -> int:
     """Relabel the new-individual clusters of each flank's plan in place so that clusters joined
-    through paired co-occurrences (:func:`pair_bursts` + :func:`join_through_pairs`) share a label.
+    through paired co-occurrences (:func:`pair_bursts` + :func:`join_through_pairs`) share a label,
+    and set ``plan.notes`` {label: why} for the joined ones (stored with the proposed individual,
+    shown on the review page).
 
     ``plans`` {flank: plan} with ``plan.decided`` [(members, individual, P, burst)], ``plan.new_groups``
     [(members, burst)] and ``plan.labels`` ``(len(new_groups),)`` cluster ids 0..k-1; ``station``
@@ -114,16 +116,42 @@ def join_paired_clusters(plans: dict, station: dict[str, str], seconds: float) -
         for (members, _), lab in zip(plan.new_groups, plan.labels):
             spans.append(burst_span(flank, members, station))
             nodes.append((flank, int(lab)))
-    root = join_through_pairs(nodes, pair_bursts(spans, seconds))
+    pairs = pair_bursts(spans, seconds)
+    root = join_through_pairs(nodes, pairs)
     merges = 0
     for flank, plan in plans.items():
+        plan.notes = {}
         if not len(plan.labels):
             continue
         first: dict = {}
         for lab in plan.labels.tolist():
             first.setdefault(root[(flank, lab)], lab)
         merged = [first[root[(flank, lab)]] for lab in plan.labels.tolist()]
-        merges += len(set(plan.labels.tolist())) - len(set(merged))
+        absorbed = len(set(plan.labels.tolist())) - len(set(merged))
+        merges += absorbed
         remap: dict[int, int] = {}
-        plan.labels = np.array([remap.setdefault(int(c), len(remap)) for c in merged], int)
+        new = np.array([remap.setdefault(int(c), len(remap)) for c in merged], int)
+        if absorbed:
+            for lab in set(new.tolist()):
+                olds = sorted({int(o) for o, n in zip(plan.labels.tolist(), new.tolist()) if n == lab})
+                if len(olds) > 1:
+                    plan.notes[lab] = _join_note(flank, plan, olds, spans, nodes, pairs, seconds)
+        plan.labels = new
     return merges
+
+
+def _join_note(flank: str, plan, olds: list[int], spans, nodes, pairs, seconds: float) -> str:
+    """Why bursts that did not match each other were proposed as one individual."""
+    other = "right" if flank == "left" else "left"
+    partner = {}
+    for i, j in pairs:
+        partner[i], partner[j] = j, i
+    lines = []
+    for k, n in enumerate(nodes):
+        if n[0] == flank and n[1] in olds and k in partner:
+            s, o = spans[k], spans[partner[k]]
+            lines.append(f"{s.camera} {s.start.isoformat(timespec='seconds')} with {o.camera} "
+                         f"{o.start.isoformat(timespec='seconds')}")
+    return (f"{len(olds)} groups of {flank}-flank bursts that did not match each other, joined because each "
+            f"was photographed within {seconds:g} s with a {other}-flank burst at the paired camera and "
+            f"those {other}-flank bursts matched: " + "; ".join(sorted(set(lines))))

@@ -140,6 +140,7 @@ class _FlankPlan:
     decided: list
     new_groups: list
     labels: np.ndarray
+    notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
 
 
 def _flank_prefix(flank: str) -> str:
@@ -398,8 +399,9 @@ class Identifier:
             new_ids = {}
             for lab in sorted(set(labels.tolist())):
                 name = self._next_name(cat, flank)
-                cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) "
-                                  "VALUES (?, ?, 'proposed', ?, ?)", (name, flank, now_iso(), f"run:{run_id}"))
+                cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by, notes) "
+                                  "VALUES (?, ?, 'proposed', ?, ?, ?)",
+                                  (name, flank, now_iso(), f"run:{run_id}", plan.notes.get(lab)))
                 new_ids[lab] = int(cur.lastrowid)
                 result.new_individuals.append(name)
         for chunk in batched(decided + [(m, new_ids[int(lab)], None, v) for (m, v), lab in zip(new_groups, labels)], 200):

@@ -44,6 +44,7 @@ class IndividualDetail:
     merged_from: tuple[IndividualRef, ...]
     merged_into: IndividualRef | None
     same_flank: tuple[IndividualRef, ...] = field(default_factory=tuple)  # merge targets
+    notes: str | None = None                     # identify's (or a reviewer's) note on the individual
 
 
 _SUMMARY_SQL = """
@@ -124,7 +125,8 @@ def individual_detail(cat: Catalog, individual_id: int, *, n_references: int = 6
         linked_sightings=tuple(_sighting_rows(cat, [x.id for x in linked])),
         merged_from=merged_from,
         merged_into=individual_ref(cat, summary.merged_into),
-        same_flank=same_flank)
+        same_flank=same_flank,
+        notes=cat.scalar("SELECT notes FROM individuals WHERE id = ?", (individual_id,)))
 
 
 @dataclass(frozen=True)

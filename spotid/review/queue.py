@@ -82,6 +82,7 @@ class IndividualRef:
     name: str
     flank: str
     status: str
+    notes: str | None = None            # e.g. why identify proposed these bursts as one animal
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,9 @@ def resolve(cat: Catalog, individual_id: int) -> int:
 def individual_ref(cat: Catalog, individual_id: int | None) -> IndividualRef | None:
     if individual_id is None:
         return None
-    r = cat.conn.execute("SELECT id, name, flank, status FROM individuals WHERE id = ?", (individual_id,)).fetchone()
-    return None if r is None else IndividualRef(int(r["id"]), r["name"], r["flank"], r["status"])
+    r = cat.conn.execute("SELECT id, name, flank, status, notes FROM individuals WHERE id = ?",
+                         (individual_id,)).fetchone()
+    return None if r is None else IndividualRef(int(r["id"]), r["name"], r["flank"], r["status"], r["notes"])
 
 
 def _individual_stats(cat: Catalog, individual_id: int) -> tuple[int, tuple[str, ...], str | None]:
