@@ -105,3 +105,27 @@ def test_pairing_off_keeps_unmatched_bursts_apart(tmp_path):
     assert {s[d]["name"] for d in ids["R1"]} != {s[d]["name"] for d in ids["R2"]}
     assert res.paired_merges == 0 and sorted(res.new_individuals) == ["L-0001", "R-0001", "R-0002"]
     cat.close()
+
+
+def test_second_season_right_bursts_join_through_a_known_left_individual(tmp_path):
+    """Season 1 proposes L-0001 (animal A's left flank). Season 2: A passes twice; both left bursts
+    match L-0001 (a known individual), the two right bursts match nothing, not even each other: they
+    become one new right identity, because both were photographed with L-0001."""
+    cat, ids = _paired_world(tmp_path)
+    _ident()(cat)
+    A = coat(31)
+    t3 = T0 + timedelta(days=20)
+    t4 = t3 + timedelta(hours=6)
+    new = {
+        "L3": _burst(cat, tmp_path, "d1", t3, [warp(A, 7), warp(A, 8)], 40),
+        "R3": _burst(cat, tmp_path, "d2", t3 + timedelta(seconds=1), [warp(tint_right(coat(43)), 9)], 52),
+        "L4": _burst(cat, tmp_path, "d1", t4, [warp(A, 10), warp(A, 11)], 60),
+        "R4": _burst(cat, tmp_path, "d2", t4 + timedelta(seconds=3), [warp(tint_right(coat(44)), 12)], 72),
+    }
+    res = _ident()(cat)
+    s = _sightings(cat)
+    names = {k: {s[d]["name"] for d in v} for k, v in new.items()}
+    assert names["L3"] == names["L4"] == {"L-0001"} and res.matched == 4      # known left flank
+    assert names["R3"] == names["R4"] == {"R-0002"}                          # one new right identity
+    assert res.paired_merges == 1 and res.new_individuals == ["R-0002"]
+    cat.close()
