@@ -185,8 +185,8 @@ class Identifier:
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
-        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, m.deployment_id, m.timestamp "
-               "FROM detections d "
+        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
+               "m.deployment_id, m.timestamp FROM detections d "
                "JOIN media m ON m.id = d.media_id LEFT JOIN sightings s ON s.detection_id = d.id "
                "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
         args: list = []
@@ -387,13 +387,15 @@ class Identifier:
 
     def _join_paired(self, cat: Catalog, plans: dict) -> int:
         """Join new clusters through paired-station co-occurrences (:func:`join_paired_clusters`)."""
-        station = {r["id"]: str(r["st"]) for r in cat.query("SELECT id, COALESCE(location_id, id) AS st FROM deployments")}
+        station = {r["id"]: str(r["st"])
+                   for r in cat.query("SELECT id, COALESCE(location_id, id) AS st FROM deployments")}
         merges = join_paired_clusters(plans, station, self.cfg.pair_seconds)
         if merges:
             log.info("paired stations joined %d new-individual cluster(s) with their other flank's match", merges)
         return merges
 
-    def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int, result: IdentifyResult) -> None:
+    def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int,
+                     result: IdentifyResult) -> None:
         evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
         with cat.transaction():
             new_ids = {}
