@@ -237,3 +237,20 @@ def test_new_flank_model_reclassifies_cached_crops(world):
     Identifier(cfg, embedder=FakeEmbedder(), flank=AllRight(), calibration=CAL)(cat)
     assert cat.scalar("SELECT COUNT(*) FROM crops WHERE flank = 'right'") == 8
     assert {r[0] for r in cat.query("SELECT flank_model FROM crops")} == {"fake-flank@111111111111@"}
+
+
+def test_new_proposals_list_the_runs_other_proposals_as_candidates(world):
+    """A split shows in review: each new sighting carries the run's other same-flank proposals as
+    ranked candidates (below the clustering threshold, else they would have been joined)."""
+    cat, card, ids, _ = world
+    _ident()(cat)
+    s = _sightings(cat)
+    name = {d: s[d]["name"] for k in ("A1", "B", "C") for d in ids[k]}
+    by_name = {r["name"]: r["id"] for r in cat.query("SELECT id, name FROM individuals")}
+    for d in ids["B"]:
+        cands = cat.query("SELECT individual_id, rank, probability, verify_inliers, reference_detection_id "
+                          "FROM match_candidates WHERE sighting_id = ? ORDER BY rank", (s[d]["id"],))
+        assert [c["individual_id"] for c in cands] == [by_name[name[ids["A1"][0]]]]   # the other left proposal
+        assert cands[0]["probability"] < 0.5 and cands[0]["reference_detection_id"] in ids["A1"] + ids["A2"]
+    for d in ids["C"]:  # the only right-flank proposal: nobody to compare with
+        assert cat.scalar("SELECT COUNT(*) FROM match_candidates WHERE sighting_id = ?", (s[d]["id"],)) == 0

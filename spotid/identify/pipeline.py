@@ -16,6 +16,8 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    ``cluster_linkage``) so that one new animal seen five times is proposed once; then clusters of
    one flank whose bursts were photographed together with bursts of the other flank that matched
    each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
+   every new sighting keeps the run's other same-flank proposals as ranked candidates, so the review
+   page shows where one animal may have become two (:mod:`spotid.identify.proposals`);
 4. front/back/unknown views, and groups that match nobody but are below the quality floor or whose
    boxes are all below the detector's typical threshold (``found_min_conf``), are 'unusable': a
    doubtful box (a deer, moving grass) must not found a leopard.
@@ -38,6 +40,7 @@ from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
 from spotid.identify.match import Gallery, Matcher, cluster_decide, cluster_new
 from spotid.identify.pairing import join_paired_clusters
+from spotid.identify.proposals import ClusterEvidence, sibling_candidates
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
@@ -140,6 +143,7 @@ class _FlankPlan:
     decided: list
     new_groups: list
     labels: np.ndarray
+    cluster_ev: ClusterEvidence
     notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
 
 
@@ -374,7 +378,8 @@ class Identifier:
                 new_groups.append((members, burst))
             else:
                 self._write_unusable(cat, members, run_id, result)
-        return _FlankPlan(evidence, decided, new_groups, self._cluster(new_groups))
+        labels, cluster_ev = self._cluster(new_groups)
+        return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev)
 
     def _found_min_conf(self, cat: Catalog) -> float:
         """Detection confidence a burst needs to found a new individual: the configured one, else the
@@ -406,18 +411,24 @@ class Identifier:
                                   (name, flank, now_iso(), f"run:{run_id}", plan.notes.get(lab)))
                 new_ids[lab] = int(cur.lastrowid)
                 result.new_individuals.append(name)
-        for chunk in batched(decided + [(m, new_ids[int(lab)], None, v) for (m, v), lab in zip(new_groups, labels)], 200):
+        new = [(m, new_ids[int(lab)], None, v, g) for g, ((m, v), lab) in enumerate(zip(new_groups, labels))]
+        for chunk in batched([(*d, None) for d in decided] + new, 200):
             with cat.transaction():
-                for members, ind, p, burst in chunk:
+                for members, ind, p, burst, g in chunk:
                     for m in members:
                         frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
-                        self._write_sighting(cat, m, ind, p, burst, frame, run_id, result)
+                        b = burst
+                        if g is not None:  # a new proposal: the run's other proposals are candidates too
+                            probs, sib = sibling_candidates(g, m.detection_id, labels, plan.cluster_ev, new_ids,
+                                                            self.calibration, self.cfg.top_k)
+                            b, frame = {**burst, **probs}, frame + sib
+                        self._write_sighting(cat, m, ind, p, b, frame, run_id, result)
 
     #: frames per new-candidate group compared when clustering (the sharpest ones)
     cluster_frames = 4
 
-    def _cluster(self, new_groups: list) -> np.ndarray:
-        """Cluster new-candidate groups.
+    def _cluster(self, new_groups: list) -> tuple[np.ndarray, ClusterEvidence]:
+        """Cluster new-candidate groups: labels ``(n,)`` and the evidence measured between them.
 
         The sharpest ``cluster_frames`` frames of every group form a temporary gallery (individual =
         group); each frame is matched against it with its own group masked out, through the same
@@ -427,20 +438,22 @@ class Identifier:
         decision P computed once from that matrix (:func:`cluster_new`).
         """
         n = len(new_groups)
+        ev = ClusterEvidence.empty(n)
         if n <= 1:
-            return np.zeros(n, int)
+            return np.zeros(n, int), ev
         reps = [sorted(m, key=lambda r: -r.quality)[: self.cluster_frames] for m, _ in new_groups]
         frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
         owner = np.array([g for g, _ in frames])
         gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
-                      owner.tolist(), list(range(len(frames))), [r.place for _, r in frames])
-        inl, cos = np.zeros((n, n)), np.zeros((n, n))
+                      owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames])
+        inl, cos = ev.inliers, ev.cos
         for g, r in progress(frames, total=len(frames), description="cluster new"):
-            for h, e in self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place).items():
-                if e.inliers > inl[g, h]:
-                    inl[g, h], cos[g, h] = e.inliers, e.cos
+            ev.frames[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place)
+            for h, e in ev.frames[r.detection_id].items():
+                if e.inliers > inl[g, h] or ev.ref[g, h] < 0:
+                    inl[g, h], cos[g, h], ev.ref[g, h] = e.inliers, e.cos, e.ref
         if self.cfg.cluster_linkage == "decision":
-            return cluster_decide(inl, cos, self.calibration, self.cfg.new_cluster_threshold)
+            return cluster_decide(inl, cos, self.calibration, self.cfg.new_cluster_threshold), ev
         prob = np.zeros((n, n))
         for g in range(n):
             row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
@@ -450,7 +463,7 @@ class Identifier:
                     o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                     oi = row[o] if o != g else 0.0
                     prob[g, h] = self.calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
-        return cluster_new(np.maximum(prob, prob.T), self.cfg.new_cluster_threshold, self.cfg.cluster_linkage)
+        return cluster_new(np.maximum(prob, prob.T), self.cfg.new_cluster_threshold, self.cfg.cluster_linkage), ev
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)

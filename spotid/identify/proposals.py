@@ -1,0 +1,66 @@
+"""Candidates among the run's own new proposals, so a reviewer can catch a split.
+
+When identify proposes several new individuals in one run, the clustering has already verified every
+new burst against every other; the pairs that stayed below ``new_cluster_threshold`` are exactly the
+places where one leopard may have become two proposals. Their evidence is stored as ranked match
+candidates of each new sighting (with the matched keypoints where the frame was one of its burst's
+compared frames), so the review page shows "new individual R-0004; next best R-0007, 9 inliers,
+P 0.31" and the reviewer can merge them with one key instead of searching the whole catalog.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable
+
+import numpy as np
+
+from spotid.identify.calibrate import Calibration
+from spotid.identify.match import Candidate, Evidence
+
+
+@dataclass
+class ClusterEvidence:
+    """What clustering the new bursts measured. ``inliers``/``cos``/``ref`` ``(n, n)``: for bursts g,
+    h the best inlier count of g's compared frames against h's, its cosine and h's detection id that
+    gave it (-1 = none); ``frames`` {detection id of a compared frame: {burst h: Evidence}}."""
+
+    inliers: np.ndarray
+    cos: np.ndarray
+    ref: np.ndarray
+    frames: dict[int, dict[int, Evidence]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n: int) -> "ClusterEvidence":
+        return cls(np.zeros((n, n)), np.zeros((n, n)), np.full((n, n), -1, dtype=np.int64))
+
+
+def sibling_candidates(g: int, detection_id: int, labels: np.ndarray, ev: ClusterEvidence, ids: dict[int, Hashable],
+                       calibration: Calibration, top_k: int) -> tuple[dict[Hashable, float], list[Candidate]]:
+    """For new burst ``g`` (final cluster ``labels[g]``) and one of its frames: the other new clusters
+    ranked by P(this is that animal) from the burst's best evidence for each against its best evidence
+    for any other (the decision model), as ({individual: P}, [Candidate]) with ``ids`` {cluster label:
+    individual id}. The frame's own matched keypoints are attached when it was a compared frame."""
+    own = int(labels[g])
+    best: dict[int, tuple[float, float, int]] = {}  # label -> (inliers, cos, ref detection)
+    for h in range(len(labels)):
+        lab = int(labels[h])
+        if lab == own or ev.ref[g, h] < 0:
+            continue
+        if lab not in best or ev.inliers[g, h] > best[lab][0]:
+            best[lab] = (float(ev.inliers[g, h]), float(ev.cos[g, h]), int(ev.ref[g, h]))
+    order = sorted(best, key=lambda lab: -best[lab][0])[:top_k]
+    frame = ev.frames.get(detection_id, {})
+    probs: dict[Hashable, float] = {}
+    cands: list[Candidate] = []
+    for k, lab in enumerate(order):
+        inl, cs, ref = best[lab]
+        other = best[order[1]] if k == 0 and len(order) > 1 else (best[order[0]] if k else (0.0, 0.0, -1))
+        p = float(calibration.decide("fused", cs, inl, other[1], other[0]))
+        mine = [e for h, e in frame.items() if int(labels[h]) == lab]
+        e = max(mine, key=lambda e: e.inliers, default=None)
+        pts = (e.verification.evidence() if e is not None and e.verification is not None and e.inliers
+               else {"query_pts": [], "ref_pts": []})
+        probs[ids[lab]] = p
+        cands.append(Candidate(ids[lab], p, e.cos if e else cs, e.inliers if e else int(inl),
+                               e.ref if e else ref, pts))
+    return probs, cands
