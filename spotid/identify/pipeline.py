@@ -38,9 +38,9 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
-from spotid.identify.match import Gallery, Matcher, cluster_decide, cluster_new
+from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
-from spotid.identify.proposals import ClusterEvidence, sibling_candidates
+from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
@@ -428,42 +428,10 @@ class Identifier:
     cluster_frames = 4
 
     def _cluster(self, new_groups: list) -> tuple[np.ndarray, ClusterEvidence]:
-        """Cluster new-candidate groups: labels ``(n,)`` and the evidence measured between them.
-
-        The sharpest ``cluster_frames`` frames of every group form a temporary gallery (individual =
-        group); each frame is matched against it with its own group masked out, through the same
-        shortlist as known individuals (whole when small, votes + cosine when large), giving the best
-        inliers between every two groups. ``cluster_linkage='decision'`` then merges groups greedily
-        with the decision model (:func:`cluster_decide`); the hierarchical linkages run on the
-        decision P computed once from that matrix (:func:`cluster_new`).
-        """
-        n = len(new_groups)
-        ev = ClusterEvidence.empty(n)
-        if n <= 1:
-            return np.zeros(n, int), ev
-        reps = [sorted(m, key=lambda r: -r.quality)[: self.cluster_frames] for m, _ in new_groups]
-        frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
-        owner = np.array([g for g, _ in frames])
-        gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
-                      owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames])
-        inl, cos = ev.inliers, ev.cos
-        for g, r in progress(frames, total=len(frames), description="cluster new"):
-            ev.frames[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gal, owner != g, r.place)
-            for h, e in ev.frames[r.detection_id].items():
-                if e.inliers > inl[g, h] or ev.ref[g, h] < 0:
-                    inl[g, h], cos[g, h], ev.ref[g, h] = e.inliers, e.cos, e.ref
-        if self.cfg.cluster_linkage == "decision":
-            return cluster_decide(inl, cos, self.calibration, self.cfg.new_cluster_threshold), ev
-        prob = np.zeros((n, n))
-        for g in range(n):
-            row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
-            top = np.argsort(-row, kind="stable")
-            for h in range(n):
-                if h != g:
-                    o = top[0] if top[0] != h else (top[1] if n > 2 else g)
-                    oi = row[o] if o != g else 0.0
-                    prob[g, h] = self.calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
-        return cluster_new(np.maximum(prob, prob.T), self.cfg.new_cluster_threshold, self.cfg.cluster_linkage), ev
+        """Cluster new-candidate groups (:func:`cluster_proposals`)."""
+        return cluster_proposals([m for m, _ in new_groups], self.matcher, self.calibration,
+                                 threshold=self.cfg.new_cluster_threshold, linkage=self.cfg.cluster_linkage,
+                                 frames_per_group=self.cluster_frames)
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)

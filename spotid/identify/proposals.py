@@ -1,4 +1,5 @@
-"""Candidates among the run's own new proposals, so a reviewer can catch a split.
+"""New-individual proposals: clustering the bursts that matched nobody, and the candidates among
+the run's own proposals, so a reviewer can catch a split.
 
 When identify proposes several new individuals in one run, the clustering has already verified every
 new burst against every other; the pairs that stayed below ``new_cluster_threshold`` are exactly the
@@ -15,7 +16,8 @@ from typing import Hashable
 import numpy as np
 
 from spotid.identify.calibrate import Calibration
-from spotid.identify.match import Candidate, Evidence
+from spotid.identify.match import Candidate, Evidence, Gallery, Matcher, cluster_decide, cluster_new
+from spotid.util import progress
 
 
 @dataclass
@@ -64,3 +66,44 @@ def sibling_candidates(g: int, detection_id: int, labels: np.ndarray, ev: Cluste
         cands.append(Candidate(ids[lab], p, e.cos if e else cs, e.inliers if e else int(inl),
                                e.ref if e else ref, pts))
     return probs, cands
+
+
+def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, *, threshold: float,
+                      linkage: str = "decision", frames_per_group: int = 4) -> tuple[np.ndarray, ClusterEvidence]:
+    """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured.
+
+    ``groups``: per burst its frames (objects with ``detection_id``, ``quality``, ``embedding``,
+    ``features``, ``place``). The sharpest ``frames_per_group`` frames of every burst form a
+    temporary gallery (individual = burst); each frame is matched against it with its own burst
+    masked out, through the same shortlist as known individuals (whole when small, votes + cosine
+    when large), giving the best inliers between every two bursts. ``linkage='decision'`` merges
+    bursts greedily with the decision model (:func:`cluster_decide`); the hierarchical linkages run
+    on the decision P computed once from that matrix (:func:`cluster_new`).
+    """
+    n = len(groups)
+    ev = ClusterEvidence.empty(n)
+    if n <= 1:
+        return np.zeros(n, int), ev
+    reps = [sorted(m, key=lambda r: -r.quality)[:frames_per_group] for m in groups]
+    frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
+    owner = np.array([g for g, _ in frames])
+    gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
+                  owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames])
+    inl, cos = ev.inliers, ev.cos
+    for g, r in progress(frames, total=len(frames), description="cluster new"):
+        ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g, r.place)
+        for h, e in ev.frames[r.detection_id].items():
+            if e.inliers > inl[g, h] or ev.ref[g, h] < 0:
+                inl[g, h], cos[g, h], ev.ref[g, h] = e.inliers, e.cos, e.ref
+    if linkage == "decision":
+        return cluster_decide(inl, cos, calibration, threshold), ev
+    prob = np.zeros((n, n))
+    for g in range(n):
+        row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
+        top = np.argsort(-row, kind="stable")
+        for h in range(n):
+            if h != g:
+                o = top[0] if top[0] != h else (top[1] if n > 2 else g)
+                oi = row[o] if o != g else 0.0
+                prob[g, h] = calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
+    return cluster_new(np.maximum(prob, prob.T), threshold, linkage), ev
