@@ -43,14 +43,15 @@ def sibling_candidates(g: int, detection_id: int, labels: np.ndarray, ev: Cluste
     for any other (the decision model), as ({individual: P}, [Candidate]) with ``ids`` {cluster label:
     individual id}. The frame's own matched keypoints are attached when it was a compared frame."""
     own = int(labels[g])
-    best: dict[int, tuple[float, float, int]] = {}  # label -> (inliers, cos, ref detection)
-    for h in range(len(labels)):
+    idx = np.flatnonzero((ev.ref[g] >= 0) & (np.asarray(labels) != own))
+    best: dict[int, tuple[float, float, int]] = {}  # label -> (inliers, cos, ref detection), best first
+    for h in idx[np.argsort(-ev.inliers[g, idx], kind="stable")]:  # stop once top_k labels are known
         lab = int(labels[h])
-        if lab == own or ev.ref[g, h] < 0:
-            continue
-        if lab not in best or ev.inliers[g, h] > best[lab][0]:
+        if lab not in best:
             best[lab] = (float(ev.inliers[g, h]), float(ev.cos[g, h]), int(ev.ref[g, h]))
-    order = sorted(best, key=lambda lab: -best[lab][0])[:top_k]
+            if len(best) >= top_k:
+                break
+    order = list(best)
     frame = ev.frames.get(detection_id, {})
     probs: dict[Hashable, float] = {}
     cands: list[Candidate] = []
