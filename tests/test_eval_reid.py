@@ -140,3 +140,17 @@ def test_decision_training_rows(reid_dir):
     assert (x[y, 1] >= x[y, 3]).all()
     d = fit_decisions(rows)["fused"]
     assert d.w[1] > 0 >= d.w[3]
+
+
+def test_train_matcher_card_errors_name_the_fix(reid_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    run = CliRunner()
+    r = run.invoke(app, ["train", "matcher", str(reid_dir), "--card", str(tmp_path)])
+    assert r.exit_code == 2 and "truth.json" in r.output and "spotid synth card" in r.output
+    r = run.invoke(app, ["train", "matcher", str(reid_dir), "--decisions-from", "cards"])
+    assert r.exit_code == 2 and "--card" in r.output
+    r = run.invoke(app, ["train", "matcher", str(reid_dir), "--decisions-from", "some"])
+    assert r.exit_code == 2 and "all or cards" in r.output

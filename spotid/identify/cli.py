@@ -216,6 +216,10 @@ def train_matcher(
         raise typer.BadParameter(f"--decisions-from {decisions_from!r}: use all or cards")
     if decisions_from == "cards" and not card:
         raise typer.BadParameter("--decisions-from cards needs at least one --card (a `spotid synth card` folder)")
+    for c in card:  # before the slow part: a wrong folder should fail now, not after the fit
+        if not (Path(c) / "truth.json").is_file():
+            raise typer.BadParameter(f"{c} has no truth.json: pass a folder made by `spotid synth card`",
+                                     param_hint="--card")
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
     _one_thread(threads)
     emb, fl = _models(cfg)
