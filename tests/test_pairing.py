@@ -29,6 +29,8 @@ def test_pair_bursts_only_unambiguous_cooccurrences():
     ]
     assert pair_bursts(spans, 10.0) == [(0, 1), (11, 10)]
     assert pair_bursts(spans, 20.0) == [(0, 1), (5, 6), (11, 10)]   # the 13 s pair joins at 20 s
+    crowded = BurstSpan("left", "S1", "A", T0, T0 + timedelta(seconds=2), crowded=True)  # two leopards in a frame
+    assert pair_bursts([crowded, _s("right", "S1", "B", 1)], 10.0) == []
 
 
 def test_join_through_pairs_connects_same_flank_clusters_via_the_other_flank():
@@ -129,3 +131,16 @@ def test_second_season_right_bursts_join_through_a_known_left_individual(tmp_pat
     assert names["R3"] == names["R4"] == {"R-0002"}                          # one new right identity
     assert res.paired_merges == 1 and res.new_individuals == ["R-0002"]
     cat.close()
+
+
+def test_burst_span_marks_two_leopards_in_one_frame_as_crowded():
+    from types import SimpleNamespace as NS
+
+    from spotid.identify.pairing import burst_span
+
+    t = [(T0 + timedelta(seconds=k)).isoformat() for k in range(3)]
+    one = [NS(time=t[0], camera="d1", media_id=1), NS(time=t[2], camera="d1", media_id=2)]
+    two = one + [NS(time=t[1], camera="d1", media_id=1)]          # a second leopard in frame 1
+    s = burst_span("left", one, {"d1": "S1"})
+    assert (s.station, s.camera, s.start, s.end, s.crowded) == ("S1", "d1", T0, T0 + timedelta(seconds=2), False)
+    assert burst_span("left", two, {"d1": "S1"}).crowded

@@ -9,9 +9,9 @@ instead of two. This is how a biologist reads a paired station, and it stops one
 two when only one of its flanks was photographed well enough to match.
 
 Only unambiguous co-occurrences count: at that station and time, exactly one left burst on one
-camera and exactly one right burst on the other (a female with cubs passing together gives several
-bursts per camera and links nothing). A merge always needs a pattern match on the other flank;
-pairing alone never joins two bursts of the same flank.
+camera and exactly one right burst on the other, and neither burst has two leopards of its flank in
+one frame (a female with cubs passing together links nothing). A merge always needs a pattern match
+on the other flank; pairing alone never joins two bursts of the same flank.
 """
 from __future__ import annotations
 
@@ -35,13 +35,15 @@ class BurstSpan:
     camera: str
     start: datetime
     end: datetime
+    crowded: bool = False      # two or more leopards of this flank in one frame: never paired
 
 
 def pair_bursts(spans: Sequence[BurstSpan], seconds: float) -> list[tuple[int, int]]:
     """Unambiguous left/right co-occurrences: pairs ``(i, j)`` of indices into ``spans`` with
     ``spans[i].flank == 'left'`` and ``spans[j].flank == 'right'``, same station, different cameras,
     time spans within ``seconds`` of each other, and each the other's only such partner.
-    Spans without a time or station are never paired."""
+    Spans without a time or station are never paired; crowded spans are never paired and, being
+    there, make their neighbours ambiguous too."""
     gap = timedelta(seconds=seconds)
     partners: dict[int, set[int]] = defaultdict(set)
     by_station: dict[str, list[int]] = defaultdict(list)
@@ -59,7 +61,8 @@ def pair_bursts(spans: Sequence[BurstSpan], seconds: float) -> list[tuple[int, i
                     partners[i].add(j)
                     partners[j].add(i)
     return sorted((i, next(iter(ps))) for i, ps in partners.items()
-                  if spans[i].flank == "left" and len(ps) == 1 and len(partners[next(iter(ps))]) == 1)
+                  if spans[i].flank == "left" and len(ps) == 1 and len(partners[next(iter(ps))]) == 1
+                  and not spans[i].crowded and not spans[next(iter(ps))].crowded)
 
 
 class _UnionFind:
@@ -93,10 +96,12 @@ def join_through_pairs(nodes: Sequence[Hashable], pairs: Sequence[tuple[int, int
 
 
 def burst_span(flank: str, members: Sequence, station: dict[str, str]) -> BurstSpan:
-    """The span of a burst's frames (objects with ``.time`` ISO strings and ``.camera``)."""
+    """The span of a burst's frames (objects with ``.time`` ISO strings, ``.camera`` and ``.media_id``)."""
     times = sorted(datetime.fromisoformat(m.time) for m in members if m.time)
     cam = members[0].camera
-    return BurstSpan(flank, station.get(cam), cam, times[0] if times else None, times[-1] if times else None)
+    crowded = len({m.media_id for m in members}) < len(members)
+    return BurstSpan(flank, station.get(cam), cam, times[0] if times else None, times[-1] if times else None,
+                     crowded)
 
 
 def join_paired_clusters(plans: dict, station: dict[str, str], seconds: float) -> int:
