@@ -139,8 +139,11 @@ def test_burst_span_marks_two_leopards_in_one_frame_as_crowded():
     from spotid.identify.pairing import burst_span
 
     t = [(T0 + timedelta(seconds=k)).isoformat() for k in range(3)]
-    one = [NS(time=t[0], camera="d1", media_id=1), NS(time=t[2], camera="d1", media_id=2)]
-    two = one + [NS(time=t[1], camera="d1", media_id=1)]          # a second leopard in frame 1
+    box = (0.2, 0.3, 0.4, 0.2)
+    one = [NS(time=t[0], camera="d1", media_id=1, box=box), NS(time=t[2], camera="d1", media_id=2, box=box)]
+    dup = one + [NS(time=t[0], camera="d1", media_id=1, box=(0.25, 0.3, 0.2, 0.2))]  # a part box: 100% inside
+    two = one + [NS(time=t[0], camera="d1", media_id=1, box=(0.5, 0.3, 0.4, 0.2))]   # half of it outside
     s = burst_span("left", one, {"d1": "S1"})
     assert (s.station, s.camera, s.start, s.end, s.crowded) == ("S1", "d1", T0, T0 + timedelta(seconds=2), False)
+    assert not burst_span("left", dup, {"d1": "S1"}).crowded
     assert burst_span("left", two, {"d1": "S1"}).crowded

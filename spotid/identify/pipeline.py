@@ -130,6 +130,7 @@ class _Row:
     failed: bool = False
     camera: str | None = None          # deployment id
     conf: float = 1.0                  # detection confidence
+    box: tuple | None = None           # detection box, normalised (x, y, w, h)
     time: str | None = None            # ISO timestamp with offset
 
 
@@ -334,13 +335,14 @@ class Identifier:
                 if c is None or c["embedding"] is None:
                     out.append(_Row(d, m["sequence_id"], m["media_id"], "unknown", 0.0, np.zeros(1, np.float32),
                                     Features.empty(), failed=True, camera=m["deployment_id"], time=m["timestamp"],
-                                    conf=float(m["conf"])))
+                                    conf=float(m["conf"]), box=(m["x"], m["y"], m["w"], m["h"])))
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
                                 Features.from_bytes(c["keypoints"], c["descriptors"]),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
-                                camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"])))
+                                camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
+                                box=(m["x"], m["y"], m["w"], m["h"])))
         return out
 
     def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
