@@ -158,3 +158,16 @@ def repo_root() -> Path:
 def models_dir() -> Path:
     """Where shipped weights live: ``$SPOTID_MODELS`` or ``<checkout>/models``."""
     return Path(os.environ.get("SPOTID_MODELS", repo_root() / "models"))
+
+
+def existing_catalog(db: str | Path):
+    """The catalog at ``db`` for a CLI command that works on one made by ingest; a missing or
+    unreadable file is a usage error on ``--db`` whose message names the fix (typer.BadParameter)."""
+    import typer
+
+    from spotid.catalog import Catalog, CatalogError
+
+    try:
+        return Catalog(db, create=False)
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None

@@ -59,10 +59,10 @@ def census(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from spotid.catalog import Catalog, CatalogError
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.config import load_config
+    from spotid.util import existing_catalog
 
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,
@@ -74,11 +74,7 @@ def census(
             cfg = dataclasses.replace(cfg, statuses=tuple(cfg.statuses) + ("pending",))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    try:
-        cat = Catalog(db, create=False)
-    except CatalogError as e:
-        raise typer.BadParameter(str(e), param_hint="--db") from None
-    with cat:
+    with existing_catalog(db) as cat:
         try:
             with cat.run("census", cfg) as run_id:
                 res = Census(cfg)(cat)

@@ -76,15 +76,12 @@ def detect(
         out = output or (path / "detections.json")
         s = detect_folder(det, path, out, cfg, resume=resume)
     else:
-        from spotid.catalog import Catalog, CatalogError
+        from spotid.util import existing_catalog
 
         if output is not None:
             log.warning("--output is ignored in catalog mode (results go to the catalog)")
-        try:
-            with Catalog(db, create=False) as cat:
-                s = detect_catalog(det, cat, cfg, deployment=deployment)
-        except CatalogError as e:
-            raise typer.BadParameter(str(e), param_hint="--db") from None
+        with existing_catalog(db) as cat:
+            s = detect_catalog(det, cat, cfg, deployment=deployment)
     _report(s, json_out)
 
 

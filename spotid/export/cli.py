@@ -6,17 +6,10 @@ from typing import Optional
 
 import typer
 
+from spotid.util import existing_catalog
+
 export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report.",
                          no_args_is_help=True)
-
-
-def _open(db: Path):
-    from spotid.catalog import Catalog, CatalogError
-
-    try:
-        return Catalog(db, create=False)
-    except CatalogError as e:
-        raise typer.BadParameter(str(e), param_hint="--db") from None
 
 
 @export_app.command("camtrapdp")
@@ -39,7 +32,7 @@ def camtrapdp(
         cfg = load_config(CamtrapDPConfig, config, min_conf=min_conf, title=title, contributor=contributor)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    with _open(db) as cat:
+    with existing_catalog(db) as cat:
         try:
             res = export_camtrapdp(cat, out, cfg)
         except ExportError as e:
@@ -84,7 +77,7 @@ def mdjson(
     """MegaDetector batch JSON (format 1.6) of the catalog's detections, for Timelapse and MD tools."""
     from spotid.export.mdjson_export import export_mdjson
 
-    with _open(db) as cat:
+    with existing_catalog(db) as cat:
         n = export_mdjson(cat, out, deployment=deployment)
     if as_json:
         from spotid.util import print_json
@@ -115,7 +108,7 @@ def report(
                           write_flank_links=False)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    with _open(db) as cat:
+    with existing_catalog(db) as cat:
         try:
             res = Census(cfg)(cat)
         except ValueError as e:

@@ -87,18 +87,14 @@ def identify(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
-    from spotid.catalog import Catalog, CatalogError
     from spotid.identify.pipeline import Identifier
+    from spotid.util import existing_catalog
 
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
                calibration=str(calibration) if calibration else None)
     _one_thread(threads)
-    try:
-        cat = Catalog(db, create=False)
-    except CatalogError as e:
-        raise typer.BadParameter(str(e), param_hint="--db") from None
-    with cat:
+    with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
         res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration))(cat)
     if json_out:
