@@ -84,15 +84,13 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
     import json
 
     from spotid.identify.match import Gallery, pool_burst
-    from spotid.identify.pipeline import IdentifyResult
+    from spotid.identify.pipeline import group_bursts
     from spotid.pipeline import truth_boxes
 
     card = Path(card)
     truth = json.loads((card / "truth.json").read_text(encoding="utf-8"))
     boxes = truth_boxes(cat, truth, card, min_iou=0.1)
-    todo = identifier._todo(cat, None)
-    identifier._ensure_crops(cat, todo, IdentifyResult(run_id=0))
-    rows = identifier._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
+    rows = identifier.crop_rows(cat)
     rng = np.random.default_rng(seed)
     xs: list = []
     ys: list = []
@@ -102,35 +100,50 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
         fr = [r for r in rows if not r.failed and r.flank == flank]
         if len(fr) < 2:
             continue
-        label = []
+        label = {}
         for r in fr:
             b = boxes.get(r.detection_id)
-            label.append(("ind", b["individual_id"]) if b is not None else ("fp", r.detection_id))
-        animals.update(lab for lab in label if lab[0] != "fp")
-        burst = [("seq", r.sequence_id) if r.sequence_id is not None else ("det", r.detection_id) for r in fr]
-        gal = Gallery(np.stack([r.embedding for r in fr]), [r.features for r in fr], label,
-                      [r.detection_id for r in fr], [r.place for r in fr])
-        key = {b: j for j, b in enumerate(dict.fromkeys(burst))}
-        burst_arr = np.array([key[b] for b in burst])
-        evidence = [identifier.matcher.evidence(r.embedding, r.features, gal, burst_arr != burst_arr[i], r.place)
-                    for i, r in enumerate(fr)]
-        groups: dict = {}
-        for i, b in enumerate(burst):
-            groups.setdefault(b, []).append(i)
-        inds = sorted({lab for lab in label}, key=str)
+            label[r.detection_id] = ("ind", b["individual_id"]) if b is not None else ("fp", r.detection_id)
+        animals.update(lab for lab in label.values() if lab[0] != "fp")
+        groups = list(group_bursts(fr).values())
+        burst_of = {r.detection_id: g for g, members in enumerate(groups) for r in members}
+        owner = np.array([burst_of[r.detection_id] for r in fr])
+        gal = Gallery(np.stack([r.embedding for r in fr]), [r.features for r in fr],
+                      [label[r.detection_id] for r in fr], [r.detection_id for r in fr], [r.place for r in fr])
+        evidence = {r.detection_id: identifier.matcher.evidence(r.embedding, r.features, gal,
+                                                                 owner != burst_of[r.detection_id], r.place)
+                    for r in fr}
+        real = sorted({lab for lab in label.values() if lab[0] != "fp"}, key=str)
         n_bursts += len(groups)
         n_crops += len(fr)
         for k in range(splits + 1):
             out = set()
             if k:  # an open-set split: these animals are nobody's gallery
-                real = [lab for lab in inds if lab[0] != "fp"]
                 out = {real[j] for j in rng.permutation(len(real))[: int(round(unknown_fraction * len(real)))]}
-            for members in groups.values():
-                truth_lab = label[members[0]]
-                frames = [{ind: e for ind, e in evidence[i].items() if ind not in out} for i in members]
+            for members in groups:
+                truth_lab = label[members[0].detection_id]
+                frames = [{ind: e for ind, e in evidence[m.detection_id].items() if ind not in out} for m in members]
                 for ind, e, other in pool_burst(frames)[:top]:
                     xs.append((e.cos, e.inliers, other.cos if other is not None else 0.0,
                                other.inliers if other is not None else 0))
                     ys.append(ind == truth_lab and truth_lab[0] != "fp")
     x = np.array(xs, np.float64).reshape(-1, 4)
     return CardRows(x, np.array(ys, bool), n_bursts, n_crops, len(animals))
+
+
+def cards_decision_rows(identifier, cards, work: str | Path | None = None) -> list[tuple[Path, CardRows]]:
+    """:func:`card_decision_rows` of each synth card, each ingested and detected into a scratch catalog
+    in ``work`` (reused between fits; a temporary folder when None)."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="spotid-cards-") if work is None else None
+    folder = Path(work) if work is not None else Path(tmp.name)
+    try:
+        out = []
+        for c in cards:
+            with Catalog(card_catalog(c, folder), create=False) as cat:
+                out.append((Path(c), card_decision_rows(identifier, cat, c)))
+        return out
+    finally:
+        if tmp is not None:
+            tmp.cleanup()

@@ -244,24 +244,15 @@ def train_matcher(
     if decisions_from == "cards":  # the folder rows only fit the pairwise model
         rows = {k: [] for k in rows if k != "embedding"} | {"embedding": rows.get("embedding", [])}
     if card:
-        import tempfile
-
-        from spotid.catalog import Catalog
-        from spotid.identify.calibrate_cards import card_catalog, card_decision_rows
+        from spotid.identify.calibrate_cards import cards_decision_rows
         from spotid.identify.pipeline import Identifier
 
         ident = Identifier(cfg, embedder=emb, flank=fl, calibration=pairwise)
-        tmp = None if card_work or cache else tempfile.TemporaryDirectory(prefix="spotid-cards-")
-        work = card_work or (cache / "cards" if cache else Path(tmp.name))
-        for c in card:
-            with Catalog(card_catalog(c, work), create=False) as cat:
-                cr = card_decision_rows(ident, cat, c)
+        for c, cr in cards_decision_rows(ident, card, card_work or (cache / "cards" if cache else None)):
             for kind in ("fused", "verifier"):  # same rows: the pairwise ranking uses inliers only when w_cos = 0
                 if kind in rows:
                     rows[kind].append((cr.x, cr.y))
             data_meta[f"card:{c}"] = {"decision_rows": {"fused": cr.meta()}}
-        if tmp is not None:
-            tmp.cleanup()
     decisions = fit_decisions({k: (np.concatenate([x for x, _ in v]), np.concatenate([y for _, y in v]))
                                for k, v in rows.items()})
     cal = Calibration(pairwise.models, {}, decisions)

@@ -148,6 +148,16 @@ class _FlankPlan:
     notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
 
 
+def group_bursts(rows: Sequence[_Row]) -> dict[tuple, list[_Row]]:
+    """Bursts of one flank's rows: one group per sequence; frames without a sequence stand alone.
+    The frames of a burst vote together (identify) and are one query (calibration rows)."""
+    groups: dict[tuple, list[_Row]] = {}
+    for r in rows:
+        key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
 def _flank_prefix(flank: str) -> str:
     return {"left": "L", "right": "R"}[flank]
 
@@ -305,13 +315,11 @@ class Identifier:
         cfg = self.cfg
         with cat.run("identify", cfg, self.model_version) as run_id:
             result = IdentifyResult(run_id=run_id, model_version=self.model_version)
-            todo = self._todo(cat, deployment)
-            result.detections = len(todo)
-            self._ensure_crops(cat, todo, result)
             cat.set_setting("identify.accept_threshold", str(cfg.auto_accept_threshold if cfg.auto_accept
                                                               else cfg.threshold))
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
-            rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
+            rows = self.crop_rows(cat, deployment=deployment, result=result)
+            result.detections = len(rows)
             unusable = [r for r in rows if r.failed or r.flank not in ("left", "right")]
             self._write_unusable(cat, unusable, run_id, result)
             plans = {}
@@ -324,6 +332,15 @@ class Identifier:
             for flank, plan in plans.items():
                 self._write_flank(cat, plan, flank, run_id, result)
             return result
+
+    def crop_rows(self, cat: Catalog, *, deployment: str | None = None,
+                  result: IdentifyResult | None = None) -> list[_Row]:
+        """One row per leopard detection without a sighting: its crop, quality, flank, embedding and
+        features, computed and cached where missing (``failed`` where the frame could not be cropped;
+        failures are counted in ``result``)."""
+        todo = self._todo(cat, deployment)
+        self._ensure_crops(cat, todo, result if result is not None else IdentifyResult(run_id=0))
+        return self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
 
     def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
         out = []
@@ -363,11 +380,7 @@ class Identifier:
         evidence = {}
         for r in progress(rows, total=len(rows), description=f"match {flank}"):
             evidence[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gallery, place=r.place)
-        # bursts: one group per (sequence, flank); frames without a sequence stand alone
-        groups: dict[tuple, list[_Row]] = {}
-        for r in rows:
-            key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
-            groups.setdefault(key, []).append(r)
+        groups = group_bursts(rows)
         decided, new_groups = [], []
         min_conf = self._found_min_conf(cat)
         for key, members in groups.items():
