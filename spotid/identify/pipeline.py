@@ -40,7 +40,7 @@ from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
-from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates
+from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.util import batched, progress
 
@@ -430,14 +430,13 @@ class Identifier:
         for chunk in batched([(*d, None) for d in decided] + new, 200):
             with cat.transaction():
                 for members, ind, p, burst, g in chunk:
+                    # a new proposal: the run's other proposals are its candidates too
+                    siblings = (sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k)
+                                if g is not None else [])
                     for m in members:
                         frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
-                        b = burst
-                        if g is not None:  # a new proposal: the run's other proposals are candidates too
-                            probs, sib = sibling_candidates(g, m.detection_id, labels, plan.cluster_ev, new_ids,
-                                                            self.calibration, self.cfg.top_k)
-                            b, frame = {**burst, **probs}, frame + sib
-                        self._write_sighting(cat, m, ind, p, b, frame, run_id, result)
+                        probs, sib = sibling_candidates(siblings, m.detection_id, labels, plan.cluster_ev, new_ids)
+                        self._write_sighting(cat, m, ind, p, {**burst, **probs}, frame + sib, run_id, result)
 
     #: frames per new-candidate group compared when clustering (the sharpest ones)
     cluster_frames = 4

@@ -36,36 +36,55 @@ class ClusterEvidence:
         return cls(np.zeros((n, n)), np.zeros((n, n)), np.full((n, n), -1, dtype=np.int64))
 
 
-def sibling_candidates(g: int, detection_id: int, labels: np.ndarray, ev: ClusterEvidence, ids: dict[int, Hashable],
-                       calibration: Calibration, top_k: int) -> tuple[dict[Hashable, float], list[Candidate]]:
-    """For new burst ``g`` (final cluster ``labels[g]``) and one of its frames: the other new clusters
-    ranked by P(this is that animal) from the burst's best evidence for each against its best evidence
-    for any other (the decision model), as ({individual: P}, [Candidate]) with ``ids`` {cluster label:
-    individual id}. The frame's own matched keypoints are attached when it was a compared frame."""
+@dataclass(frozen=True)
+class Sibling:
+    """Another new cluster as a burst's candidate: its label, the burst's best evidence for it
+    (inliers, cosine, the matched detection) and P(this is that animal) from the decision model."""
+
+    label: int
+    inliers: float
+    cos: float
+    ref: int
+    probability: float
+
+
+def sibling_ranking(g: int, labels: np.ndarray, ev: ClusterEvidence, calibration: Calibration,
+                    top_k: int) -> list[Sibling]:
+    """For new burst ``g`` (final cluster ``labels[g]``): the ``top_k`` other new clusters by the
+    burst's best evidence, each with P from that evidence against the best evidence for any other
+    cluster (the decision model, as for known individuals)."""
     own = int(labels[g])
     idx = np.flatnonzero((ev.ref[g] >= 0) & (np.asarray(labels) != own))
-    best: dict[int, tuple[float, float, int]] = {}  # label -> (inliers, cos, ref detection), best first
+    best: dict[int, int] = {}  # label -> the burst h with the most inliers, best first
     for h in idx[np.argsort(-ev.inliers[g, idx], kind="stable")]:  # stop once top_k labels are known
-        lab = int(labels[h])
-        if lab not in best:
-            best[lab] = (float(ev.inliers[g, h]), float(ev.cos[g, h]), int(ev.ref[g, h]))
-            if len(best) >= top_k:
-                break
-    order = list(best)
+        best.setdefault(int(labels[h]), int(h))
+        if len(best) >= top_k:
+            break
+    hs = list(best.values())
+    out = []
+    for k, h in enumerate(hs):
+        o = hs[1] if k == 0 and len(hs) > 1 else (hs[0] if k else None)
+        oc, oi = (float(ev.cos[g, o]), float(ev.inliers[g, o])) if o is not None else (0.0, 0.0)
+        p = float(calibration.decide("fused", float(ev.cos[g, h]), float(ev.inliers[g, h]), oc, oi))
+        out.append(Sibling(int(labels[h]), float(ev.inliers[g, h]), float(ev.cos[g, h]), int(ev.ref[g, h]), p))
+    return out
+
+
+def sibling_candidates(ranking: list[Sibling], detection_id: int, labels: np.ndarray, ev: ClusterEvidence,
+                       ids: dict[int, Hashable]) -> tuple[dict[Hashable, float], list[Candidate]]:
+    """The burst's :func:`sibling_ranking` as one frame's candidates ({individual: P}, [Candidate]),
+    ``ids`` {cluster label: individual id}; the frame's own matched keypoints are attached when it was
+    one of the compared frames (else the burst's numbers, without keypoints)."""
     frame = ev.frames.get(detection_id, {})
     probs: dict[Hashable, float] = {}
     cands: list[Candidate] = []
-    for k, lab in enumerate(order):
-        inl, cs, ref = best[lab]
-        other = best[order[1]] if k == 0 and len(order) > 1 else (best[order[0]] if k else (0.0, 0.0, -1))
-        p = float(calibration.decide("fused", cs, inl, other[1], other[0]))
-        mine = [e for h, e in frame.items() if int(labels[h]) == lab]
-        e = max(mine, key=lambda e: e.inliers, default=None)
+    for s in ranking:
+        e = max((e for h, e in frame.items() if int(labels[h]) == s.label), key=lambda e: e.inliers, default=None)
         pts = (e.verification.evidence() if e is not None and e.verification is not None and e.inliers
                else {"query_pts": [], "ref_pts": []})
-        probs[ids[lab]] = p
-        cands.append(Candidate(ids[lab], p, e.cos if e else cs, e.inliers if e else int(inl),
-                               e.ref if e else ref, pts))
+        probs[ids[s.label]] = s.probability
+        cands.append(Candidate(ids[s.label], s.probability, e.cos if e else s.cos,
+                               e.inliers if e else int(s.inliers), e.ref if e else s.ref, pts))
     return probs, cands
 
 
