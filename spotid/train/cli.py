@@ -43,6 +43,21 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         typer.echo(f"  held-out accuracy: {summary['accuracy']}")
 
 
+def _run(train, as_json: bool) -> None:
+    """Run a training function and print its summary; Ctrl-C leaves a resumable checkpoint (exit 130),
+    missing or bad data is a usage error naming the fix."""
+    from spotid.train.embedder import Interrupted
+
+    try:
+        summary = train()
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(130)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e))
+    _print_summary(summary, as_json)
+
+
 def train_embedder_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder-per-individual directory (repeatable). "
                                               "Flank from a left/right sub-folder, the file name, or the flank model."),
@@ -67,7 +82,7 @@ def train_embedder_cmd(
     """Train or fine-tune the rosette embedder (metric learning), holding out individuals for before/after
     top-1 and mAP. Fine-tunes the active embedder unless --from-scratch."""
     from spotid.config import default_yaml, load_config
-    from spotid.train.embedder import Interrupted, TrainEmbedderConfig, train_embedder
+    from spotid.train.embedder import TrainEmbedderConfig, train_embedder
 
     if not data and db is None:
         raise typer.BadParameter("nothing to train on: pass --data DIR (one folder per individual) and/or --db DB")
@@ -80,15 +95,8 @@ def train_embedder_cmd(
                           val_fraction=val_fraction, threads=threads, keep_checkpoints=keep_checkpoints or None)
     except ValueError as e:
         raise typer.BadParameter(str(e))
-    try:
-        summary = train_embedder(cfg, data=data or [], out=out, db=db, parent=model, from_scratch=from_scratch,
-                                 resume=resume, command=_command_line())
-    except Interrupted as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(130)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e))
-    _print_summary(summary, as_json)
+    _run(lambda: train_embedder(cfg, data=data or [], out=out, db=db, parent=model, from_scratch=from_scratch,
+                                resume=resume, command=_command_line()), as_json)
 
 
 def train_flank_cmd(
@@ -108,7 +116,6 @@ def train_flank_cmd(
 ) -> None:
     """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right)."""
     from spotid.config import default_yaml, load_config
-    from spotid.train.embedder import Interrupted
     from spotid.train.flank import TrainFlankConfig, train_flank
 
     if not data:
@@ -120,14 +127,7 @@ def train_flank_cmd(
                           init_weights=str(init) if init else None, lr=lr)
     except ValueError as e:
         raise typer.BadParameter(str(e))
-    try:
-        summary = train_flank(cfg, data=data, out=out, resume=resume, command=_command_line())
-    except Interrupted as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(130)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e))
-    _print_summary(summary, as_json)
+    _run(lambda: train_flank(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
 
 
 train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd}
