@@ -17,13 +17,18 @@ from spotid.census.outputs import write_census
 from spotid.util import atomic_write_bytes, atomic_write_text
 
 
-def _save(fig, path: Path) -> None:
-    """Write the figure as PNG atomically (a half-written plot never replaces a good one)."""
+def _save(fig, path: Path) -> Path:
+    """Lay out, write the figure as PNG atomically (a half-written plot never replaces a good one) and
+    close it."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _plt():
@@ -60,10 +65,7 @@ def plot_stations(res: CensusResult, path: Path) -> Path:
     ax.set_ylabel("northing from centroid (km)")
     ax.set_title("Camera stations and leopard events (label: station (events))")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_capture_history(res: CensusResult, path: Path) -> Path:
@@ -91,10 +93,7 @@ def plot_capture_history(res: CensusResult, path: Path) -> Path:
     cb.update_ticks()
     if not order:
         ax.text(0.5, 0.5, "no identified leopards", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_over_time(res: CensusResult, path: Path) -> Path:
@@ -123,10 +122,7 @@ def plot_over_time(res: CensusResult, path: Path) -> Path:
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_estimates(res: CensusResult, path: Path) -> Path:
@@ -150,10 +146,7 @@ def plot_estimates(res: CensusResult, path: Path) -> Path:
     ax.set_title("Population size estimates")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
