@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from spotid.review.screenshot import CHROMIUM_ARGS
+from test_review import db_rows
+
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _rows(db: Path, sql: str, params=()) -> list[dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -38,7 +29,7 @@ def browser():
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                              args=ARGS)
+                              args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
@@ -62,7 +53,7 @@ def test_keyboard_confirm_undo_confirm(tmp_path, browser):
         item = data["item"]
         sid, version = item["sighting_id"], item["version"]
         first = item["candidates"][0]
-        assert _rows(db, "SELECT status FROM sightings WHERE id = ?", (sid,))[0]["status"] == "pending"
+        assert db_rows(db, "SELECT status FROM sightings WHERE id = ?", (sid,))[0]["status"] == "pending"
         # the keypoint evidence of the shown candidate is drawn over the two images (2 lines per pair)
         if first["evidence"] and first["evidence"]["query_pts"]:
             page.wait_for_function("document.querySelectorAll('#lines line').length > 0")
@@ -73,9 +64,9 @@ def test_keyboard_confirm_undo_confirm(tmp_path, browser):
         with page.expect_navigation():
             page.keyboard.press("1")
         page.wait_for_selector("body[data-ready='1']")
-        s = _rows(db, "SELECT status, individual_id, version FROM sightings WHERE id = ?", (sid,))[0]
+        s = db_rows(db, "SELECT status, individual_id, version FROM sightings WHERE id = ?", (sid,))[0]
         assert s == {"status": "confirmed", "individual_id": first["individual_id"], "version": version + 1}
-        d = _rows(db, "SELECT * FROM review_decisions ORDER BY id")
+        d = db_rows(db, "SELECT * FROM review_decisions ORDER BY id")
         assert [(r["action"], r["sighting_id"], r["reviewer"]) for r in d] == [("confirm", sid, "E2E Tester")]
         assert json.loads(page.locator("#item-data").text_content())["item"]["sighting_id"] != sid
 
@@ -84,9 +75,9 @@ def test_keyboard_confirm_undo_confirm(tmp_path, browser):
             page.keyboard.press("u")
         page.wait_for_selector("body[data-ready='1']")
         assert json.loads(page.locator("#item-data").text_content())["item"]["sighting_id"] == sid
-        s = _rows(db, "SELECT status, individual_id, version FROM sightings WHERE id = ?", (sid,))[0]
+        s = db_rows(db, "SELECT status, individual_id, version FROM sightings WHERE id = ?", (sid,))[0]
         assert s["status"] == "pending" and s["version"] == version + 2
-        d = _rows(db, "SELECT * FROM review_decisions ORDER BY id")
+        d = db_rows(db, "SELECT * FROM review_decisions ORDER BY id")
         assert [r["action"] for r in d] == ["confirm", "undo"]
         assert d[0]["undone_by"] == d[1]["id"] and d[1]["undoes"] == d[0]["id"]
 
@@ -96,9 +87,9 @@ def test_keyboard_confirm_undo_confirm(tmp_path, browser):
         with page.expect_navigation():
             page.keyboard.press("c")
         page.wait_for_selector("body[data-ready='1']")
-        s = _rows(db, "SELECT status, individual_id FROM sightings WHERE id = ?", (sid,))[0]
+        s = db_rows(db, "SELECT status, individual_id FROM sightings WHERE id = ?", (sid,))[0]
         assert s == {"status": "confirmed", "individual_id": expected}
-        d = _rows(db, "SELECT action, undone_by FROM review_decisions ORDER BY id")
+        d = db_rows(db, "SELECT action, undone_by FROM review_decisions ORDER BY id")
         assert [r["action"] for r in d] == ["confirm", "undo", "confirm"] and d[2]["undone_by"] is None
         assert errors == []
     finally:
@@ -125,7 +116,7 @@ def test_conflict_in_second_tab_reloads_item(tmp_path, browser):
             b.keyboard.press("c")
         b.wait_for_selector("body[data-ready='1']")
         assert "rejected" in b.locator("#status").text_content()
-        d = _rows(demo.db_path, "SELECT action FROM review_decisions WHERE sighting_id = ?", (sid,))
+        d = db_rows(demo.db_path, "SELECT action FROM review_decisions WHERE sighting_id = ?", (sid,))
         assert [r["action"] for r in d] == ["reject"]
         # tab B now assigns the next item by name with `a` (an individual that is not a candidate)
         item = json.loads(b.locator("#item-data").text_content())
@@ -140,7 +131,7 @@ def test_conflict_in_second_tab_reloads_item(tmp_path, browser):
         b.fill("#assign-name", other["name"])
         with b.expect_navigation():
             b.keyboard.press("Enter")
-        s = _rows(demo.db_path, "SELECT status, individual_id FROM sightings WHERE id = ?", (item["item"]["sighting_id"],))[0]
+        s = db_rows(demo.db_path, "SELECT status, individual_id FROM sightings WHERE id = ?", (item["item"]["sighting_id"],))[0]
         assert s == {"status": "confirmed", "individual_id": other["id"]}
     finally:
         server.should_exit = True
