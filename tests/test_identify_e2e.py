@@ -12,14 +12,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    u = aw * ah + bw * bh - iw * ih
-    return iw * ih / u if u > 0 else 0.0
+from spotid.types import iou as _iou
 
 
 @pytest.mark.slow
