@@ -177,6 +177,8 @@ def test_burst_votes_together_and_low_quality_never_founds_individual(tmp_path):
     assert s[burst[0]]["name"] == s[burst[1]]["name"] == "L-0001"
     assert s[blurry[0]]["status"] == "unusable" and s[blurry[0]]["individual_id"] is None
     assert res.new_individuals == []
+    assert res.unusable_reasons == {"matched nobody, too small or blurred to found one": 1}
+    assert res.unusable_text() == "1 (1 matched nobody, too small or blurred to found one)"
     cat.close()
 
 
@@ -187,6 +189,7 @@ def test_missing_frame_is_recorded_not_fatal(world):
     res = _ident()(cat)
     assert res.crop_failures == 1
     assert _sightings(cat)[ids["B"][0]]["status"] == "unusable"
+    assert res.unusable_reasons == {"crop failed": 1}
 
 
 def test_config_yaml_mirrors_dataclass():

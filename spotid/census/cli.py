@@ -255,6 +255,8 @@ def _print_process(res, db: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from spotid.identify.pipeline import IdentifyResult
+
     ing, det, ide = res.ingest, res.detect, res.identify or {}
     tab = Table(title=f"card -> deployment {res.deployment}", show_header=False)
     tab.add_column("")
@@ -264,11 +266,11 @@ def _print_process(res, db: Path) -> None:
     tab.add_row("failures (not ingested)", str(len(ing.get("failures") or [])))
     tab.add_row("warnings (e.g. clock, no EXIF time)", str(len(ing.get("warnings") or [])))
     tab.add_row("frames detected / with animals", f"{det.get('frames')} / {det.get('animal_frames')}")
-    tab.add_row("leopard detections (static false positives)", f"{det.get('leopard_detections')} "
+    tab.add_row("confident leopard boxes (static false positives)", f"{det.get('leopard_detections')} "
                                                                f"({det.get('static_fp')})")
-    tab.add_row("sightings: known individual / new / unusable",
-                f"{(ide.get('matched') or 0) + (ide.get('auto') or 0)} / {ide.get('new_sightings')} / "
-                f"{ide.get('unusable')}")
+    tab.add_row("sightings: known individual / new",
+                f"{(ide.get('matched') or 0) + (ide.get('auto') or 0)} / {ide.get('new_sightings')}")
+    tab.add_row("sightings unusable (why)", IdentifyResult(**ide).unusable_text() if ide else "-")
     tab.add_row("proposed new individuals", ", ".join(ide.get("new_individuals") or []) or "-")
     tab.add_row("seconds", ", ".join(f"{k} {v}" for k, v in res.seconds.items()))
     con = Console()

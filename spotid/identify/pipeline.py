@@ -110,11 +110,17 @@ class IdentifyResult:
     new_sightings: int = 0             # sightings of proposed new individuals
     new_individuals: list[str] = field(default_factory=list)
     unusable: int = 0
+    unusable_reasons: dict[str, int] = field(default_factory=dict)   # why, for people: reason -> sightings
     paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
     model_version: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def unusable_text(self) -> str:
+        """``45 (42 no left/right flank, 3 ...)`` for tables."""
+        why = ", ".join(f"{n} {k}" for k, n in sorted(self.unusable_reasons.items(), key=lambda kv: -kv[1]))
+        return f"{self.unusable} ({why})" if why else str(self.unusable)
 
 
 @dataclass
@@ -320,8 +326,9 @@ class Identifier:
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
-            unusable = [r for r in rows if r.failed or r.flank not in ("left", "right")]
-            self._write_unusable(cat, unusable, run_id, result)
+            self._write_unusable(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
+            self._write_unusable(cat, [r for r in rows if not r.failed and r.flank not in ("left", "right")],
+                                 run_id, result, "no left/right flank (front, back or unsure)")
             plans = {}
             for flank in ("left", "right"):
                 fr = [r for r in rows if not r.failed and r.flank == flank]
@@ -362,7 +369,10 @@ class Identifier:
                                 box=(m["x"], m["y"], m["w"], m["h"])))
         return out
 
-    def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
+    def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult,
+                        reason: str) -> None:
+        if rows:
+            result.unusable_reasons[reason] = result.unusable_reasons.get(reason, 0) + len(rows)
         for chunk in batched(rows, 500):
             with cat.transaction():
                 for r in chunk:
@@ -388,11 +398,13 @@ class Identifier:
             burst = {c.individual: c.probability for c in cands}
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
-            elif (max(m.quality for m in members) >= cfg.quality_floor
-                  and max(m.conf for m in members) >= min_conf):
-                new_groups.append((members, burst))
+            elif max(m.quality for m in members) < cfg.quality_floor:
+                self._write_unusable(cat, members, run_id, result, "matched nobody, too small or blurred to found one")
+            elif max(m.conf for m in members) < min_conf:
+                self._write_unusable(cat, members, run_id, result,
+                                     f"matched nobody, detection below {min_conf:g} to found one")
             else:
-                self._write_unusable(cat, members, run_id, result)
+                new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
         return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev)
 
