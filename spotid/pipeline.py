@@ -36,6 +36,16 @@ def run_ingest(cat: Catalog, card: Path, deployment: str, tz: str | None = None)
     return summary.to_json()
 
 
+def ingest_synth_card(cat: Catalog, card_root: Path) -> None:
+    """Ingest a card written by the synth stage: its ``deployments.csv``, then each deployment's folder."""
+    from spotid.ingest.deployments import import_deployments_csv
+
+    import_deployments_csv(cat, Path(card_root) / "deployments.csv")
+    for (dep,) in cat.query("SELECT id FROM deployments ORDER BY id"):
+        if (Path(card_root) / dep).is_dir():
+            run_ingest(cat, Path(card_root) / dep, dep)
+
+
 def run_detect(cat: Catalog, deployment: str | None = None) -> dict:
     from spotid.config import default_yaml, load_config
     from spotid.detect.config import DetectConfig
@@ -244,7 +254,6 @@ class Demo:
         from spotid.census.census import Census
         from spotid.census.config import CensusConfig
         from spotid.census.outputs import write_census
-        from spotid.ingest.deployments import import_deployments_csv
 
         cfg = self.config
         out = Path(out)
@@ -261,12 +270,8 @@ class Demo:
         n_pop, n_photo, truth = _truth(card_root)
         notes: list[str] = []
         with Catalog(db) as cat:
-            import_deployments_csv(cat, card_root / "deployments.csv")
-            deps = [r["id"] for r in cat.query("SELECT id FROM deployments ORDER BY id")]
             with clock("ingest"):
-                for dep in deps:
-                    if (card_root / dep).is_dir():
-                        run_ingest(cat, card_root / dep, dep)
+                ingest_synth_card(cat, card_root)
             with clock("detect"):
                 detect = run_detect(cat)
             with clock("identify"):

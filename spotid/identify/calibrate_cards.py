@@ -54,8 +54,7 @@ class CardRows:
 def card_catalog(card: str | Path, work: str | Path) -> Path:
     """Ingest and detect a synth card into ``work/<card name>.db`` (reused when it already holds
     detections). Raises when ``card`` has no ``truth.json`` (not a synth card)."""
-    from spotid.ingest.deployments import import_deployments_csv
-    from spotid.pipeline import run_detect, run_ingest
+    from spotid.pipeline import ingest_synth_card, run_detect
 
     card = Path(card)
     if not (card / "truth.json").is_file():
@@ -68,10 +67,7 @@ def card_catalog(card: str | Path, work: str | Path) -> Path:
             if cat.query("SELECT COUNT(*) AS n FROM detections")[0]["n"]:
                 return db
     with Catalog(db) as cat:
-        import_deployments_csv(cat, card / "deployments.csv")
-        for (dep,) in cat.query("SELECT id FROM deployments ORDER BY id"):
-            if (card / dep).is_dir():
-                run_ingest(cat, card / dep, dep)
+        ingest_synth_card(cat, card)
         run_detect(cat)
     return db
 
