@@ -9,7 +9,7 @@ from PIL import Image
 from spotid.identify.embedder import Embedder, build_embedder
 from spotid.modelstore import write_card
 from spotid.train.common import reid_metrics
-from spotid.train.embedder import save_weights_fp16
+from spotid.train.common import save_weights_fp16
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import torch
 
 from spotid.identify.flank import CLASSES, FlankClassifier, build_flank_classifier
 from spotid.modelstore import write_card
-from spotid.train.embedder import save_weights_fp16
+from spotid.train.common import save_weights_fp16
 from spotid.train.flank import calibrate_threshold, calibrate_threshold_per_source, flank_metrics, mirror_label
 
 torch.set_num_threads(1)

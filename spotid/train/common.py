@@ -29,6 +29,27 @@ log = logging.getLogger(__name__)
 FLANK_DIRS = ("left", "right", "front", "back")
 
 
+def fp16_state(state: dict) -> dict:
+    """A state dict with floating tensors as float16 (how shipped weights are stored; loaded as float32)."""
+    return {k: (v.half() if torch.is_floating_point(v) else v) for k, v in state.items()}
+
+
+def save_torch(obj, path: str | Path) -> Path:
+    """``torch.save`` atomically (temp file in the same folder, then ``os.replace``): a run killed
+    mid-write never leaves a truncated checkpoint or weights file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_weights_fp16(model: torch.nn.Module, path: str | Path) -> Path:
+    """The model's weights as float16, atomically."""
+    return save_torch(fp16_state(model.state_dict()), path)
+
+
 @dataclass(frozen=True)
 class Sample:
     path: str

@@ -21,15 +21,13 @@ ZAMBA_PROVENANCE = ("zamba 2.7.2 (PyPI wheel, DrivenData, MIT licence): "
                     "'MegadetectorLite' YOLOX-tiny trained on camera-trap video frames, 1 class (animal)")
 
 
-def _fp16_state(state: dict) -> dict:
-    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
-
-
 def import_zamba(source: str | Path, out: str | Path) -> Path:
     """Extract zamba's YOLOX-tiny from the wheel (or a .pth) into ``out/yolox_tiny.pt`` (fp16 state dict)."""
     import io
 
     import torch
+
+    from spotid.train.common import fp16_state, save_torch
 
     source, out = Path(source), Path(out)
     if source.suffix == ".whl":
@@ -39,9 +37,7 @@ def import_zamba(source: str | Path, out: str | Path) -> Path:
     else:
         ck = torch.load(str(source), map_location="cpu", weights_only=False)
     state = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(_fp16_state(state), out / "yolox_tiny.pt")
-    return out / "yolox_tiny.pt"
+    return save_torch(fp16_state(state), out / "yolox_tiny.pt")
 
 
 def export_classifier(out: str | Path, *, shared: str | Path, synth=(), epochs: int | None = None, seed: int = 0,

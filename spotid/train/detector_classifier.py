@@ -278,6 +278,8 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, *, resume: bool = Tr
 
     Checkpoints every epoch to ``out/checkpoint.pt`` and resumes from it."""
     import torch
+
+    from spotid.train.common import save_torch, save_weights_fp16
     from torch import nn
 
     from spotid.config import save_config
@@ -326,11 +328,10 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, *, resume: bool = Tr
             tot += loss.item()
         history.append(tot / steps_per_epoch)
         log.info("classifier epoch %d/%d loss %.4f", epoch + 1, cfg.epochs, history[-1])
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+        save_torch({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch}, ck)
     model.eval()
-    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(sd, out / "crop_classifier.pt")
+    save_weights_fp16(model, out / "crop_classifier.pt")
     if ck.exists():
         ck.unlink()  # finished: only the fp16 weights ship
     return {"counts": counts, "loss_history": history, "n_crops": len(crops)}

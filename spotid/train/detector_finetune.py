@@ -271,6 +271,7 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
     from spotid.config import save_config
     from spotid.detect.model import build_yolox_tiny
     from spotid.modelstore import resolve
+    from spotid.train.common import fp16_state, save_torch
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,14 +350,14 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
                 log.info("detector epoch %d step %d/%d loss %.3f", epoch + 1, s + 1, steps, loss.item())
         history.append(tot / steps)
         log.info("detector epoch %d/%d mean loss %.4f", epoch + 1, cfg.epochs, history[-1])
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, ck)
+        save_torch({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, ck)
     model.eval()
     if init_state is not None:
         sd = wise_interpolate(init_state, model.state_dict(), cfg.wise_alpha)
         log.info("WiSE-FT: shipped %.2f * fine-tuned + %.2f * initial weights", cfg.wise_alpha, 1 - cfg.wise_alpha)
     else:
-        sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(sd, out / "yolox_tiny.pt")
+        sd = fp16_state(model.state_dict())
+    save_torch(sd, out / "yolox_tiny.pt")
     (out / "train_summary.json").write_text(json.dumps({"counts": counts, "loss_history": history}, indent=1))
     if ck.exists():
         ck.unlink()  # finished: the checkpoint (with optimizer state) must not ship with the weights

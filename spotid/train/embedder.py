@@ -32,8 +32,8 @@ import torch
 
 from spotid.identify.embedder import build_embedder, default_normalisation
 from spotid.train.common import (Augment, AugmentConfig, Sample, catalog_samples, embed_cached, load_images,
-                                 normalise, recalibrate_bn, reid_metrics, scan_identity_dirs, set_bn_momentum,
-                                 split_individuals)
+                                 normalise, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
+                                 scan_identity_dirs, set_bn_momentum, split_individuals)
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,6 @@ def evaluate(model, imgs: torch.Tensor, samples: Sequence[Sample], input_hw, mea
                         [s.encounter for s in samples])
 
 
-def save_weights_fp16(model: torch.nn.Module, path: Path) -> None:
-    state = {k: (v.half() if torch.is_floating_point(v) else v) for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
 class Interrupted(RuntimeError):
     """Training stopped by Ctrl-C after writing a checkpoint."""
 
@@ -324,11 +317,9 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
     def checkpoint(epoch: int, step: int) -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, ckpt_dir / "config.yaml")
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": opt.state_dict(),
+        save_torch({"model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": opt.state_dict(),
                     "epoch": epoch, "step": step, "history": history, "identities": identities,
-                    "config": dataclasses.asdict(cfg)}, tmp)
-        tmp.replace(ckpt_path)
+                    "config": dataclasses.asdict(cfg)}, ckpt_path)
 
     aug = Augment(input_hw, augment_config(cfg), seed=cfg.seed + 1000 * start_epoch + start_step)
     t0 = time.time()

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD
 from spotid.identify.flank import CLASSES, MIRROR, build_flank_classifier, flip_averaged_probs
 from spotid.train.common import (Augment, AugmentConfig, load_images, normalise, recalibrate_bn, resize_batch,
-                                 scan_identity_dirs, set_bn_momentum, split_individuals)
-from spotid.train.embedder import Interrupted, _cache_dir, _lr_at, save_weights_fp16
+                                 save_torch, save_weights_fp16, scan_identity_dirs, set_bn_momentum,
+                                 split_individuals)
+from spotid.train.embedder import Interrupted, _cache_dir, _lr_at
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,8 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
     def checkpoint(epoch: int) -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, ckpt_dir / "config.yaml")
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                    "history": history}, tmp)
-        tmp.replace(ckpt_path)
+        save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                    "history": history}, ckpt_path)
 
     input_hw = tuple(cfg.input_size)
     aug = Augment(input_hw, AugmentConfig(crop_scale=(0.6, 1.0), perspective_p=0.2), seed=cfg.seed + start_epoch)
