@@ -101,6 +101,9 @@ def test_pending_and_period(catalog):
     cat, _ = catalog
     res = Census(CensusConfig(statuses=("auto", "confirmed", "pending")))(cat)
     assert res.bounds.right_only == 2 and res.bounds.mna_max == 4
+    assert not any("wait for review" in w for w in res.warnings)
+    # by default the one pending sighting is left out, and the census says so
+    assert any(w.startswith("1 sighting(s) wait for review") for w in Census(CensusConfig())(cat).warnings)
     res = Census(CensusConfig(start="2024-03-02", end="2024-03-04"))(cat)
     s = res.summary()
     # period 2..4 March inclusive: L1 (seen on 1 March too: resighted), L2 new, R2 new

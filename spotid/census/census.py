@@ -252,6 +252,16 @@ class Census:
         if bad_ident:
             warnings.append(f"{bad_ident} counted sighting(s) point at a rejected or unresolvable individual "
                             "and were left out: review them")
+        uncounted = {r["status"]: r["n"] for r in cat.query(
+            "SELECT status, COUNT(*) AS n FROM sightings WHERE status NOT IN (%s) GROUP BY status"
+            % ",".join("?" * len(cfg.statuses)), tuple(cfg.statuses))}
+        if uncounted.get("pending"):
+            warnings.append(f"{uncounted['pending']} sighting(s) wait for review and are not counted: "
+                            "`spotid review` (or --include-pending to count them as proposed)")
+        if uncounted.get("unusable") and not all_s:
+            warnings.append(f"no counted sighting: all {uncounted['unusable']} leopard sighting(s) are unusable "
+                            "(no left/right flank, too small or blurred, or too weak a detection; the identify "
+                            "run that marked them listed why)")
 
         # period and occasions (local time)
         spans = []
