@@ -433,3 +433,25 @@ def test_wise_interpolate_hand_computed():
     assert wise_interpolate(init, tuned, 1.0)["w"].float().tolist() == [1.0, 4.0, 4.0]
     with pytest.raises(ValueError):
         wise_interpolate(init, {"w": tuned["w"]}, 0.5)
+
+
+def test_checkpoint_round_trip_resumes_the_next_epoch(tmp_path: Path):
+    import torch
+
+    from spotid.train.common import resume_epoch, save_torch
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    sched.step()
+    ck = save_torch({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "epoch": 2}, tmp_path / "checkpoint.pt")
+    assert not list(tmp_path.glob("*.tmp"))  # written via a temp file, then renamed
+    fresh = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    sched2 = torch.optim.lr_scheduler.StepLR(opt2, step_size=1)
+    assert resume_epoch(ck, fresh, opt2, sched2) == 3
+    assert torch.equal(fresh.weight, model.weight) and sched2.last_epoch == 1
+    assert resume_epoch(tmp_path / "none.pt", fresh, opt2) == 0

@@ -45,6 +45,21 @@ def save_torch(obj, path: str | Path) -> Path:
     return path
 
 
+def resume_epoch(path: str | Path, model: torch.nn.Module, opt, sched=None) -> int:
+    """Restore a checkpoint written as ``{"model", "opt", ["sched"], "epoch"}`` by :func:`save_torch`
+    into ``model``/``opt``/``sched``; returns the epoch to start from (0 without a checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    if sched is not None:
+        sched.load_state_dict(state["sched"])
+    log.info("resumed from %s: continuing with epoch %d (1-based)", path, state["epoch"] + 2)
+    return int(state["epoch"]) + 1
+
+
 def save_weights_fp16(model: torch.nn.Module, path: str | Path) -> Path:
     """The model's weights as float16, atomically."""
     return save_torch(fp16_state(model.state_dict()), path)

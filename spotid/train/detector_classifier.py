@@ -279,7 +279,7 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, *, resume: bool = Tr
     Checkpoints every epoch to ``out/checkpoint.pt`` and resumes from it."""
     import torch
 
-    from spotid.train.common import save_torch, save_weights_fp16
+    from spotid.train.common import resume_epoch, save_torch, save_weights_fp16
     from torch import nn
 
     from spotid.config import save_config
@@ -300,16 +300,10 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, *, resume: bool = Tr
     steps_per_epoch = max(1, len(crops) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     w = np.where(y == 0, 0.5 / (y == 0).sum(), 0.5 / (y == 1).sum())  # balanced sampling
-    start = 0
     ck = out / "checkpoint.pt"
-    if resume and ck.exists():
-        state = torch.load(ck, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start = state["epoch"] + 1
+    start = resume_epoch(ck, model, opt, sched) if resume else 0
+    if start:
         rnd = np.random.default_rng(cfg.seed + start)
-        log.info("resumed from %s at epoch %d", ck, start)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     history = []
     for epoch in range(start, cfg.epochs):

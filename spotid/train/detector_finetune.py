@@ -271,7 +271,7 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
     from spotid.config import save_config
     from spotid.detect.model import build_yolox_tiny
     from spotid.modelstore import resolve
-    from spotid.train.common import fp16_state, save_torch
+    from spotid.train.common import fp16_state, resume_epoch, save_torch
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,15 +313,10 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
             return cfg.lr * (i + 1) / steps
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * (i - steps) / max(1, total - steps)))
 
-    start = 0
     ck = out / "checkpoint.pt"
-    if resume and ck.exists():
-        st = torch.load(ck, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        start = st["epoch"] + 1
+    start = resume_epoch(ck, model, opt) if resume else 0
+    if start:
         rnd = random.Random(seed + start)
-        log.info("resumed detector fine-tune at epoch %d", start)
     history = []
     model.head.use_l1 = False
     for epoch in range(start, cfg.epochs):
