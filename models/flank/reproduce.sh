@@ -43,3 +43,11 @@ work, nyala = sys.argv[1], sys.argv[2]
 sets = {"box_test_seed202": f"{work}/box_test", "square_test_seed303": f"{work}/sq_test", "nyala_heldout": nyala}
 print(json.dumps({k: evaluate_flank(f"{work}/flank", [d]) for k, d in sets.items()}, indent=1))
 PY
+
+# real Amur leopards: the hand-labelled boxes of amur-leopard-voc (models/flank/amur_leopard_voc_flanks.csv),
+# cut as identify cuts detections, scored as they are (all splits; this model never trained on them)
+VOC="${VOC:-$ROOT/../shared/data/detection/amur-leopard-voc}"
+if [ -d "$VOC" ]; then
+  $SPOTID train cut-boxes models/flank/amur_leopard_voc_flanks.csv --images-root "$VOC" --out "$WORK/voc_flanks"
+  python -c "import json, sys; from spotid.train.evaluate import evaluate_flank; print(json.dumps(evaluate_flank(sys.argv[1], [sys.argv[2]]), indent=1))" "$WORK/flank" "$WORK/voc_flanks"
+fi

@@ -130,4 +130,37 @@ def train_flank_cmd(
     _run(lambda: train_flank(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
 
 
-train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd}
+def cut_boxes_cmd(
+    labels: Path = typer.Argument(..., help="CSV: file,split,box,xmin,ymin,xmax,ymax,flank[,individual][,note] "
+                                  "(pixel boxes on whole photos), e.g. models/flank/amur_leopard_voc_flanks.csv."),
+    images_root: Path = typer.Option(..., "--images-root", help="Folder holding the photos (or <split>-images/ "
+                                     "sub-folders, as in Pascal VOC sets)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write OUT/<individual>/<flank>/*.jpg into."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only the rows of this split (train, test, ...)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Cut hand-labelled boxes into flank-folder crops, padded as identify pads detections, for
+    `spotid train flank --data OUT` and its evaluation."""
+    from spotid.train.boxes import cut_labelled_boxes
+    from spotid.util import print_json
+
+    if not labels.exists():
+        raise typer.BadParameter(f"no labels file {labels}")
+    if not images_root.is_dir():
+        raise typer.BadParameter(f"no folder {images_root}: pass the folder that holds the labelled photos")
+    try:
+        res = cut_labelled_boxes(labels, images_root, out, split=split)
+    except ValueError as e:
+        raise typer.BadParameter(str(e))
+    summary = {"written": res.written, "by_flank": res.by_flank, "skipped_unknown": res.skipped_unknown,
+               "failures": [{"file": f, "reason": r} for f, r in res.failures], "out": str(out)}
+    if as_json:
+        print_json(summary)
+        return
+    typer.echo(f"{res.written} crops written to {out} ({', '.join(f'{k} {v}' for k, v in sorted(res.by_flank.items()))}); "
+               f"{res.skipped_unknown} 'unknown' rows skipped; {len(res.failures)} not cut")
+    for f, r in res.failures:
+        typer.echo(f"  not cut: {f}: {r}")
+
+
+train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd, "cut-boxes": cut_boxes_cmd}

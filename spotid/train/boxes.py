@@ -1,0 +1,94 @@
+"""Hand-labelled boxes on whole photos -> training crops in the folder-per-individual layout.
+
+Real photos rarely come as crops with flank folders; a biologist more often has photos with boxes
+(Pascal VOC, a detector's output) and writes down which side each box shows. This cuts those boxes
+exactly as ``spotid identify`` cuts detections (:class:`~spotid.identify.crops.Cropper`, same padding),
+so the flank trainer and evaluator see what identify will feed the classifier.
+
+Labels CSV (one row per box; pixel coordinates of the original photo)::
+
+    file,split,box,xmin,ymin,xmax,ymax,flank[,individual][,note]
+
+``flank`` is left | right | front | back | unknown ("unknown" rows are skipped: no label to learn);
+``individual`` defaults to the photo's file stem, so a photo's boxes stay together when individuals are
+held out. Output: ``OUT/<individual>/<flank>/<stem>_b<box>.jpg``.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spotid.identify.flank import CLASSES
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("file", "xmin", "ymin", "xmax", "ymax", "flank")
+
+
+@dataclass
+class CutResult:
+    written: int = 0
+    by_flank: dict[str, int] = field(default_factory=dict)
+    skipped_unknown: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+
+def read_box_labels(labels_csv: str | Path) -> list[dict]:
+    """Rows of a labels CSV; raises ValueError naming the missing columns."""
+    with open(labels_csv, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{labels_csv} lacks column(s) {missing}: expected header "
+                             "file,split,box,xmin,ymin,xmax,ymax,flank[,individual][,note]")
+        return list(reader)
+
+
+def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str | Path, *,
+                       split: str | None = None, pad: float = 0.1, max_side: int = 512) -> CutResult:
+    """Cut every labelled box (of ``split`` when given; the photo is looked up as
+    ``images_root/<split>-images/<file>`` then ``images_root/<file>``) into ``out``."""
+    from PIL import Image
+
+    from spotid.identify.crops import Cropper, save_crop
+
+    images_root, out = Path(images_root), Path(out)
+    cropper = Cropper(pad=pad, max_side=max_side)
+    res = CutResult()
+    for r in read_box_labels(labels_csv):
+        if split is not None and r.get("split") != split:
+            continue
+        flank = r["flank"].strip().lower()
+        if flank == "unknown":
+            res.skipped_unknown += 1
+            continue
+        if flank not in CLASSES:
+            raise ValueError(f"{labels_csv}: flank {r['flank']!r} for {r['file']}: use one of "
+                             f"{list(CLASSES) + ['unknown']}")
+        candidates = [images_root / f"{r['split']}-images" / r["file"]] if r.get("split") else []
+        path = next((p for p in candidates + [images_root / r["file"]] if p.exists()), None)
+        if path is None:
+            res.failures.append((r["file"], f"not found under {images_root}"))
+            continue
+        try:
+            with Image.open(path) as im:
+                W, H = im.size
+            x0, y0, x1, y1 = (float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                res.failures.append((r["file"], f"degenerate box {x0, y0, x1, y1}"))
+                continue
+            crop = cropper(path, (x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H))
+        except (OSError, ValueError) as e:  # a broken photo is a recorded failure, not a crash
+            res.failures.append((r["file"], str(e)))
+            continue
+        ind = (r.get("individual") or "").strip() or Path(r["file"]).stem
+        dest = out / ind / flank / f"{Path(r['file']).stem}_b{r.get('box') or 0}.jpg"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        save_crop(crop.image, dest)
+        res.written += 1
+        res.by_flank[flank] = res.by_flank.get(flank, 0) + 1
+    for f, why in res.failures:
+        log.warning("box in %s not cut: %s", f, why)
+    return res
