@@ -45,7 +45,8 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path) -> dict:
         res = Census(CensusConfig())(cat)
         _, _, truth = _truth(card)
         check = check_against_truth(cat, truth, card)
-    copy.unlink()
+    for f in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
+        f.unlink(missing_ok=True)
     return {"mna": res.mna, **check}
 
 

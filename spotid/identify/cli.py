@@ -107,7 +107,8 @@ def identify(
     t = Table(title=f"identify run {res.run_id}")
     t.add_column("what")
     t.add_column("count", justify="right")
-    for k in ("detections", "crops_computed", "crop_failures", "matched", "auto", "new_sightings", "paired_merges"):
+    for k in ("detections", "crops_computed", "crop_failures", "matched", "auto", "new_sightings", "paired_merges",
+              "flank_outvoted"):
         t.add_row(k.replace("_", " "), str(getattr(res, k)))
     t.add_row("unusable", res.unusable_text())
     t.add_row("new individuals", ", ".join(res.new_individuals) or "-")

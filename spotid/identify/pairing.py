@@ -22,6 +22,8 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from spotid.identify.bursts import two_animals_in_a_frame
+
 
 @dataclass(frozen=True)
 class BurstSpan:
@@ -95,32 +97,12 @@ def join_through_pairs(nodes: Sequence[Hashable], pairs: Sequence[tuple[int, int
     return {n: uf.find(n) for n in nodes}
 
 
-def _two_animals_in_a_frame(members: Sequence) -> bool:
-    """Whether one frame holds two boxes of different animals. Two boxes of one frame where the
-    smaller lies mostly (>= 50%) inside the larger are one animal boxed twice (a detector duplicate or
-    a part box), not two leopards. Boxes: ``.box`` normalised (x, y, w, h); None counts as distinct."""
-    by_frame: dict = defaultdict(list)
-    for m in members:
-        by_frame[m.media_id].append(getattr(m, "box", None))
-    for boxes in by_frame.values():
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a is None or b is None:
-                    return True
-                iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-                ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-                if iw * ih < 0.5 * min(a[2] * a[3], b[2] * b[3]):
-                    return True
-    return False
-
-
 def burst_span(flank: str, members: Sequence, station: dict[str, str]) -> BurstSpan:
     """The span of a burst's frames (objects with ``.time`` ISO strings, ``.camera``, ``.media_id`` and
     ``.box``)."""
     times = sorted(datetime.fromisoformat(m.time) for m in members if m.time)
     cam = members[0].camera
-    crowded = _two_animals_in_a_frame(members)
+    crowded = two_animals_in_a_frame(members)
     return BurstSpan(flank, station.get(cam), cam, times[0] if times else None, times[-1] if times else None,
                      crowded)
 

@@ -5,7 +5,8 @@ the shipped models and runs it (``spotid identify`` and ``spotid demo`` call it)
 
 What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0``) without a sighting:
 1. crop (cached JPEG next to the catalog), quality, flank, embedding and RootSIFT features, cached in
-   ``crops`` (skipped when the cached row already has the current model versions);
+   ``crops`` (skipped when the cached row already has the current model versions); a left/right frame
+   outvoted by the other frames of its one-animal burst takes their flank (:mod:`spotid.identify.bursts`);
 2. every frame is matched against the gallery of known crops (sightings auto/confirmed/pending of
    individuals confirmed/proposed) of its flank (whole gallery when small, else cosine + descriptor-vote
    shortlist; background that stays put in one camera's frame does not count); the frames of one burst
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from spotid.catalog import Catalog, now_iso
+from spotid.identify.bursts import burst_flank_vote
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
 from spotid.identify.match import Gallery, Matcher
@@ -81,6 +84,7 @@ class IdentifyConfig:
     new_cluster_threshold: float = 0.5  # P(same individual) between two new-candidate groups to join them
     cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
     pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
+    burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -112,6 +116,7 @@ class IdentifyResult:
     unusable: int = 0
     unusable_reasons: dict[str, int] = field(default_factory=dict)   # why, for people: reason -> sightings
     paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
+    flank_outvoted: int = 0            # left/right frames given their burst's majority flank
     model_version: str = ""
 
     def to_json(self) -> dict:
@@ -326,6 +331,10 @@ class Identifier:
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
+            if cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
+                voted = burst_flank_vote([r for r in rows if not r.failed])
+                rows = [dataclasses.replace(r, flank=voted.get(r.detection_id, r.flank)) for r in rows]
+                result.flank_outvoted = len(voted)
             self._write_unusable(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
             self._write_unusable(cat, [r for r in rows if not r.failed and r.flank not in ("left", "right")],
                                  run_id, result, "no left/right flank (front, back or unsure)")

@@ -1,0 +1,57 @@
+"""What the frames of one burst say together: how many animals they show, and which flank.
+
+A burst is one pass of one animal past one camera, a second or two long. An animal walking past
+shows one side all the way, so when the flank classifier calls two frames "right" and the third
+"left" (a half-visible body at the frame edge, say), the odd frame is a classifier error. Left
+alone, that one frame would go to the other flank's gallery, match nobody, and found a new animal.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Hashable, Sequence
+
+FLANKS = ("left", "right")
+
+
+def two_animals_in_a_frame(members: Sequence) -> bool:
+    """Whether one frame holds two boxes of different animals. Two boxes of one frame where the
+    smaller lies mostly (>= 50%) inside the larger are one animal boxed twice (a detector duplicate or
+    a part box), not two leopards. Boxes: ``.box`` normalised (x, y, w, h); None counts as distinct."""
+    by_frame: dict = defaultdict(list)
+    for m in members:
+        by_frame[m.media_id].append(getattr(m, "box", None))
+    for boxes in by_frame.values():
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a is None or b is None:
+                    return True
+                iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+                ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+                if iw * ih < 0.5 * min(a[2] * a[3], b[2] * b[3]):
+                    return True
+    return False
+
+
+def burst_flank_vote(rows: Sequence) -> dict[Hashable, str]:
+    """``{detection_id: flank}`` for the left/right frames whose burst outvotes them.
+
+    ``rows``: objects with ``.detection_id``, ``.sequence_id`` (None = no burst), ``.media_id``,
+    ``.box`` and ``.flank``. Only bursts with one animal per frame (:func:`two_animals_in_a_frame`)
+    vote, and only a strict majority of the left/right frames wins; a tie is left as classified.
+    Front/back/unknown frames keep their answer: an animal turning to the camera is plausible, and
+    those frames are not matched anyway.
+    """
+    by_seq: dict = defaultdict(list)
+    for r in rows:
+        if r.sequence_id is not None and r.flank in FLANKS:
+            by_seq[r.sequence_id].append(r)
+    out: dict[Hashable, str] = {}
+    for members in by_seq.values():
+        votes = Counter(r.flank for r in members)
+        if len(votes) < 2 or two_animals_in_a_frame(members):
+            continue
+        (top, n_top), (_, n_other) = votes.most_common(2)
+        if n_top > n_other:
+            out.update({r.detection_id: top for r in members if r.flank != top})
+    return out
