@@ -1,4 +1,5 @@
-"""What the frames of one burst say together: how many animals they show, and which flank.
+"""What the frames of one burst say together: which frames form it, how many animals they show, and
+which flank.
 
 A burst is one pass of one animal past one camera, a second or two long. An animal walking past
 shows one side all the way, so when the flank classifier calls two frames "right" and the third
@@ -11,6 +12,16 @@ from collections import Counter, defaultdict
 from typing import Hashable, Sequence
 
 FLANKS = ("left", "right")
+
+
+def group_bursts(rows: Sequence) -> dict[tuple, list]:
+    """Bursts of one flank's rows: one group per sequence; frames without a sequence stand alone.
+    The frames of a burst vote together (identify) and are one query (calibration rows)."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
+        groups.setdefault(key, []).append(r)
+    return groups
 
 
 def two_animals_in_a_frame(members: Sequence) -> bool:
@@ -42,12 +53,8 @@ def burst_flank_vote(rows: Sequence) -> dict[Hashable, str]:
     Front/back/unknown frames keep their answer: an animal turning to the camera is plausible, and
     those frames are not matched anyway.
     """
-    by_seq: dict = defaultdict(list)
-    for r in rows:
-        if r.sequence_id is not None and r.flank in FLANKS:
-            by_seq[r.sequence_id].append(r)
     out: dict[Hashable, str] = {}
-    for members in by_seq.values():
+    for members in group_bursts([r for r in rows if r.flank in FLANKS]).values():
         votes = Counter(r.flank for r in members)
         if len(votes) < 2 or two_animals_in_a_frame(members):
             continue

@@ -79,8 +79,8 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
     ranks crops; the catalog must hold no sightings (a scratch catalog from :func:`card_catalog`)."""
     import json
 
+    from spotid.identify.bursts import group_bursts
     from spotid.identify.match import Gallery, pool_burst
-    from spotid.identify.pipeline import group_bursts
     from spotid.pipeline import truth_boxes
 
     card = Path(card)

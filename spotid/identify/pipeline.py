@@ -30,15 +30,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from spotid.catalog import Catalog, now_iso
-from spotid.identify.bursts import burst_flank_vote
+from spotid.identify.bursts import burst_flank_vote, group_bursts
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
 from spotid.identify.match import Gallery, Matcher
@@ -157,16 +156,6 @@ class _FlankPlan:
     labels: np.ndarray
     cluster_ev: ClusterEvidence
     notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
-
-
-def group_bursts(rows: Sequence[_Row]) -> dict[tuple, list[_Row]]:
-    """Bursts of one flank's rows: one group per sequence; frames without a sequence stand alone.
-    The frames of a burst vote together (identify) and are one query (calibration rows)."""
-    groups: dict[tuple, list[_Row]] = {}
-    for r in rows:
-        key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
-        groups.setdefault(key, []).append(r)
-    return groups
 
 
 def _flank_prefix(flank: str) -> str:
@@ -331,10 +320,6 @@ class Identifier:
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
-            if cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
-                voted = burst_flank_vote([r for r in rows if not r.failed])
-                rows = [dataclasses.replace(r, flank=voted.get(r.detection_id, r.flank)) for r in rows]
-                result.flank_outvoted = len(voted)
             self._write_unusable(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
             self._write_unusable(cat, [r for r in rows if not r.failed and r.flank not in ("left", "right")],
                                  run_id, result, "no left/right flank (front, back or unsure)")
@@ -353,10 +338,18 @@ class Identifier:
                   result: IdentifyResult | None = None) -> list[_Row]:
         """One row per leopard detection without a sighting: its crop, quality, flank, embedding and
         features, computed and cached where missing (``failed`` where the frame could not be cropped;
-        failures are counted in ``result``)."""
+        failures are counted in ``result``). With ``burst_flank_vote`` the flank is the one-animal
+        burst's majority (the cache keeps the classifier's answer), so identify and the calibration
+        cards match the same flanks."""
+        result = result if result is not None else IdentifyResult(run_id=0)
         todo = self._todo(cat, deployment)
-        self._ensure_crops(cat, todo, result if result is not None else IdentifyResult(run_id=0))
-        return self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
+        self._ensure_crops(cat, todo, result)
+        rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
+        if self.cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
+            voted = burst_flank_vote([r for r in rows if not r.failed])
+            rows = [replace(r, flank=voted.get(r.detection_id, r.flank)) for r in rows]
+            result.flank_outvoted = len(voted)
+        return rows
 
     def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
         out = []
