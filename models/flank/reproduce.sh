@@ -35,19 +35,18 @@ $SPOTID train flank --data "$WORK/box_train" --data "$WORK/sq_train" --data "$NY
 # separate test sets (never trained on, threshold not chosen on them)
 [ -f "$WORK/box_test/crops.csv" ] || $SPOTID synth crops "$WORK/box_test" --individuals 40 --per-flank 3 --views all --seed 202 --shape box
 [ -f "$WORK/sq_test/crops.csv" ] || $SPOTID synth crops "$WORK/sq_test" --individuals 20 --per-flank 6 --views flanks --seed 303
+# real Amur leopards: the hand-labelled boxes of amur-leopard-voc (models/flank/amur_leopard_voc_flanks.csv,
+# all splits: this model never trained on them), cut as identify cuts detections
+VOC="${VOC:-$ROOT/../shared/data/detection/amur-leopard-voc}"
+[ -d "$VOC" ] && $SPOTID train cut-boxes models/flank/amur_leopard_voc_flanks.csv --images-root "$VOC" --out "$WORK/voc_flanks"
 # card metrics: accuracy, unknown_rate, wrong_flank_rate (nyala: held-out individuals only)
 python - "$WORK" "$NYALA" <<'PY'
-import json, sys
+import json, os, sys
 from spotid.train.evaluate import evaluate_flank
 work, nyala = sys.argv[1], sys.argv[2]
 sets = {"box_test_seed202": f"{work}/box_test", "square_test_seed303": f"{work}/sq_test", "nyala_heldout": nyala}
+if os.path.isdir(f"{work}/voc_flanks"):
+    sets["amur_leopard_voc_hand_labelled"] = f"{work}/voc_flanks"
 print(json.dumps({k: evaluate_flank(f"{work}/flank", [d]) for k, d in sets.items()}, indent=1))
 PY
 
-# real Amur leopards: the hand-labelled boxes of amur-leopard-voc (models/flank/amur_leopard_voc_flanks.csv),
-# cut as identify cuts detections, scored as they are (all splits; this model never trained on them)
-VOC="${VOC:-$ROOT/../shared/data/detection/amur-leopard-voc}"
-if [ -d "$VOC" ]; then
-  $SPOTID train cut-boxes models/flank/amur_leopard_voc_flanks.csv --images-root "$VOC" --out "$WORK/voc_flanks"
-  python -c "import json, sys; from spotid.train.evaluate import evaluate_flank; print(json.dumps(evaluate_flank(sys.argv[1], [sys.argv[2]]), indent=1))" "$WORK/flank" "$WORK/voc_flanks"
-fi

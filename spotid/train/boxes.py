@@ -29,10 +29,13 @@ REQUIRED = ("file", "xmin", "ymin", "xmax", "ymax", "flank")
 
 @dataclass
 class CutResult:
-    written: int = 0
-    by_flank: dict[str, int] = field(default_factory=dict)
+    by_flank: dict[str, int] = field(default_factory=dict)          # crops written per flank
     skipped_unknown: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+    @property
+    def written(self) -> int:
+        return sum(self.by_flank.values())
 
 
 def read_box_labels(labels_csv: str | Path) -> list[dict]:
@@ -50,9 +53,7 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
                        split: str | None = None, pad: float = 0.1, max_side: int = 512) -> CutResult:
     """Cut every labelled box (of ``split`` when given; the photo is looked up as
     ``images_root/<split>-images/<file>`` then ``images_root/<file>``) into ``out``."""
-    from PIL import Image
-
-    from spotid.identify.crops import Cropper, save_crop
+    from spotid.identify.crops import Cropper, image_size, save_crop
 
     images_root, out = Path(images_root), Path(out)
     cropper = Cropper(pad=pad, max_side=max_side)
@@ -73,8 +74,7 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
             res.failures.append((r["file"], f"not found under {images_root}"))
             continue
         try:
-            with Image.open(path) as im:
-                W, H = im.size
+            W, H = image_size(path)
             x0, y0, x1, y1 = (float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
             if x1 - x0 < 2 or y1 - y0 < 2:
                 res.failures.append((r["file"], f"degenerate box {x0, y0, x1, y1}"))
@@ -87,7 +87,6 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
         dest = out / ind / flank / f"{Path(r['file']).stem}_b{r.get('box') or 0}.jpg"
         dest.parent.mkdir(parents=True, exist_ok=True)
         save_crop(crop.image, dest)
-        res.written += 1
         res.by_flank[flank] = res.by_flank.get(flank, 0) + 1
     for f, why in res.failures:
         log.warning("box in %s not cut: %s", f, why)
