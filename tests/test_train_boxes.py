@@ -79,3 +79,14 @@ def test_voc_flank_labels_cut_on_real_photos(shared: Path, tmp_path: Path):
                              split="test")
     assert res.failures == [] and res.skipped_unknown == 1
     assert res.by_flank == {"front": 30, "left": 7, "right": 4}
+
+
+def test_cut_boxes_cli_says_when_nothing_was_cut(photos: Path, tmp_path: Path):
+    labels = _labels(tmp_path / "l.csv", [["missing.jpg", "train", 0, 1, 1, 50, 50, "left", ""],
+                                          ["broken.jpg", "train", 0, 1, 1, 50, 50, "left", ""]])
+    r = CliRunner().invoke(app, ["train", "cut-boxes", str(labels), "--images-root", str(photos),
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert "nothing was cut" in r.output and "not found under" in r.output
+    # the broken photo is described as ingest describes it, naming the fix
+    assert "broken.jpg:" in r.output and "re-copy" in r.output

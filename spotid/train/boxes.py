@@ -16,13 +16,10 @@ held out. Output: ``OUT/<individual>/<flank>/<stem>_b<box>.jpg``.
 from __future__ import annotations
 
 import csv
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spotid.identify.flank import CLASSES
-
-log = logging.getLogger(__name__)
 
 REQUIRED = ("file", "xmin", "ymin", "xmax", "ymax", "flank")
 
@@ -54,6 +51,7 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
     """Cut every labelled box (of ``split`` when given; the photo is looked up as
     ``images_root/<split>-images/<file>`` then ``images_root/<file>``) into ``out``."""
     from spotid.identify.crops import Cropper, image_size, save_crop
+    from spotid.ingest.probe import probe_file
 
     images_root, out = Path(images_root), Path(out)
     cropper = Cropper(pad=pad, max_side=max_side)
@@ -81,13 +79,11 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
                 continue
             crop = cropper(path, (x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H))
         except (OSError, ValueError) as e:  # a broken photo is a recorded failure, not a crash
-            res.failures.append((r["file"], str(e)))
+            res.failures.append((r["file"], probe_file(path, "image").failure or str(e)))
             continue
         ind = (r.get("individual") or "").strip() or Path(r["file"]).stem
         dest = out / ind / flank / f"{Path(r['file']).stem}_b{r.get('box') or 0}.jpg"
         dest.parent.mkdir(parents=True, exist_ok=True)
         save_crop(crop.image, dest)
         res.by_flank[flank] = res.by_flank.get(flank, 0) + 1
-    for f, why in res.failures:
-        log.warning("box in %s not cut: %s", f, why)
     return res

@@ -156,11 +156,18 @@ def cut_boxes_cmd(
                "failures": [{"file": f, "reason": r} for f, r in res.failures], "out": str(out)}
     if as_json:
         print_json(summary)
-        return
-    typer.echo(f"{res.written} crops written to {out} ({', '.join(f'{k} {v}' for k, v in sorted(res.by_flank.items()))}); "
-               f"{res.skipped_unknown} 'unknown' rows skipped; {len(res.failures)} not cut")
-    for f, r in res.failures:
-        typer.echo(f"  not cut: {f}: {r}")
+    else:
+        flanks = ", ".join(f"{k} {v}" for k, v in sorted(res.by_flank.items()))
+        typer.echo(f"{res.written} crops written to {out}" + (f" ({flanks})" if flanks else "")
+                   + f"; {res.skipped_unknown} 'unknown' rows skipped; {len(res.failures)} not cut")
+        for f, r in res.failures[:10]:
+            typer.echo(f"  not cut: {f}: {r}")
+        if len(res.failures) > 10:
+            typer.echo(f"  ... and {len(res.failures) - 10} more (--json lists them all)")
+    if res.failures and res.written == 0:
+        typer.echo(f"nothing was cut: check that --images-root {images_root} holds the labelled photos "
+                   "(directly or in <split>-images/ folders)", err=True)
+        raise typer.Exit(1)
 
 
 train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd, "cut-boxes": cut_boxes_cmd}
