@@ -154,3 +154,30 @@ def test_train_matcher_card_errors_name_the_fix(reid_dir, tmp_path):
     assert r.exit_code == 2 and "--card" in r.output
     r = run.invoke(app, ["train", "matcher", str(reid_dir), "--decisions-from", "some"])
     assert r.exit_code == 2 and "all or cards" in r.output
+
+
+def test_grey_images_are_infrared_and_their_pairs_lose_chance_inliers(tmp_path):
+    """Folder evaluation verifies night/night pairs the way identify does (ir_chance_inliers)."""
+    from PIL import Image
+
+    from spotid.identify.evaluate import compute_scores
+
+    c = np.asarray(coat(150))
+    grey = np.repeat(c.mean(2, keepdims=True), 3, axis=2).astype(np.uint8)
+    for e in range(2):
+        d = tmp_path / "ind0"
+        d.mkdir(exist_ok=True)
+        Image.fromarray(warp(grey, 3 + e)).save(d / f"e{e:02d}_0.jpg", quality=92)
+        d = tmp_path / "ind1"
+        d.mkdir(exist_ok=True)
+        Image.fromarray(warp(c, 5 + e)).save(d / f"e{e:02d}_0.jpg", quality=92)
+    data = prepare(list_items(tmp_path, r"^(e\d+)_"), embedder=FakeEmbedder(), flank=FakeFlank(),
+                   extractor=FeatureExtractor(max_keypoints=300))
+    assert data.infrared == [True, True, False, False]
+    pl = data.places()
+    assert len({p.camera for p in pl}) == 4                  # no shared frame: no static-scenery filter
+    plain = compute_scores(data, Verifier(ir_chance_inliers=0), CAL)
+    night = compute_scores(data, Verifier(ir_chance_inliers=7), CAL)
+    # rows: the grey pair's queries lose 7 inliers each, the colour pair's keep theirs
+    d = np.nan_to_num(plain.inliers) - np.nan_to_num(night.inliers)
+    assert np.allclose(d[:2].max(axis=1), 7, atol=0.01) and np.allclose(d[2:], 0)

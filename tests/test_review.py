@@ -516,3 +516,13 @@ def test_cli_binds_localhost_and_opens_browser(demo, monkeypatch):
     opened.set()
     r = CliRunner().invoke(app, ["review", "--db", str(demo["db_path"]), "--port", str(port), "--no-browser"])
     assert r.exit_code == 0 and "url" not in seen
+
+
+def test_evidence_says_how_many_drawn_pairs_are_night_chance():
+    from spotid.review.queue import parse_evidence
+
+    day = parse_evidence(json.dumps({"query_pts": [[1, 2], [3, 4]], "ref_pts": [[5, 6], [7, 8]]}))
+    assert day.n == 2 and day.chance == 0
+    night = parse_evidence(json.dumps({"query_pts": [[1, 2]] * 9, "ref_pts": [[5, 6]] * 9, "chance": 7}))
+    assert night.n == 9 and night.chance == 7                       # 2 counted inliers, 9 pairs drawn
+    assert parse_evidence(json.dumps({"query_pts": [], "ref_pts": [], "chance": "x"})) is None

@@ -131,3 +131,71 @@ def test_box_inside_padded_crop_and_frame_map():
     roi, (x0, y0, sx, sy) = crop_geometry((0.2, 0.2, 0.4, 0.2), 0.1, (480, 240))
     assert roi == pytest.approx((40, 20, 440, 220))
     assert (x0, y0, sx, sy) == pytest.approx((0.16, 0.18, 0.001, 0.001))
+
+
+def test_is_monochrome_tells_infrared_from_colour():
+    from spotid.identify.verify import is_monochrome
+
+    a = np.asarray(coat(10))
+    grey = np.repeat(a.mean(2, keepdims=True), 3, axis=2).astype(np.uint8)
+    assert not is_monochrome(a)
+    assert is_monochrome(grey)
+    assert is_monochrome(grey[..., 0])                               # single channel
+    jpeg_noise = np.clip(grey.astype(int) + np.random.default_rng(0).integers(-2, 3, grey.shape), 0, 255)
+    assert is_monochrome(jpeg_noise.astype(np.uint8))                # JPEG chroma noise stays grey
+
+
+def test_ir_blur_smooths_only_grey_frames_and_recovers_noisy_infrared_matches():
+    a = coat(11)
+
+    def noisy_ir(img, seed):
+        g = np.asarray(img).mean(2) * 0.45                               # dark IR frame
+        g = g + np.random.default_rng(seed).normal(0, 9, g.shape)        # pixel-sized sensor noise
+        return np.repeat(np.clip(g, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+    q, r = noisy_ir(warp(a, 4), 2), noisy_ir(warp(a, 6), 3)
+    sharp, smooth = FeatureExtractor(max_keypoints=500, ir_blur=0), FeatureExtractor(max_keypoints=500, ir_blur=1.0)
+    v = Verifier()
+    # measured: 52 inliers sharp, 124 smoothed; another coat gets 0 either way
+    assert v(smooth(q), smooth(r)).inliers > 1.5 * v(sharp(q), sharp(r)).inliers
+    assert v(smooth(q), smooth(noisy_ir(coat(12), 4))).inliers <= 8
+    # colour frames are untouched: same keypoints with and without the IR option
+    assert np.array_equal(sharp(a).keypoints, smooth(a).keypoints)
+    assert sharp.version != smooth.version                               # cached features are recomputed
+
+
+def test_night_pairs_lose_their_chance_inliers():
+    from spotid.identify.verify import Place
+
+    a = coat(13)
+    fx_ = FeatureExtractor(max_keypoints=500)
+    fa, fw = fx_(a), fx_(warp(a, 5))
+    h, w = np.asarray(a).shape[:2]
+    day1, day2 = Place("cam1", 0.1, 0.2, 0.5 / w, 0.5 / h), Place("cam2", 0.1, 0.2, 0.5 / w, 0.5 / h)
+    night1 = Place("cam1", 0.1, 0.2, 0.5 / w, 0.5 / h, infrared=True)
+    night2 = Place("cam2", 0.1, 0.2, 0.5 / w, 0.5 / h, infrared=True)
+    v = Verifier(ir_chance_inliers=7)
+    full = v(fa, fw, day1, day2)
+    assert full.inliers >= 40 and full.chance == 0
+    assert v(fa, fw, day1, night2).inliers == full.inliers            # one colour frame: no correction
+    night = v(fa, fw, night1, night2)
+    assert night.inliers == full.inliers - 7 and night.chance == 7
+    assert len(night.evidence(1000)["query_pts"]) == full.inliers      # the review page still sees every pair
+    assert night.evidence()["chance"] == 7 and "chance" not in full.evidence()
+    assert Verifier(ir_chance_inliers=0)(fa, fw, night1, night2).inliers == full.inliers
+    assert v.version != Verifier(ir_chance_inliers=0).version
+    # a night pair with no more than chance agreement is no evidence at all
+    few = Verifier(ir_chance_inliers=full.inliers - 2)(fa, fw, night1, night2)
+    assert few.inliers == 0 and few.chance == 0
+
+
+def test_infrared_crop_is_recognised_from_the_stored_jpeg(tmp_path):
+    from PIL import Image
+
+    from spotid.identify.crops import is_infrared_crop
+
+    a = np.asarray(coat(14))
+    Image.fromarray(a).save(tmp_path / "day.jpg", quality=90)
+    Image.fromarray(np.repeat(a.mean(2, keepdims=True), 3, axis=2).astype(np.uint8)).save(tmp_path / "ir.jpg", quality=90)
+    assert not is_infrared_crop(tmp_path / "day.jpg")
+    assert is_infrared_crop(tmp_path / "ir.jpg")

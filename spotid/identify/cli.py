@@ -61,14 +61,13 @@ def _calibration(path: Optional[str]):
 def _extractor(cfg):
     from spotid.identify.verify import FeatureExtractor
 
-    return FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to)
+    return FeatureExtractor.from_config(cfg)
 
 
 def _verifier(cfg):
     from spotid.identify.verify import Verifier
 
-    return Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
-                    reproj_threshold=cfg.reproj_threshold, static_tol=cfg.static_tol)
+    return Verifier.from_config(cfg)
 
 
 def identify(

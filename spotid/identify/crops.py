@@ -149,3 +149,15 @@ def image_size(path) -> tuple[int, int]:
 
     with Image.open(path) as im:  # header only
         return im.size
+
+
+def is_infrared_crop(path) -> bool:
+    """Whether a stored crop is a grey infrared night frame, from a thumbnail of it (JPEG draft
+    decoding, a few ms)."""
+    from PIL import Image
+
+    from spotid.identify.verify import is_monochrome
+
+    with Image.open(path) as im:
+        im.draft("RGB", (64, 64))
+        return is_monochrome(im.convert("RGB"))

@@ -39,7 +39,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.bursts import burst_flank_vote, group_bursts
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop
+from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, is_infrared_crop, save_crop
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
@@ -67,12 +67,14 @@ class IdentifyConfig:
     max_keypoints: int = 600
     clahe: bool = True
     upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
+    ir_blur: float = 1.0                # Gaussian sigma (crop px) smoothing infrared crops before SIFT (0 = off)
     box_only: bool = True               # keypoints only inside the detection box (the padding is background)
     ratio: float = 0.8
     mutual: bool = True
     geometric_model: str = "affine"
     reproj_threshold: float = 12.0
     static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
+    ir_chance_inliers: int = 7          # inliers two different animals share by chance in a night/night pair
     # matcher
     verify_all: int = 300               # galleries up to this size are verified whole
     shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes
@@ -176,9 +178,8 @@ class Identifier:
         self.calibration = calibration or load_calibration(cfg.calibration)
         self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
-        self.extractor = FeatureExtractor(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to)
-        self.verifier = Verifier(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model,
-                                 reproj_threshold=cfg.reproj_threshold, static_tol=cfg.static_tol)
+        self.extractor = FeatureExtractor.from_config(cfg)
+        self.verifier = Verifier.from_config(cfg)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all)
         self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
@@ -196,7 +197,7 @@ class Identifier:
         if camera is None or crop_path is None or not Path(crop_path).exists():
             return None
         _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, image_size(crop_path))
-        return Place(str(camera), x0, y0, sx, sy)
+        return Place(str(camera), x0, y0, sx, sy, infrared=is_infrared_crop(crop_path))
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:

@@ -55,6 +55,9 @@ class Place:
 
     Two crops from one fixed camera share the background at the same frame position; a putative
     match that does not move in the frame between two different visits is scenery, not coat.
+
+    ``infrared``: the crop is a grey night frame (:func:`is_monochrome`); two infrared crops agree by
+    chance on more inliers than two colour crops (see :class:`Verifier`).
     """
 
     camera: str
@@ -62,6 +65,7 @@ class Place:
     y0: float
     sx: float
     sy: float
+    infrared: bool = False
 
     def to_frame(self, pts: np.ndarray) -> np.ndarray:
         """``(K, 2)`` crop pixels -> ``(K, 2)`` normalised frame coordinates."""
@@ -72,20 +76,37 @@ class Place:
 class Verification:
     """Result of verifying a query crop against a reference crop.
 
-    ``inliers`` is the number of putative matches consistent with one geometric transform;
-    ``query_pts`` / ``ref_pts`` are the inlier pairs ``(K, 2)`` in each crop's pixel coordinates.
+    ``inliers`` is the evidence: the number of putative matches consistent with one geometric
+    transform, less ``chance`` (the inliers two different animals reach by chance under these
+    conditions, subtracted for infrared pairs); ``query_pts`` / ``ref_pts`` are all the geometric
+    inlier pairs ``(K, 2)`` in each crop's pixel coordinates (K = inliers + chance).
     """
 
     inliers: int
     matches: int
     query_pts: np.ndarray = field(repr=False)
     ref_pts: np.ndarray = field(repr=False)
+    chance: int = 0
 
     def evidence(self, limit: int = 200) -> dict:
-        """The ``match_candidates.evidence_json`` payload: inlier pairs, rounded to 0.1 px."""
+        """The ``match_candidates.evidence_json`` payload: inlier pairs, rounded to 0.1 px, and
+        ``chance`` when inliers were discounted (the review page says why it draws more pairs than
+        the count)."""
         q = np.round(self.query_pts[:limit].astype(float), 1).tolist()
         r = np.round(self.ref_pts[:limit].astype(float), 1).tolist()
-        return {"query_pts": q, "ref_pts": r}
+        return {"query_pts": q, "ref_pts": r, **({"chance": self.chance} if self.chance else {})}
+
+
+def is_monochrome(image, tol: float = 4.0) -> bool:
+    """True for a single-channel image or an RGB one whose channels agree within ``tol`` (mean absolute
+    difference, 0-255): infrared night frames, which camera traps store as grey RGB JPEGs."""
+    arr = np.asarray(image)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        return True
+    if arr.ndim != 3 or arr.shape[2] < 3 or arr.size == 0:
+        return False
+    a = arr[..., :3].astype(np.int16)
+    return float(np.abs(a[..., 0] - a[..., 1]).mean()) < tol and float(np.abs(a[..., 1] - a[..., 2]).mean()) < tol
 
 
 def _to_gray(image) -> np.ndarray:
@@ -102,10 +123,17 @@ class FeatureExtractor:
     Grayscale + CLAHE make infrared night frames and colour day frames comparable (both become
     local-contrast-normalised luminance). The strongest ``max_keypoints`` are kept so that one
     verification costs about the same whatever the crop size.
+
+    Infrared frames (:func:`is_monochrome`) are smoothed with a Gaussian of ``ir_blur`` pixels (of the
+    crop, before upscaling) first: their sensor noise is pixel-sized, and CLAHE lifts it into
+    keypoints that fill the ``max_keypoints`` budget without belonging to the coat. On the six 12-day
+    calibration cards, same-animal night/night burst pairs with more inliers than any different-animal
+    pair rose from 26% to 34% with ``ir_blur=1``; day frames are left sharp (blurring them cost
+    day/day pairs 0.85 -> 0.61 recall).
     """
 
     def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02,
-                 upsample_to: int = 512, max_upsample: float = 3.0):
+                 upsample_to: int = 512, max_upsample: float = 3.0, ir_blur: float = 1.0):
         import cv2
 
         self.max_keypoints = int(max_keypoints)
@@ -113,7 +141,15 @@ class FeatureExtractor:
         self.max_upsample = float(max_upsample)
         self._sift = cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=contrast_threshold)
         self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)) if clahe else None
+        self.ir_blur = float(ir_blur)
         self.version = f"{FEATURES_VERSION}-up{self.upsample_to}" if self.upsample_to else FEATURES_VERSION
+        if self.ir_blur > 0:
+            self.version += f"-irblur{self.ir_blur:g}"
+
+    @classmethod
+    def from_config(cls, cfg) -> FeatureExtractor:
+        """From any settings object with identify's feature fields (``IdentifyConfig``)."""
+        return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur)
 
     def __call__(self, image, roi: tuple[float, float, float, float] | None = None) -> Features:
         """Features of ``image``; ``roi`` = ``(x0, y0, x1, y1)`` pixels of the image: keypoints only
@@ -127,6 +163,8 @@ class FeatureExtractor:
         gray = _to_gray(image)
         if gray.size == 0 or min(gray.shape) < 16:
             return Features.empty()
+        if self.ir_blur > 0 and is_monochrome(image):
+            gray = cv2.GaussianBlur(gray, (0, 0), self.ir_blur)
         s = 1.0
         if self.upsample_to and max(gray.shape) < self.upsample_to:
             s = min(self.upsample_to / max(gray.shape), self.max_upsample)
@@ -168,10 +206,19 @@ class Verifier:
     two ends lie within ``static_tol`` (fraction of the frame) of each other in frame coordinates are
     dropped before the geometry: two different visits to one station share the background, and a
     padded box around a walking leopard holds plenty of it.
+
+    Night pairs: when both places are infrared, ``ir_chance_inliers`` are subtracted from the inlier
+    count. Grey, smoothed night crops of two different leopards agree on more points by chance (eye
+    shine, ears, the generic head): on the six 12-day calibration cards the most inliers any
+    different-animal burst pair reached was 8 for day/day and day/night pairs but 15 for night/night
+    (with ``ir_blur=1``). Subtracting 7 puts night evidence on the day scale, so one calibration
+    serves both: same-animal burst pairs scoring above every different-animal pair were 30% of all
+    pairs with plain features, 27% with ``ir_blur=1`` alone and 37% with both.
     """
 
     def __init__(self, *, ratio: float = 0.8, mutual: bool = True, model: str = "affine",
-                 reproj_threshold: float = 12.0, min_matches: int = 4, static_tol: float = 0.01):
+                 reproj_threshold: float = 12.0, min_matches: int = 4, static_tol: float = 0.01,
+                 ir_chance_inliers: int = 7):
         if model not in ("affine", "homography"):
             raise ValueError(f"unknown geometric model {model!r}: use 'affine' or 'homography'")
         self.ratio = float(ratio)
@@ -180,7 +227,16 @@ class Verifier:
         self.reproj_threshold = float(reproj_threshold)
         self.min_matches = max(int(min_matches), 4 if model == "homography" else 3)
         self.static_tol = float(static_tol)
+        self.ir_chance_inliers = max(int(ir_chance_inliers), 0)
         self.version = VERIFIER_VERSION if model == "affine" else VERIFIER_VERSION.replace("affine", "homography")
+        if self.ir_chance_inliers:
+            self.version += f"-irchance{self.ir_chance_inliers}"
+
+    @classmethod
+    def from_config(cls, cfg) -> Verifier:
+        """From any settings object with identify's verifier fields (``IdentifyConfig``)."""
+        return cls(ratio=cfg.ratio, mutual=cfg.mutual, model=cfg.geometric_model, reproj_threshold=cfg.reproj_threshold,
+                   static_tol=cfg.static_tol, ir_chance_inliers=cfg.ir_chance_inliers)
 
     def putative(self, q: Features, r: Features) -> tuple[np.ndarray, np.ndarray]:
         """Indices ``(qi, ri)`` of ratio-test (and mutual) matches."""
@@ -226,6 +282,8 @@ class Verifier:
             return Verification(0, n, empty, empty)
         m = mask.ravel().astype(bool)
         k = int(m.sum())
-        if k < self.min_matches:  # a transform through the minimal sample alone is no evidence
+        chance = (self.ir_chance_inliers if q_place is not None and r_place is not None
+                  and q_place.infrared and r_place.infrared else 0)
+        if k - chance < self.min_matches:  # a transform through the minimal sample alone is no evidence
             return Verification(0, n, empty, empty)
-        return Verification(k, n, qp[m], rp[m])
+        return Verification(k - chance, n, qp[m], rp[m], chance)

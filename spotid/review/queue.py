@@ -46,10 +46,13 @@ class CropInfo:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Matched keypoint pairs between the query crop and one reference crop (stored-crop pixels)."""
+    """Matched keypoint pairs between the query crop and one reference crop (stored-crop pixels);
+    ``chance``: pairs not counted as evidence (a night/night pair's chance agreement), so the
+    candidate's inlier count is ``n - chance``."""
 
     query_pts: tuple[tuple[float, float], ...]
     ref_pts: tuple[tuple[float, float], ...]
+    chance: int = 0
 
     @property
     def n(self) -> int:
@@ -261,13 +264,14 @@ def parse_evidence(text: str | None) -> Evidence | None:
         data = json.loads(text)
         q = tuple((float(p[0]), float(p[1])) for p in data.get("query_pts", []))
         r = tuple((float(p[0]), float(p[1])) for p in data.get("ref_pts", []))
+        chance = int(data.get("chance", 0))
     except (ValueError, TypeError, AttributeError, IndexError) as e:
         log.warning("unreadable evidence_json (%s): %.80s", e, text)
         return None
     if len(q) != len(r):
         log.warning("evidence_json with %d query but %d reference points; ignored", len(q), len(r))
         return None
-    return Evidence(q, r)
+    return Evidence(q, r, chance)
 
 
 def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:

@@ -151,6 +151,7 @@ var spotid = (function () {
       evb.innerHTML = "";
       var parts = [["P(same) ", pct(c.probability)], ["matched keypoints ", (c.verify_inliers === null ? nk : c.verify_inliers)],
                    ["cosine ", c.embed_score === null ? "—" : c.embed_score.toFixed(2)]];
+      if (c.evidence && c.evidence.chance) { parts.splice(2, 0, ["not counted, night-pair chance ", c.evidence.chance]); }
       parts.forEach(function (p) { var s = document.createElement("span"); s.textContent = p[0]; var bb = document.createElement("b");
         bb.textContent = p[1]; s.appendChild(bb); evb.appendChild(s); });
       var hint = document.createElement("span");
