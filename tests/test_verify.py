@@ -199,3 +199,17 @@ def test_infrared_crop_is_recognised_from_the_stored_jpeg(tmp_path):
     Image.fromarray(np.repeat(a.mean(2, keepdims=True), 3, axis=2).astype(np.uint8)).save(tmp_path / "ir.jpg", quality=90)
     assert not is_infrared_crop(tmp_path / "day.jpg")
     assert is_infrared_crop(tmp_path / "ir.jpg")
+
+
+def test_unreadable_cached_crop_is_logged_not_fatal(tmp_path, caplog):
+    from PIL import Image
+
+    from spotid.identify.crops import stored_crop_info
+
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.asarray(coat(15))).save(good, quality=90)
+    assert stored_crop_info(good) == (Image.open(good).size, False)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[:300])                          # truncated cache file
+    assert stored_crop_info(bad) is None
+    assert "delete the file and run identify again" in caplog.text

@@ -7,6 +7,8 @@ pixels of that stored JPEG, so the review page can draw them without recomputing
 """
 from __future__ import annotations
 
+import logging
+
 import io
 import math
 from dataclasses import dataclass
@@ -161,3 +163,15 @@ def is_infrared_crop(path) -> bool:
     with Image.open(path) as im:
         im.draft("RGB", (64, 64))
         return is_monochrome(im.convert("RGB"))
+
+
+def stored_crop_info(path) -> tuple[tuple[int, int], bool] | None:
+    """((width, height), infrared) of a stored crop; None (logged, naming the fix) when the file
+    cannot be read: a damaged cache file must not stop a run over a whole card."""
+    try:
+        return image_size(path), is_infrared_crop(path)
+    except OSError as e:  # PIL's UnidentifiedImageError and truncated reads are OSErrors
+        logging.getLogger(__name__).warning(
+            "cached crop %s is unreadable (%s): matched without its frame position; delete the file and "
+            "run identify again to cut it anew", path, e)
+        return None

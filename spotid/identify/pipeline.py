@@ -39,7 +39,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.bursts import burst_flank_vote, group_bursts
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, is_infrared_crop, save_crop
+from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop, stored_crop_info
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
@@ -196,8 +196,11 @@ class Identifier:
     def _place(self, camera, bbox, crop_path) -> Place | None:
         if camera is None or crop_path is None or not Path(crop_path).exists():
             return None
-        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, image_size(crop_path))
-        return Place(str(camera), x0, y0, sx, sy, infrared=is_infrared_crop(crop_path))
+        info = stored_crop_info(crop_path)
+        if info is None:
+            return None
+        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, info[0])
+        return Place(str(camera), x0, y0, sx, sy, infrared=info[1])
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
