@@ -233,9 +233,11 @@ def test_decision_clustering_re_evaluates_competitors_after_each_merge():
     # MARGIN: P(A ~ B) = (1 + inl_AB) / (2 + inl_AB + inl_A,best other)
     inl = np.array([[0, 20, 15, 0], [20, 0, 18, 0], [15, 18, 0, 0], [0, 0, 0, 0]], float)
     cos = np.zeros((4, 4))
-    # first round: 0~1 = max(21/37, 21/40) = 0.568 is the best pair (1~2: max(19/40, 19/35) = 0.543);
-    # merged {0,1} has no competitor for 2 any more: 19/20 = 0.95; 3 matches nothing: 1/2
-    assert cluster_decide(inl, cos, MARGIN, 0.55).tolist() == [0, 0, 0, 1]
+    # both ways must agree: first round 0~1 = min(21/37, 21/40) = 0.525 is the best pair
+    # (1~2: min(19/40, 19/35) = 0.475; 0~2: min(16/37, 16/35) = 0.432; 3~0: min(1/2, 1/22));
+    # merged {0,1} has no competitor for 2 any more: 19/20 = 0.95 both ways; 3 matches nothing: 1/2
+    assert cluster_decide(inl, cos, MARGIN, 0.52).tolist() == [0, 0, 0, 1]
+    assert cluster_decide(inl, cos, MARGIN, 0.55).tolist() == [0, 1, 2, 3]  # one way 0.568 is not enough
     assert cluster_decide(inl, cos, MARGIN, 0.6).tolist() == [0, 1, 2, 3]
     assert cluster_decide(inl, cos, MARGIN, 0.5).tolist() == [0, 0, 0, 0]  # 1/2 reaches 0.5
     assert cluster_decide(np.zeros((1, 1)), np.zeros((1, 1)), MARGIN, 0.5).tolist() == [0]

@@ -149,8 +149,12 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibratio
     ``inliers`` ``(n, n)`` best inlier count between two candidate groups (symmetric; diagonal
     ignored), ``cos`` ``(n, n)`` the cosine of that same pair. For current clusters A, B:
     P(A ~ B) = :meth:`Calibration.decide` of B's evidence for the query A against A's best evidence
-    for any OTHER cluster (and the reverse; the larger counts). The most probable pair is merged while
-    it reaches ``threshold``; a merged cluster keeps its members' best evidence. Recomputing the
+    for any OTHER cluster, and the reverse; the SMALLER counts, so both must agree (as mutual nearest
+    neighbours). Taking the larger let a weak link through whenever one side had no competitor at all:
+    on 26 demo surveys that merged two or three leopards into one identity in 3 surveys (5 merged
+    identities); with both ways, none, at 84 instead of 77 split (individual, flank) identities.
+    The most probable pair is merged while it reaches ``threshold``; a merged cluster keeps its
+    members' best evidence. Recomputing the
     competitors after each merge matters: before two bursts of one animal are merged, each is the
     other's strongest "competitor" and would veto the third burst of that animal.
     Returns labels ``(n,)`` 0..k-1 in order of first member.
@@ -177,7 +181,7 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibratio
         oc = sub_c[rows[:, None], comp] if m > 2 else np.zeros((m, m))
         p = np.asarray(calibration.decide(kind, sub_c.ravel(), np.maximum(sub_i, 0).ravel(), oc.ravel(), oi.ravel()),
                        np.float64).reshape(m, m)
-        p = np.maximum(p, p.T)
+        p = np.minimum(p, p.T)
         np.fill_diagonal(p, -1.0)
         a, b = np.unravel_index(int(np.argmax(p)), p.shape)
         if p[a, b] < threshold:
