@@ -165,51 +165,51 @@ def test_ir_blur_smooths_only_grey_frames_and_recovers_noisy_infrared_matches():
 
 
 def test_night_pairs_lose_their_chance_inliers():
-    from spotid.identify.verify import Place
+    from dataclasses import replace
 
     a = coat(13)
     fx_ = FeatureExtractor(max_keypoints=500)
     fa, fw = fx_(a), fx_(warp(a, 5))
-    h, w = np.asarray(a).shape[:2]
-    day1, day2 = Place("cam1", 0.1, 0.2, 0.5 / w, 0.5 / h), Place("cam2", 0.1, 0.2, 0.5 / w, 0.5 / h)
-    night1 = Place("cam1", 0.1, 0.2, 0.5 / w, 0.5 / h, infrared=True)
-    night2 = Place("cam2", 0.1, 0.2, 0.5 / w, 0.5 / h, infrared=True)
+    assert not fa.infrared and not fw.infrared
+    na, nw = replace(fa, infrared=True), replace(fw, infrared=True)    # the same points, seen at night
     v = Verifier(ir_chance_inliers=7)
-    full = v(fa, fw, day1, day2)
+    full = v(fa, fw)
     assert full.inliers >= 40 and full.chance == 0
-    assert v(fa, fw, day1, night2).inliers == full.inliers            # one colour frame: no correction
-    night = v(fa, fw, night1, night2)
+    assert v(fa, nw).inliers == full.inliers                         # one colour frame: no correction
+    night = v(na, nw)
     assert night.inliers == full.inliers - 7 and night.chance == 7
     assert len(night.evidence(1000)["query_pts"]) == full.inliers      # the review page still sees every pair
     assert night.evidence()["chance"] == 7 and "chance" not in full.evidence()
-    assert Verifier(ir_chance_inliers=0)(fa, fw, night1, night2).inliers == full.inliers
+    assert Verifier(ir_chance_inliers=0)(na, nw).inliers == full.inliers
     assert v.version != Verifier(ir_chance_inliers=0).version
     # a night pair with no more than chance agreement is no evidence at all
-    few = Verifier(ir_chance_inliers=full.inliers - 2)(fa, fw, night1, night2)
+    few = Verifier(ir_chance_inliers=full.inliers - 2)(na, nw)
     assert few.inliers == 0 and few.chance == 0
+    # the flag survives the catalog's byte round trip
+    kp, de = na.to_bytes()
+    assert Features.from_bytes(kp, de, True).infrared and not Features.from_bytes(kp, de).infrared
 
 
 def test_infrared_crop_is_recognised_from_the_stored_jpeg(tmp_path):
     from PIL import Image
 
-    from spotid.identify.crops import is_infrared_crop
-
     a = np.asarray(coat(14))
     Image.fromarray(a).save(tmp_path / "day.jpg", quality=90)
     Image.fromarray(np.repeat(a.mean(2, keepdims=True), 3, axis=2).astype(np.uint8)).save(tmp_path / "ir.jpg", quality=90)
-    assert not is_infrared_crop(tmp_path / "day.jpg")
-    assert is_infrared_crop(tmp_path / "ir.jpg")
+    fx_ = FeatureExtractor(max_keypoints=300)
+    assert not fx_(Image.open(tmp_path / "day.jpg").convert("RGB")).infrared
+    assert fx_(Image.open(tmp_path / "ir.jpg").convert("RGB")).infrared
 
 
 def test_unreadable_cached_crop_is_logged_not_fatal(tmp_path, caplog):
     from PIL import Image
 
-    from spotid.identify.crops import stored_crop_info
+    from spotid.identify.crops import stored_crop_size
 
     good = tmp_path / "good.jpg"
     Image.fromarray(np.asarray(coat(15))).save(good, quality=90)
-    assert stored_crop_info(good) == (Image.open(good).size, False)
+    assert stored_crop_size(good) == Image.open(good).size
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(good.read_bytes()[:300])                          # truncated cache file
-    assert stored_crop_info(bad) is None
+    assert stored_crop_size(bad) is None
     assert "delete the file and run identify again" in caplog.text

@@ -7,9 +7,8 @@ pixels of that stored JPEG, so the review page can draw them without recomputing
 """
 from __future__ import annotations
 
-import logging
-
 import io
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from spotid.util import atomic_write_bytes, open_image_reduced
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,25 +154,12 @@ def image_size(path) -> tuple[int, int]:
         return im.size
 
 
-def is_infrared_crop(path) -> bool:
-    """Whether a stored crop is a grey infrared night frame, from a thumbnail of it (JPEG draft
-    decoding, a few ms)."""
-    from PIL import Image
-
-    from spotid.identify.verify import is_monochrome
-
-    with Image.open(path) as im:
-        im.draft("RGB", (64, 64))
-        return is_monochrome(im.convert("RGB"))
-
-
-def stored_crop_info(path) -> tuple[tuple[int, int], bool] | None:
-    """((width, height), infrared) of a stored crop; None (logged, naming the fix) when the file
-    cannot be read: a damaged cache file must not stop a run over a whole card."""
+def stored_crop_size(path) -> tuple[int, int] | None:
+    """(width, height) of a cached crop JPEG; None (logged, naming the fix) when the file cannot be
+    read: a damaged cache file must not stop a run over a whole card."""
     try:
-        return image_size(path), is_infrared_crop(path)
+        return image_size(path)
     except OSError as e:  # PIL's UnidentifiedImageError and truncated reads are OSErrors
-        logging.getLogger(__name__).warning(
-            "cached crop %s is unreadable (%s): matched without its frame position; delete the file and "
-            "run identify again to cut it anew", path, e)
+        log.warning("cached crop %s is unreadable (%s): matched without its frame position; delete the file "
+                    "and run identify again to cut it anew", path, e)
         return None

@@ -31,7 +31,7 @@ import numpy as np
 
 from spotid.identify.calibrate import Calibration
 from spotid.identify.match import Gallery, Matcher, open_set_metrics, rank_individuals, retrieval_metrics
-from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier, is_monochrome
+from spotid.identify.verify import FeatureExtractor, Features, Verifier
 from spotid.util import IMAGE_EXTS, open_image_reduced, progress
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
 
 @dataclass
 class EvalData:
-    """Per image: flank (classifier), embedding ``(N, D)``, RootSIFT features, whether it is an
-    infrared (grey) frame; timings in seconds."""
+    """Per image: flank (classifier), embedding ``(N, D)``, RootSIFT features (with their infrared
+    flag, so night/night pairs are discounted as in ``identify``); timings in seconds."""
 
     items: list[Item]
     flanks: list[str]
@@ -85,14 +85,6 @@ class EvalData:
     embed_seconds: float = 0.0
     feature_seconds: float = 0.0
     embedder_version: str = ""
-    infrared: list[bool] = field(default_factory=list)
-
-    def places(self) -> list[Place]:
-        """One :class:`Place` per image for the verifier: its own camera (folder images share no
-        fixed frame, so the static-scenery filter never applies) and its infrared flag (night/night
-        pairs lose their chance inliers, as in ``identify``)."""
-        ir = self.infrared or [False] * len(self.items)
-        return [Place(f"eval:{i}", 0.0, 0.0, 1.0, 1.0, infrared=bool(f)) for i, f in enumerate(ir)]
 
 
 def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, max_side: int = 512,
@@ -112,13 +104,13 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
     if cache is not None:
         key = hashlib.sha256(json.dumps([[str(it.path), it.individual, it.encounter] for it in items] + [
             getattr(embedder, "version", ""), getattr(flank, "version", ""), extractor.version,
-            extractor.max_keypoints, max_side, flank_from_path, "infrared-v2"]).encode()).hexdigest()[:20]
+            extractor.max_keypoints, max_side, flank_from_path, "features+infrared"]).encode()).hexdigest()[:20]
         cache_file = Path(cache) / f"reid-eval-{key}.pkl"
         if cache_file.exists():
             with open(cache_file, "rb") as f:
                 return pickle.load(f)
 
-    flanks, embs, feats, infrared = [], [], [], []
+    flanks, embs, feats = [], [], []
     t_emb = t_feat = 0.0
     for start in progress(range(0, len(items), batch_size), total=(len(items) + batch_size - 1) // batch_size,
                           description="embed"):
@@ -141,9 +133,7 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
         t0 = time.perf_counter()
         feats += [extractor(im) for im in ims]
         t_feat += time.perf_counter() - t0
-        infrared += [is_monochrome(im) for im in ims]
-    data = EvalData(items, flanks, np.concatenate(embs), feats, t_emb, t_feat, getattr(embedder, "version", ""),
-                    infrared)
+    data = EvalData(items, flanks, np.concatenate(embs), feats, t_emb, t_feat, getattr(embedder, "version", ""))
     if cache_file is not None:
         from spotid.util import atomic_write_bytes
         atomic_write_bytes(cache_file, pickle.dumps(data))
@@ -200,8 +190,7 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     inl = np.full((len(q), n), np.nan)
     finl = np.zeros((len(q), n))
     cache: dict[tuple[int, int], float] = {}
-    places = data.places()
-    gallery = Gallery(data.embeddings, data.features, [it.individual for it in data.items], places=places)
+    gallery = Gallery(data.embeddings, data.features, [it.individual for it in data.items])
     matcher = Matcher(verifier, calibration, shortlist=shortlist, verify_all=verify_all)
     t_index = 0.0
     if n > verify_all:
@@ -212,7 +201,7 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     def pair(i: int, j: int) -> float:
         key = (min(i, j), max(i, j))
         if key not in cache:
-            v = verifier(data.features[i], data.features[j], places[i], places[j])
+            v = verifier(data.features[i], data.features[j])
             cache[key] = v.inliers + min(v.matches, 999) / 1000.0
         return cache[key]
 
@@ -220,7 +209,7 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     for row, i in enumerate(progress(q, total=len(q), description="queries")):
         g = np.flatnonzero(mask[i])
         t0, c0 = time.perf_counter(), time.process_time()
-        c, finl[row], done = matcher.scores(data.embeddings[i], data.features[i], gallery, mask[i], places[i])
+        c, finl[row], done = matcher.scores(data.embeddings[i], data.features[i], gallery, mask[i])
         t_fused += time.perf_counter() - t0
         c_fused += time.process_time() - c0
         for j, v in done.items():  # same verifier, same pair: reuse for the brute-force scorer

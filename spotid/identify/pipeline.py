@@ -39,7 +39,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.bursts import burst_flank_vote, group_bursts
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, crop_geometry, image_size, save_crop, stored_crop_info
+from spotid.identify.crops import Cropper, crop_dir, crop_geometry, save_crop, stored_crop_size
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
@@ -196,11 +196,11 @@ class Identifier:
     def _place(self, camera, bbox, crop_path) -> Place | None:
         if camera is None or crop_path is None or not Path(crop_path).exists():
             return None
-        info = stored_crop_info(crop_path)
-        if info is None:
+        size = stored_crop_size(crop_path)
+        if size is None:
             return None
-        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, info[0])
-        return Place(str(camera), x0, y0, sx, sy, infrared=info[1])
+        _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, size)
+        return Place(str(camera), x0, y0, sx, sy)
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
@@ -228,7 +228,8 @@ class Identifier:
                 c = cached.get(r["id"])
                 if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
                         and c["flank_model"] == self.flank_version
-                        and c["features_version"] == self.features_version and c["crop_path"]
+                        and c["features_version"] == self.features_version and c["infrared"] is not None
+                        and c["crop_path"]
                         and Path(c["crop_path"]).exists()):
                     continue
                 try:
@@ -263,18 +264,20 @@ class Identifier:
                 stored = Image.open(path).convert("RGB")
                 roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
                        if self.cfg.box_only else None)
-                kp, de = self.extractor(stored, roi).to_bytes()
+                feats = self.extractor(stored, roi)
                 rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                                 self.embedder.version, kp, de, self.features_version, str(path), self.flank_version))
+                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), self.features_version,
+                                 str(path), self.flank_version))
             with cat.transaction():
                 cat.conn.executemany(
                     "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
-                    "embedding, embedder, keypoints, descriptors, features_version, crop_path, flank_model) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
+                    "embedding, embedder, keypoints, descriptors, infrared, features_version, crop_path, flank_model) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
                     "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
                     "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
                     "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
-                    "descriptors=excluded.descriptors, features_version=excluded.features_version, "
+                    "descriptors=excluded.descriptors, infrared=excluded.infrared, "
+                    "features_version=excluded.features_version, "
                     "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
             result.crops_computed += len(rows_out)
 
@@ -282,7 +285,7 @@ class Identifier:
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
         """Known crops of one flank; merged individuals resolve to the one they were merged into."""
         rows = cat.query(
-            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.crop_path, "
+            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, c.crop_path, "
             "d.x, d.y, d.w, d.h, m.deployment_id, "
             "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
             "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
@@ -307,7 +310,7 @@ class Identifier:
                 e = np.frombuffer(r["embedding"], "<f4").astype(np.float32)
             dim = dim or e.shape[0]
             embs.append(e)
-            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"]))
+            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"], bool(r["infrared"])))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
             places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
@@ -369,7 +372,7 @@ class Identifier:
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
-                                Features.from_bytes(c["keypoints"], c["descriptors"]),
+                                Features.from_bytes(c["keypoints"], c["descriptors"], bool(c["infrared"])),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"])))

@@ -98,7 +98,8 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
     masked out, through the same shortlist as known individuals (whole when small, votes + cosine
     when large), giving the best inliers between every two bursts. ``linkage='decision'`` merges
     bursts greedily with the decision model (:func:`cluster_decide`); the hierarchical linkages run
-    on the decision P computed once from that matrix (:func:`cluster_new`).
+    on the decision P computed once from that matrix (:func:`cluster_new`). Either way two bursts
+    count as linked only as far as P holds in both directions.
     """
     n = len(groups)
     ev = ClusterEvidence.empty(n)
@@ -126,4 +127,4 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                 oi = row[o] if o != g else 0.0
                 prob[g, h] = calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
-    return cluster_new(np.maximum(prob, prob.T), threshold, linkage), ev
+    return cluster_new(np.minimum(prob, prob.T), threshold, linkage), ev  # both ways, as cluster_decide

@@ -23,10 +23,12 @@ VERIFIER_VERSION = "rootsift-affine-magsac-v2"
 
 @dataclass(frozen=True)
 class Features:
-    """Keypoints ``(N, 2)`` float32 (x, y) and RootSIFT descriptors ``(N, 128)`` float32."""
+    """Keypoints ``(N, 2)`` float32 (x, y) and RootSIFT descriptors ``(N, 128)`` float32, and whether
+    they come from an infrared (grey) frame, which the extractor smooths and the verifier discounts."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
+    infrared: bool = False
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -36,12 +38,12 @@ class Features:
                 np.ascontiguousarray(self.descriptors, dtype="<f4").tobytes())
 
     @classmethod
-    def from_bytes(cls, keypoints: bytes | None, descriptors: bytes | None) -> "Features":
+    def from_bytes(cls, keypoints: bytes | None, descriptors: bytes | None, infrared: bool = False) -> "Features":
         kp = np.frombuffer(keypoints or b"", dtype="<f4").reshape(-1, 2).astype(np.float32)
         de = np.frombuffer(descriptors or b"", dtype="<f4").reshape(-1, 128).astype(np.float32)
         if kp.shape[0] != de.shape[0]:
             raise ValueError(f"{kp.shape[0]} keypoints but {de.shape[0]} descriptors: recompute the features")
-        return cls(kp, de)
+        return cls(kp, de, bool(infrared))
 
     @classmethod
     def empty(cls) -> "Features":
@@ -55,9 +57,6 @@ class Place:
 
     Two crops from one fixed camera share the background at the same frame position; a putative
     match that does not move in the frame between two different visits is scenery, not coat.
-
-    ``infrared``: the crop is a grey night frame (:func:`is_monochrome`); two infrared crops agree by
-    chance on more inliers than two colour crops (see :class:`Verifier`).
     """
 
     camera: str
@@ -65,7 +64,6 @@ class Place:
     y0: float
     sx: float
     sy: float
-    infrared: bool = False
 
     def to_frame(self, pts: np.ndarray) -> np.ndarray:
         """``(K, 2)`` crop pixels -> ``(K, 2)`` normalised frame coordinates."""
@@ -163,7 +161,8 @@ class FeatureExtractor:
         gray = _to_gray(image)
         if gray.size == 0 or min(gray.shape) < 16:
             return Features.empty()
-        if self.ir_blur > 0 and is_monochrome(image):
+        infrared = is_monochrome(image)
+        if self.ir_blur > 0 and infrared:
             gray = cv2.GaussianBlur(gray, (0, 0), self.ir_blur)
         s = 1.0
         if self.upsample_to and max(gray.shape) < self.upsample_to:
@@ -189,7 +188,7 @@ class FeatureExtractor:
         desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT (Arandjelovic & Zisserman 2012)
         desc = np.sqrt(desc)
         pts = (np.array([k.pt for k in kps], np.float32).reshape(-1, 2) / s).astype(np.float32)
-        return Features(pts, desc)
+        return Features(pts, desc, infrared)
 
 
 class Verifier:
@@ -207,8 +206,8 @@ class Verifier:
     dropped before the geometry: two different visits to one station share the background, and a
     padded box around a walking leopard holds plenty of it.
 
-    Night pairs: when both places are infrared, ``ir_chance_inliers`` are subtracted from the inlier
-    count. Grey, smoothed night crops of two different leopards agree on more points by chance (eye
+    Night pairs: when both feature sets come from infrared frames (``Features.infrared``),
+    ``ir_chance_inliers`` are subtracted from the inlier count. Grey, smoothed night crops of two different leopards agree on more points by chance (eye
     shine, ears, the generic head): on the six 12-day calibration cards the most inliers any
     different-animal burst pair reached was 8 for day/day and day/night pairs but 15 for night/night
     (with ``ir_blur=1``). Subtracting 7 puts night evidence on the day scale, so one calibration
@@ -282,8 +281,7 @@ class Verifier:
             return Verification(0, n, empty, empty)
         m = mask.ravel().astype(bool)
         k = int(m.sum())
-        chance = (self.ir_chance_inliers if q_place is not None and r_place is not None
-                  and q_place.infrared and r_place.infrared else 0)
+        chance = self.ir_chance_inliers if q.infrared and r.infrared else 0
         if k - chance < self.min_matches:  # a transform through the minimal sample alone is no evidence
             return Verification(0, n, empty, empty)
         return Verification(k - chance, n, qp[m], rp[m], chance)
