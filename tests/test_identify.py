@@ -118,6 +118,7 @@ def test_first_run_proposes_each_new_animal_once(world):
         assert Path(r["crop_path"]).exists() and r["crop_path"].startswith(str(cat.path.parent / "cat_crops"))
         assert r["embedding"] and r["keypoints"] and r["descriptors"] and r["flank"] in ("left", "right")
         assert r["infrared"] == 0                                      # colour photos, decided once and stored
+        assert r["motion_keypoints"] and r["motion_descriptors"]      # their set for night matches, stored too
     assert cat.get_setting("identify.match_threshold") == "0.5"
     run = cat.query("SELECT * FROM runs WHERE stage = 'identify'")[0]
     assert run["status"] == "done" and "fake-embedder" in run["model_version"] and "rootsift" in run["model_version"]

@@ -175,7 +175,7 @@ def test_night_pairs_lose_their_chance_inliers():
     v = Verifier(ir_chance_inliers=7)
     full = v(fa, fw)
     assert full.inliers >= 40 and full.chance == 0
-    assert v(fa, nw).inliers == full.inliers                         # one colour frame: no correction
+    assert v(replace(fa, motion=None), nw).inliers == full.inliers   # one colour frame: no correction
     night = v(na, nw)
     assert night.inliers == full.inliers - 7 and night.chance == 7
     assert len(night.evidence(1000)["query_pts"]) == full.inliers      # the review page still sees every pair
@@ -188,6 +188,43 @@ def test_night_pairs_lose_their_chance_inliers():
     # the flag survives the catalog's byte round trip
     kp, de = na.to_bytes()
     assert Features.from_bytes(kp, de, True).infrared and not Features.from_bytes(kp, de).infrared
+
+
+def test_day_crop_is_matched_to_a_night_crop_through_its_motion_blurred_features():
+    from dataclasses import replace
+
+    from spotid.identify.verify import horizontal_blur
+
+    a = coat(15)
+    # a 1-D check of the kernel: a box 5 px long spreads one bright pixel over 5 pixels of 1/5 each
+    dot = np.zeros((3, 21), np.uint8)
+    dot[1, 10] = 250
+    assert horizontal_blur(dot, 5)[1, 8:13].tolist() == [50] * 5 and horizontal_blur(dot, 5)[1, 7] == 0
+    assert horizontal_blur(dot, 1) is dot                              # no smear: untouched
+
+    def night(img, seed, smear):  # grey, noisy, smeared along the direction of travel
+        g = horizontal_blur(np.asarray(img).mean(2).astype(np.uint8), smear).astype(np.float64) * 0.6
+        g = g + np.random.default_rng(seed).normal(0, 4, g.shape)
+        return np.repeat(np.clip(g, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+    fx_ = FeatureExtractor(max_keypoints=500, motion_blur=0.04)         # 0.04 x 220 px wide: a 9 px smear
+    day, ir, other = fx_(a), fx_(night(warp(a, 7), 5, 10)), fx_(night(coat(16), 6, 10))
+    assert day.motion is not None and len(day.motion) > 0 and ir.infrared and ir.motion is None
+    assert not np.array_equal(day.motion.descriptors[:5], day.descriptors[:5])
+    assert FeatureExtractor(max_keypoints=500, motion_blur=0)(a).motion is None
+    assert fx_.version != FeatureExtractor(motion_blur=0).version       # cached features are recomputed
+    v = Verifier(ir_chance_inliers=7)
+    sharp_only = v(replace(day, motion=None), ir).inliers
+    with_motion = v(day, ir)
+    assert with_motion.inliers > sharp_only and with_motion.chance == 0  # measured: 167 against 34
+    assert abs(v(ir, day).inliers - with_motion.inliers) <= 3            # either side may be the query
+    assert v(day, other).inliers <= 8                                    # another coat stays at chance
+    # the motion set is only for day/night: day/day uses the sharp features on both sides
+    assert v(day, day).inliers == v(replace(day, motion=None), replace(day, motion=None)).inliers
+    # and it survives the catalog's byte round trip
+    back = Features.from_bytes(*day.to_bytes(), False, *day.motion_bytes())
+    assert np.array_equal(back.motion.descriptors, day.motion.descriptors)
+    assert Features.from_bytes(*ir.to_bytes(), True, *ir.motion_bytes()).motion is None
 
 
 def test_infrared_crop_is_recognised_from_the_stored_jpeg(tmp_path):

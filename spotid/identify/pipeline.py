@@ -68,6 +68,7 @@ class IdentifyConfig:
     clahe: bool = True
     upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
     ir_blur: float = 1.0                # Gaussian sigma (crop px) smoothing infrared crops before SIFT (0 = off)
+    motion_blur: float = 0.02           # horizontal blur (x box width) of colour crops' second set, matched against night crops (0 = off)
     box_only: bool = True               # keypoints only inside the detection box (the padding is background)
     ratio: float = 0.8
     mutual: bool = True
@@ -266,17 +267,19 @@ class Identifier:
                        if self.cfg.box_only else None)
                 feats = self.extractor(stored, roi)
                 rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), self.features_version,
-                                 str(path), self.flank_version))
+                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), *feats.motion_bytes(),
+                                 self.features_version, str(path), self.flank_version))
             with cat.transaction():
                 cat.conn.executemany(
                     "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
-                    "embedding, embedder, keypoints, descriptors, infrared, features_version, crop_path, flank_model) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
+                    "embedding, embedder, keypoints, descriptors, infrared, motion_keypoints, motion_descriptors, "
+                    "features_version, crop_path, flank_model) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
                     "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
                     "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
                     "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
                     "descriptors=excluded.descriptors, infrared=excluded.infrared, "
+                    "motion_keypoints=excluded.motion_keypoints, motion_descriptors=excluded.motion_descriptors, "
                     "features_version=excluded.features_version, "
                     "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
             result.crops_computed += len(rows_out)
@@ -285,7 +288,8 @@ class Identifier:
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
         """Known crops of one flank; merged individuals resolve to the one they were merged into."""
         rows = cat.query(
-            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, c.crop_path, "
+            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, c.motion_keypoints, "
+            "c.motion_descriptors, c.crop_path, "
             "d.x, d.y, d.w, d.h, m.deployment_id, "
             "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
             "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
@@ -310,7 +314,8 @@ class Identifier:
                 e = np.frombuffer(r["embedding"], "<f4").astype(np.float32)
             dim = dim or e.shape[0]
             embs.append(e)
-            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"], bool(r["infrared"])))
+            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"], bool(r["infrared"]),
+                                             r["motion_keypoints"], r["motion_descriptors"]))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
             places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
@@ -372,7 +377,8 @@ class Identifier:
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
-                                Features.from_bytes(c["keypoints"], c["descriptors"], bool(c["infrared"])),
+                                Features.from_bytes(c["keypoints"], c["descriptors"], bool(c["infrared"]),
+                                                    c["motion_keypoints"], c["motion_descriptors"]),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"])))
