@@ -37,3 +37,56 @@ def test_a_duplicate_box_on_one_animal_still_votes():
             R(3, 5, 21, "right"), R(4, 5, 22, "right")]
     assert not two_animals_in_a_frame(rows)
     assert burst_flank_vote(rows) == {2: "right"}
+
+
+def test_self_inliers_is_the_best_frame_pair_of_a_burst():
+    from spotid.identify.bursts import self_inliers
+    from spotid.identify.verify import Verification
+
+    @dataclass
+    class F:
+        features: str
+        box: tuple = (0.1, 0.4, 0.2, 0.2)
+        place: None = None
+
+    def walk(name, x):  # the animal walked: its box is elsewhere in the frame
+        return F(name, (x, 0.4, 0.2, 0.2))
+
+    class Table:  # a verifier stub: inliers of each (query, reference) frame pair, by hand
+        counts = {("a", "b"): 3, ("a", "c"): 11, ("b", "c"): 0}
+
+        def __call__(self, q, r, qp=None, rp=None):
+            import numpy as np
+            k = self.counts.get((q, r), self.counts.get((r, q), 0))
+            return Verification(k, k, np.zeros((0, 2)), np.zeros((0, 2)))
+
+    assert self_inliers([walk("a", 0.1), walk("b", 0.2), walk("c", 0.3)], Table()) == 11
+    assert self_inliers([walk("b", 0.1), walk("c", 0.3)], Table()) == 0     # frames that match nothing
+    assert self_inliers([walk("a", 0.1)], Table()) is None                  # one frame: cannot check
+    # an animal standing still is scenery to the static filter: no verdict (a and c moved 0.01 only)
+    assert self_inliers([walk("a", 0.1), walk("c", 0.11)], Table()) is None
+    assert self_inliers([walk("a", 0.1), walk("c", 0.11), walk("b", 0.3)], Table()) == 3   # a-c not compared
+
+
+def test_a_burst_of_hidden_coats_does_not_match_itself_but_a_visible_one_does():
+    import numpy as np
+    from test_identify_helpers import coat, warp
+
+    from spotid.identify.bursts import self_inliers
+    from spotid.identify.verify import FeatureExtractor, Verifier
+
+    @dataclass
+    class F:
+        features: object
+        box: tuple
+        place: None = None
+
+    fx = FeatureExtractor(max_keypoints=400)
+    a = coat(21)
+    visible = [F(fx(a), (0.1, 0.3, 0.2, 0.2)), F(fx(warp(a, 3)), (0.2, 0.3, 0.2, 0.2))]
+    rng = np.random.default_rng(0)            # every frame a different grey tangle: no coat to follow
+    hidden = [F(fx(np.repeat(rng.integers(0, 255, (150, 220, 1)), 3, axis=2).astype(np.uint8)), (0.1 * k, 0.3, 0.2, 0.2))
+              for k in range(3)]
+    v = Verifier()
+    assert self_inliers(visible, v) >= 20
+    assert self_inliers(hidden, v) < 8

@@ -259,3 +259,27 @@ def test_new_proposals_list_the_runs_other_proposals_as_candidates(world):
         assert cands[0]["probability"] < 0.5 and cands[0]["reference_detection_id"] in ids["A1"] + ids["A2"]
     for d in ids["C"]:  # the only right-flank proposal: nobody to compare with
         assert cat.scalar("SELECT COUNT(*) FROM match_candidates WHERE sighting_id = ?", (s[d]["id"],)) == 0
+
+
+def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
+    cat, card, ids, _ = world
+    rng = np.random.default_rng(5)
+    # two frames of "something spotted" whose pattern changes completely between frames a second
+    # apart: the coat cannot be followed even within the burst (grass, smear, darkness)
+    tangles = [np.clip(coat(30 + k) * 0.5 + rng.integers(0, 120, (150, 220, 1)), 0, 255).astype(np.uint8)
+               for k in range(2)]
+    hidden = card.burst(tangles)
+    res = _ident()(cat)
+    s = _sightings(cat)
+    assert all(s[d]["status"] == "unusable" and s[d]["individual_id"] is None for d in hidden)
+    assert res.unusable_reasons.get("matched nobody, and its own frames do not match each other: the coat is "
+                                    "not identifiable in this burst") == 2
+    assert sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]  # A, B and C as without it
+    # one-frame bursts cannot be checked and still found (C), and the check can be switched off
+    cat2 = Catalog(cat.path.parent / "cat2.db")
+    card2 = Card(cat2, cat.path.parent / "two")
+    (cat.path.parent / "two").mkdir()
+    hidden2 = card2.burst(tangles)
+    _ident(found_min_self_inliers=0)(cat2)
+    assert all(r["status"] == "pending" for d, r in _sightings(cat2).items() if d in hidden2)
+    cat2.close()

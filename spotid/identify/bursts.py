@@ -62,3 +62,31 @@ def burst_flank_vote(rows: Sequence) -> dict[Hashable, str]:
         if n_top > n_other:
             out.update({r.detection_id: top for r in members if r.flank != top})
     return out
+
+
+def self_inliers(members: Sequence, verifier, min_move: float = 0.02) -> int | None:
+    """Most inliers two frames of one burst share (``members``: rows with ``.features``, ``.place`` and
+    ``.box`` normalised (x, y, w, h)), over the frame pairs whose boxes moved at least ``min_move`` of
+    the frame between them; None when no pair did (one frame, or an animal standing still), which
+    cannot be checked.
+
+    The frames of a burst are one animal a second apart, seen by one camera. The static-scenery filter
+    of the verifier drops what does not move in the frame (grass, trunks), so what is left is the coat
+    moving with the animal. When even these frames do not match each other, the coat is not
+    identifiable in the burst (hidden in grass, smeared, under-exposed) and matching it to any other
+    visit is hopeless; a burst like that should not found a new individual. An animal that did not
+    move cannot be told from scenery that way, hence ``min_move`` (twice the verifier's static
+    tolerance).
+    """
+    best = None
+    for i in range(len(members)):
+        for j in range(i + 1, len(members)):
+            a, b = members[i], members[j]
+            if a.box is None or b.box is None:
+                continue
+            moved = max(abs((a.box[0] + a.box[2] / 2) - (b.box[0] + b.box[2] / 2)),
+                        abs((a.box[1] + a.box[3] / 2) - (b.box[1] + b.box[3] / 2)))
+            if moved < min_move:
+                continue
+            best = max(best or 0, verifier(a.features, b.features, a.place, b.place).inliers)
+    return best

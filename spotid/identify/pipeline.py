@@ -19,9 +19,11 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
    every new sighting keeps the run's other same-flank proposals as ranked candidates, so the review
    page shows where one animal may have become two (:mod:`spotid.identify.proposals`);
-4. front/back/unknown views, and groups that match nobody but are below the quality floor or whose
-   boxes are all below the detector's typical threshold (``found_min_conf``), are 'unusable': a
-   doubtful box (a deer, moving grass) must not found a leopard.
+4. front/back/unknown views, and groups that match nobody but are below the quality floor, whose
+   boxes are all below the detector's typical threshold (``found_min_conf``), or whose own frames do
+   not match each other (``found_min_self_inliers``: the coat is hidden, smeared or too dark to
+   identify in that burst), are 'unusable': a doubtful box (a deer, moving grass) must not found a
+   leopard, and a photo nobody could identify must not found a second one.
 Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
 one transaction.
 """
@@ -37,7 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from spotid.catalog import Catalog, now_iso
-from spotid.identify.bursts import burst_flank_vote, group_bursts
+from spotid.identify.bursts import burst_flank_vote, group_bursts, self_inliers
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.crops import Cropper, crop_dir, crop_geometry, save_crop, stored_crop_size
 from spotid.identify.match import Gallery, Matcher
@@ -63,6 +65,7 @@ class IdentifyConfig:
     edge_penalty: float = 0.6           # quality factor for boxes touching the frame edge
     quality_floor: float = 0.25         # below: kept and matched, but never founds a new individual
     found_min_conf: float | None = None  # detection conf a burst needs to found one (None = detector's typical)
+    found_min_self_inliers: int = 1     # inliers two frames of a burst must share to found one (0 = off)
     # local features / verifier
     max_keypoints: int = 600
     clahe: bool = True
@@ -418,6 +421,11 @@ class Identifier:
             elif max(m.conf for m in members) < min_conf:
                 self._write_unusable(cat, members, run_id, result,
                                      f"matched nobody, detection below {min_conf:g} to found one")
+            elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
+                    and own < cfg.found_min_self_inliers:
+                self._write_unusable(cat, members, run_id, result,
+                                     "matched nobody, and its own frames do not match each other: the coat is "
+                                     "not identifiable in this burst")
             else:
                 new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
