@@ -53,6 +53,7 @@ def test_census_counts(catalog):
     assert (s["mna_min"], s["mna_max"], s["mna"]) == (2, 3, 2)
     assert s["n_occasions"] == 4 and s["period_start"].startswith("2024-03-01T00:00")
     assert s["n_sightings"] == 8 and s["n_events"] == 7  # L1 3, R1 1, L2 2, R2 1
+    assert s["n_unusable_sightings"] == 1                # the unidentifiable one on day 2, told, not counted
     names = {v["name"]: v for v in res.identities.values()}
     assert set(names) == {"L1", "R1", "L2", "R2"}
     assert names["L1"]["n_events"] == 3 and names["L1"]["n_sightings"] == 4
@@ -109,6 +110,8 @@ def test_pending_and_period(catalog):
     # period 2..4 March inclusive: L1 (seen on 1 March too: resighted), L2 new, R2 new
     assert s["n_occasions"] == 3 and (s["linked"], s["left_only"], s["right_only"]) == (1, 1, 1)
     assert (s["new_animals"], s["resighted_animals"]) == (2, 1)
+    assert s["n_unusable_sightings"] == 1                # 2 March: inside
+    assert Census(CensusConfig(start="2024-03-03"))(cat).summary()["n_unusable_sightings"] == 0
     assert res.stations["S1"].trap_nights == pytest.approx(3.0)
     with pytest.raises(ValueError):
         Census(CensusConfig(start="2024-03-04", end="2024-03-02"))(cat)

@@ -96,6 +96,7 @@ class CensusResult:
     n_sightings: int
     warnings: list[str]
     tz: object = None                      # the single UTC offset of the data, when there is one
+    n_unusable_sightings: int = 0          # leopard sightings in the period identify could not use (not counted)
 
     def _iso(self, t: datetime) -> str:
         return (t.replace(tzinfo=self.tz) if self.tz is not None else t).isoformat()
@@ -121,6 +122,7 @@ class CensusResult:
             "n_stations": len(self.stations),
             "trap_nights": round(sum(s.trap_nights for s in self.stations.values()), 3),
             "n_sightings": self.n_sightings, "n_events": sum(1 for e in self.events if e.occasion is not None),
+            "n_unusable_sightings": self.n_unusable_sightings,
             "identities_left": sum(1 for v in self.identities.values() if v["flank"] == "left"),
             "identities_right": sum(1 for v in self.identities.values() if v["flank"] == "right"),
             "linked": self.bounds.linked, "left_only": self.bounds.left_only, "right_only": self.bounds.right_only,
@@ -260,8 +262,8 @@ class Census:
                             "`spotid review` (or --include-pending to count them as proposed)")
         if uncounted.get("unusable") and not all_s:
             warnings.append(f"no counted sighting: all {uncounted['unusable']} leopard sighting(s) are unusable "
-                            "(no left/right flank, too small or blurred, or too weak a detection; the identify "
-                            "run that marked them listed why)")
+                            "(no left/right flank, too small or blurred, too weak a detection, or a coat not "
+                            "identifiable in its burst; the identify run that marked them listed why)")
 
         # period and occasions (local time)
         spans = []
@@ -273,6 +275,15 @@ class Census:
             if a is not None and b is not None:
                 spans.append((did, _local(a), _local(b), src))
         in_period = [s for s in all_s if (start is None or s.local >= start) and (end is None or s.local < end)]
+        # leopards photographed but not identifiable (front/back view, weak box, coat hidden): a minimum
+        # count cannot include an animal seen only that way, so the reader is told how many there were
+        n_unusable = 0
+        for r in cat.query("SELECT m.timestamp ts FROM sightings s JOIN detections d ON d.id = s.detection_id "
+                           "JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"):
+            t = parse_ts(r["ts"])
+            if t is not None and t.tzinfo is not None and (start is None or _local(t) >= start) \
+                    and (end is None or _local(t) < end):
+                n_unusable += 1
         if start is not None:
             origin = start
         else:
@@ -427,6 +438,7 @@ class Census:
             animals=animals, events=events, stations=stations, links=links, link_conflicts=conflicts,
             bounds=bounds, histories=hist, estimate_flank=fl, estimates=est, new_animals=new,
             resighted_animals=resighted, n_sightings=len(in_period), warnings=warnings,
+            n_unusable_sightings=n_unusable,
             tz=_single_tz([s.t for s in all_s] + [parse_ts(d.get("start")) for d in deps.values()]))
 
 

@@ -110,6 +110,7 @@ def print_census(res, out: Path | None = None) -> None:
                         f"{s['occasion_days']:g} d)")
     t.add_row("stations / trap-nights", f"{s['n_stations']} / {s['trap_nights']:.1f}")
     t.add_row("sightings / events", f"{s['n_sightings']} / {s['n_events']}")
+    t.add_row("leopard sightings not identifiable (not counted)", str(s.get("n_unusable_sightings", 0)))
     t.add_row("identities (left, right)", f"{s['identities_left']}, {s['identities_right']}")
     t.add_row("linked / left-only / right-only", f"{s['linked']} / {s['left_only']} / {s['right_only']}")
     t.add_row("MNA (two-flank bounds)", f"[bold]{s['mna']}[/bold] ({s['mna_min']}–{s['mna_max']})")
