@@ -283,3 +283,25 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
     _ident(found_min_self_inliers=0)(cat2)
     assert all(r["status"] == "pending" for d, r in _sightings(cat2).items() if d in hidden2)
     cat2.close()
+
+
+def test_gallery_made_by_an_older_version_is_brought_up_to_date(world):
+    cat, card, ids, (A, _, _) = world
+    _ident()(cat)
+    # as an older spotid left it: other feature version, no infrared flag, no motion set
+    with cat.transaction():
+        cat.execute("UPDATE crops SET features_version = 'rootsift-old', infrared = NULL, motion_keypoints = NULL, "
+                    "motion_descriptors = NULL")
+    again = card.burst([warp(A, 11), warp(A, 12)])
+    _ident()(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in again} == {s[ids["A1"][0]]["name"]}       # still matched to A
+    ident = _ident()
+    gallery = {fl: cat.query("SELECT c.* FROM crops c JOIN sightings s ON s.detection_id = c.detection_id "
+                             "JOIN individuals i ON i.id = s.individual_id WHERE i.flank = ?", (fl,))
+               for fl in ("left", "right")}
+    assert len(gallery["left"]) == 9                              # A 5, B 2, and the two new frames of A
+    for r in gallery["left"]:
+        assert r["features_version"] == ident.features_version and r["infrared"] == 0 and r["motion_keypoints"]
+    # a flank's gallery is brought up to date when it is next used: no right flank was matched this run
+    assert [r["features_version"] for r in gallery["right"]] == ["rootsift-old"]

@@ -34,14 +34,14 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.bursts import burst_flank_vote, group_bursts, self_inliers
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.crops import Cropper, crop_dir, crop_geometry, save_crop, stored_crop_size
+from spotid.identify.cropstore import CropStore
+from spotid.identify.crops import Cropper, crop_geometry, stored_crop_size
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
@@ -187,6 +187,8 @@ class Identifier:
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all)
         self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
+        self.store = CropStore(cfg, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
+                               features_version=self.features_version, flank_version=self.flank_version)
 
     @property
     def flank_version(self) -> str:
@@ -218,105 +220,28 @@ class Identifier:
             args.append(deployment)
         return cat.query(sql + " ORDER BY m.timestamp, d.id", args)
 
-    def _ensure_crops(self, cat: Catalog, rows: Sequence, result: IdentifyResult) -> None:
-        """Compute and cache crop, quality, flank, embedding and features where missing or stale."""
-        from PIL import Image
-
-        folder = crop_dir(cat.path)
-        for batch in batched(progress(rows, total=len(rows), description="crops"), self.cfg.batch_size):
-            ids = [r["id"] for r in batch]
-            cached = {r["detection_id"]: r for r in cat.query(
-                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(ids))})", ids)}
-            work = []
-            for r in batch:
-                c = cached.get(r["id"])
-                if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
-                        and c["flank_model"] == self.flank_version
-                        and c["features_version"] == self.features_version and c["infrared"] is not None
-                        and c["crop_path"]
-                        and Path(c["crop_path"]).exists()):
-                    continue
-                try:
-                    if c is not None and c["crop_path"] and Path(c["crop_path"]).exists():
-                        img = Image.open(c["crop_path"]).convert("RGB")
-                        crop = None
-                    else:
-                        crop = self.cropper(r["path"], (r["x"], r["y"], r["w"], r["h"]))
-                        img = crop.image
-                except Exception as e:  # missing/broken frame: data, not a crash
-                    log.warning("cannot crop detection %s from %s: %s", r["id"], r["path"], e)
-                    result.crop_failures += 1
-                    continue
-                work.append((r, c, crop, img))
-            if not work:
-                continue
-            images = [w[3] for w in work]
-            emb = np.asarray(self.embedder(images), np.float32)
-            flanks = self.flank(images)
-            # Crop files and SIFT features (the slow part) are made before the write transaction, so
-            # the catalog is locked only for the inserts (the review page may be writing meanwhile).
-            rows_out = []
-            for (r, c, crop, img), e, fp in zip(work, emb, flanks):
-                path = folder / f"{r['id']}.jpg"
-                if crop is not None:
-                    save_crop(img, path)
-                    q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
-                else:
-                    q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
-                    path = Path(c["crop_path"])
-                # features of the stored JPEG, so evidence coordinates match what review shows
-                stored = Image.open(path).convert("RGB")
-                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
-                       if self.cfg.box_only else None)
-                feats = self.extractor(stored, roi)
-                rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), *feats.motion_bytes(),
-                                 self.features_version, str(path), self.flank_version))
-            with cat.transaction():
-                cat.conn.executemany(
-                    "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
-                    "embedding, embedder, keypoints, descriptors, infrared, motion_keypoints, motion_descriptors, "
-                    "features_version, crop_path, flank_model) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
-                    "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
-                    "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
-                    "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
-                    "descriptors=excluded.descriptors, infrared=excluded.infrared, "
-                    "motion_keypoints=excluded.motion_keypoints, motion_descriptors=excluded.motion_descriptors, "
-                    "features_version=excluded.features_version, "
-                    "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
-            result.crops_computed += len(rows_out)
-
     # -- step 2: gallery ---------------------------------------------------------------------------
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
-        """Known crops of one flank; merged individuals resolve to the one they were merged into."""
-        rows = cat.query(
-            "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, c.motion_keypoints, "
-            "c.motion_descriptors, c.crop_path, "
-            "d.x, d.y, d.w, d.h, m.deployment_id, "
-            "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
-            "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
-            "JOIN media m ON m.id = d.media_id "
-            "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
-            "AND i.flank = ? ORDER BY s.detection_id", (flank,))
+        """Known crops of one flank; merged individuals resolve to the one they were merged into.
+        Crops embedded or featured by another model version (an older spotid) are brought up to date
+        from their cached JPEGs first, so every pair is scored on the scale the calibration was fitted on."""
+        sql = ("SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, "
+               "c.motion_keypoints, c.motion_descriptors, c.features_version, c.crop_path, "
+               "d.x, d.y, d.w, d.h, m.deployment_id, "
+               "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
+               "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
+               "JOIN media m ON m.id = d.media_id "
+               "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
+               "AND i.flank = ? ORDER BY s.detection_id")
+        rows = cat.query(sql, (flank,))
+        if self.store.refresh(cat, rows):
+            rows = cat.query(sql, (flank,))
         names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
-        stale = [r for r in rows if r["embedder"] != self.embedder.version or r["embedding"] is None]
-        fresh = {}
-        if stale:  # gallery embedded by an older model: re-embed from the cached JPEGs
-            from PIL import Image
-            log.info("re-embedding %d gallery crops made by another embedder", len(stale))
-            for b in batched(stale, self.cfg.batch_size):
-                ims = [Image.open(r["crop_path"]).convert("RGB") for r in b]
-                for r, e in zip(b, np.asarray(self.embedder(ims), np.float32)):
-                    fresh[r["detection_id"]] = e
-        dim = None
         embs, feats, inds, refs, places = [], [], [], [], []
         for r in rows:
-            e = fresh.get(r["detection_id"])
-            if e is None:
-                e = np.frombuffer(r["embedding"], "<f4").astype(np.float32)
-            dim = dim or e.shape[0]
-            embs.append(e)
+            if r["embedding"] is None:  # never embedded and its JPEG is gone (logged by the update)
+                continue
+            embs.append(np.frombuffer(r["embedding"], "<f4").astype(np.float32))
             feats.append(Features.from_bytes(r["keypoints"], r["descriptors"], bool(r["infrared"]),
                                              r["motion_keypoints"], r["motion_descriptors"]))
             inds.append(int(r["ind"]))
@@ -358,7 +283,7 @@ class Identifier:
         cards match the same flanks."""
         result = result if result is not None else IdentifyResult(run_id=0)
         todo = self._todo(cat, deployment)
-        self._ensure_crops(cat, todo, result)
+        self.store.ensure(cat, todo, result)
         rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
         if self.cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
             voted = burst_flank_vote([r for r in rows if not r.failed])

@@ -1,0 +1,150 @@
+"""The catalog's per-crop cache: crop JPEG, quality, flank, embedding and local features of each
+detection, computed once by :class:`CropStore` and kept in the ``crops`` table, and brought up to date
+when the models or the feature version change (a newer spotid on an older catalog).
+
+Keypoints refer to the stored crop JPEG (``<db folder>/<db stem>_crops/<detection id>.jpg``), so the
+evidence the review page draws lines up with what it shows.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from spotid.catalog import Catalog
+from spotid.identify.crops import crop_dir, crop_geometry, save_crop
+from spotid.util import batched, progress
+
+if TYPE_CHECKING:
+    from spotid.identify.pipeline import IdentifyResult
+
+log = logging.getLogger(__name__)
+
+
+class CropStore:
+    """``ensure(cat, rows, result)`` computes what is missing or stale for new detections;
+    ``refresh(cat, rows)`` updates gallery crops made by another embedder or feature version.
+
+    ``cfg``: identify's settings (``pad``, ``box_only``, ``batch_size``); ``embedder(images)`` and
+    ``flank(images)`` as for :class:`~spotid.identify.pipeline.Identifier`; ``cropper`` cuts a crop from
+    a frame; ``extractor`` makes :class:`~spotid.identify.verify.Features`; the two version strings are
+    what ``crops.features_version`` / ``crops.flank_model`` must hold to count as fresh.
+    """
+
+    def __init__(self, cfg, *, embedder, flank, cropper, extractor, features_version: str, flank_version: str):
+        self.cfg = cfg
+        self.embedder = embedder
+        self.flank = flank
+        self.cropper = cropper
+        self.extractor = extractor
+        self.features_version = features_version
+        self.flank_version = flank_version
+
+    def ensure(self, cat: Catalog, rows: Sequence, result: IdentifyResult) -> None:
+        """Compute and cache crop, quality, flank, embedding and features where missing or stale."""
+        from PIL import Image
+
+        folder = crop_dir(cat.path)
+        for batch in batched(progress(rows, total=len(rows), description="crops"), self.cfg.batch_size):
+            ids = [r["id"] for r in batch]
+            cached = {r["detection_id"]: r for r in cat.query(
+                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(ids))})", ids)}
+            work = []
+            for r in batch:
+                c = cached.get(r["id"])
+                if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
+                        and c["flank_model"] == self.flank_version
+                        and c["features_version"] == self.features_version and c["infrared"] is not None
+                        and c["crop_path"]
+                        and Path(c["crop_path"]).exists()):
+                    continue
+                try:
+                    if c is not None and c["crop_path"] and Path(c["crop_path"]).exists():
+                        img = Image.open(c["crop_path"]).convert("RGB")
+                        crop = None
+                    else:
+                        crop = self.cropper(r["path"], (r["x"], r["y"], r["w"], r["h"]))
+                        img = crop.image
+                except Exception as e:  # missing/broken frame: data, not a crash
+                    log.warning("cannot crop detection %s from %s: %s", r["id"], r["path"], e)
+                    result.crop_failures += 1
+                    continue
+                work.append((r, c, crop, img))
+            if not work:
+                continue
+            images = [w[3] for w in work]
+            emb = np.asarray(self.embedder(images), np.float32)
+            flanks = self.flank(images)
+            # Crop files and SIFT features (the slow part) are made before the write transaction, so
+            # the catalog is locked only for the inserts (the review page may be writing meanwhile).
+            rows_out = []
+            for (r, c, crop, img), e, fp in zip(work, emb, flanks):
+                path = folder / f"{r['id']}.jpg"
+                if crop is not None:
+                    save_crop(img, path)
+                    q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
+                else:
+                    q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
+                    path = Path(c["crop_path"])
+                # features of the stored JPEG, so evidence coordinates match what review shows
+                stored = Image.open(path).convert("RGB")
+                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
+                       if self.cfg.box_only else None)
+                feats = self.extractor(stored, roi)
+                rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
+                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), *feats.motion_bytes(),
+                                 self.features_version, str(path), self.flank_version))
+            with cat.transaction():
+                cat.conn.executemany(
+                    "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
+                    "embedding, embedder, keypoints, descriptors, infrared, motion_keypoints, motion_descriptors, "
+                    "features_version, crop_path, flank_model) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
+                    "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
+                    "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
+                    "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
+                    "descriptors=excluded.descriptors, infrared=excluded.infrared, "
+                    "motion_keypoints=excluded.motion_keypoints, motion_descriptors=excluded.motion_descriptors, "
+                    "features_version=excluded.features_version, "
+                    "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
+            result.crops_computed += len(rows_out)
+
+    def refresh(self, cat: Catalog, rows: Sequence) -> int:
+        """Re-embed and re-feature gallery crops made by another embedder or feature version, from the
+        cached crop JPEG, and store the result. A crop whose JPEG is gone keeps what it has (logged).
+        Returns how many were updated."""
+        from PIL import Image
+
+        stale = [r for r in rows if r["embedder"] != self.embedder.version or r["embedding"] is None
+                 or r["features_version"] != self.features_version or r["infrared"] is None]
+        if not stale:
+            return 0
+        log.info("updating %d gallery crops made by an older model or feature version", len(stale))
+        done = 0
+        for b in batched(progress(stale, total=len(stale), description="gallery update"), self.cfg.batch_size):
+            ims, ok = [], []
+            for r in b:
+                try:
+                    ims.append(Image.open(r["crop_path"]).convert("RGB"))
+                    ok.append(r)
+                except Exception as e:  # a lost cache file must not stop the run
+                    log.warning("gallery crop %s cannot be updated (%s): it is matched as it was stored; "
+                                "restore %s to refresh it", r["detection_id"], e, r["crop_path"])
+            if not ok:
+                continue
+            emb = np.asarray(self.embedder(ims), np.float32)
+            out = []
+            for r, im, e in zip(ok, ims, emb):
+                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, im.size)[0]
+                       if self.cfg.box_only else None)
+                f = self.extractor(im, roi)
+                out.append((np.asarray(e, "<f4").tobytes(), self.embedder.version, *f.to_bytes(), int(f.infrared),
+                            *f.motion_bytes(), self.features_version, r["detection_id"]))
+            with cat.transaction():
+                cat.conn.executemany(
+                    "UPDATE crops SET embedding=?, embedder=?, keypoints=?, descriptors=?, infrared=?, "
+                    "motion_keypoints=?, motion_descriptors=?, features_version=? WHERE detection_id=?", out)
+            done += len(out)
+        return done
