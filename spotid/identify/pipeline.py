@@ -72,13 +72,14 @@ class IdentifyConfig:
     upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
     ir_blur: float = 1.0                # Gaussian sigma (crop px) smoothing infrared crops before SIFT (0 = off)
     motion_blur: float = 0.02           # horizontal blur (x box width) of colour crops' second set, matched against night crops (0 = off)
+    night_motion_blur: float = 0.03     # the same for infrared crops, tried against other night crops (0 = off)
     box_only: bool = True               # keypoints only inside the detection box (the padding is background)
     ratio: float = 0.8
     mutual: bool = True
     geometric_model: str = "affine"
     reproj_threshold: float = 12.0
     static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
-    ir_chance_inliers: int = 7          # inliers two different animals share by chance in a night/night pair
+    ir_chance_inliers: int = 8          # inliers two different animals share by chance in a night/night pair
     # matcher
     verify_all: int = 300               # galleries up to this size are verified whole
     shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes
