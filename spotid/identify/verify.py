@@ -11,7 +11,7 @@ Conventions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +29,8 @@ class Features:
     ``motion``: the features of the same crop blurred horizontally the way a night exposure blurs a
     walking animal (:class:`FeatureExtractor`). For a colour crop the verifier uses them when the other
     crop is infrared; for an infrared crop, as a second try against another infrared crop smeared more.
-    Keypoints are in the same crop pixels as the main set. None when switched off."""
+    Keypoints are in the same crop pixels as the main set, and ``infrared`` is the crop's. None when
+    switched off."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
@@ -60,12 +61,12 @@ class Features:
                    motion_keypoints: bytes | None = None, motion_descriptors: bytes | None = None) -> "Features":
         motion = None
         if motion_keypoints is not None and motion_descriptors is not None:
-            motion = cls(*cls._arrays(motion_keypoints, motion_descriptors))
+            motion = cls(*cls._arrays(motion_keypoints, motion_descriptors), bool(infrared))
         return cls(*cls._arrays(keypoints, descriptors), bool(infrared), motion)
 
     @classmethod
-    def empty(cls) -> "Features":
-        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+    def empty(cls, infrared: bool = False) -> "Features":
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
 
 
 @dataclass(frozen=True)
@@ -227,11 +228,11 @@ class FeatureExtractor:
         smear = self.night_motion_blur if infrared else self.motion_blur
         if smear > 0:
             width = (roi[2] - roi[0]) if roi is not None else gray.shape[1]
-            motion = self._sift_features(horizontal_blur(gray, smear * width), roi)
-        main = self._sift_features(gray, roi)
+            motion = self._sift_features(horizontal_blur(gray, smear * width), roi, infrared)
+        main = self._sift_features(gray, roi, infrared)
         return Features(main.keypoints, main.descriptors, infrared, motion)
 
-    def _sift_features(self, gray: np.ndarray, roi) -> Features:
+    def _sift_features(self, gray: np.ndarray, roi, infrared: bool) -> Features:
         import cv2
 
         s = 1.0
@@ -246,10 +247,10 @@ class FeatureExtractor:
             mask = np.zeros(gray.shape, np.uint8)
             mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 255
             if not mask.any():
-                return Features.empty()
+                return Features.empty(infrared)
         kps, desc = self._sift.detectAndCompute(gray, mask)
         if desc is None or not kps:
-            return Features.empty()
+            return Features.empty(infrared)
         if len(kps) > self.max_keypoints:  # SIFT's nfeatures can keep ties beyond the cap
             order = np.argsort([-k.response for k in kps])[: self.max_keypoints]
             kps = [kps[i] for i in order]
@@ -258,7 +259,7 @@ class FeatureExtractor:
         desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT (Arandjelovic & Zisserman 2012)
         desc = np.sqrt(desc)
         pts = (np.array([k.pt for k in kps], np.float32).reshape(-1, 2) / s).astype(np.float32)
-        return Features(pts, desc)
+        return Features(pts, desc, infrared)
 
 
 class Verifier:
@@ -338,9 +339,9 @@ class Verifier:
             # two night crops smeared by different amounts: also try each one smeared more
             tries = [self._verify(q, r, q_place, r_place)]
             if q.motion is not None:
-                tries.append(self._verify(replace(q.motion, infrared=True), r, q_place, r_place))
+                tries.append(self._verify(q.motion, r, q_place, r_place))
             if r.motion is not None:
-                tries.append(self._verify(q, replace(r.motion, infrared=True), q_place, r_place))
+                tries.append(self._verify(q, r.motion, q_place, r_place))
             return max(tries, key=lambda v: (v.inliers, v.matches))
         if q.infrared != r.infrared:  # day against night: the day crop smeared like the night exposure
             q = q.motion if not q.infrared and q.motion is not None else q
