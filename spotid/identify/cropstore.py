@@ -15,12 +15,29 @@ import numpy as np
 
 from spotid.catalog import Catalog
 from spotid.identify.crops import crop_dir, crop_geometry, save_crop
+from spotid.identify.verify import Features
 from spotid.util import batched, progress
 
 if TYPE_CHECKING:
     from spotid.identify.pipeline import IdentifyResult
 
 log = logging.getLogger(__name__)
+
+
+FEATURE_COLUMNS = ("keypoints", "descriptors", "infrared", "motion_keypoints", "motion_descriptors")
+INSERT_COLUMNS = ("detection_id", "quality", "blur", "size_px", "touches_edge", "flank", "flank_conf", "embedding",
+                  "embedder", *FEATURE_COLUMNS, "features_version", "crop_path", "flank_model")
+
+
+def stored_features(row) -> Features:
+    """The :class:`Features` of a ``crops`` row (any mapping with :data:`FEATURE_COLUMNS`)."""
+    return Features.from_bytes(row["keypoints"], row["descriptors"], bool(row["infrared"]),
+                               row["motion_keypoints"], row["motion_descriptors"])
+
+
+def feature_values(f: Features) -> tuple:
+    """The values of :data:`FEATURE_COLUMNS` for ``f``, in that order."""
+    return (*f.to_bytes(), int(f.infrared), *f.motion_bytes())
 
 
 class CropStore:
@@ -41,6 +58,13 @@ class CropStore:
         self.extractor = extractor
         self.features_version = features_version
         self.flank_version = flank_version
+
+    def features(self, stored, box: tuple[float, float, float, float]) -> Features:
+        """Features of a stored crop image (PIL RGB) cut around ``box`` (normalised x, y, w, h): keypoints
+        only inside the box when ``box_only``, in the stored JPEG's pixels, so evidence coordinates match
+        what the review page shows."""
+        roi = crop_geometry(box, self.cfg.pad, stored.size)[0] if self.cfg.box_only else None
+        return self.extractor(stored, roi)
 
     def ensure(self, cat: Catalog, rows: Sequence, result: IdentifyResult) -> None:
         """Compute and cache crop, quality, flank, embedding and features where missing or stale."""
@@ -88,27 +112,18 @@ class CropStore:
                 else:
                     q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
                     path = Path(c["crop_path"])
-                # features of the stored JPEG, so evidence coordinates match what review shows
-                stored = Image.open(path).convert("RGB")
-                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, stored.size)[0]
-                       if self.cfg.box_only else None)
-                feats = self.extractor(stored, roi)
+                # features of the stored JPEG (a fresh crop is read back after its JPEG encoding), so a
+                # crop featured now and one featured later from the cache get the same features
+                stored = img if crop is None else Image.open(path).convert("RGB")
+                feats = self.features(stored, (r["x"], r["y"], r["w"], r["h"]))
                 rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
-                                 self.embedder.version, *feats.to_bytes(), int(feats.infrared), *feats.motion_bytes(),
+                                 self.embedder.version, *feature_values(feats),
                                  self.features_version, str(path), self.flank_version))
             with cat.transaction():
                 cat.conn.executemany(
-                    "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, "
-                    "embedding, embedder, keypoints, descriptors, infrared, motion_keypoints, motion_descriptors, "
-                    "features_version, crop_path, flank_model) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(detection_id) DO UPDATE SET "
-                    "quality=excluded.quality, blur=excluded.blur, size_px=excluded.size_px, "
-                    "touches_edge=excluded.touches_edge, flank=excluded.flank, flank_conf=excluded.flank_conf, "
-                    "embedding=excluded.embedding, embedder=excluded.embedder, keypoints=excluded.keypoints, "
-                    "descriptors=excluded.descriptors, infrared=excluded.infrared, "
-                    "motion_keypoints=excluded.motion_keypoints, motion_descriptors=excluded.motion_descriptors, "
-                    "features_version=excluded.features_version, "
-                    "crop_path=excluded.crop_path, flank_model=excluded.flank_model", rows_out)
+                    f"INSERT INTO crops ({', '.join(INSERT_COLUMNS)}) VALUES ({','.join('?' * len(INSERT_COLUMNS))}) "
+                    "ON CONFLICT(detection_id) DO UPDATE SET "
+                    + ", ".join(f"{c}=excluded.{c}" for c in INSERT_COLUMNS[1:]), rows_out)
             result.crops_computed += len(rows_out)
 
     def refresh(self, cat: Catalog, rows: Sequence) -> int:
@@ -137,14 +152,13 @@ class CropStore:
             emb = np.asarray(self.embedder(ims), np.float32)
             out = []
             for r, im, e in zip(ok, ims, emb):
-                roi = (crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, im.size)[0]
-                       if self.cfg.box_only else None)
-                f = self.extractor(im, roi)
-                out.append((np.asarray(e, "<f4").tobytes(), self.embedder.version, *f.to_bytes(), int(f.infrared),
-                            *f.motion_bytes(), self.features_version, r["detection_id"]))
+                f = self.features(im, (r["x"], r["y"], r["w"], r["h"]))
+                out.append((np.asarray(e, "<f4").tobytes(), self.embedder.version, *feature_values(f),
+                            self.features_version, r["detection_id"]))
             with cat.transaction():
                 cat.conn.executemany(
-                    "UPDATE crops SET embedding=?, embedder=?, keypoints=?, descriptors=?, infrared=?, "
-                    "motion_keypoints=?, motion_descriptors=?, features_version=? WHERE detection_id=?", out)
+                    "UPDATE crops SET " + ", ".join(f"{c}=?" for c in ("embedding", "embedder", *FEATURE_COLUMNS,
+                                                                      "features_version"))
+                    + " WHERE detection_id=?", out)
             done += len(out)
         return done

@@ -40,7 +40,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.bursts import burst_flank_vote, group_bursts, self_inliers
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.cropstore import CropStore
+from spotid.identify.cropstore import CropStore, stored_features
 from spotid.identify.crops import Cropper, crop_geometry, stored_crop_size
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
@@ -243,8 +243,7 @@ class Identifier:
             if r["embedding"] is None:  # never embedded and its JPEG is gone (logged by the update)
                 continue
             embs.append(np.frombuffer(r["embedding"], "<f4").astype(np.float32))
-            feats.append(Features.from_bytes(r["keypoints"], r["descriptors"], bool(r["infrared"]),
-                                             r["motion_keypoints"], r["motion_descriptors"]))
+            feats.append(stored_features(r))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
             places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
@@ -306,8 +305,7 @@ class Identifier:
                     continue
                 out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
                                 np.frombuffer(c["embedding"], "<f4").astype(np.float32),
-                                Features.from_bytes(c["keypoints"], c["descriptors"], bool(c["infrared"]),
-                                                    c["motion_keypoints"], c["motion_descriptors"]),
+                                stored_features(c),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"])))
