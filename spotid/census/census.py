@@ -274,16 +274,16 @@ class Census:
             src = "deployment dates" if (s0 and s1) else "first/last media"
             if a is not None and b is not None:
                 spans.append((did, _local(a), _local(b), src))
-        in_period = [s for s in all_s if (start is None or s.local >= start) and (end is None or s.local < end)]
+        def within(local: datetime) -> bool:
+            return (start is None or local >= start) and (end is None or local < end)
+
+        in_period = [s for s in all_s if within(s.local)]
         # leopards photographed but not identifiable (front/back view, weak box, coat hidden): a minimum
         # count cannot include an animal seen only that way, so the reader is told how many there were
-        n_unusable = 0
-        for r in cat.query("SELECT m.timestamp ts FROM sightings s JOIN detections d ON d.id = s.detection_id "
-                           "JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"):
-            t = parse_ts(r["ts"])
-            if t is not None and t.tzinfo is not None and (start is None or _local(t) >= start) \
-                    and (end is None or _local(t) < end):
-                n_unusable += 1
+        unusable_times = (parse_ts(r["ts"]) for r in cat.query(
+            "SELECT m.timestamp ts FROM sightings s JOIN detections d ON d.id = s.detection_id "
+            "JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"))
+        n_unusable = sum(1 for t in unusable_times if t is not None and t.tzinfo is not None and within(_local(t)))
         if start is not None:
             origin = start
         else:
