@@ -305,3 +305,14 @@ def test_gallery_made_by_an_older_version_is_brought_up_to_date(world):
         assert r["features_version"] == ident.features_version and r["infrared"] == 0 and r["motion_keypoints"]
     # a flank's gallery is brought up to date when it is next used: no right flank was matched this run
     assert [r["features_version"] for r in gallery["right"]] == ["rootsift-old"]
+    # a crop whose JPEG is gone cannot be updated: logged, matched with what it has, and an embedding
+    # of another model and size does not break the gallery
+    lost = gallery["left"][0]
+    with cat.transaction():
+        cat.execute("UPDATE crops SET features_version = 'rootsift-old', embedder = 'old-embedder@0', "
+                    "embedding = ? WHERE detection_id = ?", (np.zeros(7, "<f4").tobytes(), lost["detection_id"]))
+    Path(lost["crop_path"]).unlink()
+    third = card.burst([warp(A, 13), warp(A, 14)])
+    _ident()(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in third} == {s[ids["A1"][0]]["name"]}

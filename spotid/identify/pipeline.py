@@ -240,14 +240,17 @@ class Identifier:
         names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
         embs, feats, inds, refs, places = [], [], [], [], []
         for r in rows:
-            if r["embedding"] is None:  # never embedded and its JPEG is gone (logged by the update)
-                continue
-            embs.append(np.frombuffer(r["embedding"], "<f4").astype(np.float32))
+            # a crop the update could not reach (its JPEG is gone; logged) keeps its features, but an
+            # embedding from another model is on another scale (maybe another size): it gets none
+            fresh = r["embedding"] is not None and r["embedder"] == self.embedder.version
+            embs.append(np.frombuffer(r["embedding"], "<f4").astype(np.float32) if fresh else None)
             feats.append(stored_features(r))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
             places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
-        E = np.stack(embs) if embs else np.zeros((0, 1), np.float32)
+        dim = next((e.shape[0] for e in embs if e is not None), 1)
+        E = (np.stack([e if e is not None else np.zeros(dim, np.float32) for e in embs]) if embs
+             else np.zeros((0, 1), np.float32))
         return Gallery(E, feats, inds, refs, places), names
 
     # -- the run -----------------------------------------------------------------------------------
