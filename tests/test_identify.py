@@ -178,6 +178,14 @@ def test_burst_votes_together_and_low_quality_never_founds_individual(tmp_path):
     s = _sightings(cat)
     assert s[burst[0]]["name"] == s[burst[1]]["name"] == "L-0001"
     assert s[blurry[0]]["status"] == "unusable" and s[blurry[0]]["individual_id"] is None
+    # the reason is kept with the sighting for the review page; a set-aside sighting keeps whom it
+    # matched below the threshold, so a person going through set-aside sightings sees who it might be
+    assert s[blurry[0]]["set_aside_reason"] == "matched nobody, too small or blurred to found one"
+    assert s[burst[0]]["set_aside_reason"] is None and s[burst[1]]["set_aside_reason"] is None
+    cands = cat.query("SELECT individual_id, probability FROM match_candidates WHERE sighting_id = ?",
+                      (s[blurry[0]]["id"],))
+    assert [c["individual_id"] for c in cands] == [s[burst[0]]["individual_id"]]
+    assert cands[0]["probability"] < 0.5
     assert res.new_individuals == []
     assert res.unusable_reasons == {"matched nobody, too small or blurred to found one": 1}
     assert res.unusable_text() == "1 (1 matched nobody, too small or blurred to found one)"
@@ -191,6 +199,7 @@ def test_missing_frame_is_recorded_not_fatal(world):
     res = _ident()(cat)
     assert res.crop_failures == 1
     assert _sightings(cat)[ids["B"][0]]["status"] == "unusable"
+    assert _sightings(cat)[ids["B"][0]]["set_aside_reason"] == "crop failed"
     assert res.unusable_reasons == {"crop failed": 1}
 
 
@@ -218,6 +227,13 @@ def test_cli_identify_and_errors(world, monkeypatch):
     assert out["detections"] == 8 and len(out["new_individuals"]) == 3
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json"])
     assert json.loads(r.stdout)["detections"] == 0
+    # for people: a table, and the next step names the set-aside sightings when there are some
+    lost = card.burst([coat(40)])
+    Path(cat.query("SELECT m.path FROM media m JOIN detections d ON d.media_id = m.id WHERE d.id = ?",
+                   (lost[0],))[0][0]).unlink()
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path)])
+    assert r.exit_code == 0, r.output
+    assert "crop failed" in r.stdout and f"next: spotid review --db {cat.path} --include-set-aside" in r.stdout
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path.parent / "nope.db")])
     assert r.exit_code == 2 and "spotid ingest" in r.output
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--threshold", "3"])
@@ -272,6 +288,8 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
     res = _ident()(cat)
     s = _sightings(cat)
     assert all(s[d]["status"] == "unusable" and s[d]["individual_id"] is None for d in hidden)
+    assert {s[d]["set_aside_reason"] for d in hidden} == {
+        "matched nobody, and its own frames do not match each other: the coat is not identifiable in this burst"}
     assert res.unusable_reasons.get("matched nobody, and its own frames do not match each other: the coat is "
                                     "not identifiable in this burst") == 2
     assert sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]  # A, B and C as without it

@@ -65,7 +65,8 @@ def db_rows(db: Path, sql: str, params=()) -> list[dict]:
 def catalog_state(db: Path) -> dict:
     """Everything a decision may change, without the lock counter and timestamps."""
     return {
-        "sightings": db_rows(db, "SELECT id, individual_id, status, probability FROM sightings ORDER BY id"),
+        "sightings": db_rows(db, "SELECT id, individual_id, status, probability, flank, set_aside_reason "
+                                 "FROM sightings ORDER BY id"),
         "individuals": db_rows(db, "SELECT * FROM individuals ORDER BY id"),
     }
 
@@ -200,6 +201,72 @@ def test_empty_queue_page(client, demo):
     assert "No sightings waiting for review" in html and f"{len(demo['pending'])} decisions today" in html
 
 
+def _set_aside(db: Path, sid: int, reason: str, flank: str, keep_candidates: bool) -> None:
+    """Make a demo sighting one that identify set aside (as pipeline._write_unusable writes it)."""
+    con = sqlite3.connect(db)
+    con.execute("UPDATE sightings SET status = 'unusable', individual_id = NULL, probability = NULL, flank = ?, "
+                "set_aside_reason = ? WHERE id = ?", (flank, reason, sid))
+    con.execute("UPDATE crops SET flank = ? WHERE detection_id = (SELECT detection_id FROM sightings WHERE id = ?)",
+                (flank, sid))
+    if not keep_candidates:  # identify matches no-flank sightings with nobody
+        con.execute("DELETE FROM match_candidates WHERE sighting_id = ?", (sid,))
+    con.commit()
+    con.close()
+
+
+def test_set_aside_sightings_are_queued_on_request_with_their_reason_and_can_be_rescued(demo):
+    db = demo["db_path"]
+    weak, noflank = demo["pending"][:2]
+    _set_aside(db, weak, "matched nobody, too small or blurred to found one", "left", keep_candidates=True)
+    _set_aside(db, noflank, "no left/right flank (front, back or unsure)", "unknown", keep_candidates=False)
+    others = [s for s in demo["pending"] if s not in (weak, noflank)]
+
+    plain = TestClient(create_app(db, reviewer=REVIEWER), base_url="http://127.0.0.1")
+    q = plain.get("/api/queue").json()
+    assert q["pending"] == len(others) and {weak, noflank}.isdisjoint(e["sighting_id"] for e in q["items"])
+
+    c = TestClient(create_app(db, reviewer=REVIEWER, config=ReviewConfig(include_set_aside=True)),
+                   base_url="http://127.0.0.1")
+    ids = [e["sighting_id"] for e in c.get("/api/queue").json()["items"]]
+    assert set(ids[:len(others)]) == set(others) and set(ids[len(others):]) == {weak, noflank}  # after pending
+    html = c.get(f"/queue?sighting={noflank}").text
+    assert 'id="set-aside"' in html and "no left/right flank (front, back or unsure)" in html
+    assert "New left individual" in html and "New right individual" in html
+    it = item(c, weak)
+    assert it["set_aside_reason"] == "matched nobody, too small or blurred to found one" and it["candidates"]
+
+    before = catalog_state(db)
+    # rescue the weak one: the person reads the coat and confirms the candidate identify had below threshold
+    target = it["candidates"][0]["individual_id"]
+    r = c.post(f"/api/sightings/{weak}/confirm", json={"version": it["version"], "individual_id": target})
+    assert r.status_code == 200, r.text
+    row = db_rows(db, "SELECT status, individual_id, set_aside_reason FROM sightings WHERE id = ?", (weak,))[0]
+    assert row == {"status": "confirmed", "individual_id": target, "set_aside_reason": None}
+    # the no-flank one: a new individual needs the flank the person sees
+    v = item(c, noflank)["version"]
+    r = c.post(f"/api/sightings/{noflank}/new", json={"version": v})
+    assert r.status_code == 400 and "choose the flank the photo shows" in r.json()["detail"]
+    r = c.post(f"/api/sightings/{noflank}/new", json={"version": v, "flank": "sideways"})
+    assert r.status_code == 400 and "'left' or a 'right'" in r.json()["detail"]
+    r = c.post(f"/api/sightings/{noflank}/new", json={"version": v, "flank": "right"})
+    assert r.status_code == 200, r.text
+    row = db_rows(db, "SELECT s.status, s.flank, s.set_aside_reason, i.flank AS ind_flank, i.status AS ind_status "
+                      "FROM sightings s JOIN individuals i ON i.id = s.individual_id WHERE s.id = ?", (noflank,))[0]
+    assert row == {"status": "confirmed", "flank": "right", "set_aside_reason": None, "ind_flank": "right",
+                   "ind_status": "confirmed"}
+    assert {weak, noflank}.isdisjoint(e["sighting_id"] for e in c.get("/api/queue").json()["items"])
+    # both undone: set aside again, with identify's reason and flank
+    assert c.post("/api/undo", json={}).status_code == 200
+    assert c.post("/api/undo", json={}).status_code == 200
+    assert catalog_state(db) == before
+
+    # an empty queue says how many were set aside and how to go through them
+    for sid in others:
+        assert plain.post(f"/api/sightings/{sid}/reject", json={"version": item(plain, sid)["version"]}).status_code == 200
+    html = plain.get("/queue").text
+    assert "Identify set 2 sightings aside" in html and "spotid review --include-set-aside" in html
+
+
 def test_census_dashboard_shows_figures(client, demo):
     html = client.get("/census").text
     assert "minimum number known alive" in html
@@ -228,7 +295,8 @@ def test_confirm_assigns_audits_and_undo_restores_exactly(client, demo):
     prev, new = json.loads(d["previous_json"]), json.loads(d["new_json"])
     assert prev["sightings"][str(sid)]["status"] == "pending"
     assert new["sightings"][str(sid)] == {"individual_id": target["individual_id"], "status": "confirmed",
-                                          "probability": target["probability"], "version": it["version"] + 1}
+                                          "probability": target["probability"], "version": it["version"] + 1,
+                                          "flank": "left", "set_aside_reason": None}
     assert sid not in [e["sighting_id"] for e in client.get("/api/queue").json()["items"]]
     hist = client.get("/history").text
     assert f"#{sid}: pending → confirmed" in hist and REVIEWER in hist
@@ -526,3 +594,25 @@ def test_evidence_says_how_many_drawn_pairs_are_night_chance():
     night = parse_evidence(json.dumps({"query_pts": [[1, 2]] * 9, "ref_pts": [[5, 6]] * 9, "chance": 7}))
     assert night.n == 9 and night.chance == 7                       # 2 counted inliers, 9 pairs drawn
     assert parse_evidence(json.dumps({"query_pts": [], "ref_pts": [], "chance": "x"})) is None
+
+
+def test_older_catalog_gets_a_reason_for_what_identify_set_aside_not_for_peoples_decisions(client, demo):
+    """Migration 0009 on a catalog from before set-aside reasons: the 'unusable' sightings no person
+    decided were identify's, so they get a placeholder reason and reach the set-aside queue; one a
+    person marked unusable stays decided."""
+    db = demo["db_path"]
+    by_person, by_identify = demo["pending"][:2]
+    assert client.post(f"/api/sightings/{by_person}/unusable",
+                       json={"version": item(client, by_person)["version"]}).status_code == 200
+    con = sqlite3.connect(db)
+    con.execute("UPDATE sightings SET status = 'unusable', individual_id = NULL WHERE id = ?", (by_identify,))
+    con.execute("ALTER TABLE sightings DROP COLUMN set_aside_reason")   # as an older spotid left it
+    con.execute("DELETE FROM schema_migrations WHERE name LIKE '0009_%'")
+    con.commit()
+    con.close()
+    with Catalog(db) as cat:
+        assert cat.applied_migrations()[-1].startswith("0009_")
+        reasons = {r["id"]: r["set_aside_reason"] for r in cat.query(
+            "SELECT id, set_aside_reason FROM sightings WHERE status = 'unusable'")}
+    assert reasons == {by_person: None,
+                       by_identify: "set aside by an earlier identify run (its reason was not recorded)"}

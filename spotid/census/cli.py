@@ -278,7 +278,8 @@ def _print_process(res, db: Path) -> None:
     con.print(tab)
     for f in (ing.get("failures") or [])[:20]:
         con.print(f"[red]failed[/red] {f.get('path')}: {f.get('reason')}", highlight=False)
-    typer.echo(f"next: spotid review --db {db}   then   spotid census --db {db} --out census/")
+    aside = " --include-set-aside" if ide.get("unusable") else ""   # the set-aside ones, with identify's reasons
+    typer.echo(f"next: spotid review --db {db}{aside}   then   spotid census --db {db} --out census/")
 
 
 commands: dict = {"demo": demo, "process": process}

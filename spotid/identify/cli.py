@@ -112,6 +112,9 @@ def identify(
     t.add_row("unusable", res.unusable_text())
     t.add_row("new individuals", ", ".join(res.new_individuals) or "-")
     Console().print(t)
+    aside = (f" --include-set-aside    (also the {res.unusable} sighting(s) set aside as unusable, with the reasons; "
+             "the census counts them only once a person assigns them)") if res.unusable else ""
+    typer.echo(f"next: spotid review --db {db}{aside}")
 
 
 def eval_reid(

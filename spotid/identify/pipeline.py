@@ -315,16 +315,25 @@ class Identifier:
         return out
 
     def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult,
-                        reason: str) -> None:
+                        reason: str, evidence: dict | None = None, burst: dict | None = None) -> None:
+        """Set ``rows`` aside (status 'unusable', ``set_aside_reason``). A burst that matched somebody
+        below the threshold keeps those candidates (``evidence`` per frame, ``burst`` {individual: P}),
+        so a reviewer going through set-aside sightings sees who it might be."""
         if rows:
             result.unusable_reasons[reason] = result.unusable_reasons.get(reason, 0) + len(rows)
         for chunk in batched(rows, 500):
             with cat.transaction():
                 for r in chunk:
-                    cat.execute("INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
-                                "model_version, updated_at) VALUES (?, NULL, ?, 'unusable', ?, ?, ?)",
-                                (r.detection_id, r.flank, run_id, self.model_version, now_iso()))
+                    cur = cat.execute(
+                        "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
+                        "model_version, updated_at, set_aside_reason) VALUES (?, NULL, ?, 'unusable', ?, ?, ?, ?)",
+                        (r.detection_id, r.flank, run_id, self.model_version, now_iso(), reason))
+                    if cur.rowcount == 0:
+                        continue
                     result.unusable += 1
+                    ev = (evidence or {}).get(r.detection_id)
+                    if ev:
+                        self._write_candidates(cat, int(cur.lastrowid), burst or {}, self.matcher.decide([ev]), run_id)
 
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
                     result: IdentifyResult) -> "_FlankPlan":
@@ -344,15 +353,16 @@ class Identifier:
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
             elif max(m.quality for m in members) < cfg.quality_floor:
-                self._write_unusable(cat, members, run_id, result, "matched nobody, too small or blurred to found one")
+                self._write_unusable(cat, members, run_id, result, "matched nobody, too small or blurred to found one",
+                                     evidence, burst)
             elif max(m.conf for m in members) < min_conf:
                 self._write_unusable(cat, members, run_id, result,
-                                     f"matched nobody, detection below {min_conf:g} to found one")
+                                     f"matched nobody, detection below {min_conf:g} to found one", evidence, burst)
             elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
                     and own < cfg.found_min_self_inliers:
                 self._write_unusable(cat, members, run_id, result,
                                      "matched nobody, and its own frames do not match each other: the coat is "
-                                     "not identifiable in this burst")
+                                     "not identifiable in this burst", evidence, burst)
             else:
                 new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
@@ -435,9 +445,14 @@ class Identifier:
             result.auto += 1
         else:
             result.matched += 1
+        self._write_candidates(cat, sid, burst, cands, run_id)
+
+    def _write_candidates(self, cat: Catalog, sid: int, burst: dict, cands: list, run_id: int) -> None:
+        """The sighting's candidates ranked as its burst decided (``burst`` {individual: P}), each with
+        this frame's own P, scores and keypoint evidence (``cands``); the best ``top_k``."""
         by_ind = {c.individual: c for c in cands}
-        order = sorted(by_ind, key=lambda i: -burst.get(i, 0.0))  # ranked as the burst decided
-        for rank, i in enumerate(order[: cfg.top_k], start=1):
+        order = sorted(by_ind, key=lambda i: -burst.get(i, 0.0))
+        for rank, i in enumerate(order[: self.cfg.top_k], start=1):
             c = by_ind[i]
             cat.execute(
                 "INSERT OR IGNORE INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "

@@ -50,6 +50,7 @@ class ConfirmBody(VersionBody):
 
 class NewBody(VersionBody):
     name: str | None = None
+    flank: str | None = None
 
 
 class SkipBody(BaseModel):
@@ -140,7 +141,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         return cat
 
     def render(name: str, cat: Catalog, **ctx: Any) -> HTMLResponse:
-        ctx.setdefault("pending", pending_count(cat, cfg.include_auto))
+        ctx.setdefault("pending", pending_count(cat, cfg.include_auto, cfg.include_set_aside))
         return HTMLResponse(env.get_template(name).render(**ctx))
 
     def handle(fn: Callable[[], Decision], cat: Catalog, after: int | None = None) -> dict:
@@ -153,7 +154,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         except NotFound as e:
             raise HTTPException(404, str(e)) from None
         order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer,
-                            include_auto=cfg.include_auto)
+                            include_auto=cfg.include_auto, include_set_aside=cfg.include_set_aside)
         return {"decision": _jsonable(d), "next": order[0].sighting_id if order else None,
                 "pending": len(order)}
 
@@ -176,12 +177,14 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     def queue_page(sighting: int | None = None) -> HTMLResponse:
         cat = get_cat()
         threshold = decision_threshold(cat, cfg)
-        order = queue_order(cat, threshold=threshold, reviewer=reviewer, include_auto=cfg.include_auto)
+        order = queue_order(cat, threshold=threshold, reviewer=reviewer, include_auto=cfg.include_auto,
+                            include_set_aside=cfg.include_set_aside)
         ids = [e.sighting_id for e in order]
         sid = sighting if sighting is not None else (ids[0] if ids else None)
         stats = session_stats(cat)
         if sid is None:
-            return render("queue_empty.html", cat, page="queue", stats=stats, summary=browse.catalog_summary(cat))
+            return render("queue_empty.html", cat, page="queue", stats=stats, summary=browse.catalog_summary(cat),
+                          include_set_aside=cfg.include_set_aside)
         try:
             item = load_item(cat, sid, cfg)
         except NotFound as e:
@@ -195,9 +198,9 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         last = cat.conn.execute("SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
                                 "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id DESC LIMIT 1",
                                 (sid,)).fetchone()
-        assignable = [{"id": int(r["id"]), "name": r["name"], "status": r["status"]} for r in cat.query(
-            "SELECT id, name, status FROM individuals WHERE flank = ? AND status IN ('confirmed', 'proposed') "
-            "ORDER BY name", (item.flank,))] if item.flank in ("left", "right") else []
+        assignable = [{"id": int(r["id"]), "name": r["name"], "status": r["status"], "flank": r["flank"]} for r in cat.query(
+            "SELECT id, name, status, flank FROM individuals WHERE flank IN (?, ?) AND status IN ('confirmed', 'proposed') "
+            "ORDER BY name", (item.flank, item.flank) if item.flank in ("left", "right") else ("left", "right"))]
         return render("queue.html", cat, page="queue", item=item, item_json=_jsonable(item), nav=nav, entry=entry,
                       assignable=assignable,
                       threshold=threshold, stats=stats, last=dict(last) if last else None,
@@ -293,7 +296,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     def api_queue() -> dict:
         cat = get_cat()
         order = queue_order(cat, threshold=decision_threshold(cat, cfg), reviewer=reviewer,
-                            include_auto=cfg.include_auto)
+                            include_auto=cfg.include_auto, include_set_aside=cfg.include_set_aside)
         return {"pending": len(order), "items": [_jsonable(e) for e in order]}
 
     @app.get("/api/sightings/{sighting_id}")
@@ -322,7 +325,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     @app.post("/api/sightings/{sighting_id}/new")
     def api_new(sighting_id: int, body: NewBody) -> dict:
         cat = get_cat()
-        return handle(lambda: rv(cat).new_individual(sighting_id, body.version, body.name), cat)
+        return handle(lambda: rv(cat).new_individual(sighting_id, body.version, body.name, body.flank), cat)
 
     @app.post("/api/sightings/{sighting_id}/skip")
     def api_skip(sighting_id: int, body: SkipBody) -> dict:

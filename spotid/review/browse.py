@@ -146,6 +146,7 @@ class CatalogSummary:
     last: str | None
     reviewed: int                            # live decisions (not undone), excluding skips
     reviewers: tuple[str, ...]
+    set_aside: int = 0                       # 'unusable' sightings identify set aside that no person has decided
 
 
 def catalog_summary(cat: Catalog) -> CatalogSummary:
@@ -174,4 +175,6 @@ def catalog_summary(cat: Catalog) -> CatalogSummary:
         first=span[0], last=span[1],
         reviewed=int(cat.scalar("SELECT COUNT(*) FROM review_decisions WHERE undone_by IS NULL "
                                 "AND action NOT IN ('skip', 'undo')") or 0),
-        reviewers=tuple(r[0] for r in cat.query("SELECT DISTINCT reviewer FROM review_decisions ORDER BY reviewer")))
+        reviewers=tuple(r[0] for r in cat.query("SELECT DISTINCT reviewer FROM review_decisions ORDER BY reviewer")),
+        set_aside=int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'unusable' "
+                                 "AND set_aside_reason IS NOT NULL") or 0))

@@ -32,6 +32,9 @@ def review(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with review settings (see configs/review.yaml)."),
     include_auto: Optional[bool] = typer.Option(None, "--include-auto/--pending-only",
                                                 help="Also queue machine-accepted sightings, after the pending ones."),
+    include_set_aside: Optional[bool] = typer.Option(
+        None, "--include-set-aside/--no-set-aside",
+        help="Then queue the sightings identify set aside (no left/right flank, not identifiable), with its reason."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Build a small demo catalog with rendered crops in this "
                                                             "new folder and review it (try the page without data)."),
 ) -> None:
@@ -44,7 +47,7 @@ def review(
 
     try:
         cfg = load_config(ReviewConfig, config or default_yaml(ReviewConfig), port=port,
-                          include_auto=include_auto)
+                          include_auto=include_auto, include_set_aside=include_set_aside)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e), param_hint="--config/--port") from None
     if demo is not None:

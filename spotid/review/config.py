@@ -24,6 +24,10 @@ class ReviewConfig:
     #: Also queue the sightings the machine accepted on its own ('auto': ``--auto-accept``, ``spotid
     #: demo``), after the pending ones. The census counts them, so a person may want to vouch for each.
     include_auto: bool = False
+    #: Then queue the sightings identify set aside (no left/right flank; matched nobody and too weak,
+    #: small or unreadable to found an individual), each with identify's reason, so a person can
+    #: rescue those the machine could not read. The census does not count them until a person does.
+    include_set_aside: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:

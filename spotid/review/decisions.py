@@ -5,7 +5,8 @@ Each decision (confirm, reject, new individual, unusable, merge, skip) runs insi
 ``review_decisions`` row whose ``previous_json`` / ``new_json`` hold the exact state of every row it
 touched::
 
-    {"sightings":   {"<id>": {"individual_id": 3, "status": "pending", "probability": 0.61, "version": 4}},
+    {"sightings":   {"<id>": {"individual_id": 3, "status": "pending", "probability": 0.61, "version": 4,
+                              "set_aside_reason": null, "flank": "left"}},
      "individuals": {"<id>": {"name": "L-0003", "flank": "left", "status": "proposed", "merged_into": null}
                      | null}}       # null: the individual did not exist (created by the decision)
 
@@ -55,7 +56,7 @@ class Decision:
     undone_by: int | None = None
 
 
-_S_FIELDS = ("individual_id", "status", "probability", "version")
+_S_FIELDS = ("individual_id", "status", "probability", "version", "set_aside_reason", "flank")
 _I_FIELDS = ("name", "flank", "status", "merged_into", "created_at", "created_by")
 
 
@@ -71,7 +72,7 @@ class Reviewer:
     # -- state snapshots -------------------------------------------------------------------------
     def _sighting(self, sid: int) -> dict[str, Any]:
         r = self.cat.conn.execute(
-            "SELECT id, individual_id, status, probability, version, flank FROM sightings WHERE id = ?", (sid,)
+            "SELECT id, individual_id, status, probability, version, flank, set_aside_reason FROM sightings WHERE id = ?", (sid,)
         ).fetchone()
         if r is None:
             raise NotFound(f"no sighting {sid} in the catalog")
@@ -161,7 +162,9 @@ class Reviewer:
             prev = self._snapshot([sighting_id], inds)
             p = self.cat.scalar("SELECT probability FROM match_candidates WHERE sighting_id = ? AND individual_id = ?",
                                 (sighting_id, individual_id))
-            self._set_sighting(sighting_id, individual_id=target["id"], status="confirmed", probability=p)
+            # a sighting without a left/right flank takes its individual's: the person has read the coat
+            self._set_sighting(sighting_id, individual_id=target["id"], status="confirmed", probability=p,
+                               set_aside_reason=None, flank=target["flank"])
             if inds:
                 self.cat.execute("UPDATE individuals SET status = 'confirmed' WHERE id = ?", (target["id"],))
             return self._record("confirm", sighting_id, prev, self._snapshot([sighting_id], inds))
@@ -178,19 +181,24 @@ class Reviewer:
         with self.cat.transaction():
             self._check_version(sighting_id, version)
             prev = self._snapshot([sighting_id], [])
-            self._set_sighting(sighting_id, individual_id=None, status=status)
+            self._set_sighting(sighting_id, individual_id=None, status=status, set_aside_reason=None)
             return self._record(action, sighting_id, prev, self._snapshot([sighting_id], []))
 
-    def new_individual(self, sighting_id: int, version: int, name: str | None = None) -> Decision:
+    def new_individual(self, sighting_id: int, version: int, name: str | None = None,
+                       flank: str | None = None) -> Decision:
         """The sighting is an animal not yet in the catalog. When identify already proposed a new
         individual for it (status 'proposed'), that one is confirmed (and renamed if ``name``);
-        otherwise a new confirmed individual of the sighting's flank is created."""
+        otherwise a new confirmed individual of the sighting's flank is created. ``flank`` ('left' |
+        'right'): the flank the person sees, for a sighting the classifier gave none (or a wrong one)."""
         name = (name or "").strip() or None
+        if flank is not None and flank not in ("left", "right"):
+            raise InvalidDecision(f"flank {flank!r}: a new individual is a 'left' or a 'right' flank")
         with self.cat.transaction():
             s = self._check_version(sighting_id, version)
-            flank = self._flank(s)
+            flank = flank or self._flank(s)
             if flank is None:
-                raise InvalidDecision(f"sighting {sighting_id} has no left/right flank: mark it unusable instead")
+                raise InvalidDecision(f"sighting {sighting_id} has no left/right flank: choose the flank the photo "
+                                      "shows (left or right), or mark it unusable")
             if name is not None and self.cat.scalar("SELECT id FROM individuals WHERE name = ?", (name,)) is not None:
                 raise InvalidDecision(f"an individual named {name!r} exists: choose another name or confirm it")
             proposed = None
@@ -212,7 +220,8 @@ class Reviewer:
                     (name or self._next_name(flank), flank, now_iso(), f"reviewer:{self.reviewer}"))
                 iid = int(cur.lastrowid)
                 prev["individuals"][str(iid)] = None
-            self._set_sighting(sighting_id, individual_id=iid, status="confirmed", probability=None)
+            self._set_sighting(sighting_id, individual_id=iid, status="confirmed", probability=None,
+                               set_aside_reason=None, flank=flank)
             return self._record("new", sighting_id, prev, self._snapshot([sighting_id], [iid]))
 
     def skip(self, sighting_id: int, version: int | None = None) -> Decision:
@@ -282,8 +291,10 @@ class Reviewer:
                         raise Conflict(f"{kind[:-1]} {key} changed after decision {d.id}"
                                        f"{later or ' (outside review, e.g. a new identify run)'}: undo that first")
             for key, before in d.previous["sightings"].items():
+                # decisions recorded before these fields were audited do not carry them
+                older = {k: before[k] for k in ("set_aside_reason", "flank") if k in before}
                 self._set_sighting(int(key), individual_id=before["individual_id"], status=before["status"],
-                                   probability=before["probability"])
+                                   probability=before["probability"], **older)
             for key, before in d.previous["individuals"].items():
                 if before is None:
                     continue

@@ -111,6 +111,7 @@ class QueueItem:
     proposed_rank: int | None           # its rank among the candidates, None for a proposed new one
     query: CropInfo
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    set_aside_reason: str | None = None  # why identify set it aside (status 'unusable'), until a person decides
 
 
 class NotFound(LookupError):
@@ -137,14 +138,32 @@ def uncertainty(p1: float | None, p2: float | None, threshold: float) -> float:
     return abs(p1 - threshold)
 
 
+def _queued(include_auto: bool, include_set_aside: bool) -> str:
+    """SQL condition on sightings ``s`` for what the queue holds."""
+    cond = ["s.status = 'pending'"]
+    if include_auto:
+        cond.append("s.status = 'auto'")
+    if include_set_aside:
+        cond.append("(s.status = 'unusable' AND s.set_aside_reason IS NOT NULL)")
+    return "(" + " OR ".join(cond) + ")"
+
+
+#: Queue groups in order: pending first, then machine-accepted, then set aside by identify.
+_GROUP = {"pending": 0, "auto": 1, "unusable": 2}
+
+
 def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
-                include_auto: bool = False) -> list[QueueEntry]:
+                include_auto: bool = False, include_set_aside: bool = False) -> list[QueueEntry]:
     """All pending sightings, most uncertain first; ``reviewer``'s live skips go last.
 
     ``include_auto``: machine-accepted ('auto') sightings follow the pending ones (confirming one
-    makes it 'confirmed' and takes it off the queue)."""
+    makes it 'confirmed' and takes it off the queue). ``include_set_aside``: then the sightings
+    identify set aside ('unusable' with a ``set_aside_reason``: no left/right flank, matched nobody
+    and not identifiable), so a person can rescue the ones the machine could not read; any decision
+    takes one off the queue."""
+    where = _queued(include_auto, include_set_aside)
     rows = cat.query(
-        """
+        f"""
         SELECT s.id, s.probability,
                (SELECT MAX(probability) FROM match_candidates mc WHERE mc.sighting_id = s.id) AS p1,
                (SELECT probability FROM match_candidates mc WHERE mc.sighting_id = s.id
@@ -153,8 +172,8 @@ def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
         FROM sightings s
         JOIN detections d ON d.id = s.detection_id
         JOIN media m ON m.id = d.media_id
-        WHERE s.status IN (?, ?)
-        """, ("pending", "auto" if include_auto else "pending")
+        WHERE {where}
+        """
     )
     skipped: dict[int, str] = {}
     if reviewer is not None:
@@ -168,17 +187,17 @@ def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
         p1 = r["p1"] if r["p1"] is not None else r["probability"]
         p2 = r["p2"]
         margin = None if p1 is None else p1 - (p2 or 0.0)
-        entries.append(((r["status"] != "pending", r["timestamp"] or ""), QueueEntry(int(r["id"]), p1, margin, uncertainty(p1, p2, threshold),
-                                                          skipped.get(int(r["id"])))))
+        entries.append(((_GROUP[r["status"]], r["timestamp"] or ""),
+                        QueueEntry(int(r["id"]), p1, margin, uncertainty(p1, p2, threshold), skipped.get(int(r["id"])))))
     entries.sort(key=lambda te: (te[1].skipped_at is not None, te[1].skipped_at or "", te[0][0],
                                  te[1].uncertainty, te[0][1], te[1].sighting_id))
     return [e for _, e in entries]
 
 
-def pending_count(cat: Catalog, include_auto: bool = False) -> int:
-    """Sightings on the queue (pending, plus 'auto' ones with ``include_auto``)."""
-    return int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status IN (?, ?)",
-                          ("pending", "auto" if include_auto else "pending")))
+def pending_count(cat: Catalog, include_auto: bool = False, include_set_aside: bool = False) -> int:
+    """Sightings on the queue (pending, plus 'auto' ones with ``include_auto``, plus set-aside ones
+    with ``include_set_aside``)."""
+    return int(cat.scalar(f"SELECT COUNT(*) FROM sightings s WHERE {_queued(include_auto, include_set_aside)}"))
 
 
 # -- crops -----------------------------------------------------------------------------------------
@@ -277,8 +296,8 @@ def parse_evidence(text: str | None) -> Evidence | None:
 def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
     """The sighting with its query crop and ranked candidates (merged candidates resolved, deduped)."""
     s = cat.conn.execute(
-        "SELECT id, detection_id, individual_id, flank, status, probability, model_version, version "
-        "FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+        "SELECT id, detection_id, individual_id, flank, status, probability, model_version, version, "
+        "set_aside_reason FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
     if s is None:
         raise NotFound(f"no sighting {sighting_id} in the catalog")
     query = crop_infos(cat, [s["detection_id"]])[int(s["detection_id"])]
@@ -311,4 +330,4 @@ def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
     proposed = individual_ref(cat, resolve(cat, s["individual_id"])) if s["individual_id"] is not None else None
     proposed_rank = next((c.rank for c in candidates if proposed and c.individual_id == proposed.id), None)
     return QueueItem(int(s["id"]), int(s["version"]), s["status"], flank, s["probability"], s["model_version"],
-                     proposed, proposed_rank, query, tuple(candidates))
+                     proposed, proposed_rank, query, tuple(candidates), s["set_aside_reason"])

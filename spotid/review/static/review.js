@@ -250,6 +250,8 @@ var spotid = (function () {
 
     var buttons = { confirm: function () { confirm(sel); }, reject: function () { act("reject"); },
                     "new": function () { act("new"); }, unusable: function () { act("unusable"); },
+                    "new-left": function () { act("new", { flank: "left" }); },
+                    "new-right": function () { act("new", { flank: "right" }); },
                     skip: function () { act("skip"); }, merge: openMerge, assign: openAssign };
     document.querySelectorAll("[data-act]").forEach(function (b) {
       b.addEventListener("click", function () { buttons[b.dataset.act](); });
