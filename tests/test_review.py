@@ -232,6 +232,7 @@ def test_set_aside_sightings_are_queued_on_request_with_their_reason_and_can_be_
     html = c.get(f"/queue?sighting={noflank}").text
     assert 'id="set-aside"' in html and "no left/right flank (front, back or unsure)" in html
     assert "New left individual" in html and "New right individual" in html
+    assert "Reject match" not in html and "identify compared it with nobody" in html  # there is no match to reject
     it = item(c, weak)
     assert it["set_aside_reason"] == "matched nobody, too small or blurred to found one" and it["candidates"]
 
