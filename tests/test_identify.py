@@ -13,7 +13,7 @@ import yaml
 from spotid.catalog import Catalog, now_iso
 from spotid.identify.calibrate import Calibration, Logistic
 from spotid.identify.pipeline import IdentifyConfig, Identifier
-from test_identify_helpers import FakeEmbedder, FakeFlank, coat, tint_right, warp
+from test_identify_helpers import FakeEmbedder, FakeFlank, FakeFlankPrediction, coat, tint_right, warp
 
 # P(same) driven by the verifier in these tests: > 0.5 from ~20 inliers up
 CAL = Calibration({"fused": Logistic(1.0, 3.0, -9.5), "embedding": Logistic(8.0, 0.0, -6.0),
@@ -300,6 +300,58 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
     hidden2 = card2.burst(tangles)
     _ident(found_min_self_inliers=0)(cat2)
     assert all(r["status"] == "pending" for d, r in _sightings(cat2).items() if d in hidden2)
+    cat2.close()
+
+
+class UnsureFlank(FakeFlank):
+    """As FakeFlank, but 'unknown' for green-tinted crops (a classifier unsure of the side)."""
+
+    def __call__(self, images):
+        out = super().__call__(images)
+        for k, im in enumerate(images):
+            a = np.asarray(im).astype(np.float32)
+            if a[..., 1].mean() > 1.3 * (a[..., 0].mean() + a[..., 2].mean()) / 2:
+                out[k] = FakeFlankPrediction("unknown", 0.4, {"unknown": 0.4})
+        return out
+
+
+def tint_unsure(img: np.ndarray) -> np.ndarray:
+    out = img.astype(np.float32)
+    out[..., 0] *= 0.6
+    out[..., 2] *= 0.6
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobody(world):
+    cat, card, ids, (A, _, _) = world
+    # the third frame of A's burst is a box on something else: its burst mates do not vouch for it
+    *unsure_a, other = card.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22)), tint_unsure(warp(coat(32), 24))])
+    unsure_new = card.burst([tint_unsure(warp(coat(31), 23))])
+    ident = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
+                       calibration=CAL)
+    res = ident(cat)
+    s = _sightings(cat)
+    # matched against both flanks, this run's new individuals included: joins A, with A's flank
+    assert {s[d]["name"] for d in unsure_a} == {s[ids["A1"][0]]["name"]}
+    assert all((s[d]["flank"], s[d]["status"], s[d]["set_aside_reason"]) == ("left", "pending", None) for d in unsure_a)
+    assert s[unsure_a[0]]["probability"] >= 0.5
+    # an unknown coat without a flank founds nobody, alone or in A's burst: set aside, with the reason
+    for d in (unsure_new[0], other):
+        assert (s[d]["status"], s[d]["set_aside_reason"]) == ("unusable", "no left/right flank (front, back or unsure)")
+    assert res.flank_from_match == 2 and sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]
+    # never a reference: a front view must not carry a match from one flank to the other
+    gallery, _ = ident._gallery(cat, "left")
+    assert set(unsure_a).isdisjoint(gallery.refs) and set(ids["A1"]) <= set(gallery.refs)
+
+    # switched off, the same burst is set aside like any view without a flank
+    (cat.path.parent / "two").mkdir()
+    cat2 = Catalog(cat.path.parent / "cat2.db")
+    card2 = Card(cat2, cat.path.parent / "two")
+    card2.burst([warp(A, 1), warp(A, 2)])
+    unsure2 = card2.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22))])
+    res2 = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400, match_unknown_flank=False),
+                      embedder=FakeEmbedder(), flank=UnsureFlank(), calibration=CAL)(cat2)
+    assert all(_sightings(cat2)[d]["status"] == "unusable" for d in unsure2) and res2.flank_from_match == 0
     cat2.close()
 
 

@@ -19,11 +19,16 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
    every new sighting keeps the run's other same-flank proposals as ranked candidates, so the review
    page shows where one animal may have become two (:mod:`spotid.identify.proposals`);
-4. front/back/unknown views, and groups that match nobody but are below the quality floor, whose
+4. frames without a left/right flank (front/back views, a classifier unsure of the side) are then
+   matched one by one against both flanks' individuals, this run's included, and join one their own
+   evidence takes to ``threshold`` (``match_unknown_flank``); they never found an individual nor
+   become references;
+5. the rest of those, and groups that match nobody but are below the quality floor, whose
    boxes are all below the detector's typical threshold (``found_min_conf``), or whose own frames do
    not match each other (``found_min_self_inliers``: the coat is hidden, smeared or too dark to
-   identify in that burst), are 'unusable': a doubtful box (a deer, moving grass) must not found a
-   leopard, and a photo nobody could identify must not found a second one.
+   identify in that burst), are 'unusable' with the reason kept (``set_aside_reason``): a doubtful box
+   (a deer, moving grass) must not found a leopard, and a photo nobody could identify must not found
+   a second one.
 Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
 one transaction.
 """
@@ -91,6 +96,7 @@ class IdentifyConfig:
     cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
     pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
     burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
+    match_unknown_flank: bool = True    # frames without a left/right flank may join a known individual (never found one)
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -123,6 +129,7 @@ class IdentifyResult:
     unusable_reasons: dict[str, int] = field(default_factory=dict)   # why, for people: reason -> sightings
     paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
     flank_outvoted: int = 0            # left/right frames given their burst's majority flank
+    flank_from_match: int = 0          # frames without a left/right flank that matched a known individual
     model_version: str = ""
 
     def to_json(self) -> dict:
@@ -233,7 +240,8 @@ class Identifier:
                "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
                "JOIN media m ON m.id = d.media_id "
                "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
-               "AND i.flank = ? ORDER BY s.detection_id")
+               "AND i.flank = ? AND (c.flank IN ('left', 'right') OR s.status = 'confirmed') "   # see _write_unknown_flank
+               "ORDER BY s.detection_id")
         rows = cat.query(sql, (flank,))
         if self.store.refresh(cat, rows):
             rows = cat.query(sql, (flank,))
@@ -264,8 +272,7 @@ class Identifier:
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
             self._write_unusable(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
-            self._write_unusable(cat, [r for r in rows if not r.failed and r.flank not in ("left", "right")],
-                                 run_id, result, "no left/right flank (front, back or unsure)")
+            unknown = [r for r in rows if not r.failed and r.flank not in ("left", "right")]
             plans = {}
             for flank in ("left", "right"):
                 fr = [r for r in rows if not r.failed and r.flank == flank]
@@ -275,6 +282,7 @@ class Identifier:
                 result.paired_merges = self._join_paired(cat, plans)
             for flank, plan in plans.items():
                 self._write_flank(cat, plan, flank, run_id, result)
+            self._write_unknown_flank(cat, unknown, run_id, result)
             return result
 
     def crop_rows(self, cat: Catalog, *, deployment: str | None = None,
@@ -334,6 +342,39 @@ class Identifier:
                     ev = (evidence or {}).get(r.detection_id)
                     if ev:
                         self._write_candidates(cat, int(cur.lastrowid), burst or {}, self.matcher.decide([ev]), run_id)
+
+    def _write_unknown_flank(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
+        """Frames without a left/right flank (front, back, or a classifier unsure of the side) never found
+        an individual. With ``match_unknown_flank`` each is matched against both flanks' galleries, this
+        run's new individuals included, and joins its best individual, with that individual's flank, if
+        its OWN evidence reaches ``threshold``: two coats' rosettes do not agree by chance whichever way
+        the animal faced, but a burst's other frames do not vouch for it (a second box on a bush in the
+        frame would ride along). The rest are set aside. They never become references (``_gallery``),
+        so a front view cannot carry a match from one flank to the other."""
+        reason = "no left/right flank (front, back or unsure)"
+        if not self.cfg.match_unknown_flank or not rows:
+            self._write_unusable(cat, rows, run_id, result, reason)
+            return
+        galleries = [g for g in (self._gallery(cat, f)[0] for f in ("left", "right")) if g.individuals]
+        flank_of = {int(r["id"]): r["flank"] for r in cat.query("SELECT id, flank FROM individuals")}
+        aside, joined = [], []
+        for m in rows:
+            ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
+                                                                              place=m.place).items()}
+            cands = self.matcher.decide([ev]) if ev else []
+            if cands and cands[0].probability >= self.cfg.threshold:
+                joined.append((replace(m, flank=flank_of[int(cands[0].individual)]), cands))
+            else:
+                aside.append((m, ev, cands))
+        for chunk in batched(joined, 200):
+            with cat.transaction():
+                for m, cands in chunk:
+                    self._write_sighting(cat, m, cands[0].individual, cands[0].probability,
+                                         {c.individual: c.probability for c in cands}, cands, run_id, result)
+        result.flank_from_match += len(joined)
+        for m, ev, cands in aside:
+            self._write_unusable(cat, [m], run_id, result, reason, {m.detection_id: ev},
+                                 {c.individual: c.probability for c in cands})
 
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
                     result: IdentifyResult) -> "_FlankPlan":
