@@ -407,6 +407,29 @@ def test_confirm_to_other_flank_refused(client, demo):
     assert _decisions(demo["db_path"]) == []
 
 
+def test_a_flank_identify_only_inferred_from_a_match_can_be_corrected(client, demo):
+    """identify gives a view without a flank (front, back, classifier unsure) the flank of the
+    individual it matched; a person may assign it to an individual of the other flank."""
+    db = demo["db_path"]
+    sid = demo["pending"][0]
+    con = sqlite3.connect(db)
+    con.execute("UPDATE crops SET flank = 'unknown' WHERE detection_id = (SELECT detection_id FROM sightings WHERE id = ?)",
+                (sid,))
+    con.commit()
+    con.close()
+    html = client.get(f"/queue?sighting={sid}").text
+    assert "either flank (the classifier saw none)" in html and "R-0002" in html   # assignable: both flanks
+    r = client.post(f"/api/sightings/{sid}/confirm",
+                    json={"version": item(client, sid)["version"], "individual_id": demo["individuals"]["R-0002"]})
+    assert r.status_code == 200, r.text
+    row = db_rows(db, "SELECT flank, status, individual_id FROM sightings WHERE id = ?", (sid,))[0]
+    assert row == {"flank": "right", "status": "confirmed", "individual_id": demo["individuals"]["R-0002"]}
+    # now a person has fixed it: the other flank is refused again
+    r = client.post(f"/api/sightings/{sid}/confirm",
+                    json={"version": item(client, sid)["version"], "individual_id": demo["individuals"]["L-0001"]})
+    assert r.status_code == 400 and "flank" in r.json()["detail"]
+
+
 # -- two reviewers ------------------------------------------------------------------------------------
 def test_stale_version_conflict_409_and_undo_blocked_by_later_decision(demo):
     db = demo["db_path"]

@@ -198,9 +198,11 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         last = cat.conn.execute("SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
                                 "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id DESC LIMIT 1",
                                 (sid,)).fetchone()
+        # a flank identify only inferred from a match (the classifier saw none) is not fixed
+        fixed = item.flank in ("left", "right") and (item.query.flank in ("left", "right") or item.status == "confirmed")
         assignable = [{"id": int(r["id"]), "name": r["name"], "status": r["status"], "flank": r["flank"]} for r in cat.query(
             "SELECT id, name, status, flank FROM individuals WHERE flank IN (?, ?) AND status IN ('confirmed', 'proposed') "
-            "ORDER BY name", (item.flank, item.flank) if item.flank in ("left", "right") else ("left", "right"))]
+            "ORDER BY name", (item.flank, item.flank) if fixed else ("left", "right"))]
         return render("queue.html", cat, page="queue", item=item, item_json=_jsonable(item), nav=nav, entry=entry,
                       assignable=assignable,
                       threshold=threshold, stats=stats, last=dict(last) if last else None,

@@ -143,6 +143,16 @@ class Reviewer:
                             "WHERE s.id = ?", (s["id"],))
         return f if f in ("left", "right") else None
 
+    def _fixed_flank(self, s: dict) -> str | None:
+        """The flank the sighting is known to show: as :meth:`_flank`, but None when identify only
+        inferred it from a match (the classifier saw no flank and no person has confirmed it), so a
+        person may assign such a view to an individual of either flank."""
+        crop = self.cat.scalar("SELECT c.flank FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
+                               "WHERE s.id = ?", (s["id"],))
+        if crop not in ("left", "right") and s["status"] != "confirmed":
+            return None
+        return self._flank(s)
+
     # -- decisions on one sighting ---------------------------------------------------------------
     def confirm(self, sighting_id: int, version: int, individual_id: int) -> Decision:
         """Assign the sighting to ``individual_id`` (merges resolved), status 'confirmed'. A
@@ -150,7 +160,7 @@ class Reviewer:
         with self.cat.transaction():
             s = self._check_version(sighting_id, version)
             target = self._individual(resolve(self.cat, individual_id))
-            flank = self._flank(s)
+            flank = self._fixed_flank(s)
             if flank is not None and target["flank"] != flank:
                 raise InvalidDecision(f"{target['name']} is a {target['flank']} flank and sighting {sighting_id} "
                                       f"shows the {flank} flank: link flanks instead of assigning")
