@@ -202,7 +202,7 @@ def test_empty_queue_page(client, demo):
 
 
 def _set_aside(db: Path, sid: int, reason: str, flank: str, keep_candidates: bool) -> None:
-    """Make a demo sighting one that identify set aside (as pipeline._write_unusable writes it)."""
+    """Make a demo sighting one that identify set aside (as identify.writer.SightingWriter.set_aside writes it)."""
     con = sqlite3.connect(db)
     con.execute("UPDATE sightings SET status = 'unusable', individual_id = NULL, probability = NULL, flank = ?, "
                 "set_aside_reason = ? WHERE id = ?", (flank, reason, sid))

@@ -34,7 +34,6 @@ one transaction.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -51,6 +50,7 @@ from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
+from spotid.identify.writer import SightingWriter
 from spotid.util import batched, progress
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ class Identifier:
         self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
         self.store = CropStore(cfg, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
                                features_version=self.features_version, flank_version=self.flank_version)
+        self.writer = SightingWriter(cfg, self.matcher, self.model_version)
 
     @property
     def flank_version(self) -> str:
@@ -271,7 +272,7 @@ class Identifier:
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
-            self._write_unusable(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
+            self.writer.set_aside(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
             unknown = [r for r in rows if not r.failed and r.flank not in ("left", "right")]
             plans = {}
             for flank in ("left", "right"):
@@ -322,27 +323,6 @@ class Identifier:
                                 box=(m["x"], m["y"], m["w"], m["h"])))
         return out
 
-    def _write_unusable(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult,
-                        reason: str, evidence: dict | None = None, burst: dict | None = None) -> None:
-        """Set ``rows`` aside (status 'unusable', ``set_aside_reason``). A burst that matched somebody
-        below the threshold keeps those candidates (``evidence`` per frame, ``burst`` {individual: P}),
-        so a reviewer going through set-aside sightings sees who it might be."""
-        if rows:
-            result.unusable_reasons[reason] = result.unusable_reasons.get(reason, 0) + len(rows)
-        for chunk in batched(rows, 500):
-            with cat.transaction():
-                for r in chunk:
-                    cur = cat.execute(
-                        "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
-                        "model_version, updated_at, set_aside_reason) VALUES (?, NULL, ?, 'unusable', ?, ?, ?, ?)",
-                        (r.detection_id, r.flank, run_id, self.model_version, now_iso(), reason))
-                    if cur.rowcount == 0:
-                        continue
-                    result.unusable += 1
-                    ev = (evidence or {}).get(r.detection_id)
-                    if ev:
-                        self._write_candidates(cat, int(cur.lastrowid), burst or {}, self.matcher.decide([ev]), run_id)
-
     def _write_unknown_flank(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
         """Frames without a left/right flank (front, back, or a classifier unsure of the side) never found
         an individual. With ``match_unknown_flank`` each is matched against both flanks' galleries, this
@@ -353,7 +333,7 @@ class Identifier:
         so a front view cannot carry a match from one flank to the other."""
         reason = "no left/right flank (front, back or unsure)"
         if not self.cfg.match_unknown_flank or not rows:
-            self._write_unusable(cat, rows, run_id, result, reason)
+            self.writer.set_aside(cat, rows, run_id, result, reason)
             return
         galleries = [g for g in (self._gallery(cat, f)[0] for f in ("left", "right")) if g.individuals]
         flank_of = {int(r["id"]): r["flank"] for r in cat.query("SELECT id, flank FROM individuals")}
@@ -369,11 +349,11 @@ class Identifier:
         for chunk in batched(joined, 200):
             with cat.transaction():
                 for m, cands in chunk:
-                    self._write_sighting(cat, m, cands[0].individual, cands[0].probability,
+                    self.writer.sighting(cat, m, cands[0].individual, cands[0].probability,
                                          {c.individual: c.probability for c in cands}, cands, run_id, result)
         result.flank_from_match += len(joined)
         for m, ev, cands in aside:
-            self._write_unusable(cat, [m], run_id, result, reason, {m.detection_id: ev},
+            self.writer.set_aside(cat, [m], run_id, result, reason, {m.detection_id: ev},
                                  {c.individual: c.probability for c in cands})
 
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
@@ -394,14 +374,14 @@ class Identifier:
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
             elif max(m.quality for m in members) < cfg.quality_floor:
-                self._write_unusable(cat, members, run_id, result, "matched nobody, too small or blurred to found one",
+                self.writer.set_aside(cat, members, run_id, result, "matched nobody, too small or blurred to found one",
                                      evidence, burst)
             elif max(m.conf for m in members) < min_conf:
-                self._write_unusable(cat, members, run_id, result,
+                self.writer.set_aside(cat, members, run_id, result,
                                      f"matched nobody, detection below {min_conf:g} to found one", evidence, burst)
             elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
                     and own < cfg.found_min_self_inliers:
-                self._write_unusable(cat, members, run_id, result,
+                self.writer.set_aside(cat, members, run_id, result,
                                      "matched nobody, and its own frames do not match each other: the coat is "
                                      "not identifiable in this burst", evidence, burst)
             else:
@@ -449,7 +429,7 @@ class Identifier:
                     for m in members:
                         frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
                         probs, sib = sibling_candidates(siblings, m.detection_id, labels, plan.cluster_ev, new_ids)
-                        self._write_sighting(cat, m, ind, p, {**burst, **probs}, frame + sib, run_id, result)
+                        self.writer.sighting(cat, m, ind, p, {**burst, **probs}, frame + sib, run_id, result)
 
     #: frames per new-candidate group compared when clustering (the sharpest ones)
     cluster_frames = 4
@@ -465,43 +445,6 @@ class Identifier:
         nums = [int(m.group(1)) for (n,) in cat.query("SELECT name FROM individuals WHERE name LIKE ?", (f"{prefix}-%",))
                 if (m := re.fullmatch(rf"{prefix}-(\d+)", n))]
         return f"{prefix}-{(max(nums) + 1 if nums else 1):04d}"
-
-    def _write_sighting(self, cat: Catalog, r: _Row, ind: int, p: float | None, burst: dict, cands: list,
-                        run_id: int, result: IdentifyResult) -> None:
-        """One sighting; its candidates ranked as the burst decided (``burst`` {individual: P}), each
-        with this frame's own P, scores and keypoint evidence (``cands``)."""
-        cfg = self.cfg
-        known = p is not None
-        status = "auto" if known and cfg.auto_accept and p >= cfg.auto_accept_threshold else "pending"
-        cur = cat.execute(
-            "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
-            "model_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.detection_id, ind, r.flank, status, p, run_id, self.model_version, now_iso()))
-        if cur.rowcount == 0:
-            return
-        sid = int(cur.lastrowid)
-        if not known:
-            result.new_sightings += 1
-        elif status == "auto":
-            result.auto += 1
-        else:
-            result.matched += 1
-        self._write_candidates(cat, sid, burst, cands, run_id)
-
-    def _write_candidates(self, cat: Catalog, sid: int, burst: dict, cands: list, run_id: int) -> None:
-        """The sighting's candidates ranked as its burst decided (``burst`` {individual: P}), each with
-        this frame's own P, scores and keypoint evidence (``cands``); the best ``top_k``."""
-        by_ind = {c.individual: c for c in cands}
-        order = sorted(by_ind, key=lambda i: -burst.get(i, 0.0))
-        for rank, i in enumerate(order[: self.cfg.top_k], start=1):
-            c = by_ind[i]
-            cat.execute(
-                "INSERT OR IGNORE INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "
-                "probability, reference_detection_id, evidence_json, run_id, model_version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (sid, int(i), rank, c.embed_score, c.inliers, c.probability, int(c.ref), json.dumps(c.evidence),
-                 run_id, self.model_version))
-
 
 def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,
                      config_path: str | Path | None = None, **overrides) -> IdentifyResult:
