@@ -338,6 +338,10 @@ def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobo
     # an unknown coat without a flank founds nobody, alone or in A's burst: set aside, with the reason
     for d in (unsure_new[0], other):
         assert (s[d]["status"], s[d]["set_aside_reason"]) == ("unusable", "no left/right flank (front, back or unsure)")
+        # with whom it was compared, below the threshold, for the review page
+        probs = [r[0] for r in cat.query("SELECT probability FROM match_candidates WHERE sighting_id = ? ORDER BY rank",
+                                         (s[d]["id"],))]
+        assert probs and max(probs) < 0.5 and probs == sorted(probs, reverse=True)
     assert res.flank_from_match == 2 and sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]
     # never a reference: a front view must not carry a match from one flank to the other
     gallery, _ = ident._gallery(cat, "left")

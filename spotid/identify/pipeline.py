@@ -337,7 +337,7 @@ class Identifier:
             return
         galleries = [g for g in (self._gallery(cat, f)[0] for f in ("left", "right")) if g.individuals]
         flank_of = {int(r["id"]): r["flank"] for r in cat.query("SELECT id, flank FROM individuals")}
-        aside, joined = [], []
+        aside, evidence, joined = [], {}, []
         for m in rows:
             ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
                                                                               place=m.place).items()}
@@ -345,16 +345,16 @@ class Identifier:
             if cands and cands[0].probability >= self.cfg.threshold:
                 joined.append((replace(m, flank=flank_of[int(cands[0].individual)]), cands))
             else:
-                aside.append((m, ev, cands))
+                aside.append(m)
+                evidence[m.detection_id] = ev
         for chunk in batched(joined, 200):
             with cat.transaction():
                 for m, cands in chunk:
                     self.writer.sighting(cat, m, cands[0].individual, cands[0].probability,
                                          {c.individual: c.probability for c in cands}, cands, run_id, result)
         result.flank_from_match += len(joined)
-        for m, ev, cands in aside:
-            self.writer.set_aside(cat, [m], run_id, result, reason, {m.detection_id: ev},
-                                 {c.individual: c.probability for c in cands})
+        # each keeps its own candidates, ranked by its own P
+        self.writer.set_aside(cat, aside, run_id, result, reason, evidence)
 
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
                     result: IdentifyResult) -> "_FlankPlan":
