@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -130,3 +131,19 @@ def test_census_on_simulated_survey_with_true_identities(tmp_path):
     assert res.bounds.linked + res.bounds.left_only + res.bounds.right_only == len(animals)
     assert res.estimates is not None and res.estimates.best is not None
     cat.close()
+
+
+def test_demo_next_step_names_the_set_aside_sightings(capsys):
+    """The demo's last line is the next command; with sightings identify set aside it queues them too."""
+    from types import SimpleNamespace
+
+    from spotid.census.cli import _print_truth
+
+    res = SimpleNamespace(census={"mna": 7, "N": 7.3, "lcl": 7.0, "ucl": 14.8, "model": "M0"},
+                          truth_check={"split_individual_flanks": 0, "merged_identities": 0, "sighting_purity": 1.0,
+                                       "counted_within_10pct_of_photographed": True, "ci_contains_true_N": True},
+                          true_detected_individuals=7, true_individuals=8, seconds={"total": 1.0})
+    _print_truth(res, Path("d.db"), set_aside=6)
+    assert "next: spotid review --db d.db --include-auto --include-set-aside" in capsys.readouterr().out
+    _print_truth(res, Path("d.db"))
+    assert "next: spotid review --db d.db --include-auto    (" in capsys.readouterr().out

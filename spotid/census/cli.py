@@ -193,12 +193,13 @@ def demo(
 
     with Catalog(db) as cat:
         print_census(Census(CensusConfig(write_flank_links=False))(cat), out / "census")
-    _print_truth(res, db)
+        aside = int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'unusable' AND set_aside_reason IS NOT NULL"))
+    _print_truth(res, db, aside)
     for n in res.notes:
         log.info("note: %s", n)
 
 
-def _print_truth(res, db: Path) -> None:
+def _print_truth(res, db: Path, set_aside: int = 0) -> None:
     """The demo's check against the simulated truth, for people (``--json`` has all of it)."""
     from rich.console import Console
     from rich.table import Table
@@ -223,7 +224,8 @@ def _print_truth(res, db: Path) -> None:
     Console().print(tab)
     secs = res.seconds
     typer.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in secs.items()))
-    typer.echo(f"next: spotid review --db {db} --include-auto    (vouch for or correct the machine's identities)")
+    aside = " --include-set-aside" if set_aside else ""   # then the sightings identify could not use
+    typer.echo(f"next: spotid review --db {db} --include-auto{aside}    (vouch for or correct the machine's identities)")
 
 
 def process(
