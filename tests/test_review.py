@@ -430,6 +430,25 @@ def test_a_flank_identify_only_inferred_from_a_match_can_be_corrected(client, de
     assert r.status_code == 400 and "flank" in r.json()["detail"]
 
 
+
+def test_a_view_with_an_inferred_flank_is_no_reference_image(demo):
+    """identify's gallery leaves out views whose flank it only inferred from a match; so do the
+    reference images the review page shows for an individual (a face must not stand in for a flank)."""
+    from spotid.review.queue import best_references
+
+    db = demo["db_path"]
+    ind = demo["individuals"]["L-0001"]
+    with Catalog(db) as cat:
+        refs = [c.detection_id for c in best_references(cat, ind, "left", 50)]
+        machine = [d for d in refs if cat.scalar("SELECT status FROM sightings WHERE detection_id = ?", (d,)) == "auto"]
+        assert machine, "L-0001 has machine-accepted sightings in the demo"
+        cat.execute("UPDATE crops SET flank = 'front' WHERE detection_id = ?", (machine[0],))
+        assert [c.detection_id for c in best_references(cat, ind, "left", 50)] == [d for d in refs if d != machine[0]]
+        # a person who confirms it vouches for it: it is a reference again
+        cat.execute("UPDATE sightings SET status = 'confirmed' WHERE detection_id = ?", (machine[0],))
+        assert [c.detection_id for c in best_references(cat, ind, "left", 50)] == refs
+
+
 # -- two reviewers ------------------------------------------------------------------------------------
 def test_stale_version_conflict_409_and_undo_blocked_by_later_decision(demo):
     db = demo["db_path"]

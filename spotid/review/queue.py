@@ -228,9 +228,12 @@ def crop_infos(cat: Catalog, detection_ids: Iterable[int]) -> dict[int, CropInfo
 
 def best_references(cat: Catalog, individual_id: int, flank: str | None, n: int) -> list[CropInfo]:
     """The individual's ``n`` best crops (highest ``crops.quality``) among auto/confirmed sightings
-    of ``flank`` (any flank when None)."""
+    of ``flank`` (any flank when None). As in identify's gallery, a view whose flank identify only
+    inferred from a match (the classifier saw none, no person confirmed it) is no reference: a face
+    would stand in for a flank."""
     sql = (f"{_CROP_SQL} JOIN sightings s ON s.detection_id = d.id "
-           "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL")
+           "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL "
+           "AND (c.flank IN ('left', 'right') OR s.status = 'confirmed')")
     params: list = [individual_id]
     if flank in ("left", "right"):
         sql += " AND COALESCE(s.flank, c.flank) = ?"

@@ -265,7 +265,7 @@ var spotid = (function () {
       var k = ev.key, done = true;
       if (k >= "1" && k <= "9") confirm(+k - 1);
       else if (k === "c") confirm(sel);
-      else if (k === "r") act("reject");
+      else if (k === "r") { if (item.set_aside_reason) toast("nothing to reject: identify set this sighting aside", true); else act("reject"); }
       else if (k === "n") act("new");
       else if (k === "x") act("unusable");
       else if (k === "s") act("skip");
