@@ -234,6 +234,10 @@ def test_cli_identify_and_errors(world, monkeypatch):
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path)])
     assert r.exit_code == 0, r.output
     assert "crop failed" in r.stdout and f"next: spotid review --db {cat.path} --include-set-aside" in r.stdout
+    # tried again on request: the frame is still missing, so it is set aside again
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--retry-set-aside", "--json"])
+    out = json.loads(r.stdout)
+    assert (out["retried"], out["crop_failures"], out["unusable"]) == (1, 1, 1)
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path.parent / "nope.db")])
     assert r.exit_code == 2 and "spotid ingest" in r.output
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--threshold", "3"])
@@ -356,7 +360,34 @@ def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobo
     res2 = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400, match_unknown_flank=False),
                       embedder=FakeEmbedder(), flank=UnsureFlank(), calibration=CAL)(cat2)
     assert all(_sightings(cat2)[d]["status"] == "unusable" for d in unsure2) and res2.flank_from_match == 0
+    # on, but asking for more inliers than the match has: P alone is not enough for a view without a flank
+    strict = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400, unknown_flank_min_inliers=10_000),
+                        embedder=FakeEmbedder(), flank=UnsureFlank(), calibration=CAL)(cat2, retry_set_aside=True)
+    assert strict.retried == 2 and strict.flank_from_match == 0
+    assert all(_sightings(cat2)[d]["status"] == "unusable" for d in unsure2)
     cat2.close()
+
+
+def test_retry_set_aside_matches_earlier_views_against_individuals_founded_since(tmp_path):
+    cat = Catalog(tmp_path / "c.db")
+    card = Card(cat, tmp_path)
+    A = coat(11)
+    ident = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
+                       calibration=CAL)
+    unsure = card.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22))])
+    decided = card.burst([tint_unsure(warp(A, 23))])
+    assert ident(cat).unusable == 3  # nobody is known yet: set aside
+    cat.execute("UPDATE sightings SET set_aside_reason = NULL WHERE detection_id = ?", (decided[0],))  # a person's
+    kept = _sightings(cat)[decided[0]]["id"]
+    a = card.burst([warp(A, 1), warp(A, 2)])
+    ident(cat)  # A is founded; earlier sightings are not looked at again
+    assert all(_sightings(cat)[d]["status"] == "unusable" for d in unsure)
+    res = ident(cat, retry_set_aside=True)
+    s = _sightings(cat)
+    assert (res.retried, res.flank_from_match) == (2, 2)
+    assert {s[d]["name"] for d in unsure} == {s[a[0]]["name"]} and {s[d]["flank"] for d in unsure} == {"left"}
+    assert s[decided[0]]["id"] == kept and s[decided[0]]["status"] == "unusable"   # a person's decision stays
+    cat.close()
 
 
 def test_gallery_made_by_an_older_version_is_brought_up_to_date(world):

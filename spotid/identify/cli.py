@@ -83,6 +83,9 @@ def identify(
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment's detections."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
+    retry_set_aside: bool = typer.Option(False, "--retry-set-aside",
+                                         help="Match again the sightings earlier runs set aside that no person has "
+                                              "decided (e.g. after creating individuals in review)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
@@ -95,7 +98,8 @@ def identify(
     _one_thread(threads)
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
-        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration))(cat)
+        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration))(
+            cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:
         from spotid.util import print_json
         print_json(res.to_json())
@@ -107,7 +111,7 @@ def identify(
     t.add_column("what")
     t.add_column("count", justify="right")
     for k in ("detections", "crops_computed", "crop_failures", "matched", "auto", "new_sightings", "paired_merges",
-              "flank_outvoted", "flank_from_match"):
+              "flank_outvoted", "flank_from_match", "retried"):
         t.add_row(k.replace("_", " "), str(getattr(res, k)))
     t.add_row("unusable", res.unusable_text())
     t.add_row("new individuals", ", ".join(res.new_individuals) or "-")

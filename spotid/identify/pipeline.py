@@ -97,6 +97,7 @@ class IdentifyConfig:
     pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
     burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
     match_unknown_flank: bool = True    # frames without a left/right flank may join a known individual (never found one)
+    unknown_flank_min_inliers: int = 10  # ... and only on more inliers than different animals reach (p99 6-8)
     batch_size: int = 32
     # models (None = the active/shipped ones)
     embedder_model: str | None = None
@@ -130,6 +131,7 @@ class IdentifyResult:
     paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
     flank_outvoted: int = 0            # left/right frames given their burst's majority flank
     flank_from_match: int = 0          # frames without a left/right flank that matched a known individual
+    retried: int = 0                   # set-aside sightings of earlier runs matched again (--retry-set-aside)
     model_version: str = ""
 
     def to_json(self) -> dict:
@@ -263,10 +265,15 @@ class Identifier:
         return Gallery(E, feats, inds, refs, places), names
 
     # -- the run -----------------------------------------------------------------------------------
-    def __call__(self, cat: Catalog, *, deployment: str | None = None) -> IdentifyResult:
+    def __call__(self, cat: Catalog, *, deployment: str | None = None, retry_set_aside: bool = False) -> IdentifyResult:
+        """``retry_set_aside``: first forget the sightings an earlier run set aside that no person has
+        decided, so they are matched again, e.g. views without a flank against the individuals people
+        have created in review since."""
         cfg = self.cfg
         with cat.run("identify", cfg, self.model_version) as run_id:
             result = IdentifyResult(run_id=run_id, model_version=self.model_version)
+            if retry_set_aside:
+                result.retried = self._forget_set_aside(cat, deployment)
             cat.set_setting("identify.accept_threshold", str(cfg.auto_accept_threshold if cfg.auto_accept
                                                               else cfg.threshold))
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
@@ -285,6 +292,18 @@ class Identifier:
                 self._write_flank(cat, plan, flank, run_id, result)
             self._write_unknown_flank(cat, unknown, run_id, result)
             return result
+
+    def _forget_set_aside(self, cat: Catalog, deployment: str | None) -> int:
+        """Delete identify's set-aside sightings (a person's decision clears ``set_aside_reason``, so
+        theirs stay); their candidates go with them, their crops stay cached."""
+        sql = "DELETE FROM sightings WHERE status = 'unusable' AND set_aside_reason IS NOT NULL"
+        args: list = []
+        if deployment:
+            sql += (" AND detection_id IN (SELECT d.id FROM detections d JOIN media m ON m.id = d.media_id "
+                    "WHERE m.deployment_id = ?)")
+            args.append(deployment)
+        with cat.transaction():
+            return cat.execute(sql, args).rowcount
 
     def crop_rows(self, cat: Catalog, *, deployment: str | None = None,
                   result: IdentifyResult | None = None) -> list[_Row]:
@@ -327,9 +346,11 @@ class Identifier:
         """Frames without a left/right flank (front, back, or a classifier unsure of the side) never found
         an individual. With ``match_unknown_flank`` each is matched against both flanks' galleries, this
         run's new individuals included, and joins its best individual, with that individual's flank, if
-        its OWN evidence reaches ``threshold``: two coats' rosettes do not agree by chance whichever way
-        the animal faced, but a burst's other frames do not vouch for it (a second box on a bush in the
-        frame would ride along). The rest are set aside. They never become references (``_gallery``),
+        its OWN evidence reaches ``threshold`` and ``unknown_flank_min_inliers``: two coats' rosettes do
+        not agree by chance whichever way the animal faced, but a burst's other frames do not vouch for
+        it (a second box on a bush in the frame would ride along), and with few individuals to compete,
+        P alone is high at chance-level inliers (6 inliers gave P 0.72 for another animal). The rest
+        are set aside. They never become references (``_gallery``),
         so a front view cannot carry a match from one flank to the other."""
         reason = "no left/right flank (front, back or unsure)"
         if not self.cfg.match_unknown_flank or not rows:
@@ -342,7 +363,8 @@ class Identifier:
             ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
                                                                               place=m.place).items()}
             cands = self.matcher.decide([ev]) if ev else []
-            if cands and cands[0].probability >= self.cfg.threshold:
+            if (cands and cands[0].probability >= self.cfg.threshold
+                    and cands[0].inliers >= self.cfg.unknown_flank_min_inliers):
                 joined.append((replace(m, flank=flank_of[int(cands[0].individual)]), cands))
             else:
                 aside.append(m)
