@@ -221,6 +221,8 @@ def test_cli_identify_and_errors(world, monkeypatch):
     cat, card, ids, _ = world
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--deployment", "elsewhere"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["detections"] == 0   # only that deployment's detections
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--threshold", "0.5"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
