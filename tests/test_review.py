@@ -272,6 +272,10 @@ def test_census_dashboard_shows_figures(client, demo):
     html = client.get("/census").text
     assert "minimum number known alive" in html
     assert "left / right flank identities" in html
+    assert '<div class="v">0</div><div class="l">leopard sightings not identifiable' in html
+    sid = demo["pending"][0]
+    assert client.post(f"/api/sightings/{sid}/unusable", json={"version": item(client, sid)["version"]}).status_code == 200
+    assert '<div class="v">1</div><div class="l">leopard sightings not identifiable' in client.get("/census").text
 
 
 # -- decisions ---------------------------------------------------------------------------------------
