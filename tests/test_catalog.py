@@ -66,3 +66,22 @@ def test_create_false_refuses_a_missing_file_and_names_the_fix(tmp_path):
         v = cat.schema_version
     with Catalog(tmp_path / "real.db", create=False) as cat:
         assert cat.schema_version == v
+
+
+def test_flank_seen_rule_in_python_and_sql_agree(tmp_path):
+    """One rule, read by identify's gallery, the review page's references and review decisions."""
+    from spotid.catalog import flank_seen, flank_seen_sql, set_aside_sql
+
+    cases = [("left", "auto", True), ("right", "pending", True), ("unknown", "auto", False),
+             ("front", "pending", False), ("unknown", "confirmed", True), (None, "auto", False)]
+    con = sqlite3.connect(":memory:")
+    for crop, status, seen in cases:
+        assert flank_seen(crop, status) is seen, (crop, status)
+        got = con.execute(f"SELECT {flank_seen_sql()} FROM (SELECT ? AS flank) c, (SELECT ? AS status) s",
+                          (crop, status)).fetchone()[0]
+        assert bool(got) is seen, (crop, status)
+    aside = con.execute(f"SELECT {set_aside_sql()} FROM (SELECT 'unusable' AS status, ? AS set_aside_reason) s",
+                        ("crop failed",)).fetchone()[0]
+    decided = con.execute(f"SELECT {set_aside_sql()} FROM (SELECT 'unusable' AS status, NULL AS set_aside_reason) s"
+                          ).fetchone()[0]
+    assert (aside, decided) == (1, 0)

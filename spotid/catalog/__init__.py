@@ -30,6 +30,27 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+# -- rules on sightings that several stages read the same way ------------------------------------
+def flank_seen(crop_flank: str | None, status: str) -> bool:
+    """True when a sighting's flank was seen, not inferred: the flank classifier called its crop left
+    or right, or a person confirmed the sighting. identify gives a view without a flank the flank of
+    the individual it matched; such a view is no reference crop (identify's gallery, the review page's
+    reference images) and a person may still assign it to the other flank. SQL form:
+    :func:`flank_seen_sql`."""
+    return crop_flank in ("left", "right") or status == "confirmed"
+
+
+def flank_seen_sql(crop: str = "c", sighting: str = "s") -> str:
+    """:func:`flank_seen` as an SQL condition on a ``crops`` alias and a ``sightings`` alias."""
+    return f"({crop}.flank IN ('left', 'right') OR {sighting}.status = 'confirmed')"
+
+
+def set_aside_sql(sighting: str = "s") -> str:
+    """SQL condition: a sighting identify set aside (status 'unusable' with its reason) that no person
+    has decided since (a decision clears ``set_aside_reason``)."""
+    return f"({sighting}.status = 'unusable' AND {sighting}.set_aside_reason IS NOT NULL)"
+
+
 def migrations() -> list[tuple[str, str]]:
     """All shipped migrations as (name, sql), in the order they are applied."""
     files = resources.files("spotid.catalog") / "migrations"

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.catalog import Catalog, now_iso
+from spotid.catalog import Catalog, flank_seen_sql, now_iso, set_aside_sql
 from spotid.identify.bursts import burst_flank_vote, group_bursts, self_inliers
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.cropstore import CropStore, stored_features
@@ -243,8 +243,7 @@ class Identifier:
                "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
                "JOIN media m ON m.id = d.media_id "
                "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
-               "AND i.flank = ? AND (c.flank IN ('left', 'right') OR s.status = 'confirmed') "   # see _write_unknown_flank
-               "ORDER BY s.detection_id")
+               f"AND i.flank = ? AND {flank_seen_sql()} ORDER BY s.detection_id")   # see _write_unknown_flank
         rows = cat.query(sql, (flank,))
         if self.store.refresh(cat, rows):
             rows = cat.query(sql, (flank,))
@@ -296,7 +295,7 @@ class Identifier:
     def _forget_set_aside(self, cat: Catalog, deployment: str | None) -> int:
         """Delete identify's set-aside sightings (a person's decision clears ``set_aside_reason``, so
         theirs stay); their candidates go with them, their crops stay cached."""
-        sql = "DELETE FROM sightings WHERE status = 'unusable' AND set_aside_reason IS NOT NULL"
+        sql = f"DELETE FROM sightings WHERE {set_aside_sql('sightings')}"
         args: list = []
         if deployment:
             sql += (" AND detection_id IN (SELECT d.id FROM detections d JOIN media m ON m.id = d.media_id "

@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from spotid.catalog import Catalog
+from spotid.catalog import Catalog, flank_seen
 from spotid.review import browse, census_view
 from spotid.review.config import ReviewConfig
 from spotid.review.decisions import (Conflict, Decision, InvalidDecision, Reviewer, describe_change,
@@ -198,8 +198,8 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         last = cat.conn.execute("SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
                                 "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id DESC LIMIT 1",
                                 (sid,)).fetchone()
-        # a flank identify only inferred from a match (the classifier saw none) is not fixed
-        fixed = item.flank in ("left", "right") and (item.query.flank in ("left", "right") or item.status == "confirmed")
+        # a flank identify only inferred from a match is not fixed: either flank's individuals
+        fixed = item.flank in ("left", "right") and flank_seen(item.query.flank, item.status)
         assignable = [{"id": int(r["id"]), "name": r["name"], "status": r["status"], "flank": r["flank"]} for r in cat.query(
             "SELECT id, name, status, flank FROM individuals WHERE flank IN (?, ?) AND status IN ('confirmed', 'proposed') "
             "ORDER BY name", (item.flank, item.flank) if fixed else ("left", "right"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from spotid.catalog import Catalog
+from spotid.catalog import Catalog, set_aside_sql
 from spotid.review.queue import CropInfo, IndividualRef, NotFound, CROP_COLS, CROP_FROM, crop_from_row, best_references, individual_ref
 
 log = logging.getLogger(__name__)
@@ -176,5 +176,4 @@ def catalog_summary(cat: Catalog) -> CatalogSummary:
         reviewed=int(cat.scalar("SELECT COUNT(*) FROM review_decisions WHERE undone_by IS NULL "
                                 "AND action NOT IN ('skip', 'undo')") or 0),
         reviewers=tuple(r[0] for r in cat.query("SELECT DISTINCT reviewer FROM review_decisions ORDER BY reviewer")),
-        set_aside=int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'unusable' "
-                                 "AND set_aside_reason IS NOT NULL") or 0))
+        set_aside=int(cat.scalar(f"SELECT COUNT(*) FROM sightings s WHERE {set_aside_sql()}") or 0))

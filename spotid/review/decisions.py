@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spotid.catalog import Catalog, now_iso
+from spotid.catalog import Catalog, flank_seen, now_iso
 from spotid.review.queue import NotFound, resolve
 
 ACTIONS = ("confirm", "reject", "new", "unusable", "merge", "skip", "undo")
@@ -145,13 +145,11 @@ class Reviewer:
 
     def _fixed_flank(self, s: dict) -> str | None:
         """The flank the sighting is known to show: as :meth:`_flank`, but None when identify only
-        inferred it from a match (the classifier saw no flank and no person has confirmed it), so a
-        person may assign such a view to an individual of either flank."""
+        inferred it from a match (:func:`~spotid.catalog.flank_seen`), so a person may assign such a
+        view to an individual of either flank."""
         crop = self.cat.scalar("SELECT c.flank FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
                                "WHERE s.id = ?", (s["id"],))
-        if crop not in ("left", "right") and s["status"] != "confirmed":
-            return None
-        return self._flank(s)
+        return self._flank(s) if flank_seen(crop, s["status"]) else None
 
     # -- decisions on one sighting ---------------------------------------------------------------
     def confirm(self, sighting_id: int, version: int, individual_id: int) -> Decision:

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from spotid.catalog import Catalog
+from spotid.catalog import Catalog, flank_seen_sql, set_aside_sql
 from spotid.review.config import ReviewConfig
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def _queued(include_auto: bool, include_set_aside: bool) -> str:
     if include_auto:
         cond.append("s.status = 'auto'")
     if include_set_aside:
-        cond.append("(s.status = 'unusable' AND s.set_aside_reason IS NOT NULL)")
+        cond.append(set_aside_sql())
     return "(" + " OR ".join(cond) + ")"
 
 
@@ -233,7 +233,7 @@ def best_references(cat: Catalog, individual_id: int, flank: str | None, n: int)
     would stand in for a flank."""
     sql = (f"{_CROP_SQL} JOIN sightings s ON s.detection_id = d.id "
            "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL "
-           "AND (c.flank IN ('left', 'right') OR s.status = 'confirmed')")
+           f"AND {flank_seen_sql()}")
     params: list = [individual_id]
     if flank in ("left", "right"):
         sql += " AND COALESCE(s.flank, c.flank) = ?"
