@@ -328,8 +328,15 @@ def tint_unsure(img: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobody(world):
+def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobody(world, monkeypatch):
+    import collections
+
+    import spotid.identify.pipeline as pipeline
+
     cat, card, ids, (A, _, _) = world
+    reads = collections.Counter()
+    real_size = pipeline.stored_crop_size
+    monkeypatch.setattr(pipeline, "stored_crop_size", lambda p: reads.update([str(p)]) or real_size(p))
     # the third frame of A's burst is a box on something else: its burst mates do not vouch for it
     *unsure_a, other = card.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22)), tint_unsure(warp(coat(32), 24))])
     unsure_new = card.burst([tint_unsure(warp(coat(31), 23))])
@@ -337,6 +344,8 @@ def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobo
                        calibration=CAL)
     res = ident(cat)
     s = _sightings(cat)
+    # the gallery is loaded again for them, but each crop JPEG header is read once per run
+    assert reads and max(reads.values()) == 1
     # matched against both flanks, this run's new individuals included: joins A, with A's flank
     assert {s[d]["name"] for d in unsure_a} == {s[ids["A1"][0]]["name"]}
     assert all((s[d]["flank"], s[d]["status"], s[d]["set_aside_reason"]) == ("left", "pending", None) for d in unsure_a)

@@ -200,6 +200,9 @@ class Identifier:
         self.store = CropStore(cfg, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
                                features_version=self.features_version, flank_version=self.flank_version)
         self.writer = SightingWriter(cfg, self.matcher, self.model_version)
+        # crop JPEG sizes, for frame positions: read once per run, though the gallery is loaded twice
+        # when frames without a flank are matched after this run's individuals are written
+        self._crop_sizes: dict[str, tuple[int, int] | None] = {}
 
     @property
     def flank_version(self) -> str:
@@ -211,9 +214,11 @@ class Identifier:
         return f"{self.embedder.version}+{self.verifier.version}+{self.calibration.version}"
 
     def _place(self, camera, bbox, crop_path) -> Place | None:
-        if camera is None or crop_path is None or not Path(crop_path).exists():
+        if camera is None or crop_path is None:
             return None
-        size = stored_crop_size(crop_path)
+        if crop_path not in self._crop_sizes:
+            self._crop_sizes[crop_path] = stored_crop_size(crop_path) if Path(crop_path).exists() else None
+        size = self._crop_sizes[crop_path]
         if size is None:
             return None
         _, (x0, y0, sx, sy) = crop_geometry(bbox, self.cfg.pad, size)
@@ -313,6 +318,7 @@ class Identifier:
         cards match the same flanks."""
         result = result if result is not None else IdentifyResult(run_id=0)
         todo = self._todo(cat, deployment)
+        self._crop_sizes.clear()  # ensure may cut crops anew
         self.store.ensure(cat, todo, result)
         rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
         if self.cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
