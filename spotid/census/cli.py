@@ -192,9 +192,9 @@ def demo(
     from spotid.census.config import CensusConfig
 
     with Catalog(db) as cat:
-        print_census(Census(CensusConfig(write_flank_links=False))(cat), out / "census")
-        aside = int(cat.scalar("SELECT COUNT(*) FROM sightings WHERE status = 'unusable' AND set_aside_reason IS NOT NULL"))
-    _print_truth(res, db, aside)
+        census = Census(CensusConfig(write_flank_links=False))(cat)
+    print_census(census, out / "census")
+    _print_truth(res, db, census.n_unusable_sightings)
     for n in res.notes:
         log.info("note: %s", n)
 
