@@ -59,6 +59,12 @@ class CropStore:
         self.features_version = features_version
         self.flank_version = flank_version
 
+    def current(self, c) -> bool:
+        """A ``crops`` row embedded and featured by the models this store runs (what both the new
+        detections of :meth:`ensure` and the gallery crops of :meth:`refresh` are checked against)."""
+        return (c["embedding"] is not None and c["embedder"] == self.embedder.version
+                and c["features_version"] == self.features_version and c["infrared"] is not None)
+
     def features(self, stored, box: tuple[float, float, float, float]) -> Features:
         """Features of a stored crop image (PIL RGB) cut around ``box`` (normalised x, y, w, h): keypoints
         only inside the box when ``box_only``, in the stored JPEG's pixels, so evidence coordinates match
@@ -78,11 +84,8 @@ class CropStore:
             work = []
             for r in batch:
                 c = cached.get(r["id"])
-                if (c is not None and c["embedder"] == self.embedder.version and c["flank"]
-                        and c["flank_model"] == self.flank_version
-                        and c["features_version"] == self.features_version and c["infrared"] is not None
-                        and c["crop_path"]
-                        and Path(c["crop_path"]).exists()):
+                if (c is not None and self.current(c) and c["flank"] and c["flank_model"] == self.flank_version
+                        and c["crop_path"] and Path(c["crop_path"]).exists()):
                     continue
                 try:
                     if c is not None and c["crop_path"] and Path(c["crop_path"]).exists():
@@ -132,8 +135,7 @@ class CropStore:
         Returns how many were updated."""
         from PIL import Image
 
-        stale = [r for r in rows if r["embedder"] != self.embedder.version or r["embedding"] is None
-                 or r["features_version"] != self.features_version or r["infrared"] is None]
+        stale = [r for r in rows if not self.current(r)]
         if not stale:
             return 0
         log.info("updating %d gallery crops made by an older model or feature version", len(stale))
