@@ -23,7 +23,7 @@ from typing import Any
 
 from spotid.util import atomic_write_json, models_dir
 
-KINDS = ("detector", "classifier", "flank", "embedder")
+KINDS = ("detector", "classifier", "flank", "embedder", "foreground")
 
 
 class ModelError(RuntimeError):

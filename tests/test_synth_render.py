@@ -72,6 +72,30 @@ def test_crops_layout(tmp_path):
     assert Image.open(tmp_path / rows[0]["path"]).size == (64, 64)
 
 
+def test_crop_masks_do_not_change_the_crops_and_real_backgrounds_are_scenes(tmp_path):
+    from spotid.synth.crops import CropConfig, CropWriter
+
+    kw = dict(individuals=1, per_flank=2, size=64, seed=3, width=480, height=270, scenes=2, shape="box")
+    CropWriter(CropConfig(**kw))(tmp_path / "plain")
+    CropWriter(CropConfig(**kw, masks=True))(tmp_path / "masked")
+    rows = list(csv.DictReader((tmp_path / "masked" / "crops.csv").open()))
+    assert rows and all(r["mask"] == "masks/" + r["path"][:-4] + ".png" for r in rows)
+    for r in rows:   # the masked set is the same renders (training sees the benchmark's distribution)
+        assert (tmp_path / "plain" / r["path"]).read_bytes() == (tmp_path / "masked" / r["path"]).read_bytes()
+    # a grey "empty frame" as the only extra scene: with scenes=0 every encounter is rendered on it
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    import cv2
+    cv2.imwrite(str(bg / "empty.jpg"), np.full((270, 480, 3), 90, np.uint8))
+    CropWriter(CropConfig(**{**kw, "scenes": 0}, masks=True, backgrounds=str(bg)))(tmp_path / "real")
+    rows = list(csv.DictReader((tmp_path / "real" / "crops.csv").open()))
+    m = cv2.imread(str(tmp_path / "real" / rows[0]["mask"]), cv2.IMREAD_GRAYSCALE)
+    img = cv2.imread(str(tmp_path / "real" / rows[0]["path"]), cv2.IMREAD_GRAYSCALE).astype(int)
+    assert m.shape == img.shape
+    # where the mask says background the pixels are the flat grey frame (lit or not), not a procedural scene
+    assert img[m == 0].std() < 12 and (m > 127).mean() > 0.2
+
+
 def test_box_crop_cuts_like_identify_stage():
     from spotid.synth.crops import box_crop
 

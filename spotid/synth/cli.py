@@ -74,6 +74,10 @@ def crops(
     night_fraction: float = typer.Option(0.5, help="Share of night (infrared) encounters."),
     shape: str = typer.Option("square", help="'square' (box squared with scene context, rotated) or 'box' (padded "
                                               "box, aspect kept, as `spotid identify` cuts detections)."),
+    masks: bool = typer.Option(False, "--masks", help="Also write OUT/masks/<path>.png, the animal's visible alpha "
+                                                      "(foreground model training)."),
+    backgrounds: Optional[Path] = typer.Option(None, help="Folder of real empty frames: extra scenes beside the "
+                                                          "procedural ones."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write re-identification crops, one folder per individual and flank."""
@@ -82,7 +86,8 @@ def crops(
 
     try:
         cfg = CropConfig(seed=seed, individuals=individuals, first_id=first_id, per_flank=per_flank, frames=frames,
-                         size=size, views=views, night_fraction=night_fraction, shape=shape)
+                         size=size, views=views, night_fraction=night_fraction, shape=shape, masks=masks,
+                         backgrounds=str(backgrounds) if backgrounds else None)
         summary = CropWriter(cfg)(out)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e

@@ -6,6 +6,10 @@ that encounter. ``OUT/crops.csv`` lists them. With ``shape='square'`` (default) 
 truth box padded by 10 %, squared with scene context, slightly rotated, resized to ``size``; with
 ``shape='box'`` they are cut as the identify stage cuts detections (``spotid.identify.crops``: the
 box padded by 10 % per side, clipped to the frame, aspect kept) with the longer side ``size``.
+
+With ``masks=True`` each crop also gets ``OUT/masks/<same path>.png``: the animal's visible alpha
+(after occlusion) cut the same way, 0..255, for training the foreground model. ``backgrounds`` (a
+folder of real empty frames) adds one scene per frame to the ``scenes`` procedural ones.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 from spotid.synth.card import encode_jpeg
 from spotid.synth.render import FrameRenderer
 from spotid.synth.rng import rng
-from spotid.synth.scene import HABITATS, station_scene
+from spotid.synth.scene import HABITATS, list_backgrounds, station_scene
 from spotid.synth.world import SUNRISE, SUNSET
 from spotid.util import atomic_write_bytes, atomic_write_text, progress
 
@@ -44,6 +48,8 @@ class CropConfig:
     scenes: int = 12            # distinct backgrounds shared by all encounters
     jpeg_quality: int = 90
     shape: str = "square"       # 'square' (context, classifier training) | 'box' (as identify cuts them)
+    masks: bool = False         # also write OUT/masks/<path>.png (visible alpha, same cut)
+    backgrounds: str | None = None  # folder of real empty frames: extra scenes
 
 
 @dataclass(frozen=True)
@@ -92,16 +98,22 @@ class CropWriter:
             raise ValueError(f"shape={cfg.shape!r}: use 'square' or 'box'")
         self.cfg = cfg
         self.renderer = FrameRenderer(cfg.seed)
+        self.backgrounds = list_backgrounds(cfg.backgrounds)
 
     def encounter(self, individual_num: int, view: str, e: int) -> list[tuple[np.ndarray, dict]]:
-        """Render encounter ``e`` of one individual seen from ``view``: [(crop RGB, info)] per frame."""
+        """Render encounter ``e`` of one individual seen from ``view``: [(crop RGB, info)] per frame;
+        with ``masks`` the info carries ``mask``, the (h, w) uint8 visible alpha cut like the crop."""
         cfg = self.cfg
         ind = f"ind{individual_num:03d}"
         for attempt in range(12):
             r = rng(cfg.seed, "crop-encounter", individual_num, view, e, attempt)
-            sc_i = int(r.integers(cfg.scenes))
-            scene = station_scene(cfg.seed, f"cropscene{sc_i}", cfg.width, cfg.height, None,
-                                  HABITATS[sc_i % len(HABITATS)])
+            sc_i = int(r.integers(cfg.scenes + len(self.backgrounds)))
+            if sc_i < cfg.scenes:
+                scene = station_scene(cfg.seed, f"cropscene{sc_i}", cfg.width, cfg.height, None,
+                                      HABITATS[sc_i % len(HABITATS)])
+            else:
+                scene = station_scene(cfg.seed, f"cropbg{sc_i}", cfg.width, cfg.height,
+                                      str(self.backgrounds[sc_i - cfg.scenes]))
             night = bool(r.random() < cfg.night_fraction)
             hour = float((SUNSET + r.uniform(0.3, 12)) % 24) if night else float(r.uniform(SUNRISE + 0.2, SUNSET - 0.2))
             d = float(np.exp(r.uniform(math.log(3.2), math.log(16.0))))
@@ -110,7 +122,7 @@ class CropWriter:
             for k in range(cfg.frames):
                 fr = self.renderer(scene, species="leopard", individual=ind, view=view, distance=d, event=event,
                                    deployment=f"crop{sc_i}", frame_num=1 + k if cfg.frames > 1 else 1, hour=hour,
-                                   night=night, stamp=None, temperature_c=0)
+                                   night=night, stamp=None, temperature_c=0, masks=cfg.masks)
                 boxes = [b for b in fr.boxes if b.visible_fraction > 0.55 and b.bbox[3] >= 16]
                 if not boxes:
                     continue
@@ -118,8 +130,13 @@ class CropWriter:
                 angle = float(r.normal(0, 4))  # drawn for both shapes: same renders either way
                 crop = (box_crop(fr.image, b.bbox, cfg.size, 0.1) if cfg.shape == "box"
                         else square_crop(fr.image, b.bbox, cfg.size, 0.1, angle))
-                out.append((crop, {"day_night": "night" if night else "day", "distance_m": round(d, 2),
-                                   "visible_fraction": b.visible_fraction, "box_h": b.bbox[3]}))
+                info = {"day_night": "night" if night else "day", "distance_m": round(d, 2),
+                        "visible_fraction": b.visible_fraction, "box_h": b.bbox[3]}
+                if cfg.masks:
+                    alpha = np.clip(b.mask * 255.0, 0, 255).astype(np.uint8)
+                    info["mask"] = (box_crop(alpha, b.bbox, cfg.size, 0.1) if cfg.shape == "box"
+                                    else square_crop(alpha, b.bbox, cfg.size, 0.1, angle))
+                out.append((crop, info))
             if len(out) == cfg.frames:
                 return out
         return out
@@ -134,11 +151,16 @@ class CropWriter:
             for k, (crop, info) in enumerate(self.encounter(num, view, e), start=1):
                 rel = f"ind{num:03d}/{view}/e{e:02d}_{k}.jpg"
                 atomic_write_bytes(out_dir / rel, encode_jpeg(crop, cfg.jpeg_quality))
+                mask = info.pop("mask", None)
+                if mask is not None:
+                    info["mask"] = f"masks/{rel[:-4]}.png"
+                    atomic_write_bytes(out_dir / info["mask"], cv2.imencode(".png", mask)[1].tobytes())
                 rows.append({"path": rel, "individual_id": f"ind{num:03d}", "flank": view, "encounter": f"e{e:02d}",
                              "frame": k, **info})
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=["path", "individual_id", "flank", "encounter", "frame", "day_night",
-                                            "distance_m", "visible_fraction", "box_h"], lineterminator="\n")
+                                            "distance_m", "visible_fraction", "box_h"] + (["mask"] if cfg.masks else []),
+                           lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         atomic_write_text(out_dir / "crops.csv", buf.getvalue())

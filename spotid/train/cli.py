@@ -1,6 +1,6 @@
 """CLI for the train stage (see spotid/cli.py for the registration protocol).
 
-``spotid train embedder`` and ``spotid train flank``. Heavy imports stay inside the functions.
+``spotid train embedder``, ``spotid train flank`` and ``spotid train foreground``. Heavy imports stay inside the functions.
 """
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def _print_summary(summary: dict, as_json: bool) -> None:
             typer.echo(f"  {label}: {fmt(summary[key])}")
     if "accuracy" in summary:
         typer.echo(f"  held-out accuracy: {summary['accuracy']}")
+    if "iou" in (summary.get("heldout") or {}):
+        h = summary["heldout"]
+        typer.echo(f"  held-out individuals: IoU {h['iou']:.3f}, pixel accuracy {h['pixel_accuracy']:.3f}, "
+                   f"fallback {h['fallback_rate']:.3f} ({h['crops']} crops)")
 
 
 def _run(train, as_json: bool) -> None:
@@ -170,4 +174,32 @@ def cut_boxes_cmd(
         raise typer.Exit(1)
 
 
-train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd, "cut-boxes": cut_boxes_cmd}
+def train_foreground_cmd(
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder made by `spotid synth crops DIR --masks` "
+                                              "(crops.csv with a mask column); repeat for several."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+    steps: Optional[int] = typer.Option(None, "--steps-per-epoch", min=1),
+    out: Path = typer.Option(Path("models/foreground-trained"), "--out"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1),
+    config: Optional[Path] = typer.Option(None, "--config"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train the foreground model (animal vs background pixels) that keeps keypoints on the coat."""
+    from spotid.config import default_yaml, load_config
+    from spotid.train.foreground import TrainForegroundConfig, train_foreground
+
+    if not data:
+        raise typer.BadParameter("pass --data DIR, made by `spotid synth crops DIR --masks`")
+    cfg_path = config or default_yaml(TrainForegroundConfig)
+    try:
+        cfg = load_config(TrainForegroundConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
+                          steps_per_epoch=steps, seed=seed, threads=threads)
+    except ValueError as e:
+        raise typer.BadParameter(str(e))
+    _run(lambda: train_foreground(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
+
+
+train_commands = {"embedder": train_embedder_cmd, "flank": train_flank_cmd, "foreground": train_foreground_cmd,
+                  "cut-boxes": cut_boxes_cmd}
