@@ -46,7 +46,7 @@ def _stages(args):
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig))
+    cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig), foreground=False if args.no_foreground else None)
     args.verify_all = cfg.verify_all if args.verify_all is None else args.verify_all
     return (Embedder(args.model), FlankClassifier(args.flank_model), load_calibration(args.calibration),
             _extractor(cfg), _verifier(cfg))
@@ -170,6 +170,8 @@ def main() -> None:
     ap.add_argument("--speed-queries", type=int, default=50)
     ap.add_argument("--baseline-queries", type=int, default=3)
     ap.add_argument("--no-full-verifier", action="store_true", help="skip brute-force verifier-only scoring")
+    ap.add_argument("--no-foreground", action="store_true",
+                    help="keypoints from the whole crop, not only where models/foreground sees the animal")
     ap.add_argument("--skip", default="", help="comma list of: synth,nyala,speed")
     ap.add_argument("--json", type=Path, help="also write the report here")
     args = ap.parse_args()

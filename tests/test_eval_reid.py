@@ -85,6 +85,26 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     assert r.exit_code == 2
 
 
+def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    seen = []
+    real = icli._extractor
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(cfg) or real(cfg))
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier"]
+    for extra in ([], ["--no-foreground"]):
+        r = CliRunner().invoke(app, args + extra)
+        assert r.exit_code == 0, r.output
+    assert seen[0].foreground is True and seen[1].foreground is False
+    r = CliRunner().invoke(app, args + ["--foreground-model", str(tmp_path / "missing")])
+    assert r.exit_code != 0 and "no foreground model" in r.output
+
+
 def test_prepare_cache_reuses_results(reid_dir, tmp_path):
     items = list_items(reid_dir, r"^(e\d+)_")[:6]
     calls = []

@@ -58,10 +58,15 @@ def _calibration(path: Optional[str]):
         raise typer.BadParameter(str(e), param_hint="--calibration") from None
 
 
-def _extractor(cfg):
+def _extractor(cfg, catalog=None):
     from spotid.identify.verify import FeatureExtractor
+    from spotid.modelstore import ModelError
 
-    return FeatureExtractor.from_config(cfg)
+    try:
+        return FeatureExtractor.from_config(cfg, catalog)
+    except (ModelError, ValueError, OSError) as e:
+        raise typer.BadParameter(f"{e} (or match on whole crops: `foreground: false` in a --config YAML for "
+                                 "identify, --no-foreground for eval reid)") from None
 
 
 def _verifier(cfg):
@@ -98,7 +103,8 @@ def identify(
     _one_thread(threads)
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
-        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration))(
+        _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
+        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration), catalog=cat)(
             cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:
         from spotid.util import print_json
@@ -138,6 +144,11 @@ def eval_reid(
     full_verifier: bool = typer.Option(True, "--full-verifier/--no-full-verifier",
                                        help="Also score verifier-only by brute force over the whole gallery (slow)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
+    foreground: Optional[bool] = typer.Option(None, "--foreground/--no-foreground",
+                                              help="Keypoints only where the foreground model sees the animal "
+                                                   "(default: configs/identify.yaml)."),
+    foreground_model: Optional[Path] = typer.Option(None, "--foreground-model",
+                                                    help="Foreground model folder (default: models/foreground)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -148,7 +159,8 @@ def eval_reid(
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                flank_threshold=flank_threshold, calibration=str(calibration) if calibration else None,
-               shortlist=shortlist, threshold=threshold)
+               shortlist=shortlist, threshold=threshold, foreground=foreground,
+               foreground_model=str(foreground_model) if foreground_model else None)
     _one_thread(threads)
     emb, fl = _models(cfg)
     try:

@@ -79,6 +79,10 @@ class IdentifyConfig:
     motion_blur: float = 0.02           # horizontal blur (x box width) of colour crops' second set, matched against night crops (0 = off)
     night_motion_blur: float = 0.03     # the same for infrared crops, tried against other night crops (0 = off)
     box_only: bool = True               # keypoints only inside the detection box (the padding is background)
+    foreground: bool = True             # ... and only where the foreground model sees the animal
+    foreground_model: str = ""          # foreground model folder ("" = the catalog's active one, else models/foreground)
+    foreground_threshold: float | None = None  # probability cut (None = the model card's)
+    foreground_dilate: float | None = None     # grow the mask by this fraction of the crop's long side (None = card's)
     ratio: float = 0.8
     mutual: bool = True
     geometric_model: str = "affine"
@@ -185,14 +189,14 @@ class Identifier:
     [FlankPrediction]`` (``.flank``, ``.conf``); images are RGB PIL crops.
     """
 
-    def __init__(self, cfg: IdentifyConfig, *, embedder, flank, calibration: Calibration | None = None):
+    def __init__(self, cfg: IdentifyConfig, *, embedder, flank, calibration: Calibration | None = None, catalog=None):
         self.cfg = cfg
         self.embedder = embedder
         self.flank = flank
         self.calibration = calibration or load_calibration(cfg.calibration)
         self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
-        self.extractor = FeatureExtractor.from_config(cfg)
+        self.extractor = FeatureExtractor.from_config(cfg, catalog)  # catalog: its active foreground model
         self.verifier = Verifier.from_config(cfg)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all)
@@ -484,4 +488,4 @@ def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str
     cfg = load_config(IdentifyConfig, y if Path(y).is_file() else None, auto_accept=auto_accept, **overrides)
     emb = Embedder(cfg.embedder_model, catalog=cat)
     fl = FlankClassifier(cfg.flank_model, catalog=cat, threshold=cfg.flank_threshold)
-    return Identifier(cfg, embedder=emb, flank=fl)(cat, deployment=deployment)
+    return Identifier(cfg, embedder=emb, flank=fl, catalog=cat)(cat, deployment=deployment)

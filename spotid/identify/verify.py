@@ -181,7 +181,7 @@ class FeatureExtractor:
 
     def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02,
                  upsample_to: int = 512, max_upsample: float = 3.0, ir_blur: float = 1.0, motion_blur: float = 0.02,
-                 night_motion_blur: float = 0.03):
+                 night_motion_blur: float = 0.03, foreground=None):
         import cv2
 
         self.max_keypoints = int(max_keypoints)
@@ -202,25 +202,44 @@ class FeatureExtractor:
             self.version += f"-motion{self.motion_blur:g}"
         if self.night_motion_blur > 0:
             self.version += f"-nightmotion{self.night_motion_blur:g}"
+        # a ForegroundSegmenter (or anything with .mask(image) and .settings): keypoints on the animal only
+        self.foreground = foreground
+        if foreground is not None:
+            self.version += f"-fg{foreground.settings}"
 
     @classmethod
-    def from_config(cls, cfg) -> FeatureExtractor:
-        """From any settings object with identify's feature fields (``IdentifyConfig``)."""
-        return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur,
-                   motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur)
+    def from_config(cls, cfg, catalog=None) -> FeatureExtractor:
+        """From any settings object with identify's feature fields (``IdentifyConfig``); the foreground
+        model is ``cfg.foreground_model``, else the catalog's active one, else the shipped one."""
+        fg = None
+        if getattr(cfg, "foreground", False):
+            from spotid.identify.foreground import ForegroundSegmenter
 
-    def __call__(self, image, roi: tuple[float, float, float, float] | None = None) -> Features:
+            fg = ForegroundSegmenter(cfg.foreground_model or None, threshold=cfg.foreground_threshold,
+                                     dilate=cfg.foreground_dilate, catalog=catalog)
+        return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur,
+                   motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur, foreground=fg)
+
+    def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
+                 foreground: np.ndarray | None = None) -> Features:
         """Features of ``image``; ``roi`` = ``(x0, y0, x1, y1)`` pixels of the image: keypoints only
         inside it (the detection box inside its padded crop: the padding is background).
 
         A crop whose long side is below ``upsample_to`` is upscaled (bicubic, at most
         ``max_upsample`` x) before SIFT: rosettes of a distant leopard are a few pixels wide and the
-        finest SIFT octave misses them. Keypoints are returned in the input image's pixels."""
+        finest SIFT octave misses them. Keypoints are returned in the input image's pixels.
+
+        ``foreground`` (H', W') uint8, any size (resized to the image): 0 where keypoints must not be
+        taken (background), nonzero elsewhere; combined with ``roi``. Without it, the extractor's own
+        foreground model (if any) makes one; when that model finds too little animal, the whole crop
+        (or ``roi``) is used."""
         import cv2
 
         gray = _to_gray(image)
         if gray.size == 0 or min(gray.shape) < 16:
             return Features.empty()
+        if foreground is None and self.foreground is not None:
+            foreground = self.foreground.mask(image)
         infrared = is_monochrome(image)
         if self.ir_blur > 0 and infrared:
             gray = cv2.GaussianBlur(gray, (0, 0), self.ir_blur)
@@ -228,11 +247,11 @@ class FeatureExtractor:
         smear = self.night_motion_blur if infrared else self.motion_blur
         if smear > 0:
             width = (roi[2] - roi[0]) if roi is not None else gray.shape[1]
-            motion = self._sift_features(horizontal_blur(gray, smear * width), roi, infrared)
-        main = self._sift_features(gray, roi, infrared)
+            motion = self._sift_features(horizontal_blur(gray, smear * width), roi, infrared, foreground)
+        main = self._sift_features(gray, roi, infrared, foreground)
         return Features(main.keypoints, main.descriptors, infrared, motion)
 
-    def _sift_features(self, gray: np.ndarray, roi, infrared: bool) -> Features:
+    def _sift_features(self, gray: np.ndarray, roi, infrared: bool, foreground=None) -> Features:
         import cv2
 
         s = 1.0
@@ -246,8 +265,11 @@ class FeatureExtractor:
             x0, y0, x1, y1 = (int(round(v * s)) for v in roi)
             mask = np.zeros(gray.shape, np.uint8)
             mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 255
-            if not mask.any():
-                return Features.empty(infrared)
+        if foreground is not None:
+            fg = cv2.resize(np.asarray(foreground, np.uint8), (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+            mask = np.where(fg > 0, np.uint8(255), np.uint8(0)) if mask is None else np.where(fg > 0, mask, np.uint8(0))
+        if mask is not None and not mask.any():
+            return Features.empty(infrared)
         kps, desc = self._sift.detectAndCompute(gray, mask)
         if desc is None or not kps:
             return Features.empty(infrared)
