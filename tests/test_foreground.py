@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_identify_helpers import coat
 from typer.testing import CliRunner
 
 from spotid.cli import app
 from spotid.identify.foreground import ForegroundSegmenter, build_foreground, input_hw
 from spotid.identify.verify import FeatureExtractor
-from test_identify_helpers import coat
 
 runner = CliRunner()
 
@@ -100,7 +100,7 @@ def test_masked_crops_then_train_then_load(tmp_path):
     r = runner.invoke(app, ["synth", "crops", str(data), "--individuals", "3", "--per-flank", "2", "--views", "all",
                             "--size", "96", "--shape", "box", "--masks", "--seed", "3"])
     assert r.exit_code == 0, r.output
-    rows = list(csv.DictReader(open(data / "crops.csv")))
+    rows = list(csv.DictReader((data / "crops.csv").open()))
     assert len(rows) == 24 and all(row["mask"].startswith("masks/") for row in rows)
     for row in rows[:6]:
         img, m = cv2.imread(str(data / row["path"])), cv2.imread(str(data / row["mask"]), cv2.IMREAD_GRAYSCALE)

@@ -81,7 +81,7 @@ def input_hw(h: int, w: int, long_side: int) -> tuple[int, int]:
     """Network input size for an ``h`` x ``w`` image: the long side becomes ``long_side``, the aspect
     is kept to the nearest multiple of 16 (at least 32)."""
     k = long_side / max(h, w, 1)
-    return (max(2 * STRIDE, int(round(h * k / STRIDE)) * STRIDE), max(2 * STRIDE, int(round(w * k / STRIDE)) * STRIDE))
+    return (max(2 * STRIDE, round(h * k / STRIDE) * STRIDE), max(2 * STRIDE, round(w * k / STRIDE) * STRIDE))
 
 
 def to_tensor(rgb: np.ndarray, hw: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
@@ -147,7 +147,7 @@ class ForegroundSegmenter:
         if m.mean() < self.min_fraction:
             log.debug("foreground below %.0f%% of the crop: keypoints from the whole crop", 100 * self.min_fraction)
             return None
-        k = int(round(self.dilate * max(m.shape)))
+        k = round(self.dilate * max(m.shape))
         if k > 0:
             m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
         return m

@@ -12,9 +12,9 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -23,7 +23,12 @@ import torch.nn.functional as F
 
 from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD
 from spotid.identify.foreground import STRIDE, build_foreground
-from spotid.train.common import resume_epoch, save_torch, save_weights_fp16, split_individuals
+from spotid.train.common import (
+    resume_epoch,
+    save_torch,
+    save_weights_fp16,
+    split_individuals,
+)
 from spotid.util import progress
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,7 @@ def aspect_buckets(long_side: int) -> list[tuple[int, int]]:
     """(H, W) network inputs of the aspect ratios crops come in: 1:1, 3:5, 2:5 (flanks) and 5:3."""
     L = long_side - long_side % STRIDE
     def r(v):
-        return max(2 * STRIDE, int(round(v / STRIDE)) * STRIDE)
+        return max(2 * STRIDE, round(v / STRIDE) * STRIDE)
     return [(L, L), (r(L * 0.6), L), (r(L * 0.4), L), (L, r(L * 0.6))]
 
 
