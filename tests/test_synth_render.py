@@ -120,6 +120,17 @@ def test_crops_box_shape_keeps_aspect(tmp_path):
     assert max(w, h) == 64 and w != h           # a side view is wider than tall
     with pytest.raises(ValueError, match="shape"):
         CropWriter(CropConfig(shape="circle"))
+    with pytest.raises(ValueError, match="species"):
+        CropWriter(CropConfig(species="unicorn"))
+
+
+def test_crops_of_other_species_for_the_foreground_model(tmp_path):
+    from spotid.synth.crops import CropConfig, CropWriter
+
+    s = CropWriter(CropConfig(individuals=1, per_flank=1, size=64, seed=3, width=480, height=270, scenes=2,
+                              shape="box", species="tiger", masks=True))(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "crops.csv").open()))
+    assert s.crops == len(rows) == 2 and all(r["mask"] for r in rows)
 
 
 def test_cli_card_json(tmp_path):

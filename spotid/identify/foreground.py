@@ -104,8 +104,8 @@ class ForegroundSegmenter:
     ``threshold`` (card's ``thresholds.foreground``) is what :meth:`mask` cuts at; ``dilate`` (card's
     ``thresholds.dilate``, a fraction of the long side) grows the cut mask: keypoints on the body's
     outline and on thin parts the model misses (legs, ears, a nyala's stripes) still describe the coat.
-    On nyala-train the undilated mask halved top-1 (0.08 -> 0.04), 0.05 gave 0.09 and 0.15 gave 0.077;
-    on the synthetic held-out set 0 and 0.05 gave 0.92 and 0.91. ``min_fraction``:
+    On nyala-train the undilated mask of a leopard-only model halved top-1 (0.08 -> 0.04), 0.05 gave
+    0.09 and 0.15 gave 0.077; on the synthetic held-out set 0 and 0.05 gave 0.92 and 0.91. ``min_fraction``:
     when less than this share of the crop is foreground, :meth:`mask` gives up (returns None) and the
     caller uses the whole crop; an empty mask means the model did not recognise the animal, not that
     the crop has no animal.

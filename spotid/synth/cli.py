@@ -78,6 +78,8 @@ def crops(
                                                       "(foreground model training)."),
     backgrounds: Optional[Path] = typer.Option(None, help="Folder of real empty frames: extra scenes beside the "
                                                           "procedural ones."),
+    species: str = typer.Option("leopard", help="leopard, or tiger/deer/boar/badger (other animals for the "
+                                                "foreground model; their coats do not follow the individual)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write re-identification crops, one folder per individual and flank."""
@@ -87,7 +89,7 @@ def crops(
     try:
         cfg = CropConfig(seed=seed, individuals=individuals, first_id=first_id, per_flank=per_flank, frames=frames,
                          size=size, views=views, night_fraction=night_fraction, shape=shape, masks=masks,
-                         backgrounds=str(backgrounds) if backgrounds else None)
+                         backgrounds=str(backgrounds) if backgrounds else None, species=species)
         summary = CropWriter(cfg)(out)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e

@@ -30,6 +30,7 @@ from spotid.synth.world import SUNRISE, SUNSET
 from spotid.util import atomic_write_bytes, atomic_write_text, progress
 
 FLANKS = ("left", "right")
+SPECIES = ("leopard", "tiger", "deer", "boar", "badger")
 ALL_VIEWS = ("left", "right", "front", "back")
 
 
@@ -50,6 +51,7 @@ class CropConfig:
     shape: str = "square"       # 'square' (context, classifier training) | 'box' (as identify cuts them)
     masks: bool = False         # also write OUT/masks/<path>.png (visible alpha, same cut)
     backgrounds: str | None = None  # folder of real empty frames: extra scenes
+    species: str = "leopard"    # other species (tiger, deer, boar, badger) for the foreground model
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class CropWriter:
             raise ValueError(f"views={cfg.views!r}: use 'flanks' or 'all'")
         if cfg.shape not in ("square", "box"):
             raise ValueError(f"shape={cfg.shape!r}: use 'square' or 'box'")
+        if cfg.species not in SPECIES:
+            raise ValueError(f"species={cfg.species!r}: use one of {', '.join(SPECIES)}")
         self.cfg = cfg
         self.renderer = FrameRenderer(cfg.seed)
         self.backgrounds = list_backgrounds(cfg.backgrounds)
@@ -120,7 +124,7 @@ class CropWriter:
             event = int(r.integers(1 << 30))
             out = []
             for k in range(cfg.frames):
-                fr = self.renderer(scene, species="leopard", individual=ind, view=view, distance=d, event=event,
+                fr = self.renderer(scene, species=cfg.species, individual=ind, view=view, distance=d, event=event,
                                    deployment=f"crop{sc_i}", frame_num=1 + k if cfg.frames > 1 else 1, hour=hour,
                                    night=night, stamp=None, temperature_c=0, masks=cfg.masks)
                 boxes = [b for b in fr.boxes if b.visible_fraction > 0.55 and b.bbox[3] >= 16]
