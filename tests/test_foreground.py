@@ -126,3 +126,44 @@ def test_training_without_masks_names_the_fix(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["train", "foreground", "--data", str(data), "--out", str(tmp_path / "fg")])
     assert r.exit_code != 0 and "--masks" in r.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    import spotid.train.foreground as tf
+    from spotid.train.embedder import Interrupted
+
+    data = tmp_path / "crops"
+    r = runner.invoke(app, ["synth", "crops", str(data), "--individuals", "3", "--per-flank", "4", "--views", "flanks",
+                            "--size", "64", "--shape", "box", "--masks", "--seed", "4"])
+    assert r.exit_code == 0, r.output
+    cfg = tf.TrainForegroundConfig(width=4, epochs=3, steps_per_epoch=2, batch_size=2, threads=1)
+    real, calls = tf.loss_fn, []
+
+    def interrupt_in_epoch_2(logits, target):
+        calls.append(1)
+        if len(calls) == 3:        # first step of the second epoch
+            raise KeyboardInterrupt
+        return real(logits, target)
+
+    monkeypatch.setattr(tf, "loss_fn", interrupt_in_epoch_2)
+    out = tmp_path / "fg"
+    with pytest.raises(Interrupted, match="--resume"):
+        tf.train_foreground(cfg, data=[data], out=out)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 0
+    monkeypatch.setattr(tf, "loss_fn", real)
+    res = tf.train_foreground(cfg, data=[data], out=out, resume=True)
+    card = json.loads((out / "card.json").read_text())
+    assert [h["epoch"] for h in card["history"]] == [1, 2, 3]     # the first epoch's loss survives the resume
+    assert res["heldout"]["crops"] > 0 and not (out / "checkpoint.pt").exists()
+
+
+def test_identify_with_a_missing_foreground_model_is_a_usage_error(tmp_path, db_path):
+    from spotid.catalog import Catalog
+
+    Catalog(db_path).close()
+    cfg = tmp_path / "identify.yaml"
+    cfg.write_text(f"foreground_model: {tmp_path / 'nowhere'}\n")
+    r = runner.invoke(app, ["identify", "--db", str(db_path), "--config", str(cfg)])
+    assert r.exit_code == 2
+    assert "no foreground model" in r.output and "foreground: false" in r.output

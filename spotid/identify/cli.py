@@ -103,8 +103,8 @@ def identify(
     _one_thread(threads)
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
-        _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
-        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration), catalog=cat)(
+        fx = _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
+        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration), extractor=fx)(
             cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:
         from spotid.util import print_json

@@ -189,14 +189,16 @@ class Identifier:
     [FlankPrediction]`` (``.flank``, ``.conf``); images are RGB PIL crops.
     """
 
-    def __init__(self, cfg: IdentifyConfig, *, embedder, flank, calibration: Calibration | None = None, catalog=None):
+    def __init__(self, cfg: IdentifyConfig, *, embedder, flank, calibration: Calibration | None = None, catalog=None,
+                 extractor: FeatureExtractor | None = None):
         self.cfg = cfg
         self.embedder = embedder
         self.flank = flank
         self.calibration = calibration or load_calibration(cfg.calibration)
         self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
-        self.extractor = FeatureExtractor.from_config(cfg, catalog)  # catalog: its active foreground model
+        # catalog: its active foreground model; a caller that built the extractor already passes it
+        self.extractor = extractor or FeatureExtractor.from_config(cfg, catalog)
         self.verifier = Verifier.from_config(cfg)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all)

@@ -3,7 +3,8 @@
 Each data folder holds ``crops.csv`` with a ``mask`` column (the renderer's visible alpha, cut like
 the crop). Individuals are held out for the reported IoU. Batches are resized to one of a few aspect
 buckets (square crops, wide flank boxes, tall front views), as :func:`input_hw` sizes crops at run
-time. Checkpoints after every epoch; ``resume`` continues from the last one.
+time. Checkpoints after every epoch; Ctrl-C raises ``Interrupted`` (the CLI exits 130) and ``resume``
+continues from the last complete epoch.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from spotid.train.common import (
     save_weights_fp16,
     split_individuals,
 )
+from spotid.train.embedder import Interrupted
 from spotid.util import progress
 
 log = logging.getLogger(__name__)
@@ -181,23 +183,30 @@ def train_foreground(cfg: TrainForegroundConfig, *, data: Sequence[str | Path], 
     save_config(cfg, out / "config.yaml")
     ckpt = out / "checkpoint.pt"
     start = resume_epoch(ckpt, model, opt, sched) if resume else 0
+    history = torch.load(ckpt, map_location="cpu", weights_only=False).get("history", []) if start else []
     buckets = aspect_buckets(cfg.input_long_side)
-    history = []
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        er = np.random.default_rng([cfg.seed, epoch])
-        losses = []
-        for _ in progress(range(cfg.steps_per_epoch), total=cfg.steps_per_epoch, description=f"epoch {epoch + 1}"):
-            x, y = _batch(rows, er.choice(tr, cfg.batch_size, replace=False), buckets[int(er.integers(len(buckets)))], er, cfg)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
-        log.info("epoch %d loss %.4f", epoch + 1, history[-1]["loss"])
-        save_torch({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch}, ckpt)
+    try:
+        for epoch in range(start, cfg.epochs):
+            model.train()
+            er = np.random.default_rng([cfg.seed, epoch])
+            losses = []
+            for _ in progress(range(cfg.steps_per_epoch), total=cfg.steps_per_epoch, description=f"epoch {epoch + 1}"):
+                idx = er.choice(tr, cfg.batch_size, replace=False)
+                x, y = _batch(rows, idx, buckets[int(er.integers(len(buckets)))], er, cfg)
+                loss = loss_fn(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
+            log.info("epoch %d loss %.4f", epoch + 1, history[-1]["loss"])
+            save_torch({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "epoch": epoch, "history": history}, ckpt)
+    except KeyboardInterrupt:
+        # the epoch in progress is dropped: resuming repeats it from the last complete one
+        where = f"checkpoint at {ckpt}; continue with --resume --out {out}" if ckpt.exists() else "no epoch finished"
+        raise Interrupted(f"interrupted: {where}") from None
     val = evaluate(model, rows, va, cfg)
     seconds = time.time() - t_start
     return _export(model, cfg, out, rows=rows, tr=tr, va=va, val=val, history=history, command=command, seconds=seconds)
