@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD, load_state
+from spotid.identify.embedder import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_state,
+    preprocess,
+    to_rgb_array,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +90,6 @@ def input_hw(h: int, w: int, long_side: int) -> tuple[int, int]:
     return (max(2 * STRIDE, round(h * k / STRIDE) * STRIDE), max(2 * STRIDE, round(w * k / STRIDE) * STRIDE))
 
 
-def to_tensor(rgb: np.ndarray, hw: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grey) -> ``(1, 3, *hw)`` normalised float."""
-    import cv2
-
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    x = cv2.resize(np.ascontiguousarray(rgb[:, :, :3]), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-    t = torch.from_numpy(x).permute(2, 0, 1).float().div_(255.0)
-    t = (t - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-    return t.unsqueeze(0)
-
-
 class ForegroundSegmenter:
     """Stage: one RGB crop -> foreground probability ``(h, w)`` float32 in [0, 1] at half the network
     input resolution (long side ``input_size / 2``; resize it to the crop to use it).
@@ -133,8 +127,8 @@ class ForegroundSegmenter:
         return self.card.version
 
     def __call__(self, image) -> np.ndarray:
-        rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
-        x = to_tensor(rgb, input_hw(rgb.shape[0], rgb.shape[1], self.input_size), self.mean, self.std)
+        rgb = to_rgb_array(image)
+        x = preprocess([rgb], input_hw(rgb.shape[0], rgb.shape[1], self.input_size), self.mean, self.std)
         with torch.inference_mode():
             return torch.sigmoid(self.model(x))[0, 0].numpy().astype(np.float32)
 

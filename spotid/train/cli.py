@@ -62,6 +62,18 @@ def _run(train, as_json: bool) -> None:
     _print_summary(summary, as_json)
 
 
+def _train_config(cls, config: Optional[Path], **overrides):
+    """``cls`` from ``--config`` (else its ``configs/<name>.yaml``, else the dataclass defaults) with the
+    CLI options that were given; a bad value is a usage error."""
+    from spotid.config import default_yaml, load_config
+
+    cfg_path = config or default_yaml(cls)
+    try:
+        return load_config(cls, cfg_path if Path(cfg_path).exists() else None, **overrides)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 def train_embedder_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder-per-individual directory (repeatable). "
                                               "Flank from a left/right sub-folder, the file name, or the flank model."),
@@ -85,20 +97,15 @@ def train_embedder_cmd(
 ) -> None:
     """Train or fine-tune the rosette embedder (metric learning), holding out individuals for before/after
     top-1 and mAP. Fine-tunes the active embedder unless --from-scratch."""
-    from spotid.config import default_yaml, load_config
     from spotid.train.embedder import TrainEmbedderConfig, train_embedder
 
     if not data and db is None:
         raise typer.BadParameter("nothing to train on: pass --data DIR (one folder per individual) and/or --db DB")
     if db is not None and not Path(db).exists():
         raise typer.BadParameter(f"no catalog at {db}: pass the --db you ingested into")
-    cfg_path = config or default_yaml(TrainEmbedderConfig)
-    try:
-        cfg = load_config(TrainEmbedderConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
-                          seed=seed, arch=arch, loss=loss, batch_size=batch_size, lr=lr, max_steps_per_epoch=max_steps,
-                          val_fraction=val_fraction, threads=threads, keep_checkpoints=keep_checkpoints or None)
-    except ValueError as e:
-        raise typer.BadParameter(str(e))
+    cfg = _train_config(TrainEmbedderConfig, config, epochs=epochs, seed=seed, arch=arch, loss=loss,
+                        batch_size=batch_size, lr=lr, max_steps_per_epoch=max_steps, val_fraction=val_fraction,
+                        threads=threads, keep_checkpoints=keep_checkpoints or None)
     _run(lambda: train_embedder(cfg, data=data or [], out=out, db=db, parent=model, from_scratch=from_scratch,
                                 resume=resume, command=_command_line()), as_json)
 
@@ -119,18 +126,12 @@ def train_flank_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right)."""
-    from spotid.config import default_yaml, load_config
     from spotid.train.flank import TrainFlankConfig, train_flank
 
     if not data:
         raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names)")
-    cfg_path = config or default_yaml(TrainFlankConfig)
-    try:
-        cfg = load_config(TrainFlankConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
-                          seed=seed, max_steps_per_epoch=max_steps, threads=threads,
-                          init_weights=str(init) if init else None, lr=lr)
-    except ValueError as e:
-        raise typer.BadParameter(str(e))
+    cfg = _train_config(TrainFlankConfig, config, epochs=epochs, seed=seed, max_steps_per_epoch=max_steps,
+                        threads=threads, init_weights=str(init) if init else None, lr=lr)
     _run(lambda: train_flank(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
 
 
@@ -187,17 +188,12 @@ def train_foreground_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the foreground model (animal vs background pixels) that keeps keypoints on the coat."""
-    from spotid.config import default_yaml, load_config
     from spotid.train.foreground import TrainForegroundConfig, train_foreground
 
     if not data:
         raise typer.BadParameter("pass --data DIR, made by `spotid synth crops DIR --masks`")
-    cfg_path = config or default_yaml(TrainForegroundConfig)
-    try:
-        cfg = load_config(TrainForegroundConfig, cfg_path if Path(cfg_path).exists() else None, epochs=epochs,
-                          steps_per_epoch=steps, seed=seed, threads=threads)
-    except ValueError as e:
-        raise typer.BadParameter(str(e))
+    cfg = _train_config(TrainForegroundConfig, config, epochs=epochs, steps_per_epoch=steps, seed=seed,
+                        threads=threads)
     _run(lambda: train_foreground(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD
 from spotid.identify.foreground import STRIDE, build_foreground
 from spotid.train.common import (
+    normalise,
     resume_epoch,
     save_torch,
     save_weights_fp16,
@@ -115,8 +116,7 @@ def _batch(rows: list[dict], idx: np.ndarray, hw: tuple[int, int], r: np.random.
             x = x + r.normal(0, r.uniform(0, 6), x.shape)               # sensor noise
         xs.append(np.clip(x, 0, 255) / 255.0)
         ys.append(y.astype(np.float32) / 255.0)
-    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
-    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = normalise(torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float(), IMAGENET_MEAN, IMAGENET_STD)
     return x, torch.from_numpy(np.stack(ys))[:, None]
 
 
