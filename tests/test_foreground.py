@@ -126,6 +126,10 @@ def test_training_without_masks_names_the_fix(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["train", "foreground", "--data", str(data), "--out", str(tmp_path / "fg")])
     assert r.exit_code != 0 and "--masks" in r.output
+    photos = tmp_path / "photos"    # a folder of real photos: no crops.csv, and nothing is suggested to write into it
+    photos.mkdir()
+    r = runner.invoke(app, ["train", "foreground", "--data", str(photos), "--out", str(tmp_path / "fg")])
+    assert r.exit_code == 2 and "synth crops OUT --masks" in " ".join(r.output.split())
 
 
 @pytest.mark.slow

@@ -75,7 +75,8 @@ def load_masked(dirs: Sequence[str | Path]) -> list[dict]:
         d = Path(d)
         csv_path = d / "crops.csv"
         if not csv_path.exists():
-            raise FileNotFoundError(f"no crops.csv in {d}: make it with `spotid synth crops {d} --masks`")
+            raise FileNotFoundError(f"no crops.csv in {d}: --data takes a folder written by `spotid synth crops OUT "
+                                    "--masks` (the renderer knows which pixels are animal; photos carry no masks)")
         with open(csv_path, newline="", encoding="utf-8") as f:
             table = list(csv.DictReader(f))
         if not table or "mask" not in table[0]:
