@@ -199,3 +199,23 @@ def test_grey_images_are_infrared_and_their_pairs_lose_chance_inliers(tmp_path):
     # rows: the grey pair's queries lose 7 inliers each, the colour pair's keep theirs
     d = np.nan_to_num(plain.inliers) - np.nan_to_num(night.inliers)
     assert np.allclose(d[:2].max(axis=1), 7, atol=0.01) and np.allclose(d[2:], 0)
+
+
+def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    first = sorted(p for p in reid_dir.iterdir() if p.is_dir())[0]
+    (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier"]
+    r = CliRunner().invoke(app, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [u["path"] for u in out["unreadable"]] == [str(first / "e99_broken.jpg")]
+    assert out["images"] == len(list(reid_dir.rglob("*.jpg"))) - 1
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "not evaluated (cannot decode" in r.output

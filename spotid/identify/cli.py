@@ -187,6 +187,8 @@ def eval_reid(
     Console().print(f"{rep['seconds_per_query']:.3f} s/query ({rep['cpu_seconds_per_query']:.3f} CPU s; fused, "
                     f"gallery ~{rep['gallery_mean_size']:.0f}), "
                     f"{rep['ms_per_embedding']:.1f} ms/embedding, flanks {rep['flanks']}")
+    for u in rep["unreadable"]:
+        typer.echo(f"not evaluated (cannot decode; re-copy or remove it): {u['path']}: {u['reason']}")
 
 
 def train_matcher(

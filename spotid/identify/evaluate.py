@@ -85,6 +85,7 @@ class EvalData:
     embed_seconds: float = 0.0
     feature_seconds: float = 0.0
     embedder_version: str = ""
+    unreadable: list = field(default_factory=list)   # [(path, reason)] of images that could not be decoded
 
 
 def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, max_side: int = 512,
@@ -110,19 +111,29 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
             with open(cache_file, "rb") as f:
                 return pickle.load(f)
 
-    flanks, embs, feats = [], [], []
+    flanks, embs, feats, kept, unreadable = [], [], [], [], []
     t_emb = t_feat = 0.0
     for start in progress(range(0, len(items), batch_size), total=(len(items) + batch_size - 1) // batch_size,
                           description="embed"):
-        ims = []
+        ims, batch = [], []
         for it in items[start:start + batch_size]:
-            im, _ = open_image_reduced(it.path, max_side)
+            try:  # a broken file in a folder of photos is reported, not a crash
+                im, _ = open_image_reduced(it.path, max_side)
+                im.load()
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                log.warning("skipping %s: cannot decode it (%s); re-copy or remove the file", it.path, e)
+                unreadable.append((str(it.path), str(e)))
+                continue
             if max(im.size) > max_side:
                 s = max_side / max(im.size)
                 im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
             ims.append(im)
+            batch.append(it)
+        kept += batch
+        if not ims:
+            continue
         if flank_from_path:
-            for it in items[start:start + batch_size]:
+            for it in batch:
                 m = re.search(flank_from_path, it.path.as_posix())
                 flanks.append(m.group(1).lower() if m else "unknown")
         else:
@@ -133,7 +144,10 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
         t0 = time.perf_counter()
         feats += [extractor(im) for im in ims]
         t_feat += time.perf_counter() - t0
-    data = EvalData(items, flanks, np.concatenate(embs), feats, t_emb, t_feat, getattr(embedder, "version", ""))
+    if not kept:
+        raise ValueError(f"none of the {len(items)} images could be decoded: check the folder")
+    data = EvalData(kept, flanks, np.concatenate(embs), feats, t_emb, t_feat, getattr(embedder, "version", ""),
+                    unreadable)
     if cache_file is not None:
         from spotid.util import atomic_write_bytes
         atomic_write_bytes(cache_file, pickle.dumps(data))
@@ -303,10 +317,11 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
                        full_verifier=full_verifier, seed=seed, verify_all=verify_all)
     res = evaluate(data, s, calibration, threshold=threshold, seed=seed)
     fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
-    n = len(items)
+    n = len(data.items)
     fused = res.get("fused", {})
     return {
-        "dir": str(root), "images": n, "individuals": len({it.individual for it in items}),
+        "dir": str(root), "images": n, "individuals": len({it.individual for it in data.items}),
+        "unreadable": [{"path": p, "reason": r} for p, r in getattr(data, "unreadable", [])],
         "encounter_regex": encounter, "flanks": fl,
         "top1": fused.get("top1"), "top5": fused.get("top5"), "mAP": fused.get("mAP"),
         "queries": fused.get("queries"), "seconds_per_query": s.seconds_per_query,
