@@ -200,7 +200,7 @@ def test_missing_frame_is_recorded_not_fatal(world):
     assert res.crop_failures == 1
     assert _sightings(cat)[ids["B"][0]]["status"] == "unusable"
     assert _sightings(cat)[ids["B"][0]]["set_aside_reason"] == "crop failed"
-    assert res.unusable_reasons == {"crop failed": 1}
+    assert res.unusable_reasons["crop failed"] == 1
 
 
 def test_config_yaml_mirrors_dataclass():
@@ -307,6 +307,57 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
     _ident(found_min_self_inliers=0)(cat2)
     assert all(r["status"] == "pending" for d, r in _sightings(cat2).items() if d in hidden2)
     cat2.close()
+
+
+@pytest.mark.parametrize("linkage", ["decision", "average"])
+def test_new_candidates_join_only_on_enough_inliers(world, linkage):
+    cat, _, ids, _ = world
+    # A's two encounters share far fewer inliers than asked: two proposals, whatever P says
+    _ident(cluster_linkage=linkage, new_cluster_min_inliers=100_000)(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in ids["A1"]}.isdisjoint({s[d]["name"] for d in ids["A2"]})
+    with pytest.raises(ValueError, match="new_cluster_min_inliers"):
+        IdentifyConfig(new_cluster_min_inliers=-1)
+
+
+def test_thin_clusters_hand_computed():
+    from types import SimpleNamespace as R
+
+    from spotid.identify.bursts import thin_clusters
+
+    groups = [[R(sequence_id=1)], [R(sequence_id=2)], [R(sequence_id=3), R(sequence_id=3)], [R(sequence_id=4)],
+              [R(sequence_id=None)]]
+    labels = [0, 0, 1, 2, 3]
+    three = {1: 3, 2: 3, 3: 3, 4: 3}
+    # 0: two one-frame bursts clustered (2 frames); 1: two frames of one burst; 2: one frame out of a
+    # three-frame burst (thin); 3: a photo outside any sequence is never held to more
+    assert thin_clusters(groups, labels, three, 2) == {2}
+    assert thin_clusters(groups, labels, three, 3) == {0, 1, 2}
+    # a cluster with a burst from a camera that took fewer frames than asked is not thin
+    assert thin_clusters(groups, labels, {1: 1, 2: 3, 3: 3, 4: 2}, 3) == {1}
+    assert thin_clusters(groups, labels, three, 1) == set()
+
+
+def test_one_frame_out_of_a_burst_founds_nobody_but_two_encounters_do(world):
+    cat, card, _, _ = world
+    D, E = coat(41), coat(42)
+    lone = card.burst([warp(D, 1), None, None])                   # one frame of three shows D
+    twice = card.burst([warp(E, 1), None, None]) + card.burst([None, warp(E, 2), None])
+    res = _ident()(cat)
+    s = _sightings(cat)
+    reason = "matched nobody, and fewer than 2 frames of this flank in its burst(s) to found a new individual"
+    assert s[lone[0]]["status"] == "unusable" and s[lone[0]]["individual_id"] is None
+    assert s[lone[0]]["set_aside_reason"] == reason and res.unusable_reasons == {reason: 1}
+    # E seen once in each of two bursts: the bursts match each other, two frames, one proposal
+    assert s[twice[0]]["status"] == s[twice[1]]["status"] == "pending"
+    assert s[twice[0]]["name"] == s[twice[1]]["name"]
+    assert sorted(res.new_individuals) == ["L-0001", "L-0002", "L-0003", "R-0001"]   # A, B, E; C (its camera took one frame)
+    # switched off, the set-aside frame founds its own individual when it is matched again
+    res = _ident(found_min_frames=1)(cat, retry_set_aside=True)
+    s = _sightings(cat)
+    assert res.retried == 1 and res.new_individuals == ["L-0004"] and s[lone[0]]["name"] == "L-0004"
+    with pytest.raises(ValueError, match="found_min_frames"):
+        IdentifyConfig(found_min_frames=0)
 
 
 class UnsureFlank(FakeFlank):

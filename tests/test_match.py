@@ -242,3 +242,7 @@ def test_decision_clustering_re_evaluates_competitors_after_each_merge():
     assert cluster_decide(inl, cos, MARGIN, 0.5).tolist() == [0, 0, 0, 0]  # 1/2 reaches 0.5
     assert cluster_decide(np.zeros((1, 1)), np.zeros((1, 1)), MARGIN, 0.5).tolist() == [0]
     assert cluster_decide(np.array([[0, 9.0], [9, 0]]), np.zeros((2, 2)), MARGIN, 0.9).tolist() == [0, 0]  # 10/11
+    # a join also needs min_inliers between the two: 0~1 (20) joins, then {0,1}~2 has 18 and 3 has none
+    assert cluster_decide(inl, cos, MARGIN, 0.52, min_inliers=19).tolist() == [0, 0, 1, 2]
+    assert cluster_decide(inl, cos, MARGIN, 0.5, min_inliers=21).tolist() == [0, 1, 2, 3]
+    assert cluster_decide(inl, cos, MARGIN, 0.5, min_inliers=18).tolist() == [0, 0, 0, 1]

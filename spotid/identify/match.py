@@ -143,7 +143,7 @@ def cluster_new(prob: np.ndarray, threshold: float, linkage: str = "average") ->
 
 
 def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibration, threshold: float,
-                   kind: str = "fused") -> np.ndarray:
+                   kind: str = "fused", min_inliers: int = 0) -> np.ndarray:
     """Group new-individual candidates by greedy agglomeration with the decision model.
 
     ``inliers`` ``(n, n)`` best inlier count between two candidate groups (symmetric; diagonal
@@ -153,8 +153,8 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibratio
     neighbours). Taking the larger let a weak link through whenever one side had no competitor at all:
     on 26 demo surveys that merged two or three leopards into one identity in 3 surveys (5 merged
     identities); with both ways, none, at 84 instead of 77 split (individual, flank) identities.
-    The most probable pair is merged while it reaches ``threshold``; a merged cluster keeps its
-    members' best evidence. Recomputing the
+    The most probable pair is merged while it reaches ``threshold`` and the two share at least
+    ``min_inliers``; a merged cluster keeps its members' best evidence. Recomputing the
     competitors after each merge matters: before two bursts of one animal are merged, each is the
     other's strongest "competitor" and would veto the third burst of that animal.
     Returns labels ``(n,)`` 0..k-1 in order of first member.
@@ -182,6 +182,7 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibratio
         p = np.asarray(calibration.decide(kind, sub_c.ravel(), np.maximum(sub_i, 0).ravel(), oc.ravel(), oi.ravel()),
                        np.float64).reshape(m, m)
         p = np.minimum(p, p.T)
+        p = np.where(sub_i >= min_inliers, p, -1.0)
         np.fill_diagonal(p, -1.0)
         a, b = np.unravel_index(int(np.argmax(p)), p.shape)
         if p[a, b] < threshold:

@@ -14,11 +14,14 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
 3. a group whose best individual reaches ``threshold`` becomes pending (or auto when auto-accept is on
    and P >= ``auto_accept_threshold``); the others are new-individual candidates, clustered across the
    run on pairwise P(same) between groups (every frame against every other group's frames, linkage
-   ``cluster_linkage``) so that one new animal seen five times is proposed once; then clusters of
+   ``cluster_linkage``, and never on fewer than ``new_cluster_min_inliers``) so that one new animal
+   seen five times is proposed once; then clusters of
    one flank whose bursts were photographed together with bursts of the other flank that matched
    each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
    every new sighting keeps the run's other same-flank proposals as ranked candidates, so the review
-   page shows where one animal may have become two (:mod:`spotid.identify.proposals`);
+   page shows where one animal may have become two (:mod:`spotid.identify.proposals`); a cluster
+   with fewer than ``found_min_frames`` frames of its flank, from bursts that had that many frames to
+   show them in, is set aside instead (:func:`~spotid.identify.bursts.thin_clusters`);
 4. frames without a left/right flank (front/back views, a classifier unsure of the side) are then
    matched one by one against both flanks' individuals, this run's included, and join one their own
    evidence takes to ``threshold`` (``match_unknown_flank``); they never found an individual nor
@@ -42,82 +45,29 @@ from pathlib import Path
 import numpy as np
 
 from spotid.catalog import Catalog, flank_seen_sql, now_iso, set_aside_sql
-from spotid.identify.bursts import burst_flank_vote, group_bursts, self_inliers
+from spotid.identify.bursts import (
+    burst_flank_vote,
+    group_bursts,
+    self_inliers,
+    thin_clusters,
+)
 from spotid.identify.calibrate import Calibration, load_calibration
-from spotid.identify.cropstore import CropStore, stored_features
+from spotid.identify.config import IdentifyConfig
 from spotid.identify.crops import Cropper, crop_geometry, stored_crop_size
+from spotid.identify.cropstore import CropStore, stored_features
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
-from spotid.identify.proposals import ClusterEvidence, cluster_proposals, sibling_candidates, sibling_ranking
+from spotid.identify.proposals import (
+    ClusterEvidence,
+    cluster_proposals,
+    sibling_candidates,
+    sibling_ranking,
+)
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.identify.writer import SightingWriter
 from spotid.util import batched, progress
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IdentifyConfig:
-    """Settings of ``spotid identify`` (mirrored in ``configs/identify.yaml``)."""
-
-    yaml_name = "identify"
-
-    # crops
-    pad: float = 0.1                    # padding around the box, fraction of its size per side
-    crop_max_side: int = 512            # long side of the stored crop JPEG (px)
-    blur_ref: float = 150.0             # Laplacian variance at which sharpness counts as full
-    size_ref: int = 200                 # box short side (original px) at which size counts as full
-    edge_penalty: float = 0.6           # quality factor for boxes touching the frame edge
-    quality_floor: float = 0.25         # below: kept and matched, but never founds a new individual
-    found_min_conf: float | None = None  # detection conf a burst needs to found one (None = detector's typical)
-    found_min_self_inliers: int = 1     # inliers two frames of a burst must share to found one (0 = off)
-    # local features / verifier
-    max_keypoints: int = 600
-    clahe: bool = True
-    upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
-    ir_blur: float = 1.0                # Gaussian sigma (crop px) smoothing infrared crops before SIFT (0 = off)
-    motion_blur: float = 0.02           # horizontal blur (x box width) of colour crops' second set, matched against night crops (0 = off)
-    night_motion_blur: float = 0.03     # the same for infrared crops, tried against other night crops (0 = off)
-    box_only: bool = True               # keypoints only inside the detection box (the padding is background)
-    foreground: bool = True             # ... and only where the foreground model sees the animal
-    foreground_model: str = ""          # foreground model folder ("" = the catalog's active one, else models/foreground)
-    foreground_threshold: float | None = None  # probability cut (None = the model card's)
-    foreground_dilate: float | None = None     # grow the mask by this fraction of the crop's long side (None = card's)
-    ratio: float = 0.8
-    mutual: bool = True
-    geometric_model: str = "affine"
-    reproj_threshold: float = 12.0
-    static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
-    ir_chance_inliers: int = 8          # inliers two different animals share by chance in a night/night pair
-    # matcher
-    verify_all: int = 300               # galleries up to this size are verified whole
-    shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes
-    top_k: int = 5                      # candidates stored per sighting
-    threshold: float = 0.5              # P(right individual) to propose a known one; below = new candidate
-    auto_accept: bool = False
-    auto_accept_threshold: float = 0.95
-    new_cluster_threshold: float = 0.5  # P(same individual) between two new-candidate groups to join them
-    cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
-    pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
-    burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
-    match_unknown_flank: bool = True    # frames without a left/right flank may join a known individual (never found one)
-    unknown_flank_min_inliers: int = 10  # ... and only on more inliers than different animals reach (p99 6-8)
-    batch_size: int = 32
-    # models (None = the active/shipped ones)
-    embedder_model: str | None = None
-    flank_model: str | None = None
-    flank_threshold: float | None = None  # below: flank 'unknown' (unusable); None = the model card's
-    calibration: str | None = None
-
-    def __post_init__(self):
-        for name in ("threshold", "auto_accept_threshold", "new_cluster_threshold", "quality_floor"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name}={v} must be a probability in [0, 1]")
-        if self.geometric_model not in ("affine", "homography"):
-            raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
-        if self.cluster_linkage not in ("decision", "single", "average", "complete"):
-            raise ValueError(f"cluster_linkage={self.cluster_linkage!r}: use decision, single, average or complete")
 
 
 @dataclass
@@ -443,22 +393,32 @@ class Identifier:
     def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int,
                      result: IdentifyResult) -> None:
         evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
+        few = set()
+        if self.cfg.found_min_frames > 1 and new_groups:
+            seq_frames = {r["id"]: int(r["n_media"]) for r in cat.query("SELECT id, n_media FROM sequences")}
+            few = thin_clusters([m for m, _ in new_groups], labels, seq_frames, self.cfg.found_min_frames)
+        for (members, burst), lab in zip(new_groups, labels):
+            if int(lab) in few:
+                self.writer.set_aside(cat, members, run_id, result,
+                                      f"matched nobody, and fewer than {self.cfg.found_min_frames} frames of this "
+                                      "flank in its burst(s) to found a new individual", evidence, burst)
         with cat.transaction():
             new_ids = {}
-            for lab in sorted(set(labels.tolist())):
+            for lab in sorted(set(labels.tolist()) - few):
                 name = self._next_name(cat, flank)
                 cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by, notes) "
                                   "VALUES (?, ?, 'proposed', ?, ?, ?)",
                                   (name, flank, now_iso(), f"run:{run_id}", plan.notes.get(lab)))
                 new_ids[lab] = int(cur.lastrowid)
                 result.new_individuals.append(name)
-        new = [(m, new_ids[int(lab)], None, v, g) for g, ((m, v), lab) in enumerate(zip(new_groups, labels))]
+        new = [(m, new_ids[int(lab)], None, v, g) for g, ((m, v), lab) in enumerate(zip(new_groups, labels))
+               if int(lab) in new_ids]
         for chunk in batched([(*d, None) for d in decided] + new, 200):
             with cat.transaction():
                 for members, ind, p, burst, g in chunk:
                     # a new proposal: the run's other proposals are its candidates too
-                    siblings = (sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k)
-                                if g is not None else [])
+                    siblings = [s for s in (sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k)
+                                            if g is not None else []) if s.label in new_ids]
                     for m in members:
                         frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
                         probs, sib = sibling_candidates(siblings, m.detection_id, labels, plan.cluster_ev, new_ids)
@@ -471,7 +431,7 @@ class Identifier:
         """Cluster new-candidate groups (:func:`cluster_proposals`)."""
         return cluster_proposals([m for m, _ in new_groups], self.matcher, self.calibration,
                                  threshold=self.cfg.new_cluster_threshold, linkage=self.cfg.cluster_linkage,
-                                 frames_per_group=self.cluster_frames)
+                                 frames_per_group=self.cluster_frames, min_inliers=self.cfg.new_cluster_min_inliers)
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)

@@ -89,7 +89,8 @@ def sibling_candidates(ranking: list[Sibling], detection_id: int, labels: np.nda
 
 
 def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, *, threshold: float,
-                      linkage: str = "decision", frames_per_group: int = 4) -> tuple[np.ndarray, ClusterEvidence]:
+                      linkage: str = "decision", frames_per_group: int = 4,
+                      min_inliers: int = 0) -> tuple[np.ndarray, ClusterEvidence]:
     """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured.
 
     ``groups``: per burst its frames (objects with ``detection_id``, ``quality``, ``embedding``,
@@ -99,7 +100,8 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
     when large), giving the best inliers between every two bursts. ``linkage='decision'`` merges
     bursts greedily with the decision model (:func:`cluster_decide`); the hierarchical linkages run
     on the decision P computed once from that matrix (:func:`cluster_new`). Either way two bursts
-    count as linked only as far as P holds in both directions.
+    count as linked only as far as P holds in both directions, and never on fewer than
+    ``min_inliers`` between them.
     """
     n = len(groups)
     ev = ClusterEvidence.empty(n)
@@ -117,7 +119,7 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
             if e.inliers > inl[g, h] or ev.ref[g, h] < 0:
                 inl[g, h], cos[g, h], ev.ref[g, h] = e.inliers, e.cos, e.ref
     if linkage == "decision":
-        return cluster_decide(inl, cos, calibration, threshold), ev
+        return cluster_decide(inl, cos, calibration, threshold, min_inliers=min_inliers), ev
     prob = np.zeros((n, n))
     for g in range(n):
         row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
@@ -127,4 +129,5 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                 oi = row[o] if o != g else 0.0
                 prob[g, h] = calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
+    prob = np.where(np.maximum(inl, inl.T) >= min_inliers, prob, 0.0)
     return cluster_new(np.minimum(prob, prob.T), threshold, linkage), ev  # both ways, as cluster_decide
