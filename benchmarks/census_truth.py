@@ -1,15 +1,19 @@
-"""How far the count is from the truth: `spotid demo` over several seeds, against its own baseline.
+"""How far the count is from the truth: `spotid demo` over several seeds, against a baseline.
 
     python benchmarks/census_truth.py [--seeds 0 1 2 3] [--out /tmp/spotid-bench-census] [--json OUT]
+        [--baseline KEY=VALUE ...] [--reuse]
 
 For each seed, renders the demo's synthetic survey (8 leopards, paired stations), runs ingest ->
 detect -> identify -> census with the shipped models, and prints, per seed and summed: leopards
 photographed, the counted MNA and its ratio to photographed (1.0 = no split and no merge), proposed
 identities, split and merged (individual, flank) identities, purity, and whether the 95% CI of N̂
 contains the true N. The BASELINE, computed in the same run on the same catalog, re-runs identify
-with paired-station joining off (``pair_seconds: null``), i.e. matching by pattern alone; the ratio
-baseline MNA / MNA shows what the paired-station evidence buys. Numbers are synthetic truth, not
-field accuracy; the matcher card (models/matcher/README.md) explains what limits them.
+with ``configs/identify.yaml`` changed by ``--baseline`` (default ``pair_seconds=null``: paired-station
+joining off, i.e. matching by pattern alone; ``--baseline found_min_frames=1 --baseline
+new_cluster_min_inliers=0`` shows what the founding rules buy). ``--reuse`` keeps the catalogs of an
+earlier run in ``--out`` (same detections and cached crop features) and re-runs identify for both
+sides, so comparing settings takes seconds per seed instead of a minute. Numbers are synthetic truth,
+not field accuracy; the matcher card (models/matcher/README.md) explains what limits them.
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ import json
 import shutil
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _rerun_identify(db: Path, card: Path, config_yaml: Path) -> dict:
+def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db") -> dict:
     """Identify (settings from ``config_yaml``) + census + truth check again on a copy of ``db``
     with its identities cleared."""
     from spotid.catalog import Catalog
@@ -32,7 +37,7 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path) -> dict:
     from spotid.identify.pipeline import identify_catalog
     from spotid.pipeline import _truth, accept_new_individuals, check_against_truth
 
-    copy = db.with_name("baseline.db")
+    copy = db.with_name(name)
     with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
         src.backup(dst)
     with sqlite3.connect(copy) as con:
@@ -43,11 +48,22 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path) -> dict:
         identify_catalog(cat, auto_accept=True, config_path=config_yaml)
         accept_new_individuals(cat)
         res = Census(CensusConfig())(cat)
-        _, _, truth = _truth(card)
+        n_pop, n_photo, truth = _truth(card)
         check = check_against_truth(cat, truth, card)
     for f in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
         f.unlink(missing_ok=True)
-    return {"mna": res.mna, **check}
+    best = res.best_estimate()
+    return {"mna": res.mna, "true_N": n_pop, "photographed": n_photo, "N": best.N if best else None,
+            "lcl": best.lcl if best else None, "ucl": best.ucl if best else None, **check}
+
+
+def _setting(text: str) -> tuple[str, object]:
+    import yaml
+
+    if "=" not in text:
+        raise SystemExit(f"--baseline {text!r}: use KEY=VALUE, e.g. --baseline found_min_frames=1")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
 
 
 def main() -> None:
@@ -55,6 +71,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-bench-census"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--baseline", action="append", default=None, metavar="KEY=VALUE",
+                    help="identify setting of the baseline (repeatable; default pair_seconds=null)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="re-run identify on the catalogs an earlier run left in --out instead of new demos")
     args = ap.parse_args()
     import logging
 
@@ -66,35 +86,53 @@ def main() -> None:
     from spotid.pipeline import Demo, DemoConfig
 
     args.out.mkdir(parents=True, exist_ok=True)
-    nopair = args.out / "identify_no_pairing.yaml"
+    changes = dict(_setting(t) for t in (args.baseline or ["pair_seconds=null"]))
     settings = yaml.safe_load(Path(default_yaml(IdentifyConfig)).read_text()) or {}
-    nopair.write_text(yaml.safe_dump({**settings, "pair_seconds": None}))
+    unknown = sorted(set(changes) - set(settings))
+    if unknown:
+        raise SystemExit(f"--baseline: {', '.join(unknown)} not in configs/identify.yaml; see that file for the names")
+    label = ", ".join(f"{k}={v}" for k, v in changes.items())
+    current_yaml, baseline_yaml = args.out / "identify_current.yaml", args.out / "identify_baseline.yaml"
+    current_yaml.write_text(yaml.safe_dump(settings))
+    baseline_yaml.write_text(yaml.safe_dump({**settings, **changes}))
     rows = []
     for seed in args.seeds:
         out = args.out / f"seed{seed}"
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        r = Demo(DemoConfig(seed=seed))(out / "demo.db", out).to_json()
-        tc, c = r["truth_check"], r["census"]
-        base = _rerun_identify(out / "demo.db", out / "card", nopair)
-        rows.append({"seed": seed, "true_N": r["true_individuals"], "photographed": r["true_detected_individuals"],
-                     "mna": c["mna"], "N": c["N"], "lcl": c["lcl"], "ucl": c["ucl"],
-                     "identities": tc["identities"], "splits": tc["split_individual_flanks"],
-                     "merges": tc["merged_identities"], "purity": tc["sighting_purity"],
-                     "ci_contains_N": tc["ci_contains_true_N"], "baseline_mna": base["mna"],
-                     "baseline_identities": base["identities"], "seconds": r["seconds"]["total"]})
+        if args.reuse and (out / "demo.db").is_file() and (out / "card" / "truth.json").is_file():
+            t0 = time.perf_counter()
+            cur = _rerun_identify(out / "demo.db", out / "card", current_yaml, "current.db")
+            seconds = round(time.perf_counter() - t0, 1)
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+            r = Demo(DemoConfig(seed=seed))(out / "demo.db", out).to_json()
+            cur = {"mna": r["census"]["mna"], "true_N": r["true_individuals"],
+                   "photographed": r["true_detected_individuals"],
+                   **{k: r["census"][k] for k in ("N", "lcl", "ucl")}, **r["truth_check"]}
+            seconds = r["seconds"]["total"]
+        base = _rerun_identify(out / "demo.db", out / "card", baseline_yaml)
+        ci = (cur["lcl"] <= cur["true_N"] <= cur["ucl"]) if cur["lcl"] is not None and cur["ucl"] is not None else None
+        rows.append({"seed": seed, "true_N": cur["true_N"], "photographed": cur["photographed"],
+                     "mna": cur["mna"], "N": cur["N"], "lcl": cur["lcl"], "ucl": cur["ucl"],
+                     "identities": cur["identities"], "splits": cur["split_individual_flanks"],
+                     "merges": cur["merged_identities"], "purity": cur["sighting_purity"],
+                     "ci_contains_N": ci, "baseline": label, "baseline_mna": base["mna"],
+                     "baseline_identities": base["identities"], "baseline_splits": base["split_individual_flanks"],
+                     "baseline_merges": base["merged_identities"], "seconds": seconds})
         x = rows[-1]
         print(f"seed {seed}: photographed {x['photographed']}, MNA {x['mna']} (ratio {x['mna'] / max(x['photographed'], 1):.2f}), "
               f"identities {x['identities']}, splits {x['splits']}, merges {x['merges']}, purity {x['purity']}, "
               f"CI {x['lcl'] and round(x['lcl'], 1)}-{x['ucl'] and round(x['ucl'], 1)} contains N={x['true_N']}: "
-              f"{x['ci_contains_N']} | baseline (no paired-station joining) MNA {x['baseline_mna']}, "
-              f"identities {x['baseline_identities']} | {x['seconds']} s", flush=True)
+              f"{x['ci_contains_N']} | baseline ({label}) MNA {x['baseline_mna']}, splits {x['baseline_splits']}, "
+              f"merges {x['baseline_merges']} | {x['seconds']} s", flush=True)
     photo = sum(x["photographed"] for x in rows)
     mna = sum(x["mna"] for x in rows)
     base = sum(x["baseline_mna"] for x in rows)
-    print(f"total: photographed {photo}, MNA {mna} (ratio {mna / max(photo, 1):.2f}); baseline MNA {base} "
-          f"(baseline / MNA = {base / max(mna, 1):.2f}); merges {sum(x['merges'] for x in rows)}")
+    print(f"total: photographed {photo}, MNA {mna} (ratio {mna / max(photo, 1):.2f}), splits "
+          f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}; baseline ({label}) MNA {base} "
+          f"(baseline / MNA = {base / max(mna, 1):.2f}), splits {sum(x['baseline_splits'] for x in rows)}, "
+          f"merges {sum(x['baseline_merges'] for x in rows)}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
