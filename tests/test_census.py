@@ -54,6 +54,10 @@ def test_census_counts(catalog):
     assert s["n_occasions"] == 4 and s["period_start"].startswith("2024-03-01T00:00")
     assert s["n_sightings"] == 8 and s["n_events"] == 7  # L1 3, R1 1, L2 2, R2 1
     assert s["n_unusable_sightings"] == 1                # the unidentifiable one on day 2, told, not counted
+    assert res.unusable_reasons == {"marked unusable in review": 1}   # no identify reason: a person's
+    with cat.transaction():
+        cat.execute("UPDATE sightings SET set_aside_reason = 'no left/right flank' WHERE status = 'unusable'")
+    assert Census(CensusConfig())(cat).to_dict()["unusable_reasons"] == {"no left/right flank": 1}
     names = {v["name"]: v for v in res.identities.values()}
     assert set(names) == {"L1", "R1", "L2", "R2"}
     assert names["L1"]["n_events"] == 3 and names["L1"]["n_sightings"] == 4
@@ -188,8 +192,10 @@ def test_cli_census(catalog, tmp_path):
     d = json.loads(r.output)
     assert d["summary"]["mna"] == 2 and d["summary"]["n_events"] == 6
     assert (tmp_path / "o" / "census_summary.csv").is_file()
+    assert d["unusable_reasons"] == {"marked unusable in review": 1}
     r = runner.invoke(app, ["census", "--db", str(cat.path), "--include-pending"])
     assert r.exit_code == 0 and "MNA" in r.output
+    assert "not identifiable: 1 × marked unusable in review" in r.output
     r = runner.invoke(app, ["census", "--db", str(tmp_path / "missing.db")])
     assert r.exit_code == 2
     r = runner.invoke(app, ["census", "--db", str(cat.path), "--independence", "soon"])

@@ -97,6 +97,7 @@ class CensusResult:
     warnings: list[str]
     tz: object = None                      # the single UTC offset of the data, when there is one
     n_unusable_sightings: int = 0          # leopard sightings in the period identify could not use (not counted)
+    unusable_reasons: dict = field(default_factory=dict)   # why they could not be used -> sightings
 
     def _iso(self, t: datetime) -> str:
         return (t.replace(tzinfo=self.tz) if self.tz is not None else t).isoformat()
@@ -137,6 +138,7 @@ class CensusResult:
     def to_dict(self) -> dict:
         return {
             "summary": self.summary(),
+            "unusable_reasons": dict(self.unusable_reasons),
             "estimates": self.estimates.to_dict() if self.estimates else None,
             "flank_links": [{"left_id": lk.left_id, "right_id": lk.right_id,
                              "left": self.identities.get(lk.left_id, {}).get("name"),
@@ -280,10 +282,15 @@ class Census:
         in_period = [s for s in all_s if within(s.local)]
         # leopards photographed but not identifiable (front/back view, weak box, coat hidden): a minimum
         # count cannot include an animal seen only that way, so the reader is told how many there were
-        unusable_times = (parse_ts(r["ts"]) for r in cat.query(
-            "SELECT m.timestamp ts FROM sightings s JOIN detections d ON d.id = s.detection_id "
-            "JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"))
-        n_unusable = sum(1 for t in unusable_times if t is not None and t.tzinfo is not None and within(_local(t)))
+        unusable_reasons: dict[str, int] = {}
+        for r in cat.query("SELECT m.timestamp ts, s.set_aside_reason why FROM sightings s JOIN detections d "
+                           "ON d.id = s.detection_id JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"):
+            t = parse_ts(r["ts"])
+            if t is not None and t.tzinfo is not None and within(_local(t)):
+                # a person's decision clears identify's reason
+                why = r["why"] or "marked unusable in review"
+                unusable_reasons[why] = unusable_reasons.get(why, 0) + 1
+        n_unusable = sum(unusable_reasons.values())
         if start is not None:
             origin = start
         else:
@@ -438,7 +445,7 @@ class Census:
             animals=animals, events=events, stations=stations, links=links, link_conflicts=conflicts,
             bounds=bounds, histories=hist, estimate_flank=fl, estimates=est, new_animals=new,
             resighted_animals=resighted, n_sightings=len(in_period), warnings=warnings,
-            n_unusable_sightings=n_unusable,
+            n_unusable_sightings=n_unusable, unusable_reasons=unusable_reasons,
             tz=_single_tz([s.t for s in all_s] + [parse_ts(d.get("start")) for d in deps.values()]))
 
 

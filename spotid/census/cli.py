@@ -116,6 +116,8 @@ def print_census(res, out: Path | None = None) -> None:
     t.add_row("MNA (two-flank bounds)", f"[bold]{s['mna']}[/bold] ({s['mna_min']}–{s['mna_max']})")
     t.add_row("new / resighted animals", f"{s['new_animals']} / {s['resighted_animals']}")
     con.print(t)
+    for why, n in sorted(res.unusable_reasons.items(), key=lambda kv: -kv[1]):
+        con.print(f"  not identifiable: {n} × {why}")
     if res.estimates is not None:
         print_estimates(res.estimates, con, title=f"Estimates from the {res.estimate_flank}-flank histories")
     for w in res.warnings:
