@@ -275,7 +275,9 @@ def test_census_dashboard_shows_figures(client, demo):
     assert '<div class="v">0</div><div class="l">leopard sightings not identifiable' in html
     sid = demo["pending"][0]
     assert client.post(f"/api/sightings/{sid}/unusable", json={"version": item(client, sid)["version"]}).status_code == 200
-    assert '<div class="v">1</div><div class="l">leopard sightings not identifiable' in client.get("/census").text
+    page = client.get("/census").text
+    assert '<div class="v">1</div><div class="l">leopard sightings not identifiable' in page
+    assert "<li>1 × marked unusable in review</li>" in page   # the person's decision, not identify's reason
 
 
 # -- decisions ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class CensusFigures:
     per_occasion: list[int] = field(default_factory=list)            # identities detected per occasion
     stations: list[tuple[str, int, int, float]] = field(default_factory=list)  # (station, events, identities, trap nights)
     warnings: list[str] = field(default_factory=list)
+    unusable_reasons: dict = field(default_factory=dict)   # why sightings were not identifiable -> count
 
 
 def census_figures(cat: Catalog) -> CensusFigures:
@@ -66,7 +67,8 @@ def census_figures(cat: Catalog) -> CensusFigures:
                             float(st.trap_nights)) for sid, st in res.stations.items()),
                           key=lambda r: (-r[1], r[0]))
         return CensusFigures(True, None, summary, estimates, est.best if est else None,
-                             est.best_reason if est else "", discovery, per_occasion, stations, list(res.warnings))
+                             est.best_reason if est else "", discovery, per_occasion, stations, list(res.warnings),
+                             dict(getattr(res, "unusable_reasons", {}) or {}))
     except (AttributeError, TypeError, KeyError) as e:  # census API changed under us: say so, don't crash
         log.warning("unexpected census result shape: %s", e, exc_info=True)
         return CensusFigures(False, f"unexpected census result ({e}); showing the catalog summary")
