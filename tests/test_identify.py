@@ -325,17 +325,20 @@ def test_thin_clusters_hand_computed():
 
     from spotid.identify.bursts import thin_clusters
 
-    groups = [[R(sequence_id=1)], [R(sequence_id=2)], [R(sequence_id=3), R(sequence_id=3)], [R(sequence_id=4)],
-              [R(sequence_id=None)]]
+    def bursts(f1, f2, f3, f4):
+        """Five new bursts; ``fN``: the frames the camera took in burst N (the fifth has no sequence)."""
+        return [[R(burst_frames=f1)], [R(burst_frames=f2)], [R(burst_frames=f3), R(burst_frames=f3)],
+                [R(burst_frames=f4)], [R(burst_frames=1)]]
+
     labels = [0, 0, 1, 2, 3]
-    three = {1: 3, 2: 3, 3: 3, 4: 3}
+    three = bursts(3, 3, 3, 3)
     # 0: two one-frame bursts clustered (2 frames); 1: two frames of one burst; 2: one frame out of a
     # three-frame burst (thin); 3: a photo outside any sequence is never held to more
-    assert thin_clusters(groups, labels, three, 2) == {2}
-    assert thin_clusters(groups, labels, three, 3) == {0, 1, 2}
+    assert thin_clusters(three, labels, 2) == {2}
+    assert thin_clusters(three, labels, 3) == {0, 1, 2}
     # a cluster with a burst from a camera that took fewer frames than asked is not thin
-    assert thin_clusters(groups, labels, {1: 1, 2: 3, 3: 3, 4: 2}, 3) == {1}
-    assert thin_clusters(groups, labels, three, 1) == set()
+    assert thin_clusters(bursts(1, 3, 3, 2), labels, 3) == {1}
+    assert thin_clusters(three, labels, 1) == set()
 
 
 def test_one_frame_out_of_a_burst_founds_nobody_but_two_encounters_do(world):
@@ -348,6 +351,10 @@ def test_one_frame_out_of_a_burst_founds_nobody_but_two_encounters_do(world):
     reason = "matched nobody, and fewer than 2 frames of this flank in its burst(s) to found a new individual"
     assert s[lone[0]]["status"] == "unusable" and s[lone[0]]["individual_id"] is None
     assert s[lone[0]]["set_aside_reason"] == reason and res.unusable_reasons == {reason: 1}
+    # ... keeping this run's proposals as its candidates, for the reviewer who rescues it
+    cands = {r["individual_id"] for r in cat.query("SELECT individual_id FROM match_candidates WHERE sighting_id = ?",
+                                                   (s[lone[0]]["id"],))}
+    assert cands and cands <= {r["id"] for r in cat.query("SELECT id FROM individuals WHERE flank = 'left'")}
     # E seen once in each of two bursts: the bursts match each other, two frames, one proposal
     assert s[twice[0]]["status"] == s[twice[1]]["status"] == "pending"
     assert s[twice[0]]["name"] == s[twice[1]]["name"]

@@ -92,20 +92,19 @@ def self_inliers(members: Sequence, verifier, min_move: float = 0.02) -> int | N
     return best
 
 
-def thin_clusters(groups: Sequence[Sequence], labels: Sequence[int], sequence_frames: dict[Hashable, int],
-                  min_frames: int) -> set[int]:
+def thin_clusters(groups: Sequence[Sequence], labels: Sequence[int], min_frames: int) -> set[int]:
     """Cluster labels too thinly photographed to found a new individual.
 
-    ``groups``: the new-candidate bursts (each a list of rows with ``.sequence_id``), ``labels`` their
-    cluster ``(n,)``, ``sequence_frames`` {sequence id: frames the camera took in it}. A cluster is
-    thin when its bursts hold fewer than ``min_frames`` leopard frames of this flank in all, although
-    every one of its bursts had that many frames to show them in. A leopard that crossed a burst of
-    three frames but shows this flank in only one of them was at the frame edge, in grass, or turning.
+    ``groups``: the new-candidate bursts (each a list of rows with ``.burst_frames``, the frames the
+    camera took in that burst), ``labels`` their cluster ``(n,)``. A cluster is thin when its bursts
+    hold fewer than ``min_frames`` leopard frames of this flank in all, although every one of its
+    bursts had that many frames to show them in. A leopard that crossed a burst of three frames but
+    shows this flank in only one of them was at the frame edge, in grass, or turning.
     On 26 demo surveys, lone frames like that founded 34 identities that were a second identity of a
     counted leopard, or a deer, tiger or person the classifier called leopard, against 19 that were
     a leopard's only identity on that flank. Requiring two frames took the count from 173 to 143
     (145 leopards photographed; 9 of them no longer counted) and splits from 38 to 23; on six 12-day
-    surveys from 68 to 51 (51 photographed). A camera that takes one frame per trigger (sequences of
+    surveys from 68 to 51 (51 photographed). A camera that takes one frame per trigger (bursts of
     one) is never held to more.
     """
     need = int(min_frames)
@@ -116,7 +115,5 @@ def thin_clusters(groups: Sequence[Sequence], labels: Sequence[int], sequence_fr
     for members, lab in zip(groups, labels):
         lab = int(lab)
         frames[lab] += len(members)
-        for m in members:
-            if sequence_frames.get(m.sequence_id, 1) < need:
-                room[lab] = False
+        room[lab] = room[lab] and all(m.burst_frames >= need for m in members)
     return {lab for lab, n in frames.items() if n < need and room[lab]}

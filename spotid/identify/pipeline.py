@@ -112,6 +112,7 @@ class _Row:
     conf: float = 1.0                  # detection confidence
     box: tuple | None = None           # detection box, normalised (x, y, w, h)
     time: str | None = None            # ISO timestamp with offset
+    burst_frames: int = 1              # frames the camera took in this frame's sequence (1 without one)
 
 
 @dataclass
@@ -183,8 +184,9 @@ class Identifier:
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
         sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
-               "m.deployment_id, m.timestamp FROM detections d "
-               "JOIN media m ON m.id = d.media_id LEFT JOIN sightings s ON s.detection_id = d.id "
+               "m.deployment_id, m.timestamp, COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
+               "JOIN media m ON m.id = d.media_id LEFT JOIN sequences q ON q.id = m.sequence_id "
+               "LEFT JOIN sightings s ON s.detection_id = d.id "
                "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
         args: list = []
         if deployment:
@@ -300,7 +302,7 @@ class Identifier:
                                 stored_features(c),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
-                                box=(m["x"], m["y"], m["w"], m["h"])))
+                                box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
         return out
 
     def _write_unknown_flank(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
@@ -393,36 +395,40 @@ class Identifier:
     def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int,
                      result: IdentifyResult) -> None:
         evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
-        few = set()
-        if self.cfg.found_min_frames > 1 and new_groups:
-            seq_frames = {r["id"]: int(r["n_media"]) for r in cat.query("SELECT id, n_media FROM sequences")}
-            few = thin_clusters([m for m, _ in new_groups], labels, seq_frames, self.cfg.found_min_frames)
-        for (members, burst), lab in zip(new_groups, labels):
-            if int(lab) in few:
-                self.writer.set_aside(cat, members, run_id, result,
-                                      f"matched nobody, and fewer than {self.cfg.found_min_frames} frames of this "
-                                      "flank in its burst(s) to found a new individual", evidence, burst)
+        thin = thin_clusters([m for m, _ in new_groups], labels, self.cfg.found_min_frames)
         with cat.transaction():
             new_ids = {}
-            for lab in sorted(set(labels.tolist()) - few):
+            for lab in sorted(set(labels.tolist()) - thin):
                 name = self._next_name(cat, flank)
                 cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by, notes) "
                                   "VALUES (?, ?, 'proposed', ?, ?, ?)",
                                   (name, flank, now_iso(), f"run:{run_id}", plan.notes.get(lab)))
                 new_ids[lab] = int(cur.lastrowid)
                 result.new_individuals.append(name)
+
+        def siblings(g: int, members) -> dict:
+            """{detection id: ({individual: P}, [Candidate])}: the run's proposals as a new burst's candidates."""
+            ranking = sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k, among=set(new_ids))
+            return {m.detection_id: sibling_candidates(ranking, m.detection_id, labels, plan.cluster_ev, new_ids)
+                    for m in members}
+
+        # too thin to found one, but a reviewer rescuing it sees this run's proposals among its candidates
+        reason = (f"matched nobody, and fewer than {self.cfg.found_min_frames} frames of this flank in its "
+                  "burst(s) to found a new individual")
+        for g, ((members, burst), lab) in enumerate(zip(new_groups, labels)):
+            if int(lab) in thin:
+                self.writer.set_aside(cat, members, run_id, result, reason, evidence, burst, siblings(g, members))
         new = [(m, new_ids[int(lab)], None, v, g) for g, ((m, v), lab) in enumerate(zip(new_groups, labels))
                if int(lab) in new_ids]
         for chunk in batched([(*d, None) for d in decided] + new, 200):
             with cat.transaction():
                 for members, ind, p, burst, g in chunk:
                     # a new proposal: the run's other proposals are its candidates too
-                    siblings = [s for s in (sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k)
-                                            if g is not None else []) if s.label in new_ids]
+                    sib = siblings(g, members) if g is not None else {}
                     for m in members:
                         frame = self.matcher.decide([evidence[m.detection_id]]) if evidence[m.detection_id] else []
-                        probs, sib = sibling_candidates(siblings, m.detection_id, labels, plan.cluster_ev, new_ids)
-                        self.writer.sighting(cat, m, ind, p, {**burst, **probs}, frame + sib, run_id, result)
+                        probs, cands = sib.get(m.detection_id, ({}, []))
+                        self.writer.sighting(cat, m, ind, p, {**burst, **probs}, frame + cands, run_id, result)
 
     #: frames per new-candidate group compared when clustering (the sharpest ones)
     cluster_frames = 4

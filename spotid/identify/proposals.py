@@ -49,12 +49,17 @@ class Sibling:
 
 
 def sibling_ranking(g: int, labels: np.ndarray, ev: ClusterEvidence, calibration: Calibration,
-                    top_k: int) -> list[Sibling]:
+                    top_k: int, among: set[int] | None = None) -> list[Sibling]:
     """For new burst ``g`` (final cluster ``labels[g]``): the ``top_k`` other new clusters by the
     burst's best evidence, each with P from that evidence against the best evidence for any other
-    cluster (the decision model, as for known individuals)."""
+    cluster (the decision model, as for known individuals). ``among``: only these cluster labels (the
+    ones that became proposals), None = all."""
     own = int(labels[g])
-    idx = np.flatnonzero((ev.ref[g] >= 0) & (np.asarray(labels) != own))
+    lab = np.asarray(labels)
+    ok = (ev.ref[g] >= 0) & (lab != own)
+    if among is not None:
+        ok &= np.isin(lab, list(among))
+    idx = np.flatnonzero(ok)
     best: dict[int, int] = {}  # label -> the burst h with the most inliers, best first
     for h in idx[np.argsort(-ev.inliers[g, idx], kind="stable")]:  # stop once top_k labels are known
         best.setdefault(int(labels[h]), int(h))

@@ -20,10 +20,11 @@ class SightingWriter:
         self.model_version = model_version
 
     def set_aside(self, cat: Catalog, rows: list, run_id: int, result, reason: str,
-                  evidence: dict | None = None, burst: dict | None = None) -> None:
+                  evidence: dict | None = None, burst: dict | None = None, more: dict | None = None) -> None:
         """Set ``rows`` aside (status 'unusable', ``set_aside_reason``). A burst that matched somebody
         below the threshold keeps those candidates (``evidence`` per frame, ``burst`` {individual: P}),
-        so a reviewer going through set-aside sightings sees who it might be."""
+        so a reviewer going through set-aside sightings sees who it might be; ``more`` adds candidates
+        per frame ({detection id: ({individual: P}, [Candidate])}, e.g. this run's new proposals)."""
         if rows:
             result.unusable_reasons[reason] = result.unusable_reasons.get(reason, 0) + len(rows)
         for chunk in batched(rows, 500):
@@ -37,8 +38,10 @@ class SightingWriter:
                         continue
                     result.unusable += 1
                     ev = (evidence or {}).get(r.detection_id)
-                    if ev:
-                        self.candidates(cat, int(cur.lastrowid), burst or {}, self.matcher.decide([ev]), run_id)
+                    probs, extra = (more or {}).get(r.detection_id, ({}, []))
+                    cands = (self.matcher.decide([ev]) if ev else []) + extra
+                    if cands:
+                        self.candidates(cat, int(cur.lastrowid), {**(burst or {}), **probs}, cands, run_id)
 
     def sighting(self, cat: Catalog, r, ind: int, p: float | None, burst: dict, cands: list, run_id: int,
                  result) -> None:
