@@ -263,9 +263,9 @@ class Census:
             warnings.append(f"{uncounted['pending']} sighting(s) wait for review and are not counted: "
                             "`spotid review` (or --include-pending to count them as proposed)")
         if uncounted.get("unusable") and not all_s:
-            warnings.append(f"no counted sighting: all {uncounted['unusable']} leopard sighting(s) are unusable "
-                            "(no left/right flank, too small or blurred, too weak a detection, or a coat not "
-                            "identifiable in its burst; the identify run that marked them listed why)")
+            warnings.append(f"no counted sighting: all {uncounted['unusable']} leopard sighting(s) were set aside as "
+                            "not identifiable (the reasons are listed with the census, 'unusable_reasons' in --json); "
+                            "go through them with `spotid review --include-set-aside`")
 
         # period and occasions (local time)
         spans = []
