@@ -160,14 +160,20 @@ def models_dir() -> Path:
     return Path(os.environ.get("SPOTID_MODELS", repo_root() / "models"))
 
 
-def existing_catalog(db: str | Path):
-    """The catalog at ``db`` for a CLI command that works on one made by ingest; a missing or
-    unreadable file is a usage error on ``--db`` whose message names the fix (typer.BadParameter)."""
+def open_catalog(db: str | Path, *, create: bool = True):
+    """The catalog at ``db`` for a CLI command (``create``: a new file may be started, as ingest does);
+    a file that is not a catalog, or a missing one when ``create`` is off, is a usage error on ``--db``
+    whose message names the fix (typer.BadParameter)."""
     import typer
 
     from spotid.catalog import Catalog, CatalogError
 
     try:
-        return Catalog(db, create=False)
+        return Catalog(db, create=create)
     except CatalogError as e:
         raise typer.BadParameter(str(e), param_hint="--db") from None
+
+
+def existing_catalog(db: str | Path):
+    """The catalog at ``db`` for a CLI command that works on one made by ingest (:func:`open_catalog`)."""
+    return open_catalog(db, create=False)

@@ -68,6 +68,25 @@ def test_create_false_refuses_a_missing_file_and_names_the_fix(tmp_path):
         assert cat.schema_version == v
 
 
+def test_a_file_that_is_not_a_catalog_is_refused_with_the_fix(tmp_path):
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    text, empty = tmp_path / "notes.db", tmp_path / "empty.db"
+    text.write_text("field notes, not a database\n")
+    empty.touch()
+    with pytest.raises(CatalogError, match="not a spotid catalog"):
+        Catalog(text)
+    with pytest.raises(CatalogError, match="empty file"):
+        Catalog(empty, create=False)
+    assert empty.stat().st_size == 0   # untouched
+    for db in (text, empty):
+        r = CliRunner().invoke(app, ["census", "--db", str(db)])
+        said = " ".join(r.output.replace("│", " ").split())   # the usage box wraps the message
+        assert r.exit_code == 2 and "pass the --db" in said
+
+
 def test_flank_seen_rule_in_python_and_sql_agree(tmp_path):
     """One rule, read by identify's gallery, the review page's references and review decisions."""
     from spotid.catalog import flank_seen, flank_seen_sql, set_aside_sql

@@ -75,16 +75,24 @@ class Catalog:
         if not create and not self.path.is_file():
             raise CatalogError(f"no catalog at {self.path}: run `spotid ingest CARD --deployment ID --db {self.path}` "
                                "first, or pass the --db you ingested into")
+        if not create and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty catalog
+            raise CatalogError(f"{self.path} is an empty file, not a catalog ingest wrote: pass the --db you "
+                               "ingested into")
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so transactions are explicit.
         self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0
-        self.migrate()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.migrate()
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise CatalogError(f"{self.path} is not a spotid catalog, or it is damaged ({e}): pass the --db that "
+                               "ingest wrote, or restore it from a copy") from None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -239,10 +239,10 @@ def process(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Ingest + detect + identify one card, the way a field team runs a new card."""
-    from spotid.catalog import Catalog
     from spotid.pipeline import PipelineError, process_card
+    from spotid.util import open_catalog
 
-    with Catalog(db) as cat:
+    with open_catalog(db) as cat:
         try:
             res = process_card(cat, card, deployment, tz=tz, auto_accept=auto_accept)
         except (PipelineError, ValueError) as e:

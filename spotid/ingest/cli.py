@@ -55,16 +55,15 @@ def ingest(
     --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
     sequences counts the sequences holding this card's frames, already-present ones included.
     """
-    from spotid.catalog import Catalog
     from spotid.config import load_config
-    from spotid.ingest.ingester import IngestConfig, IngestError, Ingester
-    from spotid.util import print_json
+    from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
+    from spotid.util import open_catalog, print_json
 
     try:
         cfg = load_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e)) from None
-    with Catalog(db) as cat:
+    with open_catalog(db) as cat:
         try:
             summary = Ingester(cat, cfg)(card_dir, deployment)
         except IngestError as e:
@@ -120,14 +119,18 @@ def deployments_add(
     db: Path = DB_OPT,
 ) -> None:
     """Add a deployment (or fill in one an ingest auto-created)."""
-    from spotid.catalog import Catalog
-    from spotid.ingest.deployments import DeploymentError, add_deployment, make_deployment
+    from spotid.ingest.deployments import (
+        DeploymentError,
+        add_deployment,
+        make_deployment,
+    )
+    from spotid.util import open_catalog
 
     try:
         dep = make_deployment(deployment_id, latitude=lat, longitude=lon, start=start, end=end, tz=tz,
                               camera_id=camera_id, camera_model=camera_model, location_id=location_id,
                               location_name=location_name)
-        with Catalog(db) as cat:
+        with open_catalog(db) as cat:
             what = add_deployment(cat, dep, replace_existing=replace)
     except DeploymentError as e:
         raise typer.BadParameter(str(e)) from None
@@ -144,12 +147,11 @@ def deployments_import(
     """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none."""
     from dataclasses import asdict
 
-    from spotid.catalog import Catalog
     from spotid.ingest.deployments import DeploymentError, import_deployments_csv
-    from spotid.util import print_json
+    from spotid.util import open_catalog, print_json
 
     try:
-        with Catalog(db) as cat:
+        with open_catalog(db) as cat:
             res = import_deployments_csv(cat, csv_file, tz=tz)
     except DeploymentError as e:
         raise typer.BadParameter(str(e)) from None
@@ -162,11 +164,10 @@ def deployments_import(
 @deployments_app.command("list")
 def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
     """List deployments with their number of media."""
-    from spotid.catalog import Catalog
     from spotid.ingest.deployments import list_deployments
-    from spotid.util import print_json
+    from spotid.util import open_catalog, print_json
 
-    with Catalog(db) as cat:
+    with open_catalog(db) as cat:
         deps = list_deployments(cat)
     if json_out:
         print_json([dict(d.to_dict(), n_media=n) for d, n in deps])
@@ -189,12 +190,11 @@ def media_list(
     json_out: bool = JSON_OPT,
 ) -> None:
     """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures."""
-    from spotid.catalog import Catalog
-    from spotid.util import print_json
+    from spotid.util import open_catalog, print_json
 
     where, args = ("WHERE deployment_id = ?", [deployment]) if deployment else ("", [])
     lim = f" LIMIT {int(limit)}" if limit > 0 else ""
-    with Catalog(db) as cat:
+    with open_catalog(db) as cat:
         if failures:
             rows = [dict(r) for r in cat.query(
                 f"SELECT id, deployment_id, path, reason, run_id, recorded_at FROM ingest_failures {where} "
