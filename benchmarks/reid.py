@@ -33,6 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 NYALA = ROOT.parent / "shared" / "data" / "reid" / "nyala-train"
 
 
+def _setting(text: str) -> tuple[str, object]:
+    import yaml
+
+    if "=" not in text:
+        raise SystemExit(f"--set {text!r}: use KEY=VALUE, e.g. --set descriptor=rootsift+vgg")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
 def _stages(args):
     import cv2
     import torch
@@ -46,9 +55,16 @@ def _stages(args):
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig), foreground=False if args.no_foreground else None)
+    changes = dict(_setting(t) for t in args.set)
+    if args.no_foreground:
+        changes["foreground"] = False
+    try:
+        cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig), **changes)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"--set: {e}; see configs/identify.yaml for the names and values")
     args.verify_all = cfg.verify_all if args.verify_all is None else args.verify_all
-    return (Embedder(args.model), FlankClassifier(args.flank_model), load_calibration(args.calibration),
+    return (Embedder(args.model), FlankClassifier(args.flank_model),
+            load_calibration(args.calibration, descriptor=cfg.descriptor),
             _extractor(cfg), _verifier(cfg))
 
 
@@ -172,6 +188,8 @@ def main() -> None:
     ap.add_argument("--no-full-verifier", action="store_true", help="skip brute-force verifier-only scoring")
     ap.add_argument("--no-foreground", action="store_true",
                     help="keypoints from the whole crop, not only where models/foreground sees the animal")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="identify setting (configs/identify.yaml) for this run, e.g. descriptor=rootsift+vgg")
     ap.add_argument("--skip", default="", help="comma list of: synth,nyala,speed")
     ap.add_argument("--json", type=Path, help="also write the report here")
     args = ap.parse_args()

@@ -75,7 +75,7 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     from spotid.cli import app
 
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json",
                                  "--limit", "10", "--no-full-verifier"])
     assert r.exit_code == 0, r.output
@@ -94,7 +94,7 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
     seen = []
     real = icli._extractor
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(cfg) or real(cfg))
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier"]
     for extra in ([], ["--no-foreground"]):
@@ -210,7 +210,7 @@ def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monk
     first = sorted(p for p in reid_dir.iterdir() if p.is_dir())[0]
     (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier"]
     r = CliRunner().invoke(app, args + ["--json"])
     assert r.exit_code == 0, r.output

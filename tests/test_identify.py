@@ -73,6 +73,20 @@ class Card:
         return dets
 
 
+def test_calibration_fitted_on_other_features_is_named(caplog):
+    """The calibration's inlier scale belongs to one feature set: identify says when they differ."""
+    other = Calibration(CAL.models, {"features": "rootsift-clahe-v2-something-else"}, CAL.decisions)
+    with caplog.at_level("WARNING"):
+        ident = Identifier(IdentifyConfig(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(),
+                           calibration=other)
+    assert "fitted on features rootsift-clahe-v2-something-else" in caplog.text and ident.extractor.version in caplog.text
+    caplog.clear()
+    same = Calibration(CAL.models, {"features": ident.extractor.version}, CAL.decisions)
+    with caplog.at_level("WARNING"):
+        Identifier(IdentifyConfig(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(), calibration=same)
+    assert "fitted on features" not in caplog.text
+
+
 def _ident(**kw) -> Identifier:
     cfg = IdentifyConfig(**{"shortlist": 10, "max_keypoints": 400, **kw})
     return Identifier(cfg, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL)
@@ -220,7 +234,7 @@ def test_cli_identify_and_errors(world, monkeypatch):
 
     cat, card, ids, _ = world
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path: CAL)
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--deployment", "elsewhere"])
     assert r.exit_code == 0 and json.loads(r.stdout)["detections"] == 0   # only that deployment's detections
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--threshold", "0.5"])

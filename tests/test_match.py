@@ -225,6 +225,9 @@ def test_calibration_round_trip(tmp_path):
     assert (tmp_path / "README.md").read_text().startswith("# Matcher calibration")
     with pytest.raises(FileNotFoundError):
         load_calibration(tmp_path / "nope")
+    assert back.features_version is None  # fitted on unrecorded features
+    save_calibration(Calibration(cal.models, {"features": "rootsift-x-vgg120"}, cal.decisions), tmp_path)
+    assert load_calibration(tmp_path).features_version == "rootsift-x-vgg120"
 
 
 def test_decision_clustering_re_evaluates_competitors_after_each_merge():
@@ -246,3 +249,19 @@ def test_decision_clustering_re_evaluates_competitors_after_each_merge():
     assert cluster_decide(inl, cos, MARGIN, 0.52, min_inliers=19).tolist() == [0, 0, 1, 2]
     assert cluster_decide(inl, cos, MARGIN, 0.5, min_inliers=21).tolist() == [0, 1, 2, 3]
     assert cluster_decide(inl, cos, MARGIN, 0.5, min_inliers=18).tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("descriptor", ["rootsift", "rootsift+vgg"])
+def test_shipped_calibration_fits_the_configured_features(descriptor):
+    """Each descriptor's shipped calibration was fitted on exactly the features identify computes with the
+    shipped settings (configs/identify.yaml + that descriptor): a drift here means refit it
+    (models/matcher/reproduce.sh, DESCRIPTOR=... for the VGG one)."""
+    from spotid.config import default_yaml, load_config
+    from spotid.identify.calibrate import default_path
+    from spotid.identify.pipeline import IdentifyConfig
+    from spotid.identify.verify import FeatureExtractor
+
+    cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig), descriptor=descriptor)
+    cal = load_calibration(descriptor=descriptor)
+    assert default_path(descriptor).is_file()
+    assert cal.features_version == FeatureExtractor.from_config(cfg).version

@@ -62,6 +62,28 @@ def test_features_round_trip_and_empty(fx):
         Features.from_bytes(kp, de[:-512])
 
 
+def test_rootsift_plus_vgg_descriptors(fx):
+    """RootSIFT and VGG-120 side by side: (N, 248) unit rows at the same keypoints as RootSIFT alone; they
+    survive the catalog's byte round trip (D follows from the byte count), the version keeps cached
+    RootSIFT features apart, and a warped copy still verifies while another coat does not."""
+    both = FeatureExtractor(max_keypoints=500, descriptor="rootsift+vgg")
+    a = coat(1)
+    f, plain = both(a), fx(a)
+    assert f.descriptors.shape == (len(plain), 248)
+    assert np.array_equal(f.keypoints, plain.keypoints)
+    assert np.allclose(f.descriptors[:, :128] * np.sqrt(2), plain.descriptors, atol=1e-5)  # RootSIFT part unchanged
+    assert np.allclose(np.linalg.norm(f.descriptors, axis=1), 1, atol=1e-3)
+    assert f.motion is not None and f.motion.descriptors.shape[1] == 248
+    back = Features.from_bytes(*f.to_bytes(), False, *f.motion_bytes())
+    assert np.array_equal(back.descriptors, f.descriptors) and back.motion.descriptors.shape[1] == 248
+    assert both.version != fx.version and both.version.endswith("-vgg120")
+    v = Verifier()
+    assert v(f, both(warp(a, 7))).inliers >= 40
+    assert v(f, both(coat(2))).inliers <= 8
+    with pytest.raises(ValueError, match="descriptor"):
+        FeatureExtractor(descriptor="orb")
+
+
 def test_keypoint_cap(fx):
     assert len(FeatureExtractor(max_keypoints=50)(coat(6, 300, 400))) <= 50
 

@@ -7,6 +7,8 @@
 #                            box-only keypoints, static-scenery filter, bursts pooled).
 # Seeds are disjoint from everything evaluated: benchmarks/reid.py (4242+i, ids 90000+i) and
 # `spotid demo` (seed 0..3, the demo's own card settings).
+# DESCRIPTOR=rootsift+vgg reproduces models/matcher/rootsift+vgg/calibration.json instead (~35 min: VGG
+# descriptors make the features about 6x slower).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -30,7 +32,7 @@ for s in 301 302 303 304 305 306; do
   [ -f "$WORK/c$s/truth.json" ] || $SPOTID synth card "$WORK/c$s" --stations 6 --days 12 --individuals 10 --seed $s --empty-fraction 0.4
   CARDS+=(--card "$WORK/c$s")
 done
-$SPOTID train matcher "$WORK/calA" "$WORK/calB" --encounter '^(e\d+)_' --encounter '^(e\d+)_' \
+$SPOTID train matcher ${DESCRIPTOR:+--descriptor "$DESCRIPTOR"} "$WORK/calA" "$WORK/calB" --encounter '^(e\d+)_' --encounter '^(e\d+)_' \
   --flank-from-path '/(left|right)/' "${CARDS[@]}" --decisions-from all \
   --cache "$WORK/cache" --card-work "$WORK/cards" --out "$OUT" \
   --note "models/matcher/reproduce.sh: calA/calB folders fit the pairwise model; their leave-one-out queries plus synthetic cards c301-c306 (6 stations, 12 days, 10 leopards, empty 0.4, run through ingest + the shipped detector + identify's own matching) fit the decision model"

@@ -131,10 +131,15 @@ class Calibration:
     def version(self) -> str:
         return str(self.meta.get("version", "calibration@unversioned"))
 
+    @property
+    def features_version(self) -> str | None:
+        """``FeatureExtractor.version`` of the features the inlier counts were fitted on (None: unknown)."""
+        return self.meta.get("features")
+
     def to_json(self) -> dict:
         out = {
             "models": {k: {"w_cos": m.w_cos, "w_inl": m.w_inl, "bias": m.bias} for k, m in self.models.items()},
-            "features": "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]",
+            "features": _MODEL_INPUTS,
         }
         if self.decisions:
             out["decisions"] = {k: {"w": list(d.w), "bias": d.bias} for k, d in self.decisions.items()}
@@ -151,7 +156,12 @@ class Calibration:
         decisions = {k: Decision(tuple(float(x) for x in v["w"]), float(v["bias"]))
                      for k, v in (data.get("decisions") or {}).items()}
         meta = {k: v for k, v in data.items() if k not in ("models", "features", "decisions", "decision_features")}
+        if data.get("features") not in (None, _MODEL_INPUTS):  # train matcher stores the features version here
+            meta["features"] = data["features"]
         return cls(models, meta, decisions)
+
+
+_MODEL_INPUTS = "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]"
 
 
 #: Used only when no calibration file exists (a fresh install without models/). Conservative:
@@ -237,14 +247,17 @@ def fit_decisions(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, D
     return out
 
 
-def default_path() -> Path:
-    return models_dir() / "matcher" / CALIBRATION_FILE
+def default_path(descriptor: str = "rootsift") -> Path:
+    """The shipped calibration for features described by ``descriptor`` (``IdentifyConfig.descriptor``):
+    inlier counts of RootSIFT and of RootSIFT + VGG sit on different scales, so each has its own fit."""
+    folder = models_dir() / "matcher"
+    return (folder if descriptor == "rootsift" else folder / descriptor) / CALIBRATION_FILE
 
 
-def load_calibration(path: str | Path | None = None) -> Calibration:
-    """Load ``path`` (a file or a folder holding calibration.json), else the shipped one, else
-    :data:`DEFAULT` with a warning."""
-    p = Path(path) if path is not None else default_path()
+def load_calibration(path: str | Path | None = None, *, descriptor: str = "rootsift") -> Calibration:
+    """Load ``path`` (a file or a folder holding calibration.json), else the shipped one for
+    ``descriptor``, else :data:`DEFAULT` with a warning."""
+    p = Path(path) if path is not None else default_path(descriptor)
     if p.is_dir():
         p = p / CALIBRATION_FILE
     if not p.exists():

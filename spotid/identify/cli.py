@@ -49,11 +49,11 @@ def _models(cfg, catalog=None):
         raise typer.BadParameter(f"{e} (pass --model/--flank-model or train one with `spotid train embedder`)") from None
 
 
-def _calibration(path: Optional[str]):
+def _calibration(path: Optional[str], descriptor: str = "rootsift"):
     from spotid.identify.calibrate import load_calibration
 
     try:
-        return load_calibration(path)
+        return load_calibration(path, descriptor=descriptor)
     except (OSError, ValueError, KeyError) as e:
         raise typer.BadParameter(str(e), param_hint="--calibration") from None
 
@@ -104,7 +104,7 @@ def identify(
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
         fx = _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
-        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration), extractor=fx)(
+        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor), extractor=fx)(
             cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:
         from spotid.util import print_json
@@ -164,7 +164,7 @@ def eval_reid(
     _one_thread(threads)
     emb, fl = _models(cfg)
     try:
-        rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration),
+        rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),
                        extractor=_extractor(cfg), verifier=_verifier(cfg),
                        encounter=encounter, limit=limit, shortlist=cfg.shortlist, threshold=cfg.threshold,
                        full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache,
@@ -218,6 +218,9 @@ def train_matcher(
                                              help="Folder for the cards' scratch catalogs and crops (default: "
                                                   "CACHE/cards, else a temporary folder)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads."),
+    descriptor: Optional[str] = typer.Option(None, "--descriptor",
+                                             help="Keypoint descriptor to fit for: rootsift | rootsift+vgg "
+                                                  "(default: configs/identify.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
     """Fit the matcher's calibration: pairwise P(same) on the verified (query, gallery) pairs, then the
@@ -238,7 +241,8 @@ def train_matcher(
         if not (Path(c) / "truth.json").is_file():
             raise typer.BadParameter(f"{c} has no truth.json: pass a folder made by `spotid synth card`",
                                      param_hint="--card")
-    cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
+    cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
+               descriptor=descriptor)
     _one_thread(threads)
     emb, fl = _models(cfg)
     fx, ver = _extractor(cfg), _verifier(cfg)

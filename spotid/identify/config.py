@@ -22,6 +22,7 @@ class IdentifyConfig:
     found_min_frames: int = 2           # leopard frames a new-individual cluster needs, when its bursts had them (1 = off)
     # local features / verifier
     max_keypoints: int = 600
+    descriptor: str = "rootsift"        # rootsift | rootsift+vgg (RootSIFT and VGG-120 at each keypoint; opencv-contrib)
     clahe: bool = True
     upsample_to: int = 512              # crops with a smaller long side are upscaled before SIFT (0 = never)
     ir_blur: float = 1.0                # Gaussian sigma (crop px) smoothing infrared crops before SIFT (0 = off)
@@ -68,6 +69,10 @@ class IdentifyConfig:
             raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
         if self.new_cluster_min_inliers < 0:
             raise ValueError(f"new_cluster_min_inliers={self.new_cluster_min_inliers}: use 0 (off) or more")
+        from spotid.identify.verify import DESCRIPTORS
+
+        if self.descriptor not in DESCRIPTORS:
+            raise ValueError(f"descriptor={self.descriptor!r}: use {' or '.join(DESCRIPTORS)}")
         if self.found_min_frames < 1:
             raise ValueError(f"found_min_frames={self.found_min_frames}: use 1 (off) or more")
         if self.cluster_linkage not in ("decision", "single", "average", "complete"):

@@ -6,8 +6,10 @@ the evidence score; the inlier keypoint pairs are kept so the review page can dr
 Conventions:
 - Keypoints are float32 ``(N, 2)`` ``(x, y)`` pixel coordinates in the image the features were computed
   on (for catalog crops: the stored crop JPEG, see :mod:`spotid.identify.crops`).
-- Descriptors are float32 ``(N, 128)`` RootSIFT (L1-normalised SIFT, square-rooted, so the L2
-  distance between them is the Hellinger distance between the SIFT histograms).
+- Descriptors are float32 ``(N, D)``, unit L2 norm. ``D = 128`` for RootSIFT (L1-normalised SIFT,
+  square-rooted, so the L2 distance between them is the Hellinger distance between the SIFT
+  histograms); ``D = 248`` for ``descriptor="rootsift+vgg"``, RootSIFT and the learned VGG-120
+  descriptor of the same keypoint, each unit norm, concatenated and scaled by 1/sqrt(2).
 """
 from __future__ import annotations
 
@@ -19,12 +21,40 @@ import numpy as np
 #: anything that changes the features or the inlier counts changes.
 FEATURES_VERSION = "rootsift-clahe-v2"
 VERIFIER_VERSION = "rootsift-affine-magsac-v2"
+#: ``FeatureExtractor(descriptor=...)``: RootSIFT alone, or RootSIFT and VGG-120 at the same keypoints.
+DESCRIPTORS = ("rootsift", "rootsift+vgg")
+
+
+def _vgg_descriptor():
+    """OpenCV's VGG-120 descriptor for SIFT keypoints (``xfeatures2d``, in the opencv-contrib build)."""
+    import cv2
+
+    xf = getattr(cv2, "xfeatures2d", None)
+    if xf is None or not hasattr(xf, "VGG_create"):
+        raise RuntimeError(
+            f"descriptor 'rootsift+vgg' needs OpenCV's contrib modules, and this cv2 {cv2.__version__} has none "
+            "(another package installed plain opencv-python over them): run "
+            f"'pip install --force-reinstall --no-deps opencv-contrib-python-headless=={_cv2_dist_version()}', "
+            "or set descriptor: rootsift in configs/identify.yaml (then the matcher calibration no longer fits)")
+    return xf.VGG_create(desc=100, scale_factor=6.75)  # desc 100 = VGG_120; 6.75 = OpenCV's SIFT window
+
+
+def _cv2_dist_version() -> str:
+    from importlib import metadata
+
+    for dist in ("opencv-contrib-python-headless", "opencv-python", "opencv-contrib-python"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "<your cv2 version>"
 
 
 @dataclass(frozen=True)
 class Features:
-    """Keypoints ``(N, 2)`` float32 (x, y) and RootSIFT descriptors ``(N, 128)`` float32, and whether
-    they come from an infrared (grey) frame, which the extractor smooths and the verifier discounts.
+    """Keypoints ``(N, 2)`` float32 (x, y) and unit-norm descriptors ``(N, D)`` float32 (see the module
+    docstring), and whether they come from an infrared (grey) frame, which the extractor smooths and
+    the verifier discounts.
 
     ``motion``: the features of the same crop blurred horizontally the way a night exposure blurs a
     walking animal (:class:`FeatureExtractor`). For a colour crop the verifier uses them when the other
@@ -51,7 +81,12 @@ class Features:
     @staticmethod
     def _arrays(keypoints: bytes | None, descriptors: bytes | None) -> tuple[np.ndarray, np.ndarray]:
         kp = np.frombuffer(keypoints or b"", dtype="<f4").reshape(-1, 2).astype(np.float32)
-        de = np.frombuffer(descriptors or b"", dtype="<f4").reshape(-1, 128).astype(np.float32)
+        de = np.frombuffer(descriptors or b"", dtype="<f4")
+        # D follows from the byte count (128 RootSIFT, 248 with VGG); the features version keeps them apart
+        dim = de.size // kp.shape[0] if kp.shape[0] else 128
+        if de.size != kp.shape[0] * dim:
+            raise ValueError(f"{kp.shape[0]} keypoints but {de.size} descriptor values: recompute the features")
+        de = de.reshape(-1, dim).astype(np.float32)
         if kp.shape[0] != de.shape[0]:
             raise ValueError(f"{kp.shape[0]} keypoints but {de.shape[0]} descriptors: recompute the features")
         return kp, de
@@ -177,13 +212,23 @@ class FeatureExtractor:
     width, and the verifier also tries each night crop's set against the other's sharp one. Same-animal
     night/night burst pairs above every different-animal pair: 34% -> 41% at 0.03 (0.02: 38%, 0.045:
     37%), with one more chance inlier (``ir_chance_inliers`` 8).
+
+    ``descriptor="rootsift+vgg"`` describes each SIFT keypoint twice: RootSIFT, and the VGG descriptor
+    of Simonyan, Vedaldi & Zisserman (2014), whose pooling regions and projection were learnt on real
+    photographs (OpenCV's ``xfeatures2d.VGG``, 120-d, sampling window 6.75 x the SIFT scale as OpenCV
+    recommends for SIFT keypoints). Needs the opencv-contrib build of ``cv2``. See ``models/matcher``
+    for what it buys and costs.
     """
 
     def __init__(self, *, max_keypoints: int = 600, clahe: bool = True, contrast_threshold: float = 0.02,
                  upsample_to: int = 512, max_upsample: float = 3.0, ir_blur: float = 1.0, motion_blur: float = 0.02,
-                 night_motion_blur: float = 0.03, foreground=None):
+                 night_motion_blur: float = 0.03, foreground=None, descriptor: str = "rootsift"):
         import cv2
 
+        if descriptor not in DESCRIPTORS:
+            raise ValueError(f"descriptor {descriptor!r}: use one of {', '.join(DESCRIPTORS)}")
+        self.descriptor = descriptor
+        self._vgg = _vgg_descriptor() if descriptor == "rootsift+vgg" else None
         self.max_keypoints = int(max_keypoints)
         self.upsample_to = int(upsample_to)
         self.max_upsample = float(max_upsample)
@@ -202,6 +247,8 @@ class FeatureExtractor:
             self.version += f"-motion{self.motion_blur:g}"
         if self.night_motion_blur > 0:
             self.version += f"-nightmotion{self.night_motion_blur:g}"
+        if self._vgg is not None:
+            self.version += "-vgg120"
         # a ForegroundSegmenter (or anything with .mask(image) and .settings): keypoints on the animal only
         self.foreground = foreground
         if foreground is not None:
@@ -218,7 +265,8 @@ class FeatureExtractor:
             fg = ForegroundSegmenter(cfg.foreground_model or None, threshold=cfg.foreground_threshold,
                                      dilate=cfg.foreground_dilate, catalog=catalog)
         return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur,
-                   motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur, foreground=fg)
+                   motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur, foreground=fg,
+                   descriptor=getattr(cfg, "descriptor", "rootsift"))
 
     def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
                  foreground: np.ndarray | None = None) -> Features:
@@ -280,6 +328,13 @@ class FeatureExtractor:
         desc = desc.astype(np.float32)
         desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT (Arandjelovic & Zisserman 2012)
         desc = np.sqrt(desc)
+        if self._vgg is not None:
+            kept, vgg = self._vgg.compute(gray, kps)  # samples a rotated, scaled window around each keypoint
+            if vgg is None or len(kept) != len(kps):  # the two halves must describe the same points
+                raise RuntimeError(f"VGG described {0 if vgg is None else len(kept)} of {len(kps)} keypoints")
+            vgg = vgg.astype(np.float32)
+            vgg /= np.linalg.norm(vgg, axis=1, keepdims=True) + 1e-7
+            desc = np.hstack([desc, vgg]) * np.float32(1 / np.sqrt(2))  # unit norm: each part weighs alike
         pts = (np.array([k.pt for k in kps], np.float32).reshape(-1, 2) / s).astype(np.float32)
         return Features(pts, desc, infrared)
 
