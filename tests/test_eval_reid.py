@@ -105,6 +105,32 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
     assert r.exit_code != 0 and "no foreground model" in r.output
 
 
+def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(reid_dir, monkeypatch, tmp_path):
+    """--descriptor (or a --config YAML) picks the features and the calibration fitted on them."""
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    seen, cals = [], []
+    real = icli._extractor
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": cals.append(descriptor) or CAL)
+    monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(real(cfg)) or seen[-1])
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier",
+            "--no-foreground"]
+    r = CliRunner().invoke(app, args + ["--descriptor", "rootsift+vgg"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1].version.endswith("-vgg120") and cals[-1] == "rootsift+vgg"
+    yml = tmp_path / "identify.yaml"
+    yml.write_text("descriptor: rootsift+vgg\n")
+    assert CliRunner().invoke(app, args + ["--config", str(yml)]).exit_code == 0 and cals[-1] == "rootsift+vgg"
+    r = CliRunner().invoke(app, args + ["--descriptor", "orb"])
+    assert r.exit_code == 2 and "rootsift or rootsift+vgg" in r.output
+    r = CliRunner().invoke(app, args + ["--config", str(tmp_path / "missing.yaml")])
+    assert r.exit_code == 2 and "not a file" in r.output
+
+
 def test_prepare_cache_reuses_results(reid_dir, tmp_path):
     items = list_items(reid_dir, r"^(e\d+)_")[:6]
     calls = []

@@ -149,6 +149,10 @@ def eval_reid(
                                                    "(default: configs/identify.yaml)."),
     foreground_model: Optional[Path] = typer.Option(None, "--foreground-model",
                                                     help="Foreground model folder (default: models/foreground)."),
+    descriptor: Optional[str] = typer.Option(None, "--descriptor",
+                                             help="Keypoint descriptor: rootsift | rootsift+vgg (each with its own "
+                                                  "shipped calibration)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -157,8 +161,10 @@ def eval_reid(
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
-    cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
-               flank_threshold=flank_threshold, calibration=str(calibration) if calibration else None,
+    if config is not None and not config.is_file():
+        raise typer.BadParameter(f"{config} is not a file: pass a copy of configs/identify.yaml", param_hint="--config")
+    cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
+               flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,
                foreground_model=str(foreground_model) if foreground_model else None)
     _one_thread(threads)
