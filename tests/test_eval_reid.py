@@ -129,6 +129,11 @@ def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(rei
     assert r.exit_code == 2 and "rootsift or rootsift+vgg" in r.output
     r = CliRunner().invoke(app, args + ["--config", str(tmp_path / "missing.yaml")])
     assert r.exit_code == 2 and "not a file" in r.output
+    # a cv2 without the contrib modules (plain opencv-python reinstalled over them): a usage error naming the fix
+    import cv2
+    monkeypatch.delattr(cv2, "xfeatures2d")
+    r = CliRunner().invoke(app, args + ["--descriptor", "rootsift+vgg"])
+    assert r.exit_code == 2 and "opencv-contrib-python-headless" in r.output, r.output
 
 
 def test_prepare_cache_reuses_results(reid_dir, tmp_path):

@@ -64,6 +64,8 @@ def _extractor(cfg, catalog=None):
 
     try:
         return FeatureExtractor.from_config(cfg, catalog)
+    except ImportError as e:  # rootsift+vgg without OpenCV's contrib modules: the message names the fix
+        raise typer.BadParameter(str(e)) from None
     except (ModelError, ValueError, OSError) as e:
         raise typer.BadParameter(f"{e} (or match on whole crops: `foreground: false` in a --config YAML for "
                                  "identify, --no-foreground for eval reid)") from None

@@ -31,7 +31,7 @@ def _vgg_descriptor():
 
     xf = getattr(cv2, "xfeatures2d", None)
     if xf is None or not hasattr(xf, "VGG_create"):
-        raise RuntimeError(
+        raise ImportError(
             f"descriptor 'rootsift+vgg' needs OpenCV's contrib modules, and this cv2 {cv2.__version__} has none "
             "(another package installed plain opencv-python over them): run "
             f"'pip install --force-reinstall --no-deps opencv-contrib-python-headless=={_cv2_dist_version()}', "
