@@ -107,6 +107,8 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
 
 def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(reid_dir, monkeypatch, tmp_path):
     """--descriptor (or a --config YAML) picks the features and the calibration fitted on them."""
+    import shutil
+
     from typer.testing import CliRunner
 
     import spotid.identify.cli as icli
@@ -117,8 +119,11 @@ def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(rei
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": cals.append(descriptor) or CAL)
     monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(real(cfg)) or seen[-1])
-    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier",
-            "--no-foreground"]
+    small = tmp_path / "two"  # VGG costs ~1 s per image: two individuals, and the features cached between runs
+    for ind in ("ind0", "ind1"):
+        shutil.copytree(reid_dir / ind, small / ind)
+    args = ["eval", "reid", str(small), "--encounter", r"^(e\d+)_", "--json", "--no-full-verifier", "--no-foreground",
+            "--cache", str(tmp_path / "cache")]
     r = CliRunner().invoke(app, args + ["--descriptor", "rootsift+vgg"])
     assert r.exit_code == 0, r.output
     assert seen[-1].version.endswith("-vgg120") and cals[-1] == "rootsift+vgg"
