@@ -57,15 +57,6 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseli
             "lcl": best.lcl if best else None, "ucl": best.ucl if best else None, **check}
 
 
-def _setting(text: str) -> tuple[str, object]:
-    import yaml
-
-    if "=" not in text:
-        raise SystemExit(f"--baseline {text!r}: use KEY=VALUE, e.g. --baseline found_min_frames=1")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -86,7 +77,12 @@ def main() -> None:
     from spotid.pipeline import Demo, DemoConfig
 
     args.out.mkdir(parents=True, exist_ok=True)
-    changes = dict(_setting(t) for t in (args.baseline or ["pair_seconds=null"]))
+    from spotid.config import parse_setting
+
+    try:
+        changes = dict(parse_setting(t) for t in (args.baseline or ["pair_seconds=null"]))
+    except ValueError as e:
+        raise SystemExit(f"--baseline {e}, e.g. --baseline found_min_frames=1") from None
     settings = yaml.safe_load(Path(default_yaml(IdentifyConfig)).read_text()) or {}
     unknown = sorted(set(changes) - set(settings))
     if unknown:

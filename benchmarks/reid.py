@@ -33,20 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NYALA = ROOT.parent / "shared" / "data" / "reid" / "nyala-train"
 
 
-def _setting(text: str) -> tuple[str, object]:
-    import yaml
-
-    if "=" not in text:
-        raise SystemExit(f"--set {text!r}: use KEY=VALUE, e.g. --set descriptor=rootsift+vgg")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
-
-
 def _stages(args):
     import cv2
     import torch
 
-    from spotid.config import default_yaml, load_config
+    from spotid.config import default_yaml, load_config, parse_setting
     from spotid.identify.calibrate import load_calibration
     from spotid.identify.cli import _extractor, _verifier
     from spotid.identify.embedder import Embedder
@@ -55,10 +46,10 @@ def _stages(args):
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    changes = dict(_setting(t) for t in args.set)
-    if args.no_foreground:
-        changes["foreground"] = False
     try:
+        changes = dict(parse_setting(t) for t in args.set)
+        if args.no_foreground:
+            changes["foreground"] = False
         cfg = load_config(IdentifyConfig, default_yaml(IdentifyConfig), **changes)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"--set: {e}; see configs/identify.yaml for the names and values")

@@ -19,6 +19,15 @@ T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` (a command-line override) -> ``(key, value)``, the value read as YAML, as in the
+    config files (``null``, ``0.5``, ``true``, ``rootsift+vgg``)."""
+    if "=" not in text:
+        raise ValueError(f"{text!r}: use KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
     """Build a frozen config dataclass ``cls`` from its defaults, an optional YAML file and overrides.
 

@@ -50,3 +50,14 @@ def test_atomic_write_leaves_no_temp(tmp_path):
     p = atomic_write_text(tmp_path / "a.txt", "hello")
     assert p.read_text() == "hello"
     assert [x.name for x in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_parse_setting_reads_values_as_yaml():
+    from spotid.config import parse_setting
+
+    assert parse_setting("pair_seconds=null") == ("pair_seconds", None)
+    assert parse_setting(" threshold =0.5") == ("threshold", 0.5)
+    assert parse_setting("descriptor=rootsift+vgg") == ("descriptor", "rootsift+vgg")
+    assert parse_setting("note=a=b") == ("note", "a=b")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_setting("descriptor")

@@ -136,10 +136,20 @@ class Calibration:
         """``FeatureExtractor.version`` of the features the inlier counts were fitted on (None: unknown)."""
         return self.meta.get("features")
 
+    def check_features(self, features_version: str) -> bool:
+        """Whether these inlier counts come from the features this was fitted on; logs a warning naming
+        both versions and the refit when not (unknown counts as fitting)."""
+        if self.features_version in (None, features_version):
+            return True
+        log.warning("matcher calibration %s was fitted on features %s, but these are %s: its probabilities "
+                    "may not hold; refit it with `spotid train matcher` (models/matcher/reproduce.sh)",
+                    self.version, self.features_version, features_version)
+        return False
+
     def to_json(self) -> dict:
         out = {
             "models": {k: {"w_cos": m.w_cos, "w_inl": m.w_inl, "bias": m.bias} for k, m in self.models.items()},
-            "features": _MODEL_INPUTS,
+            "model_inputs": "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]",
         }
         if self.decisions:
             out["decisions"] = {k: {"w": list(d.w), "bias": d.bias} for k, d in self.decisions.items()}
@@ -155,13 +165,9 @@ class Calibration:
             raise ValueError(f"calibration lacks models {sorted(missing)}: refit with `spotid train matcher`")
         decisions = {k: Decision(tuple(float(x) for x in v["w"]), float(v["bias"]))
                      for k, v in (data.get("decisions") or {}).items()}
-        meta = {k: v for k, v in data.items() if k not in ("models", "features", "decisions", "decision_features")}
-        if data.get("features") not in (None, _MODEL_INPUTS):  # train matcher stores the features version here
-            meta["features"] = data["features"]
+        # "features" is meta: the features version `spotid train matcher` fitted on
+        meta = {k: v for k, v in data.items() if k not in ("models", "model_inputs", "decisions", "decision_features")}
         return cls(models, meta, decisions)
-
-
-_MODEL_INPUTS = "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]"
 
 
 #: Used only when no calibration file exists (a fresh install without models/). Conservative:

@@ -30,6 +30,8 @@ def _cfg(config: Optional[Path], **overrides):
     from spotid.config import default_yaml, load_config
     from spotid.identify.pipeline import IdentifyConfig
 
+    if config is not None and not Path(config).is_file():
+        raise typer.BadParameter(f"{config} is not a file: pass a copy of configs/identify.yaml", param_hint="--config")
     y = config or default_yaml(IdentifyConfig)
     try:
         return load_config(IdentifyConfig, y if Path(y).is_file() else None, **overrides)
@@ -163,8 +165,6 @@ def eval_reid(
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
-    if config is not None and not config.is_file():
-        raise typer.BadParameter(f"{config} is not a file: pass a copy of configs/identify.yaml", param_hint="--config")
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,

@@ -311,6 +311,7 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
              cache: str | Path | None = None, verify_all: int = 300) -> dict:
     """The whole of ``spotid eval reid``: returns the JSON-able report."""
     t0 = time.perf_counter()
+    calibration.check_features(extractor.version)
     items = list_items(root, encounter)
     data = prepare(items, embedder=embedder, flank=flank, extractor=extractor, max_side=max_side, cache=cache)
     s = compute_scores(data, verifier, calibration, shortlist=shortlist, limit=limit,

@@ -150,11 +150,7 @@ class Identifier:
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
         # catalog: its active foreground model; a caller that built the extractor already passes it
         self.extractor = extractor or FeatureExtractor.from_config(cfg, catalog)
-        fitted_on = self.calibration.features_version
-        if fitted_on and fitted_on != self.extractor.version:
-            log.warning("matcher calibration %s was fitted on features %s, but these are %s: its probabilities "
-                        "may not hold; refit it with `spotid train matcher` (models/matcher/reproduce.sh)",
-                        self.calibration.version, fitted_on, self.extractor.version)
+        self.calibration.check_features(self.extractor.version)
         self.verifier = Verifier.from_config(cfg)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all)

@@ -86,10 +86,7 @@ class Features:
         dim = de.size // kp.shape[0] if kp.shape[0] else 128
         if de.size != kp.shape[0] * dim:
             raise ValueError(f"{kp.shape[0]} keypoints but {de.size} descriptor values: recompute the features")
-        de = de.reshape(-1, dim).astype(np.float32)
-        if kp.shape[0] != de.shape[0]:
-            raise ValueError(f"{kp.shape[0]} keypoints but {de.shape[0]} descriptors: recompute the features")
-        return kp, de
+        return kp, de.reshape(-1, dim).astype(np.float32)
 
     @classmethod
     def from_bytes(cls, keypoints: bytes | None, descriptors: bytes | None, infrared: bool = False,
@@ -266,7 +263,7 @@ class FeatureExtractor:
                                      dilate=cfg.foreground_dilate, catalog=catalog)
         return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur,
                    motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur, foreground=fg,
-                   descriptor=getattr(cfg, "descriptor", "rootsift"))
+                   descriptor=cfg.descriptor)
 
     def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
                  foreground: np.ndarray | None = None) -> Features:
