@@ -255,3 +255,27 @@ def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monk
     assert out["images"] == len(list(reid_dir.rglob("*.jpg"))) - 1
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0 and "not evaluated (cannot decode" in r.output
+
+
+def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, tmp_path):
+    """An individual whose photos are all unreadable leaves one individual in the gallery: it has no
+    competitor (decision inputs 0, 0), which must not crash the open-set metrics."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    root = tmp_path / "one"
+    shutil.copytree(reid_dir / "ind0", root / "ind0")
+    (root / "indB").mkdir()
+    (root / "indB" / "e00_0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (root / "indB" / "e01_0.jpg").write_text("not a jpeg")
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
+    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--json", "--no-foreground"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert len(out["unreadable"]) == 2 and out["individuals"] == 1 and out["queries"] == 4
+    assert out["top1"] == 1.0  # the only individual is always ranked first

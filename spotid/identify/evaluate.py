@@ -267,8 +267,8 @@ def decision_rows(s: Scores, kind: str, calibration: Calibration, labels: np.nda
     ranked = rank_individuals(sc, labels)
     out = []
     for k, (lab, _, j) in enumerate(ranked[:top]):
-        o = ranked[1] if k == 0 else ranked[0]
-        oc, oi = _evidence(s, kind, row, o[2]) if len(ranked) > 1 else (0.0, 0.0)
+        # the best other individual; none when the gallery holds only this one (no competing evidence)
+        oc, oi = _evidence(s, kind, row, ranked[1 if k == 0 else 0][2]) if len(ranked) > 1 else (0.0, 0.0)
         out.append((lab, (*_evidence(s, kind, row, j), oc, oi)))
     return out
 
