@@ -194,7 +194,10 @@ def eval_reid(
     Console().print(t)
     Console().print(f"{rep['seconds_per_query']:.3f} s/query ({rep['cpu_seconds_per_query']:.3f} CPU s; fused, "
                     f"gallery ~{rep['gallery_mean_size']:.0f}), "
-                    f"{rep['ms_per_embedding']:.1f} ms/embedding, flanks {rep['flanks']}")
+                    f"{rep['ms_per_embedding']:.1f} ms/embedding, {rep['ms_per_features']:.0f} ms/features, "
+                    f"flanks {rep['flanks']}")
+    typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
+               + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
     for u in rep["unreadable"]:
         typer.echo(f"not evaluated (cannot decode; re-copy or remove it): {u['path']}: {u['reason']}")
 

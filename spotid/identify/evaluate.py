@@ -311,7 +311,6 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
              cache: str | Path | None = None, verify_all: int = 300) -> dict:
     """The whole of ``spotid eval reid``: returns the JSON-able report."""
     t0 = time.perf_counter()
-    calibration.check_features(extractor.version)
     items = list_items(root, encounter)
     data = prepare(items, embedder=embedder, flank=flank, extractor=extractor, max_side=max_side, cache=cache)
     s = compute_scores(data, verifier, calibration, shortlist=shortlist, limit=limit,
@@ -333,6 +332,7 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
         "ms_per_features": 1000 * data.feature_seconds / max(n, 1),
         "gallery_mean_size": float(s.valid.sum(1).mean()) if len(s.queries) else 0.0,
         "embedder": data.embedder_version, "verifier": verifier.version, "calibration": calibration.version,
+        "features": extractor.version, "calibration_fits_features": calibration.check_features(extractor.version),
         "shortlist": shortlist, "verify_all": verify_all, "total_seconds": time.perf_counter() - t0,
     }
 
