@@ -150,11 +150,13 @@ def accuracy(root: Path, encounter: str | None, args, emb, fl, cal, fx, ver, lim
     t0 = time.perf_counter()
     data = prepare(list_items(root, encounter), embedder=emb, flank=fl, extractor=fx, cache=args.cache)
     s = compute_scores(data, ver, cal, shortlist=args.shortlist, limit=limit, full_verifier=not args.no_full_verifier,
-                       verify_all=args.verify_all)
+                       verify_all=args.verify_all, unknown_flank=args.unknown_flank)
     res = evaluate(data, s, cal)
     flanks = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
     rep = {"images": len(data.items), "individuals": len({it.individual for it in data.items}),
-           "queries": int(len(s.queries)), "flanks": flanks, "seconds_per_query": s.seconds_per_query,
+           "queries": int(len(s.queries)), "flanks": flanks, "unknown_flank": args.unknown_flank,
+           "queries_by_flank": {f: int(sum(data.flanks[i] == f for i in s.queries)) for f in flanks},
+           "seconds_per_query": s.seconds_per_query,
            "total_seconds": time.perf_counter() - t0, "scorers": res}
     return rep, data
 
@@ -177,6 +179,9 @@ def main() -> None:
     ap.add_argument("--speed-queries", type=int, default=50)
     ap.add_argument("--baseline-queries", type=int, default=3)
     ap.add_argument("--no-full-verifier", action="store_true", help="skip brute-force verifier-only scoring")
+    ap.add_argument("--unknown-flank", choices=("both", "skip"), default="both",
+                    help="views the flank classifier cannot place: compared with either flank (as identify "
+                         "does) or left out (the protocol before 2026-12-01)")
     ap.add_argument("--no-foreground", action="store_true",
                     help="keypoints from the whole crop, not only where models/foreground sees the animal")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -213,11 +218,13 @@ def print_report(r: dict) -> None:
     for key, target in (("synthetic_heldout", 0.95), ("nyala_encounter_rule", 0.36)):
         if key in r:
             a = r[key]
-            print(f"\n{key}: {a['queries']} queries, {a['individuals']} individuals, flanks {a['flanks']} "
+            print(f"\n{key}: {a['queries']} queries ({a.get('queries_by_flank')}; unplaced views: "
+                  f"{a.get('unknown_flank', 'skip')}), {a['individuals']} individuals, flanks {a['flanks']} "
                   f"(target fused top-1 >= {target})")
             for k, m in a["scorers"].items():
                 print(f"  {k:9s} top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  mAP {m['mAP']:.3f}  "
-                      f"BAKS {m['BAKS']:.3f}  BAUS {m['BAUS']:.3f}")
+                      f"BAKS {m['BAKS']:.3f}  BAUS {m['BAUS']:.3f}  top-1 by query flank "
+                      + ", ".join(f"{g} {v:.3f}" for g, v in m.get("top1_by_query_flank", {}).items()))
     if "speed" in r:
         s = r["speed"]
         print(f"\nspeed (gallery {s['gallery_images']} images):")

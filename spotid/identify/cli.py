@@ -147,6 +147,9 @@ def eval_reid(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating P(same) for BAKS/BAUS."),
     full_verifier: bool = typer.Option(True, "--full-verifier/--no-full-verifier",
                                        help="Also score verifier-only by brute force over the whole gallery (slow)."),
+    unknown_flank: str = typer.Option("both", "--unknown-flank",
+                                      help="Images the flank classifier cannot place: 'both' compares them with "
+                                           "either flank, as identify does; 'skip' leaves them out."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
     foreground: Optional[bool] = typer.Option(None, "--foreground/--no-foreground",
                                               help="Keypoints only where the foreground model sees the animal "
@@ -165,6 +168,8 @@ def eval_reid(
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
+    if unknown_flank not in ("both", "skip"):
+        raise typer.BadParameter(f"{unknown_flank!r}: use both or skip", param_hint="--unknown-flank")
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,
@@ -176,7 +181,7 @@ def eval_reid(
                        extractor=_extractor(cfg), verifier=_verifier(cfg),
                        encounter=encounter, limit=limit, shortlist=cfg.shortlist, threshold=cfg.threshold,
                        full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache,
-                       verify_all=cfg.verify_all)
+                       verify_all=cfg.verify_all, unknown_flank=unknown_flank)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
@@ -195,7 +200,10 @@ def eval_reid(
     Console().print(f"{rep['seconds_per_query']:.3f} s/query ({rep['cpu_seconds_per_query']:.3f} CPU s; fused, "
                     f"gallery ~{rep['gallery_mean_size']:.0f}), "
                     f"{rep['ms_per_embedding']:.1f} ms/embedding, {rep['ms_per_features']:.0f} ms/features, "
-                    f"flanks {rep['flanks']}")
+                    f"flanks {rep['flanks']}, queries by flank {rep['queries_by_flank']} "
+                    f"(unplaced views: {rep['unknown_flank']}; fused top-1 "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in rep["scorers"].get("fused", {}).get(
+                        "top1_by_query_flank", {}).items()) + ")")
     typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
                + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
     for u in rep["unreadable"]:
@@ -262,8 +270,9 @@ def train_matcher(
         rx = (encounter[k] or None) if encounter else None
         data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache,
                        flank_from_path=flank_from_path)
+        # same-flank pairs only, as every shipped calibration was fitted (training folders name the flank)
         s = compute_scores(data, ver, DEFAULT, shortlist=cfg.shortlist, limit=limit, full_verifier=True,
-                           verify_all=cfg.verify_all)
+                           verify_all=cfg.verify_all, unknown_flank="skip")
         runs.append((data, s))
         c, i, y = calibration_pairs(data, s)
         cos.append(c), inl.append(i), same.append(y)
@@ -299,7 +308,7 @@ def train_matcher(
         data = prepare(list_items(holdout, holdout_encounter), embedder=emb, flank=fl, extractor=fx,
                        max_side=cfg.crop_max_side, cache=cache)
         s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=True,
-                           verify_all=cfg.verify_all)
+                           verify_all=cfg.verify_all, unknown_flank="skip")
         rep = evaluate(data, s, cal, threshold=cfg.threshold)
         meta["metrics"] = {"holdout": str(holdout), **{k: v for k, v in rep.items()}}
     final = Calibration(cal.models, meta, cal.decisions)
