@@ -1,7 +1,7 @@
 """How far the count is from the truth: `spotid demo` over several seeds, against a baseline.
 
     python benchmarks/census_truth.py [--seeds 0 1 2 3] [--out /tmp/spotid-bench-census] [--json OUT]
-        [--baseline KEY=VALUE ...] [--reuse]
+        [--baseline KEY=VALUE ...] [--reuse] [--field]
 
 For each seed, renders the demo's synthetic survey (8 leopards, paired stations), runs ingest ->
 detect -> identify -> census with the shipped models, and prints, per seed and summed: leopards
@@ -12,7 +12,9 @@ with ``configs/identify.yaml`` changed by ``--baseline`` (default ``pair_seconds
 joining off, i.e. matching by pattern alone; ``--baseline found_min_frames=1 --baseline
 new_cluster_min_inliers=0`` shows what the founding rules buy). ``--reuse`` keeps the catalogs of an
 earlier run in ``--out`` (same detections and cached crop features) and re-runs identify for both
-sides, so comparing settings takes seconds per seed instead of a minute. Numbers are synthetic truth,
+sides, so comparing settings takes seconds per seed instead of a minute. ``--field`` also re-runs both
+sides as a field team runs identify (no auto-accept, nobody reviews) and audits what a reviewer would
+be shown: proposed identities, their splits, and how many matches are right. Numbers are synthetic truth,
 not field accuracy; the matcher card (models/matcher/README.md) explains what limits them.
 """
 from __future__ import annotations
@@ -28,9 +30,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db") -> dict:
+def _suggestions(cat, truth: dict, card: Path) -> dict:
+    """How right the matcher's matches are: each identity's truth is the majority of the sightings
+    that founded it (no probability); a matched sighting (with a probability) is right when its
+    detection's truth is that individual."""
+    from spotid.pipeline import truth_boxes
+
+    boxes = truth_boxes(cat, truth, card, min_iou=0.1)
+    rows = cat.query("SELECT s.detection_id, s.individual_id, s.probability, i.flank FROM sightings s "
+                     "JOIN individuals i ON i.id = s.individual_id")
+    true_of = {int(r["detection_id"]): (boxes.get(int(r["detection_id"])) or {}).get("individual_id") for r in rows}
+    founders: dict = {}
+    for r in rows:
+        if r["probability"] is None:
+            founders.setdefault(r["individual_id"], []).append(true_of[int(r["detection_id"])])
+    label = {k: max(set(v), key=v.count) for k, v in founders.items()}
+    matched = [r for r in rows if r["probability"] is not None]
+    right = sum(true_of[int(r["detection_id"])] == label.get(r["individual_id"]) for r in matched)
+    flank = {r["individual_id"]: r["flank"] for r in rows}
+    per_true: dict = {}
+    for k, lab in label.items():
+        per_true.setdefault((lab, flank[k]), set()).add(k)
+    return {"matched_right": right, "matched_wrong": len(matched) - right, "proposed": len(label),
+            "proposed_splits": sum(len(v) > 1 for v in per_true.values())}
+
+
+def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False) -> dict:
     """Identify (settings from ``config_yaml``) + census + truth check again on a copy of ``db``
-    with its identities cleared."""
+    with its identities cleared. ``field``: as a field team runs it (no auto-accept, nobody accepts
+    the proposals), so the census counts nothing and what matters is ``matched_right``/``_wrong``:
+    the suggestions a reviewer will see."""
     from spotid.catalog import Catalog
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
@@ -45,11 +74,12 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseli
         for t in ("match_candidates", "flank_links", "sightings", "individuals"):
             con.execute(f"DELETE FROM {t}")
     with Catalog(copy, create=False) as cat:
-        identify_catalog(cat, auto_accept=True, config_path=config_yaml)
-        accept_new_individuals(cat)
+        identify_catalog(cat, auto_accept=not field, config_path=config_yaml)
+        if not field:
+            accept_new_individuals(cat)
         res = Census(CensusConfig())(cat)
         n_pop, n_photo, truth = _truth(card)
-        check = check_against_truth(cat, truth, card)
+        check = check_against_truth(cat, truth, card) | _suggestions(cat, truth, card)
     for f in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
         f.unlink(missing_ok=True)
     best = res.best_estimate()
@@ -66,6 +96,9 @@ def main() -> None:
                     help="identify setting of the baseline (repeatable; default pair_seconds=null)")
     ap.add_argument("--reuse", action="store_true",
                     help="re-run identify on the catalogs an earlier run left in --out instead of new demos")
+    ap.add_argument("--field", action="store_true",
+                    help="also run identify both ways as a field team does (no auto-accept, nobody reviews) "
+                         "and count the proposed identities, their splits and the right/wrong matches")
     args = ap.parse_args()
     import logging
 
@@ -116,6 +149,10 @@ def main() -> None:
                      "ci_contains_N": ci, "baseline": label, "baseline_mna": base["mna"],
                      "baseline_identities": base["identities"], "baseline_splits": base["split_individual_flanks"],
                      "baseline_merges": base["merged_identities"], "seconds": seconds})
+        if args.field:
+            for side, yml in (("field", current_yaml), ("baseline_field", baseline_yaml)):
+                f = _rerun_identify(out / "demo.db", out / "card", yml, f"{side}.db", field=True)
+                rows[-1][side] = {k: f[k] for k in ("proposed", "proposed_splits", "matched_right", "matched_wrong")}
         x = rows[-1]
         print(f"seed {seed}: photographed {x['photographed']}, MNA {x['mna']} (ratio {x['mna'] / max(x['photographed'], 1):.2f}), "
               f"identities {x['identities']}, splits {x['splits']}, merges {x['merges']}, purity {x['purity']}, "
@@ -129,6 +166,12 @@ def main() -> None:
           f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}; baseline ({label}) MNA {base} "
           f"(baseline / MNA = {base / max(mna, 1):.2f}), splits {sum(x['baseline_splits'] for x in rows)}, "
           f"merges {sum(x['baseline_merges'] for x in rows)}")
+    if args.field:
+        for side in ("field", "baseline_field"):
+            t = {k: sum(x[side][k] for x in rows) for k in rows[0][side]}
+            print(f"{side}: proposed identities {t['proposed']}, split (individual, flank) {t['proposed_splits']}, "
+                  f"matches right {t['matched_right']}, wrong {t['matched_wrong']} "
+                  f"({t['matched_right'] / max(t['matched_right'] + t['matched_wrong'], 1):.0%} right)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
