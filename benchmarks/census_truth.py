@@ -1,7 +1,7 @@
 """How far the count is from the truth: `spotid demo` over several seeds, against a baseline.
 
     python benchmarks/census_truth.py [--seeds 0 1 2 3] [--out /tmp/spotid-bench-census] [--json OUT]
-        [--baseline KEY=VALUE ...] [--reuse] [--field]
+        [--baseline KEY=VALUE ...] [--reuse] [--field [--per-card]]
 
 For each seed, renders the demo's synthetic survey (8 leopards, paired stations), runs ingest ->
 detect -> identify -> census with the shipped models, and prints, per seed and summed: leopards
@@ -14,7 +14,8 @@ new_cluster_min_inliers=0`` shows what the founding rules buy). ``--reuse`` keep
 earlier run in ``--out`` (same detections and cached crop features) and re-runs identify for both
 sides, so comparing settings takes seconds per seed instead of a minute. ``--field`` also re-runs both
 sides as a field team runs identify (no auto-accept, nobody reviews) and audits what a reviewer would
-be shown: proposed identities, their splits, and how many matches are right. Numbers are synthetic truth,
+be shown: proposed identities, their splits, and how many matches are right; ``--per-card`` runs it
+one deployment at a time, as ``spotid process`` does after each card. Numbers are synthetic truth,
 not field accuracy; the matcher card (models/matcher/README.md) explains what limits them.
 """
 from __future__ import annotations
@@ -55,11 +56,13 @@ def _suggestions(cat, truth: dict, card: Path) -> dict:
             "proposed_splits": sum(len(v) > 1 for v in per_true.values())}
 
 
-def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False) -> dict:
+def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False,
+                    per_card: bool = False) -> dict:
     """Identify (settings from ``config_yaml``) + census + truth check again on a copy of ``db``
     with its identities cleared. ``field``: as a field team runs it (no auto-accept, nobody accepts
     the proposals), so the census counts nothing and what matters is ``matched_right``/``_wrong``:
-    the suggestions a reviewer will see."""
+    the suggestions a reviewer will see. ``per_card``: identify one deployment at a time, in order, as
+    ``spotid process`` does after each card (early cards meet a small gallery)."""
     from spotid.catalog import Catalog
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
@@ -74,7 +77,9 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseli
         for t in ("match_candidates", "flank_links", "sightings", "individuals"):
             con.execute(f"DELETE FROM {t}")
     with Catalog(copy, create=False) as cat:
-        identify_catalog(cat, auto_accept=not field, config_path=config_yaml)
+        deployments = [r["id"] for r in cat.query("SELECT id FROM deployments ORDER BY id")] if per_card else [None]
+        for dep in deployments:
+            identify_catalog(cat, auto_accept=not field, config_path=config_yaml, deployment=dep)
         if not field:
             accept_new_individuals(cat)
         res = Census(CensusConfig())(cat)
@@ -99,6 +104,8 @@ def main() -> None:
     ap.add_argument("--field", action="store_true",
                     help="also run identify both ways as a field team does (no auto-accept, nobody reviews) "
                          "and count the proposed identities, their splits and the right/wrong matches")
+    ap.add_argument("--per-card", action="store_true",
+                    help="with --field: identify one deployment at a time, as `spotid process` runs card by card")
     args = ap.parse_args()
     import logging
 
@@ -151,7 +158,7 @@ def main() -> None:
                      "baseline_merges": base["merged_identities"], "seconds": seconds})
         if args.field:
             for side, yml in (("field", current_yaml), ("baseline_field", baseline_yaml)):
-                f = _rerun_identify(out / "demo.db", out / "card", yml, f"{side}.db", field=True)
+                f = _rerun_identify(out / "demo.db", out / "card", yml, f"{side}.db", field=True, per_card=args.per_card)
                 rows[-1][side] = {k: f[k] for k in ("proposed", "proposed_splits", "matched_right", "matched_wrong")}
         x = rows[-1]
         print(f"seed {seed}: photographed {x['photographed']}, MNA {x['mna']} (ratio {x['mna'] / max(x['photographed'], 1):.2f}), "

@@ -183,6 +183,30 @@ def test_decision_fit_is_monotone_in_own_and_competing_evidence():
     assert cal.decide("fused", 0.0, 10, 0.0, 50) == pytest.approx(11 / 12)  # sigmoid(log 11)
 
 
+def test_decision_competitor_floor_hand_computed_and_fitted():
+    """The floor stands in for a missing competitor: sigmoid(log 5 - log(1 + max(0, 4))) = 0.5 where
+    the unfloored model says 5/6; the fit finds the floor that generated the data."""
+    plain = Decision((0.0, 1.0, 0.0, -1.0), 0.0)
+    floored = Decision((0.0, 1.0, 0.0, -1.0), 0.0, other_floor=4.0)
+    assert plain("verifier", 0.0, 4, 0.0, 0)[0] == pytest.approx(5 / 6)
+    assert floored("verifier", 0.0, 4, 0.0, 0)[0] == pytest.approx(0.5)
+    assert floored("verifier", 0.0, 4, 0.0, 9)[0] == pytest.approx(5 / 15)   # a real competitor above it counts
+    cal = Calibration(MARGIN.models, {}, {"verifier": floored})
+    back = Calibration.from_json(cal.to_json())
+    assert back.decisions["verifier"].other_floor == 4.0
+    old = cal.to_json()
+    del old["decisions"]["verifier"]["other_floor"]          # a file from before the floor
+    assert Calibration.from_json(old).decisions["verifier"].other_floor == 0.0
+    rng = np.random.default_rng(5)
+    n = 20000
+    inl, other = rng.integers(0, 21, n), rng.integers(0, 11, n)
+    z = 2.0 * np.log1p(inl) - 2.0 * np.log1p(np.maximum(other, 4))
+    y = rng.random(n) < 1 / (1 + np.exp(-z))
+    rows = np.stack([np.zeros(n), inl, np.zeros(n), other], axis=1)
+    assert fit_decisions({"verifier": (rows, y)}, other_floors=(0, 2, 4, 6))["verifier"].other_floor == 4
+    assert fit_decisions({"verifier": (rows, y)})["verifier"].other_floor == 0
+
+
 def test_calibration_is_monotone_and_separates():
     rng = np.random.default_rng(0)
     n = 400

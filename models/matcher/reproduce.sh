@@ -34,5 +34,6 @@ for s in 301 302 303 304 305 306; do
 done
 $SPOTID train matcher ${DESCRIPTOR:+--descriptor "$DESCRIPTOR"} "$WORK/calA" "$WORK/calB" --encounter '^(e\d+)_' --encounter '^(e\d+)_' \
   --flank-from-path '/(left|right)/' "${CARDS[@]}" --decisions-from all \
+  --other-floor 2 --other-floor 3 --other-floor 4 --other-floor 5 --other-floor 6 \
   --cache "$WORK/cache" --card-work "$WORK/cards" --out "$OUT" \
   --note "models/matcher/reproduce.sh: calA/calB folders fit the pairwise model; their leave-one-out queries plus synthetic cards c301-c306 (6 stations, 12 days, 10 leopards, empty 0.4, run through ingest + the shipped detector + identify's own matching) fit the decision model"

@@ -78,13 +78,18 @@ DECISION_FEATURES = ("cos", "log1p_inliers", "cos_other", "log1p_inliers_other")
 _DECISION_COLS = {"fused": [0, 1, 2, 3], "embedding": [0, 2], "verifier": [1, 3]}
 
 
-def decision_features(kind: str, cos, inliers, cos_other, inliers_other) -> np.ndarray:
-    """Design matrix ``(N, 4)`` = [cos, log1p(inl), cos_other, log1p(inl_other)], the columns a kind
-    does not use zeroed. Arguments broadcast to (N,)."""
+def decision_features(kind: str, cos, inliers, cos_other, inliers_other, other_floor: float = 0.0) -> np.ndarray:
+    """Design matrix ``(N, 4)`` = [cos, log1p(inl), cos_other, log1p(max(inl_other, other_floor))], the
+    columns a kind does not use zeroed. Arguments broadcast to (N,).
+
+    ``other_floor``: the competitor's inliers never count below this. With one or two individuals of
+    a flank in the gallery there is often no competitor at all, and nothing tells the model what
+    chance agreement looks like; the floor stands in for the competitor a larger gallery would have."""
     if kind not in _DECISION_COLS:
         raise ValueError(f"unknown calibration kind {kind!r}; one of {KINDS}")
     a = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, np.float64)) for v in (cos, inliers, cos_other, inliers_other)))
-    x = np.stack([a[0], np.log1p(np.maximum(a[1], 0.0)), a[2], np.log1p(np.maximum(a[3], 0.0))], axis=1)
+    x = np.stack([a[0], np.log1p(np.maximum(a[1], 0.0)), a[2], np.log1p(np.maximum(a[3], max(other_floor, 0.0)))],
+                 axis=1)
     unused = [c for c in range(4) if c not in _DECISION_COLS[kind]]
     x[:, unused] = 0.0
     return x
@@ -97,9 +102,10 @@ class Decision:
 
     w: tuple[float, float, float, float]
     bias: float
+    other_floor: float = 0.0     # see decision_features
 
     def __call__(self, kind: str, cos, inliers, cos_other, inliers_other) -> np.ndarray:
-        x = decision_features(kind, cos, inliers, cos_other, inliers_other)
+        x = decision_features(kind, cos, inliers, cos_other, inliers_other, self.other_floor)
         return _sigmoid(x @ np.asarray(self.w, np.float64) + self.bias)
 
 
@@ -152,7 +158,8 @@ class Calibration:
             "model_inputs": "fused: [cos, log1p(inliers)]; embedding: [cos]; verifier: [log1p(inliers)]",
         }
         if self.decisions:
-            out["decisions"] = {k: {"w": list(d.w), "bias": d.bias} for k, d in self.decisions.items()}
+            out["decisions"] = {k: {"w": list(d.w), "bias": d.bias, "other_floor": d.other_floor}
+                                for k, d in self.decisions.items()}
             out["decision_features"] = list(DECISION_FEATURES)
         return {**out, **self.meta}
 
@@ -163,7 +170,7 @@ class Calibration:
         missing = set(KINDS) - set(models)
         if missing:
             raise ValueError(f"calibration lacks models {sorted(missing)}: refit with `spotid train matcher`")
-        decisions = {k: Decision(tuple(float(x) for x in v["w"]), float(v["bias"]))
+        decisions = {k: Decision(tuple(float(x) for x in v["w"]), float(v["bias"]), float(v.get("other_floor", 0.0)))
                      for k, v in (data.get("decisions") or {}).items()}
         # "features" is meta: the features version `spotid train matcher` fitted on
         meta = {k: v for k, v in data.items() if k not in ("models", "model_inputs", "decisions", "decision_features")}
@@ -235,21 +242,31 @@ def fit_calibration(embed_score: np.ndarray, inliers: np.ndarray, same: np.ndarr
     return Calibration(models, dict(meta or {}))
 
 
-def fit_decisions(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Decision]:
+def fit_decisions(data: dict[str, tuple[np.ndarray, np.ndarray]],
+                  other_floors: Sequence[float] = (0.0,)) -> dict[str, Decision]:
     """Fit the decision model of each kind in ``data`` = {kind: (rows, correct)}: ``rows`` ``(N, 4)``
     raw [cos, inliers, cos_other, inliers_other] per (query, candidate individual) as that scorer
     ranks them; ``correct`` ``(N,)`` whether the candidate is the query's individual. The data's
-    prior is kept (no re-weighting): it is the prior of use."""
+    prior is kept (no re-weighting): it is the prior of use. ``other_floors``: candidate floors for the
+    competitor's inliers (:func:`decision_features`); the one with the lowest log-loss on the rows is
+    kept (the first on ties)."""
     out = {}
     for kind, (rows, correct) in data.items():
         rows = np.asarray(rows, np.float64).reshape(-1, 4)
         y = np.asarray(correct).astype(np.float64)
         cols = _DECISION_COLS[kind]
-        x = decision_features(kind, *rows.T)[:, cols]
-        w, b = fit_logistic(x, y, sample_weight=np.ones_like(y), signs=[1 if c < 2 else -1 for c in cols])
+        best = None
+        for floor in (other_floors if 3 in cols else (0.0,)):
+            x = decision_features(kind, *rows.T, other_floor=floor)[:, cols]
+            w, b = fit_logistic(x, y, sample_weight=np.ones_like(y), signs=[1 if c < 2 else -1 for c in cols])
+            p = np.clip(_sigmoid(x @ w + b), 1e-12, 1 - 1e-12)
+            nll = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+            if best is None or nll < best[0] - 1e-9:
+                best = (nll, w, b, floor)
+        _, w, b, floor = best
         full = np.zeros(4)
         full[cols] = w
-        out[kind] = Decision(tuple(float(v) for v in full), float(b))
+        out[kind] = Decision(tuple(float(v) for v in full), float(b), float(floor))
     return out
 
 

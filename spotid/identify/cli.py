@@ -240,6 +240,10 @@ def train_matcher(
     descriptor: Optional[str] = typer.Option(None, "--descriptor",
                                              help="Keypoint descriptor to fit for: rootsift | rootsift+vgg "
                                                   "(default: configs/identify.yaml)."),
+    other_floor: List[float] = typer.Option(
+        [], "--other-floor",
+        help="Candidate floors for the competing individual's inliers in the decision model (repeat; the "
+             "best log-loss wins; none = no floor)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
     """Fit the matcher's calibration: pairwise P(same) on the verified (query, gallery) pairs, then the
@@ -299,7 +303,7 @@ def train_matcher(
                     rows[kind].append((cr.x, cr.y))
             data_meta[f"card:{c}"] = {"decision_rows": {"fused": cr.meta()}}
     decisions = fit_decisions({k: (np.concatenate([x for x, _ in v]), np.concatenate([y for _, y in v]))
-                               for k, v in rows.items()})
+                               for k, v in rows.items()}, other_floors=[0.0, *other_floor])
     cal = Calibration(pairwise.models, {}, decisions)
     meta = {"data": data_meta, "data_recipe": note, "decisions_from": decisions_from, "embedder": emb.version,
             "verifier": ver.version, "features": fx.version, "shortlist": cfg.shortlist, "verify_all": cfg.verify_all,
