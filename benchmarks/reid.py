@@ -145,7 +145,7 @@ def speed(args, data, ver, cal) -> dict:
 
 def accuracy(root: Path, encounter: str | None, args, emb, fl, cal, fx, ver, limit=None):
     """(report, EvalData) of ``spotid eval reid`` on ``root``."""
-    from spotid.identify.evaluate import compute_scores, evaluate, list_items, prepare
+    from spotid.identify.evaluate import compute_scores, evaluate, list_items, prepare, query_flanks
 
     t0 = time.perf_counter()
     data = prepare(list_items(root, encounter), embedder=emb, flank=fl, extractor=fx, cache=args.cache)
@@ -155,13 +155,15 @@ def accuracy(root: Path, encounter: str | None, args, emb, fl, cal, fx, ver, lim
     flanks = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
     rep = {"images": len(data.items), "individuals": len({it.individual for it in data.items}),
            "queries": int(len(s.queries)), "flanks": flanks, "unknown_flank": args.unknown_flank,
-           "queries_by_flank": {f: int(sum(data.flanks[i] == f for i in s.queries)) for f in flanks},
+           "queries_by_flank": query_flanks(data, s),
            "seconds_per_query": s.seconds_per_query,
            "total_seconds": time.perf_counter() - t0, "scorers": res}
     return rep, data
 
 
 def main() -> None:
+    from spotid.identify.evaluate import UNKNOWN_FLANK
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer queries everywhere (smoke run)")
     ap.add_argument("--model"), ap.add_argument("--flank-model"), ap.add_argument("--calibration")
@@ -179,7 +181,7 @@ def main() -> None:
     ap.add_argument("--speed-queries", type=int, default=50)
     ap.add_argument("--baseline-queries", type=int, default=3)
     ap.add_argument("--no-full-verifier", action="store_true", help="skip brute-force verifier-only scoring")
-    ap.add_argument("--unknown-flank", choices=("both", "skip"), default="both",
+    ap.add_argument("--unknown-flank", choices=UNKNOWN_FLANK, default="both",
                     help="views the flank classifier cannot place: compared with either flank (as identify "
                          "does) or left out (the protocol before 2026-12-01)")
     ap.add_argument("--no-foreground", action="store_true",
@@ -218,13 +220,13 @@ def print_report(r: dict) -> None:
     for key, target in (("synthetic_heldout", 0.95), ("nyala_encounter_rule", 0.36)):
         if key in r:
             a = r[key]
-            print(f"\n{key}: {a['queries']} queries ({a.get('queries_by_flank')}; unplaced views: "
-                  f"{a.get('unknown_flank', 'skip')}), {a['individuals']} individuals, flanks {a['flanks']} "
+            print(f"\n{key}: {a['queries']} queries ({a['queries_by_flank']}; unplaced views: "
+                  f"{a['unknown_flank']}), {a['individuals']} individuals, flanks {a['flanks']} "
                   f"(target fused top-1 >= {target})")
             for k, m in a["scorers"].items():
                 print(f"  {k:9s} top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  mAP {m['mAP']:.3f}  "
                       f"BAKS {m['BAKS']:.3f}  BAUS {m['BAUS']:.3f}  top-1 by query flank "
-                      + ", ".join(f"{g} {v:.3f}" for g, v in m.get("top1_by_query_flank", {}).items()))
+                      + ", ".join(f"{g} {v:.3f}" for g, v in m["top1_by_query_flank"].items()))
     if "speed" in r:
         s = r["speed"]
         print(f"\nspeed (gallery {s['gallery_images']} images):")

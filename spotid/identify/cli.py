@@ -168,8 +168,6 @@ def eval_reid(
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
-    if unknown_flank not in ("both", "skip"):
-        raise typer.BadParameter(f"{unknown_flank!r}: use both or skip", param_hint="--unknown-flank")
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,

@@ -172,6 +172,22 @@ class Scores:
 UNKNOWN_FLANK = ("both", "skip")
 
 
+def _check_unknown_flank(unknown_flank: str) -> None:
+    if unknown_flank not in UNKNOWN_FLANK:
+        raise ValueError(f"--unknown-flank {unknown_flank!r}: use both or skip")
+
+
+def _placed(flanks) -> np.ndarray:
+    """bool per image: the flank classifier put it on a flank (left/right)."""
+    return np.isin(np.array(flanks, dtype=object), ["left", "right"])
+
+
+def query_flanks(data: EvalData, s: Scores) -> dict[str, int]:
+    """How many counted queries the flank classifier put on each flank (or left unplaced)."""
+    qf = [data.flanks[int(i)] for i in s.queries]
+    return {f: qf.count(f) for f in sorted(set(qf))}
+
+
 def gallery_mask(data: EvalData, unknown_flank: str = "both") -> np.ndarray:
     """(N, N) bool: j is in i's gallery: another encounter, not itself, and the same flank when the
     classifier placed both images on a flank (left/right).
@@ -181,11 +197,10 @@ def gallery_mask(data: EvalData, unknown_flank: str = "both") -> np.ndarray:
     image with them. ``"skip"``: they are left out, as queries and from every gallery (the protocol
     before 2026-12-01; on real leopards, where the classifier places few crops, it evaluates little).
     """
-    if unknown_flank not in UNKNOWN_FLANK:
-        raise ValueError(f"unknown_flank {unknown_flank!r}: use 'both' or 'skip'")
+    _check_unknown_flank(unknown_flank)
     fl = np.array(data.flanks, dtype=object)
     enc = np.array([it.encounter for it in data.items], dtype=object)
-    placed = np.isin(fl, ["left", "right"])
+    placed = _placed(fl)
     m = (fl[:, None] == fl[None, :]) & placed[:, None] & placed[None, :]
     if unknown_flank == "both":
         m |= ~placed[:, None] | ~placed[None, :]
@@ -277,12 +292,12 @@ def _evidence(s: Scores, kind: str, row: int, j: int) -> tuple[float, float]:
     return c, float(np.floor(s.fused_inliers[row, j]))
 
 
-def decision_rows(s: Scores, kind: str, calibration: Calibration, labels: np.ndarray, row: int,
+def decision_rows(s: Scores, kind: str, scores: np.ndarray, labels: np.ndarray, row: int,
                   in_gallery: np.ndarray, top: int = 1) -> list[tuple[object, tuple[float, float, float, float]]]:
-    """The ``top`` individuals of one query as scorer ``kind`` ranks them (gallery limited to
-    ``in_gallery``), each with its decision inputs (cos, inliers, cos_other, inliers_other): the
-    other = the best other individual."""
-    sc = np.where(in_gallery, score_matrix(s, kind, calibration)[row], np.nan)
+    """The ``top`` individuals of one query as scorer ``kind`` ranks them (``scores`` = its
+    :func:`score_matrix`, computed once per scorer; gallery limited to ``in_gallery``), each with its
+    decision inputs (cos, inliers, cos_other, inliers_other): the other = the best other individual."""
+    sc = np.where(in_gallery, scores[row], np.nan)
     ranked = rank_individuals(sc, labels)
     out = []
     for k, (lab, _, j) in enumerate(ranked[:top]):
@@ -306,7 +321,7 @@ def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: 
     classifier placed (left/right) apart from the views it could not place (``top1_by_query_flank``)."""
     ind = np.array([it.individual for it in data.items], dtype=object)
     q_labels = ind[s.queries]
-    placed = np.isin(np.array(data.flanks, dtype=object)[s.queries], ["left", "right"])
+    placed = _placed(data.flanks)[s.queries]
     unknown = unknown_split(ind, s.queries, unknown_fraction, seed)
     in_gallery = ~np.isin(ind, list(unknown))
     out = {}
@@ -319,7 +334,7 @@ def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: 
                                     for name, sel in (("left/right", placed), ("unplaced", ~placed)) if sel.any()}
         best_p, pred, truth, known = [], [], [], []
         for row, qi in enumerate(s.queries):
-            top = decision_rows(s, kind, calibration, ind, row, in_gallery)
+            top = decision_rows(s, kind, sm, ind, row, in_gallery)
             best_p.append(float(calibration.decide(kind, *top[0][1])) if top else 0.0)
             pred.append(top[0][0] if top else None)
             truth.append(ind[qi])
@@ -334,6 +349,7 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
              threshold: float = 0.5, full_verifier: bool = True, max_side: int = 512, seed: int = 0,
              cache: str | Path | None = None, verify_all: int = 300, unknown_flank: str = "both") -> dict:
     """The whole of ``spotid eval reid``: returns the JSON-able report."""
+    _check_unknown_flank(unknown_flank)  # before the slow part
     t0 = time.perf_counter()
     items = list_items(root, encounter)
     data = prepare(items, embedder=embedder, flank=flank, extractor=extractor, max_side=max_side, cache=cache)
@@ -341,14 +357,13 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
                        full_verifier=full_verifier, seed=seed, verify_all=verify_all, unknown_flank=unknown_flank)
     res = evaluate(data, s, calibration, threshold=threshold, seed=seed)
     fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
-    qf = [data.flanks[int(i)] for i in s.queries]
     n = len(data.items)
     fused = res.get("fused", {})
     return {
         "dir": str(root), "images": n, "individuals": len({it.individual for it in data.items}),
         "unreadable": [{"path": p, "reason": r} for p, r in getattr(data, "unreadable", [])],
         "encounter_regex": encounter, "flanks": fl, "unknown_flank": unknown_flank,
-        "queries_by_flank": {f: qf.count(f) for f in sorted(set(qf))},
+        "queries_by_flank": query_flanks(data, s),
         "top1": fused.get("top1"), "top5": fused.get("top5"), "mAP": fused.get("mAP"),
         "queries": fused.get("queries"), "seconds_per_query": s.seconds_per_query,
         "cpu_seconds_per_query": s.meta.get("cpu_seconds_per_query"),
@@ -388,11 +403,12 @@ def decision_training(data: EvalData, s: Scores, calibration: Calibration, *, un
         if kind == "verifier" and np.isnan(s.inliers).all():
             continue
         rows, ys = [], []
+        sm = score_matrix(s, kind, calibration)
         for k in range(splits):
             unknown = unknown_split(ind, s.queries, unknown_fraction, seed + k)
             in_gallery = ~np.isin(ind, list(unknown))
             for row, qi in enumerate(s.queries):
-                for lab, x in decision_rows(s, kind, calibration, ind, row, in_gallery, top):
+                for lab, x in decision_rows(s, kind, sm, ind, row, in_gallery, top):
                     rows.append(x)
                     ys.append(lab == ind[qi])
         out[kind] = (np.array(rows, np.float64).reshape(-1, 4), np.array(ys, bool))
