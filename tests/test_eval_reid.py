@@ -352,3 +352,8 @@ def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, 
     assert len(out["unreadable"]) == 2 and out["individuals"] == 1 and out["queries"] == 4
     assert out["top1"] == 1.0  # the only individual is always ranked first
     assert out["features"].startswith("rootsift-clahe") and out["calibration_fits_features"] is True  # CAL: unknown
+    # for people: the trivial ranking is called out, and nan is shown as a dash
+    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--no-foreground"])
+    assert r.exit_code == 0, r.output
+    assert "only one individual could be read" in r.output and "nan" not in r.output
+    assert "images: 4 left" in r.output and "queries: 4 left; fused top-1 left/right 1.000" in r.output

@@ -131,6 +131,41 @@ def identify(
     typer.echo(f"next: spotid review --db {db}{aside}")
 
 
+def _counts(d: dict) -> str:
+    """{'left': 64, 'unknown': 49} -> '64 left, 49 not placed on a flank'."""
+    return ", ".join(f"{n} {'not placed on a flank' if f not in ('left', 'right') else f}" for f, n in d.items())
+
+
+def _print_reid_report(rep: dict) -> None:
+    """``eval reid`` for people: the table, what its columns mean, and the counts behind them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"re-ID {rep['dir']} ({rep['queries']} queries, {rep['individuals']} individuals)")
+    for c in ("scorer", "top-1", "top-5", "mAP", "BAKS", "BAUS"):
+        t.add_column(c, justify="right")
+    for k, m in rep["scorers"].items():
+        t.add_row(k, *("–" if m[x] != m[x] else f"{m[x]:.3f}" for x in ("top1", "top5", "mAP", "BAKS", "BAUS")))
+    con = Console()
+    con.print(t)
+    if rep["individuals"] < 2:
+        con.print("[bold]only one individual could be read: every query is trivially right and no unknown "
+                  "individual can be measured (BAUS –); these figures say nothing about the matcher[/bold]")
+    con.print(f"top-1/top-5: share of queries whose individual is ranked first / in the first five, photos of "
+              f"the query's own encounter left out; BAKS/BAUS: share right on known / unknown individuals at "
+              f"P >= {rep['threshold']:g}; 'fused' is how identify matches.")
+    unplaced = ("compared with both flanks, as identify does" if rep["unknown_flank"] == "both" else "left out")
+    by = rep["scorers"].get("fused", {}).get("top1_by_query_flank", {})
+    con.print(f"images: {_counts(rep['flanks'])} (not placed: {unplaced}); queries: {_counts(rep['queries_by_flank'])}"
+              + ("; fused top-1 " + ", ".join(f"{g.replace('unplaced', 'not placed')} {v:.3f}" for g, v in by.items())
+                 if by else ""))
+    con.print(f"speed: {rep['seconds_per_query']:.3f} s per query against ~{rep['gallery_mean_size']:.0f} gallery "
+              f"images, {rep['ms_per_features']:.0f} ms of features and {rep['ms_per_embedding']:.1f} ms of "
+              f"embedding per image")
+    typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
+               + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
+
+
 def eval_reid(
     directory: Path = typer.Argument(..., help="One folder per individual, images (or crops) below it."),
     model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder (default: models/embedder)."),
@@ -186,24 +221,7 @@ def eval_reid(
         from spotid.util import print_json
         print_json(rep)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"re-ID {directory} ({rep['queries']} queries, {rep['individuals']} individuals)")
-    for c in ("scorer", "top-1", "top-5", "mAP", "BAKS", "BAUS"):
-        t.add_column(c, justify="right")
-    for k, m in rep["scorers"].items():
-        t.add_row(k, *(f"{m[x]:.3f}" for x in ("top1", "top5", "mAP", "BAKS", "BAUS")))
-    Console().print(t)
-    Console().print(f"{rep['seconds_per_query']:.3f} s/query ({rep['cpu_seconds_per_query']:.3f} CPU s; fused, "
-                    f"gallery ~{rep['gallery_mean_size']:.0f}), "
-                    f"{rep['ms_per_embedding']:.1f} ms/embedding, {rep['ms_per_features']:.0f} ms/features, "
-                    f"flanks {rep['flanks']}, queries by flank {rep['queries_by_flank']} "
-                    f"(unplaced views: {rep['unknown_flank']}; fused top-1 "
-                    + ", ".join(f"{k} {v:.3f}" for k, v in rep["scorers"].get("fused", {}).get(
-                        "top1_by_query_flank", {}).items()) + ")")
-    typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
-               + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
+    _print_reid_report(rep)
     for u in rep["unreadable"]:
         typer.echo(f"not evaluated (cannot decode; re-copy or remove it): {u['path']}: {u['reason']}")
 
