@@ -31,15 +31,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _suggestions(cat, truth: dict, card: Path) -> dict:
+def _matches(cat, truth: dict, card: Path) -> dict:
     """How right the matcher's matches are: each identity's truth is the majority of the sightings
     that founded it (no probability); a matched sighting (with a probability) is right when its
     detection's truth is that individual."""
     from spotid.pipeline import truth_boxes
 
     boxes = truth_boxes(cat, truth, card, min_iou=0.1)
-    rows = cat.query("SELECT s.detection_id, s.individual_id, s.probability, i.flank FROM sightings s "
-                     "JOIN individuals i ON i.id = s.individual_id")
+    rows = cat.query("SELECT detection_id, individual_id, probability FROM sightings")
     true_of = {int(r["detection_id"]): (boxes.get(int(r["detection_id"])) or {}).get("individual_id") for r in rows}
     founders: dict = {}
     for r in rows:
@@ -48,12 +47,7 @@ def _suggestions(cat, truth: dict, card: Path) -> dict:
     label = {k: max(set(v), key=v.count) for k, v in founders.items()}
     matched = [r for r in rows if r["probability"] is not None]
     right = sum(true_of[int(r["detection_id"])] == label.get(r["individual_id"]) for r in matched)
-    flank = {r["individual_id"]: r["flank"] for r in rows}
-    per_true: dict = {}
-    for k, lab in label.items():
-        per_true.setdefault((lab, flank[k]), set()).add(k)
-    return {"matched_right": right, "matched_wrong": len(matched) - right, "proposed": len(label),
-            "proposed_splits": sum(len(v) > 1 for v in per_true.values())}
+    return {"matched_right": right, "matched_wrong": len(matched) - right}
 
 
 def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False,
@@ -84,7 +78,11 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseli
             accept_new_individuals(cat)
         res = Census(CensusConfig())(cat)
         n_pop, n_photo, truth = _truth(card)
-        check = check_against_truth(cat, truth, card) | _suggestions(cat, truth, card)
+        check = check_against_truth(cat, truth, card) | _matches(cat, truth, card)
+        if field:  # nothing is accepted: audit the proposals themselves
+            proposed = check_against_truth(cat, truth, card, statuses=("auto", "confirmed", "pending"))
+            check |= {"proposed": proposed["identities"], "proposed_splits": proposed["split_individual_flanks"],
+                      "proposed_merges": proposed["merged_identities"]}
     for f in (copy, copy.with_name(copy.name + "-wal"), copy.with_name(copy.name + "-shm")):
         f.unlink(missing_ok=True)
     best = res.best_estimate()
@@ -159,7 +157,8 @@ def main() -> None:
         if args.field:
             for side, yml in (("field", current_yaml), ("baseline_field", baseline_yaml)):
                 f = _rerun_identify(out / "demo.db", out / "card", yml, f"{side}.db", field=True, per_card=args.per_card)
-                rows[-1][side] = {k: f[k] for k in ("proposed", "proposed_splits", "matched_right", "matched_wrong")}
+                rows[-1][side] = {k: f[k] for k in ("proposed", "proposed_splits", "proposed_merges", "matched_right",
+                                                    "matched_wrong")}
         x = rows[-1]
         print(f"seed {seed}: photographed {x['photographed']}, MNA {x['mna']} (ratio {x['mna'] / max(x['photographed'], 1):.2f}), "
               f"identities {x['identities']}, splits {x['splits']}, merges {x['merges']}, purity {x['purity']}, "
@@ -177,6 +176,7 @@ def main() -> None:
         for side in ("field", "baseline_field"):
             t = {k: sum(x[side][k] for x in rows) for k in rows[0][side]}
             print(f"{side}: proposed identities {t['proposed']}, split (individual, flank) {t['proposed_splits']}, "
+                  f"holding two animals {t['proposed_merges']}, "
                   f"matches right {t['matched_right']}, wrong {t['matched_wrong']} "
                   f"({t['matched_right'] / max(t['matched_right'] + t['matched_wrong'], 1):.0%} right)")
     if args.json:

@@ -184,19 +184,22 @@ def truth_boxes(cat: Catalog, truth: dict, card_root: Path, min_iou: float = 0.3
     return out
 
 
-def check_against_truth(cat: Catalog, truth: dict, card_root: Path) -> dict:
+def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
+                        statuses: tuple[str, ...] = ("auto", "confirmed")) -> dict:
     """Split/merge audit of the counted identities against the synthetic truth.
 
     Detections are matched to truth boxes by :func:`truth_boxes` at IoU >= 0.1: a box cut through a
     leopard (half the animal, or two boxes on one animal) still counts as that leopard, so an identity
     founded on it shows up as a split instead of vanishing from the audit. Per identity: the majority true
     individual (purity); a *merge* is an identity holding sightings of two or more true individuals,
-    a *split* a true individual (per flank) spread over two or more identities.
+    a *split* a true individual (per flank) spread over two or more identities. ``statuses``: the
+    sightings audited (default: those the census counts; add ``pending`` to audit what identify
+    proposed before anybody reviewed it).
     """
     boxes = truth_boxes(cat, truth, card_root, min_iou=0.1)
     rows = cat.query(
         "SELECT s.individual_id, s.detection_id, i.flank FROM sightings s JOIN individuals i ON i.id = s.individual_id "
-        "WHERE s.status IN ('auto', 'confirmed')")
+        f"WHERE s.status IN ({','.join('?' * len(statuses))})", tuple(statuses))
     ident_truth: dict[int, dict] = {}
     unmatched = 0
     for r in rows:
