@@ -222,8 +222,10 @@ def test_two_flank_file(tmp_path):
 def test_bobcat_bounds(shared):
     r = estimate_file(shared / "census" / "bobcat_bilateral_8occ.csv")
     d = r.to_dict()
-    assert (d["linked"], d["left_only"], d["right_only"]) == (4, 19, 19)
-    assert (d["mna_min"], d["mna_max"], d["mna"]) == (23, 42, 23)
+    # corrected fixture: 23 left and 23 right histories that cannot be linked (multimark "never"),
+    # so the two-flank bounds are 23 (every right flank is one of the left animals) to 46 (none is)
+    assert (d["linked"], d["left_only"], d["right_only"]) == (0, 23, 23)
+    assert (d["mna_min"], d["mna_max"], d["mna"]) == (23, 46, 23)
     assert {e["model"] for e in d["estimates"]} == set(est.MODELS)
     # the right-flank beta-binomial likelihood keeps rising with N: flagged, never chosen
     right = r.per_flank["right"]
