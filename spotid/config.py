@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-from spotid.util import atomic_write_text
+from spotid.util import atomic_write_text, data_dir
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = data_dir("configs")   # shipped defaults: packaged copy, or the checkout's configs/
 
 
 def parse_setting(text: str) -> tuple[str, Any]:

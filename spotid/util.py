@@ -151,13 +151,20 @@ def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
 
 
 def repo_root() -> Path:
-    """The source checkout (spotid is installed editable: models/ and configs/ live beside it)."""
+    """The source checkout (in an editable install models/ and configs/ live beside the package)."""
     return Path(__file__).resolve().parent.parent
 
 
+def data_dir(name: str) -> Path:
+    """A shipped data folder (``models`` or ``configs``): the copy packaged into ``spotid/_data`` by a
+    regular ``pip install .`` (see setup.py), else the checkout's top-level folder (editable install)."""
+    packaged = Path(__file__).resolve().parent / "_data" / name
+    return packaged if packaged.is_dir() else repo_root() / name
+
+
 def models_dir() -> Path:
-    """Where shipped weights live: ``$SPOTID_MODELS`` or ``<checkout>/models``."""
-    return Path(os.environ.get("SPOTID_MODELS", repo_root() / "models"))
+    """Where shipped weights live: ``$SPOTID_MODELS``, else the shipped ``models`` (:func:`data_dir`)."""
+    return Path(os.environ.get("SPOTID_MODELS", data_dir("models")))
 
 
 def open_catalog(db: str | Path, *, create: bool = True):
