@@ -1,6 +1,7 @@
 """spotid.pipeline and the census on simulated surveys: truth audit, CLI guards, end-to-end demo."""
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,10 +12,13 @@ from spotid.catalog import Catalog, now_iso
 from spotid.pipeline import _iou, check_against_truth
 
 
-def _media(cat, path, dep="D1", w=100, h=100, n=[0]):
-    n[0] += 1
+_SHA = itertools.count(1)   # unique content hashes across the tests of this module
+
+
+def _media(cat, path, dep="D1", w=100, h=100):
+    n = next(_SHA)
     return cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, width, height, size_bytes) "
-                       "VALUES (?,?,?,?,?,?,?,?,?)", (dep, f"s{n[0]}", str(path), "x", "image",
+                       "VALUES (?,?,?,?,?,?,?,?,?)", (dep, f"s{n}", str(path), "x", "image",
                                                       "2024-01-01T00:00:00+10:00", w, h, 1)).lastrowid
 
 
