@@ -14,11 +14,12 @@ from scipy.special import gammaln
 from typer.testing import CliRunner
 
 from spotid.census import estimators as est
+from spotid.census import registry
 from spotid.census.history import estimate_file, read_history
 
 DATASETS = {"hare": "hare_6occ.csv", "deermouse_ESG": "deermouse_ESG_6occ.csv",
             "deermouse_WSG": "deermouse_WSG_6occ.csv", "secrdemo": "secrdemo_5occ.csv"}
-OURS = {v: k for k, v in est.SECR_NAMES.items()}
+OURS = {v: k for k, v in registry.SECR_NAMES.items()}
 SE_DIFFERS = {"h2", "betabinomial"}
 REQUIRED = {("hare", m) for m in OURS} | {("deermouse_ESG", m) for m in OURS} | {("secrdemo", m) for m in OURS}
 
@@ -41,7 +42,7 @@ def _load(path) -> np.ndarray:
 def test_matches_secr_closedN(shared, ref):
     """N̂ within 1%, CI limits within 2% of secr::closedN, plus SE, logLik and AICc."""
     X = _load(shared / "census" / DATASETS[ref["dataset"]])
-    res = est.estimate_all(X)
+    res = registry.estimate_all(X)
     e = res.get(OURS[ref["estimator"]])
     assert e.mt1 == int(ref["Mt1"])
     assert e.N == pytest.approx(float(ref["Nhat"]), rel=0.01)
@@ -82,7 +83,7 @@ def test_aicc_choice_matches_secr(shared):
     for ds, fn in DATASETS.items():
         ml = [r for r in ref if r["dataset"] == ds and r["estimator"] in ("null", "zippin", "darroch", "h2", "betabinomial")]
         want = OURS[min(ml, key=lambda r: float(r["AICc"]))["estimator"]]
-        assert est.estimate_all(_load(shared / "census" / fn)).best == want, ds
+        assert registry.estimate_all(_load(shared / "census" / fn)).best == want, ds
 
 
 # -- hand-computed ------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def _no_nan(res):
 
 def test_everyone_seen_every_time_is_at_boundary():
     X = np.ones((10, 5), dtype=int)
-    res = est.estimate_all(X)
+    res = registry.estimate_all(X)
     _no_nan(res)
     for m in ("M0", "Mt"):
         e = res.get(m)
@@ -173,7 +174,7 @@ def test_everyone_seen_every_time_is_at_boundary():
 
 def test_occasion_without_captures_makes_mt_undefined():
     X = np.array([[1, 0, 1, 1], [1, 0, 0, 1], [0, 0, 1, 1], [1, 0, 1, 0], [1, 0, 0, 0]])
-    res = est.estimate_all(X)
+    res = registry.estimate_all(X)
     _no_nan(res)
     e = res.get("Mt")
     assert e.status == est.UNDEFINED and e.N is None and "pool occasions" in e.note and "[2]" in e.note
@@ -182,7 +183,7 @@ def test_occasion_without_captures_makes_mt_undefined():
 
 def test_everyone_seen_once():
     X = np.eye(6, dtype=int)[:, :6]
-    res = est.estimate_all(X)
+    res = registry.estimate_all(X)
     _no_nan(res)
     assert res.get("M0").status == est.NOT_ESTIMABLE and res.get("M0").N is None
     assert res.get("Mb").N is None
@@ -192,10 +193,10 @@ def test_everyone_seen_once():
 
 
 def test_empty_and_single_occasion():
-    res = est.estimate_all(np.zeros((0, 4), dtype=int))
+    res = registry.estimate_all(np.zeros((0, 4), dtype=int))
     _no_nan(res)
     assert res.mna == 0 and all(e.N is None for e in res.estimates if e.model != "Mh-chao")
-    res = est.estimate_all(np.ones((3, 1), dtype=int))
+    res = registry.estimate_all(np.ones((3, 1), dtype=int))
     _no_nan(res)
     assert res.get("M0").status == est.UNDEFINED
 
@@ -204,7 +205,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError):
         est.as_histories(np.array([1, 0, 1]))
     with pytest.raises(ValueError):
-        est.estimate_all(np.ones((3, 3)), models=("M9",))
+        registry.estimate_all(np.ones((3, 3)), models=("M9",))
 
 
 # -- files and CLI ------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_bobcat_bounds(shared):
     # so the two-flank bounds are 23 (every right flank is one of the left animals) to 46 (none is)
     assert (d["linked"], d["left_only"], d["right_only"]) == (0, 23, 23)
     assert (d["mna_min"], d["mna_max"], d["mna"]) == (23, 46, 23)
-    assert {e["model"] for e in d["estimates"]} == set(est.MODELS)
+    assert {e["model"] for e in d["estimates"]} == set(registry.MODELS)
     # the right-flank beta-binomial likelihood keeps rising with N: flagged, never chosen
     right = r.per_flank["right"]
     assert right.get("Mh-betabinomial").status == est.NOT_ESTIMABLE
@@ -253,8 +254,8 @@ def test_cli_estimate(tmp_path):
     r = runner.invoke(app, ["census", "estimate", str(p), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert d["mna"] == 6 and [e["model"] for e in d["estimates"]] == list(est.MODELS)
-    assert d["best"] in est.LIKELIHOOD_MODELS
+    assert d["mna"] == 6 and [e["model"] for e in d["estimates"]] == list(registry.MODELS)
+    assert d["best"] in registry.LIKELIHOOD_MODELS
     r = runner.invoke(app, ["census", "estimate", str(p)])
     assert r.exit_code == 0 and "Mh-chao" in r.output
     bad = tmp_path / "bad.csv"
@@ -262,3 +263,27 @@ def test_cli_estimate(tmp_path):
     r = runner.invoke(app, ["census", "estimate", str(bad)])
     flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", r.output).split())
     assert r.exit_code == 2 and "values must be" in flat
+
+
+def test_registry_is_the_one_list_of_models(monkeypatch):
+    assert registry.MODELS == ("M0", "Mt", "Mb", "Mh-chao", "Mh-jackknife", "Mh-2point", "Mh-betabinomial")
+    assert registry.LIKELIHOOD_MODELS == ("M0", "Mt", "Mb", "Mh-2point", "Mh-betabinomial")
+    assert registry.SECR_NAMES["Mb"] == "zippin"
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(registry.ESTIMATORS["M0"])
+    # a new estimator is one object and one register call; estimate_all then runs it by name
+    seen = []
+
+    def naive(X):
+        seen.append(X.shape)
+        return est.Estimate("naive", float(len(X)), 0.0, float(len(X)), float(len(X)), mt1=len(X))
+
+    monkeypatch.setitem(registry.ESTIMATORS, "naive", registry.HistoryEstimator("naive", naive, None, False))
+    X = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]])
+    res = registry.estimate_all(X, ("M0", "naive"))
+    assert seen == [(2, 3)]                       # the all-zero row never reaches an estimator
+    assert res.get("naive").N == 2.0 and res.best == "M0"
+    # spatial fields ride along without disturbing the non-spatial models
+    data = registry.CaptureData(histories=registry.as_histories(X), captures=np.zeros((2, 3, 4)),
+                                traps=np.zeros((4, 2)))
+    assert data.spatial and registry.estimate_all(data, ("M0",)).get("M0").N == res.get("M0").N

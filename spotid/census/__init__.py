@@ -3,6 +3,8 @@
 - :mod:`spotid.census.estimators` / :mod:`spotid.census.mixture`: closed-population estimators as
   in program CAPTURE and ``secr::closedN`` (M0, Mt, Mb, Mh Chao, Mh jackknife, Mh 2-point mixture,
   Mh beta-binomial) with SE, log-normal CI, logLik and AICc; pure numpy/scipy.
+- :mod:`spotid.census.registry`: the estimator seam (``CaptureData`` in, ``Estimate`` out), the one
+  registry of models and ``estimate_all``.
 - :mod:`spotid.census.history`: capture-history CSV files (0/1, or two-flank 1 = left, 2 = right)
   and the two-flank bounds; ``spotid census estimate``.
 - :mod:`spotid.census.census`: ``Census(config)(catalog) -> CensusResult``: events, occasions,

@@ -22,7 +22,8 @@ import numpy as np
 
 from spotid.catalog import Catalog
 from spotid.census.config import CensusConfig
-from spotid.census.estimators import EstimationResult, estimate_all
+from spotid.census.estimators import EstimationResult
+from spotid.census.registry import estimate_all
 from spotid.census.history import FlankBounds, choose_flank
 from spotid.census.linking import FlankLink, find_flank_links
 

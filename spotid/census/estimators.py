@@ -33,10 +33,6 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import gammaln, xlogy
 
-MODELS = ("M0", "Mt", "Mb", "Mh-chao", "Mh-jackknife", "Mh-2point", "Mh-betabinomial")
-SECR_NAMES = {"M0": "null", "Mt": "darroch", "Mb": "zippin", "Mh-chao": "chao", "Mh-jackknife": "jackknife",
-              "Mh-2point": "h2", "Mh-betabinomial": "betabinomial"}
-LIKELIHOOD_MODELS = ("M0", "Mt", "Mb", "Mh-2point", "Mh-betabinomial")
 MAX_N = 1e7
 # f0 = N̂ - Mt1 below this counts as "N̂ equals the number seen".
 BOUNDARY_F0 = 1e-3
@@ -460,41 +456,3 @@ def add_aicc(estimates: list[Estimate]) -> None:
     for e in have:
         e.daicc = e.aicc - lo
         e.aicc_weight = w[id(e)] / tot
-
-
-def estimate_all(X, models: tuple[str, ...] = MODELS) -> EstimationResult:
-    """Run every model on one capture-history matrix and pick the lowest-AICc likelihood model.
-
-    As in secr::closedN, AICc ranks the likelihood models (M0, Mt, Mb and the Mh 2-point mixture
-    and beta-binomial); Chao and the jackknife have no likelihood, so ``best`` falls back to them
-    (jackknife first) only when no likelihood model has an AICc.
-    """
-    from spotid.census.mixture import mh_2point, mh_betabinomial
-
-    X = as_histories(X)
-    fns = {"M0": m0, "Mt": mt, "Mb": mb, "Mh-chao": mh_chao, "Mh-jackknife": mh_jackknife,
-           "Mh-2point": mh_2point, "Mh-betabinomial": mh_betabinomial}
-    unknown = set(models) - set(fns)
-    if unknown:
-        raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
-    ests = [fns[m](X) for m in models]
-    add_aicc(ests)
-    ranked = sorted((e for e in ests if e.aicc is not None), key=lambda e: e.aicc)
-    if ranked:
-        names = ", ".join(e.model for e in ranked)
-        best, reason = ranked[0].model, f"lowest AICc among the likelihood models ({names})"
-    else:
-        ok = sorted((e for e in ests if e.N is not None and e.model in ("Mh-jackknife", "Mh-chao")),
-                    key=lambda e: e.model != "Mh-jackknife")
-        best = ok[0].model if ok else None
-        fitted = [e for e in ests if e.loglik is not None]
-        # AICc needs more animals than parameters + 1 (secr reports NA). With a handful of animals
-        # AIC favours boundary fits whose intervals are far too narrow (checked on simulated
-        # surveys), so the jackknife, CAPTURE's robust default, is shown instead.
-        why = ("AICc is undefined with so few animals for the number of parameters" if fitted
-               else "no likelihood model could be fitted")
-        reason = f"{why}; heterogeneity estimator (jackknife) shown" if ok else "no model could be fitted"
-    s = CaptureSummary.from_matrix(X)
-    counts = {"n": s.n.tolist(), "u": s.u.tolist(), "f": s.f.tolist()}
-    return EstimationResult(mna=s.n_animals, n_occasions=s.n_occasions, estimates=ests, best=best,
-                            best_reason=reason, counts=counts)

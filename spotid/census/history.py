@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.census.estimators import EstimationResult, estimate_all
+from spotid.census.estimators import EstimationResult
+from spotid.census.registry import estimate_all
 
 
 @dataclass
