@@ -209,8 +209,55 @@ class _UnionFind:
             self.p[max(ra, rb)] = min(ra, rb)
 
 
+@dataclass(frozen=True)
+class Occasions:
+    """The census period cut into occasions, in naive local camera time: ``[origin, stop)`` is
+    ``n`` occasions of ``length`` each."""
+
+    origin: datetime
+    stop: datetime
+    length: timedelta
+    n: int
+
+    def of(self, t_local: datetime) -> int | None:
+        """0-based occasion of a local time, or None outside the period."""
+        if t_local < self.origin or t_local >= self.stop:
+            return None
+        return int((t_local - self.origin) / self.length)
+
+    def bounds(self, k: int) -> tuple[datetime, datetime]:
+        return self.origin + k * self.length, self.origin + (k + 1) * self.length
+
+
+@dataclass
+class _Catalogued:
+    """What the census reads from the catalog (step 1)."""
+
+    ind: dict[int, dict]                 # individual id -> row
+    resolve: dict[int, int]              # individual id -> id after merges
+    deps: dict[str, dict]                # deployment id -> row
+    spans: list[tuple[str, datetime, datetime, str]]   # deployment, local start, local end, source
+    sightings: list[Sighting]            # counted sightings with a usable time (any period)
+
+
+@dataclass
+class _Animals:
+    """Identities joined into animals by flank links (step 4)."""
+
+    links: list[FlankLink]
+    conflicts: list[dict]
+    groups: list[list[int]]              # identities in the period, grouped by animal
+    known: dict[int, set[int]]           # min(group) -> every identity of that animal in the catalog
+    bounds: FlankBounds
+
+
 class Census:
-    """``Census(config)(catalog) -> CensusResult``: the census of one period from a catalog."""
+    """``Census(config)(catalog) -> CensusResult``: the census of one period from a catalog.
+
+    Steps, each its own method: read the catalog; cut the period into occasions; station effort;
+    independent events; animals (flank links and two-flank bounds); capture histories; the
+    identities table; estimates.
+    """
 
     def __init__(self, config: CensusConfig | None = None):
         self.config = config or CensusConfig()
@@ -223,6 +270,38 @@ class Census:
         if start and end and end <= start:
             raise ValueError(f"--end {cfg.end} is not after --start {cfg.start}")
 
+        data = self._read(cat, warnings)
+
+        def within(local: datetime) -> bool:
+            return (start is None or local >= start) and (end is None or local < end)
+
+        in_period = [s for s in data.sightings if within(s.local)]
+        unusable_reasons = self._unusable(cat, within)
+        occ = self._occasions(start, end, data.spans, in_period)
+        stations = self._stations(data.deps, data.spans, occ)
+        events = self._events(in_period, occ)
+        animals = self._animals(cat, data, in_period, warnings)
+        hist = self._histories(animals, events, occ)
+        identities, resighted = self._identities(data, animals, in_period, events, hist, start)
+        for e in events:
+            st = stations.get(e.station)
+            if st is not None and e.occasion is not None:
+                st.n_events += 1
+                st.n_sightings += len(e.sighting_ids)
+                st.identities.add(e.identity)
+        fl, est = self._estimates(data, animals, hist, occ)
+        return CensusResult(
+            config=cfg, period_start=occ.origin, period_end=occ.stop, n_occasions=occ.n, identities=identities,
+            animals=animals.groups, events=events, stations=stations, links=animals.links,
+            link_conflicts=animals.conflicts, bounds=animals.bounds, histories=hist, estimate_flank=fl,
+            estimates=est, new_animals=len(animals.groups) - resighted, resighted_animals=resighted,
+            n_sightings=len(in_period), warnings=warnings,
+            n_unusable_sightings=sum(unusable_reasons.values()), unusable_reasons=unusable_reasons,
+            tz=_single_tz([s.t for s in data.sightings] + [parse_ts(d.get("start")) for d in data.deps.values()]))
+
+    # -- 1. the catalog --------------------------------------------------------------------------------
+    def _read(self, cat: Catalog, warnings: list[str]) -> _Catalogued:
+        cfg = self.config
         ind_rows = cat.query("SELECT id, name, flank, status, merged_into FROM individuals")
         resolve = _resolver(ind_rows)
         ind = {r["id"]: dict(r) for r in ind_rows}
@@ -268,7 +347,6 @@ class Census:
                             "not identifiable (the reasons are listed with the census, 'unusable_reasons' in --json); "
                             "go through them with `spotid review --include-set-aside`")
 
-        # period and occasions (local time)
         spans = []
         for did, d in deps.items():
             s0, s1 = parse_ts(d.get("start")), parse_ts(d.get("end"))
@@ -277,21 +355,24 @@ class Census:
             src = "deployment dates" if (s0 and s1) else "first/last media"
             if a is not None and b is not None:
                 spans.append((did, _local(a), _local(b), src))
-        def within(local: datetime) -> bool:
-            return (start is None or local >= start) and (end is None or local < end)
+        return _Catalogued(ind=ind, resolve=resolve, deps=deps, spans=spans, sightings=all_s)
 
-        in_period = [s for s in all_s if within(s.local)]
-        # leopards photographed but not identifiable (front/back view, weak box, coat hidden): a minimum
-        # count cannot include an animal seen only that way, so the reader is told how many there were
-        unusable_reasons: dict[str, int] = {}
+    @staticmethod
+    def _unusable(cat: Catalog, within) -> dict[str, int]:
+        """Leopards photographed but not identifiable (front/back view, weak box, coat hidden), by reason:
+        a minimum count cannot include an animal seen only that way, so the reader is told how many."""
+        reasons: dict[str, int] = {}
         for r in cat.query("SELECT m.timestamp ts, s.set_aside_reason why FROM sightings s JOIN detections d "
                            "ON d.id = s.detection_id JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"):
             t = parse_ts(r["ts"])
             if t is not None and t.tzinfo is not None and within(_local(t)):
-                # a person's decision clears identify's reason
-                why = r["why"] or "marked unusable in review"
-                unusable_reasons[why] = unusable_reasons.get(why, 0) + 1
-        n_unusable = sum(unusable_reasons.values())
+                why = r["why"] or "marked unusable in review"   # a person's decision clears identify's reason
+                reasons[why] = reasons.get(why, 0) + 1
+        return reasons
+
+    # -- 2. occasions ----------------------------------------------------------------------------------
+    def _occasions(self, start: datetime | None, end: datetime | None, spans, in_period: list[Sighting]) -> Occasions:
+        cfg = self.config
         if start is not None:
             origin = start
         else:
@@ -308,14 +389,11 @@ class Census:
         if n_occ > 5000:
             raise ValueError(f"{n_occ} occasions of {cfg.occasion_days} day(s): give --start/--end or a longer "
                              "--occasion-days")
-        stop = origin + n_occ * occ_len
+        return Occasions(origin=origin, stop=origin + n_occ * occ_len, length=occ_len, n=n_occ)
 
-        def occasion_of(t_local: datetime) -> int | None:
-            if t_local < origin or t_local >= stop:
-                return None
-            return int((t_local - origin) / occ_len)
-
-        # stations and effort
+    # -- 3. stations and effort ------------------------------------------------------------------------
+    @staticmethod
+    def _stations(deps: dict[str, dict], spans, occ: Occasions) -> dict[str, Station]:
         stations: dict[str, Station] = {}
         for did, d in deps.items():
             sid = d.get("location_id") or did
@@ -329,7 +407,7 @@ class Census:
         by_station_spans = defaultdict(list)
         for did, a, b, src in spans:
             sid = deps[did].get("location_id") or did
-            a, b = max(a, origin), min(b, stop)
+            a, b = max(a, occ.origin), min(b, occ.stop)
             if b > a:
                 by_station_spans[sid].append((a, b))
                 stations[sid].camera_nights += (b - a).total_seconds() / 86400
@@ -340,16 +418,20 @@ class Census:
             st.trap_nights = sum((b - a).total_seconds() for a, b in ivs) / 86400
             st.start = ivs[0][0] if ivs else None
             st.end = ivs[-1][1] if ivs else None
-            st.usage = [0.0] * n_occ
-            for k in range(n_occ):
-                o0, o1 = origin + k * occ_len, origin + (k + 1) * occ_len
+            st.usage = [0.0] * occ.n
+            for k in range(occ.n):
+                o0, o1 = occ.bounds(k)
                 st.usage[k] = sum(max(0.0, (min(b, o1) - max(a, o0)).total_seconds()) for a, b in ivs) / 86400
             if not ivs:
                 st.effort_source = "none: no deployment dates and no timestamped media"
         _project(stations)
+        return stations
 
-        # independent events per identity per station (gap to the previous sighting)
-        gap = timedelta(minutes=cfg.independence_minutes)
+    # -- 4. independent events ---------------------------------------------------------------------------
+    def _events(self, in_period: list[Sighting], occ: Occasions) -> list[Event]:
+        """One event per identity per station until the gap to its previous sighting exceeds
+        ``independence_minutes``."""
+        gap = timedelta(minutes=self.config.independence_minutes)
         events: list[Event] = []
         groups = defaultdict(list)
         for s in in_period:
@@ -359,13 +441,16 @@ class Census:
             cur = None
             for s in ss:
                 if cur is None or s.t - cur.end > gap:
-                    cur = Event(len(events) + 1, iid, sid, s.t, s.t, occasion_of(s.local), [])
+                    cur = Event(len(events) + 1, iid, sid, s.t, s.t, occ.of(s.local), [])
                     events.append(cur)
                 cur.end = s.t
                 cur.sighting_ids.append(s.id)
+        return events
 
-        # flank links: stored ones + paired-station co-occurrences
-        links, conflicts = find_flank_links(cat, all_s, resolve, ind, warnings, cfg)
+    # -- 5. animals: flank links and two-flank bounds ------------------------------------------------------
+    def _animals(self, cat: Catalog, data: _Catalogued, in_period: list[Sighting], warnings: list[str]) -> _Animals:
+        ind = data.ind
+        links, conflicts = find_flank_links(cat, data.sightings, data.resolve, ind, warnings, self.config)
         uf = _UnionFind()
         ids_in_period = sorted({s.identity for s in in_period})
         for i in ids_in_period:
@@ -378,30 +463,40 @@ class Census:
         comp = defaultdict(list)
         for i in ids_in_period:
             comp[uf.find(i)].append(i)
-        animals = sorted(comp.values(), key=lambda g: min(g))
+        groups = sorted(comp.values(), key=lambda g: min(g))
+        full = {min(g): comp_all[uf.find(g[0])] for g in groups}
         # An animal's flanks are those known anywhere in the catalog: a left identity whose right
         # flank is known (even if unseen in this period) cannot be one of the right-only identities.
-        known = {min(g): {ind[j]["flank"] for j in comp_all[uf.find(g[0])]} for g in animals}
-        linked = sum(1 for g in animals if known[min(g)] == {"left", "right"})
-        left_only = sum(1 for g in animals if known[min(g)] == {"left"})
-        right_only = sum(1 for g in animals if known[min(g)] == {"right"})
-        bounds = FlankBounds(linked=linked, left_only=left_only, right_only=right_only)
+        known = {k: {ind[j]["flank"] for j in v} for k, v in full.items()}
+        bounds = FlankBounds(linked=sum(1 for f in known.values() if f == {"left", "right"}),
+                             left_only=sum(1 for f in known.values() if f == {"left"}),
+                             right_only=sum(1 for f in known.values() if f == {"right"}))
+        return _Animals(links=links, conflicts=conflicts, groups=groups, known=full, bounds=bounds)
 
-        # capture histories (per identity, 0/1 per occasion from events)
-        hist = {i: np.zeros(n_occ, dtype=int) for i in ids_in_period}
+    # -- 6. capture histories ----------------------------------------------------------------------------
+    @staticmethod
+    def _histories(animals: _Animals, events: list[Event], occ: Occasions) -> dict[int, np.ndarray]:
+        """Per identity, 0/1 per occasion from its events."""
+        hist = {i: np.zeros(occ.n, dtype=int) for g in animals.groups for i in g}
         for e in events:
             if e.occasion is not None:
                 hist[e.identity][e.occasion] = 1
+        return hist
 
-        # identities table info
+    # -- 7. the identities table -------------------------------------------------------------------------
+    @staticmethod
+    def _identities(data: _Catalogued, animals: _Animals, in_period: list[Sighting], events: list[Event],
+                    hist: dict[int, np.ndarray], start: datetime | None) -> tuple[dict[int, dict], int]:
+        """(identity id -> row of the identities table, number of animals seen before the period)."""
+        ind = data.ind
         first_before = {}
         if start is not None:
-            for s in all_s:
+            for s in data.sightings:
                 if s.local < start:
                     first_before[s.identity] = True
         identities = {}
-        for g in animals:
-            full = comp_all[uf.find(g[0])]
+        for g in animals.groups:
+            full = animals.known[min(g)]
             label_names = sorted((ind[i]["flank"], ind[i]["name"]) for i in full)
             for i in g:
                 ss = sorted((s for s in in_period if s.identity == i), key=lambda s: s.t)
@@ -415,39 +510,28 @@ class Census:
                     "n_occasions": int(hist[i].sum()),
                     "seen_before_period": bool(first_before.get(i, False)),
                 }
-        resighted = sum(1 for g in animals if any(first_before.get(i) for i in g))
-        new = len(animals) - resighted
+        resighted = sum(1 for g in animals.groups if any(first_before.get(i) for i in g))
+        return identities, resighted
 
-        for e in events:
-            st = stations.get(e.station)
-            if st is not None and e.occasion is not None:
-                st.n_events += 1
-                st.n_sightings += len(e.sighting_ids)
-                st.identities.add(e.identity)
-
-        # estimates from one flank's histories (each animal counted once)
-        fl, est = None, None
-        if animals:
-            n_l = bounds.linked + bounds.left_only
-            n_r = bounds.linked + bounds.right_only
-            fl = choose_flank(n_l, n_r) if cfg.estimate_flank == "auto" else cfg.estimate_flank
-            rows = []
-            for g in animals:
-                h = np.zeros(n_occ, dtype=int)
-                for i in g:
-                    if ind[i]["flank"] == fl:
-                        h |= hist[i]
-                if h.any():
-                    rows.append(h)
-            X = np.array(rows, dtype=int).reshape(len(rows), n_occ)
-            est = estimate_all(X, tuple(cfg.models))
-        return CensusResult(
-            config=cfg, period_start=origin, period_end=stop, n_occasions=n_occ, identities=identities,
-            animals=animals, events=events, stations=stations, links=links, link_conflicts=conflicts,
-            bounds=bounds, histories=hist, estimate_flank=fl, estimates=est, new_animals=new,
-            resighted_animals=resighted, n_sightings=len(in_period), warnings=warnings,
-            n_unusable_sightings=n_unusable, unusable_reasons=unusable_reasons,
-            tz=_single_tz([s.t for s in all_s] + [parse_ts(d.get("start")) for d in deps.values()]))
+    # -- 8. estimates --------------------------------------------------------------------------------------
+    def _estimates(self, data: _Catalogued, animals: _Animals, hist: dict[int, np.ndarray],
+                   occ: Occasions) -> tuple[str | None, EstimationResult | None]:
+        """Estimates from one flank's histories (each animal counted once); (flank, result)."""
+        if not animals.groups:
+            return None, None
+        cfg, b = self.config, animals.bounds
+        fl = (choose_flank(b.linked + b.left_only, b.linked + b.right_only) if cfg.estimate_flank == "auto"
+              else cfg.estimate_flank)
+        rows = []
+        for g in animals.groups:
+            h = np.zeros(occ.n, dtype=int)
+            for i in g:
+                if data.ind[i]["flank"] == fl:
+                    h |= hist[i]
+            if h.any():
+                rows.append(h)
+        X = np.array(rows, dtype=int).reshape(len(rows), occ.n)
+        return fl, estimate_all(X, tuple(cfg.models))
 
 
 def _single_tz(times) -> object:
