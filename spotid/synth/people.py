@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spotid.synth.animals import Pose, Sprite, _Canvas, _seg_poly
+from spotid.synth.canvas import Pose, Sprite, _Canvas, _seg_poly
 
 
 def render_person(coat, pose: Pose, px_per_m: float) -> Sprite:
