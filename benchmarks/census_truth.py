@@ -35,7 +35,7 @@ def _matches(cat, truth: dict, card: Path) -> dict:
     """How right the matcher's matches are: each identity's truth is the majority of the sightings
     that founded it (no probability); a matched sighting (with a probability) is right when its
     detection's truth is that individual."""
-    from spotid.pipeline import truth_boxes
+    from spotid.workflow.truth import truth_boxes
 
     boxes = truth_boxes(cat, truth, card, min_iou=0.1)
     rows = cat.query("SELECT detection_id, individual_id, probability FROM sightings")
@@ -61,7 +61,7 @@ def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseli
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.identify.pipeline import identify_catalog
-    from spotid.pipeline import _truth, accept_new_individuals, check_against_truth
+    from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth as _truth
 
     copy = db.with_name(name)
     with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
@@ -112,7 +112,7 @@ def main() -> None:
 
     from spotid.config import default_yaml
     from spotid.identify.pipeline import IdentifyConfig
-    from spotid.pipeline import Demo, DemoConfig
+    from spotid.workflow.demo import Demo, DemoConfig
 
     args.out.mkdir(parents=True, exist_ok=True)
     from spotid.config import parse_setting

@@ -17,7 +17,7 @@ import typer
 from spotid import __version__
 from spotid.util import print_json, setup_logging
 
-STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train")
+STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train", "workflow")
 
 app = typer.Typer(
     name="spotid",

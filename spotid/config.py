@@ -1,7 +1,10 @@
 """Configuration: frozen dataclasses whose defaults are mirrored in ``configs/<name>.yaml``.
 
-Resolution order (later wins): dataclass defaults -> a YAML file (``--config``) -> CLI overrides.
-The resolved configuration is saved next to every output and checkpoint with :func:`save_config`.
+One rule for every command (:func:`resolve_config`), later wins: the package defaults (the dataclass,
+mirrored by the shipped ``configs/<name>.yaml``) -> the user's ``--config FILE`` -> command-line options.
+A ``--config`` file is either flat (the settings of that one command) or has one section per stage
+(``detect:``, ``identify:``, ``census:`` ...), so a single file can drive ``spotid process`` and each
+single stage alike. The resolved configuration is saved next to every output with :func:`save_config`.
 """
 from __future__ import annotations
 
@@ -52,6 +55,51 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     return cls(**values)
 
 
+def section_name(cls: type) -> str:
+    """The stage name of a config class: its ``yaml_name`` (``detect``, ``identify``, ``census`` ...)."""
+    return getattr(cls, "yaml_name", cls.__name__.lower().removesuffix("config"))
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p} is not a file: pass a YAML file like the shipped configs/*.yaml")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def resolve_config(cls: type[T], config: str | Path | None = None, **overrides: Any) -> T:
+    """The configuration of one command: package defaults, then ``config``, then ``overrides``.
+
+    ``config`` may hold the settings of ``cls`` directly, or a section named after the stage
+    (:func:`section_name`); the other stages' sections of a shared file are ignored. ``None`` overrides
+    are ignored (unset CLI options). Raises ``ValueError`` naming the file and the valid keys.
+    """
+    values: dict[str, Any] = {}
+    shipped = default_yaml(cls)
+    if shipped.is_file():
+        values.update(_read_yaml(shipped))
+    if config is not None:
+        data = _read_yaml(config)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        stages = {p.stem for p in CONFIG_DIR.glob("*.yaml")} | {section_name(cls)}
+        if any(k in stages and k not in names for k in data):
+            # a file with one section per stage: every top-level key must be a known stage
+            wrong = sorted(k for k, v in data.items() if k not in stages or not isinstance(v, (dict, type(None))))
+            if wrong:
+                raise ValueError(f"{config}: {wrong} are not stage sections; a file with sections holds only "
+                                 f"stage names ({sorted(stages)}), each a mapping of settings")
+            data = data.get(section_name(cls)) or {}
+        values.update(data)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return load_config(cls, None, **values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{config}: {e}" if config is not None else str(e)) from None
+
+
 def config_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
@@ -66,5 +114,4 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 def default_yaml(cls: type) -> Path:
     """Path of the shipped YAML mirror of ``cls``'s defaults (configs/<name>.yaml)."""
-    name = getattr(cls, "yaml_name", cls.__name__.lower().removesuffix("config"))
-    return CONFIG_DIR / f"{name}.yaml"
+    return CONFIG_DIR / f"{section_name(cls)}.yaml"

@@ -1,4 +1,4 @@
-"""spotid.pipeline and the census on simulated surveys: truth audit, CLI guards, end-to-end demo."""
+"""spotid.workflow and the census on simulated surveys: truth audit, CLI guards, end-to-end demo."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from spotid.catalog import Catalog, now_iso
-from spotid.pipeline import _iou, check_against_truth
+from spotid.types import iou as _iou
+from spotid.workflow.truth import check_against_truth
 
 
 _SHA = itertools.count(1)   # unique content hashes across the tests of this module
@@ -84,7 +85,7 @@ def test_process_needs_a_folder(tmp_path):
 def test_demo_end_to_end_tiny(tmp_path):
     """The whole chain on a tiny synthetic survey with the shipped models (accuracy is the demo's job;
     here: every stage ran, the truth is read, and the census figures are consistent)."""
-    from spotid.pipeline import Demo, DemoConfig
+    from spotid.workflow.demo import Demo, DemoConfig
 
     res = Demo(DemoConfig(seed=3, individuals=3, stations=1, days=2, empty_fraction=0.2, workers=1))(
         tmp_path / "demo.db", tmp_path / "out")
@@ -141,7 +142,7 @@ def test_demo_next_step_names_the_set_aside_sightings(capsys):
     """The demo's last line is the next command; with sightings identify set aside it queues them too."""
     from types import SimpleNamespace
 
-    from spotid.census.cli import _print_truth
+    from spotid.workflow.cli import _print_truth
 
     res = SimpleNamespace(census={"mna": 7, "N": 7.3, "lcl": 7.0, "ucl": 14.8, "model": "M0"},
                           truth_check={"split_individual_flanks": 0, "merged_identities": 0, "sighting_purity": 1.0,

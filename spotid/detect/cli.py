@@ -17,11 +17,11 @@ DB_HELP = "Catalog file (catalog mode: process media without detections)."
 
 
 def _config(config: Optional[Path], **overrides):
-    from spotid.config import load_config
+    from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
 
     try:
-        return load_config(DetectConfig, config or None, **overrides)
+        return resolve_config(DetectConfig, config or None, **overrides)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e)) from None
 

@@ -25,11 +25,11 @@ def camtrapdp(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Camtrap DP 1.0.2 package (deployments, media, observations with individuals and boxes)."""
-    from spotid.config import load_config
+    from spotid.config import resolve_config
     from spotid.export.camtrapdp import CamtrapDPConfig, ExportError, export_camtrapdp
 
     try:
-        cfg = load_config(CamtrapDPConfig, config, min_conf=min_conf, title=title, contributor=contributor)
+        cfg = resolve_config(CamtrapDPConfig, config, min_conf=min_conf, title=title, contributor=contributor)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:
@@ -100,11 +100,11 @@ def report(
     """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates."""
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
-    from spotid.config import load_config
+    from spotid.config import resolve_config
     from spotid.export.report import write_report
 
     try:
-        cfg = load_config(CensusConfig, config, start=start, end=end, occasion_days=occasion_days,
+        cfg = resolve_config(CensusConfig, config, start=start, end=end, occasion_days=occasion_days,
                           write_flank_links=False)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

@@ -54,7 +54,7 @@ class CardRows:
 def card_catalog(card: str | Path, work: str | Path) -> Path:
     """Ingest and detect a synth card into ``work/<card name>.db`` (reused when it already holds
     detections). Raises when ``card`` has no ``truth.json`` (not a synth card)."""
-    from spotid.pipeline import ingest_synth_card, run_detect
+    from spotid.workflow.process import ingest_synth_card, run_detect
 
     card = Path(card)
     if not (card / "truth.json").is_file():
@@ -81,7 +81,7 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
 
     from spotid.identify.bursts import group_bursts
     from spotid.identify.match import Gallery, pool_burst
-    from spotid.pipeline import truth_boxes
+    from spotid.workflow.truth import truth_boxes
 
     card = Path(card)
     truth = json.loads((card / "truth.json").read_text(encoding="utf-8"))

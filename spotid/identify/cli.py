@@ -27,14 +27,13 @@ def _one_thread(threads: int) -> None:
 
 
 def _cfg(config: Optional[Path], **overrides):
-    from spotid.config import default_yaml, load_config
+    from spotid.config import resolve_config
     from spotid.identify.pipeline import IdentifyConfig
 
     if config is not None and not Path(config).is_file():
         raise typer.BadParameter(f"{config} is not a file: pass a copy of configs/identify.yaml", param_hint="--config")
-    y = config or default_yaml(IdentifyConfig)
     try:
-        return load_config(IdentifyConfig, y if Path(y).is_file() else None, **overrides)
+        return resolve_config(IdentifyConfig, config, **overrides)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e)) from None
 

@@ -449,12 +449,11 @@ class Identifier:
 def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,
                      config_path: str | Path | None = None, **overrides) -> IdentifyResult:
     """Run identify on ``cat`` with the active models and ``configs/identify.yaml`` (+ overrides)."""
-    from spotid.config import default_yaml, load_config
+    from spotid.config import resolve_config
     from spotid.identify.embedder import Embedder
     from spotid.identify.flank import FlankClassifier
 
-    y = config_path or default_yaml(IdentifyConfig)
-    cfg = load_config(IdentifyConfig, y if Path(y).is_file() else None, auto_accept=auto_accept, **overrides)
+    cfg = resolve_config(IdentifyConfig, config_path, auto_accept=auto_accept, **overrides)
     emb = Embedder(cfg.embedder_model, catalog=cat)
     fl = FlankClassifier(cfg.flank_model, catalog=cat, threshold=cfg.flank_threshold)
     return Identifier(cfg, embedder=emb, flank=fl, catalog=cat)(cat, deployment=deployment)

@@ -55,12 +55,12 @@ def ingest(
     --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
     sequences counts the sequences holding this card's frames, already-present ones included.
     """
-    from spotid.config import load_config
+    from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
     from spotid.util import open_catalog, print_json
 
     try:
-        cfg = load_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
+        cfg = resolve_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e)) from None
     with open_catalog(db) as cat:

@@ -12,11 +12,11 @@ app = typer.Typer(help="Synthetic camera-trap world: SD cards with known leopard
 
 
 def _cfg(config: Optional[Path], **over):
-    from spotid.config import load_config
+    from spotid.config import resolve_config
     from spotid.synth.config import SynthConfig
 
     try:
-        return load_config(SynthConfig, config, **over)
+        return resolve_config(SynthConfig, config, **over)
     except (ValueError, TypeError) as e:
         raise typer.BadParameter(str(e)) from e
 

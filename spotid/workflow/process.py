@@ -1,0 +1,103 @@
+"""``spotid process``: ingest + detect + identify one SD card, the way a field team runs a new card.
+
+Each stage is called through its Python API (no subprocesses), with its own resolved configuration:
+
+    card  --ingest-->  media  --detect-->  detections  --identify-->  sightings
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spotid.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+
+class PipelineError(RuntimeError):
+    """A stage needed by the pipeline is missing or failed; the message names the stage and the fix."""
+
+
+# -- stage adapters ------------------------------------------------------------------------------------
+def run_ingest(cat: Catalog, card: Path, deployment: str, tz: str | None = None, cfg=None) -> dict:
+    """Ingest one card (``cfg``: an IngestConfig; default: the package defaults, with ``tz``)."""
+    import dataclasses
+
+    from spotid.config import resolve_config
+    from spotid.ingest.ingester import IngestConfig, Ingester
+
+    cfg = cfg or resolve_config(IngestConfig)
+    if tz is not None:
+        cfg = dataclasses.replace(cfg, tz=tz)
+    return Ingester(cat, cfg)(card, deployment).to_json()
+
+
+def ingest_synth_card(cat: Catalog, card_root: Path) -> None:
+    """Ingest a card written by the synth stage: its ``deployments.csv``, then each deployment's folder."""
+    from spotid.ingest.deployments import import_deployments_csv
+
+    import_deployments_csv(cat, Path(card_root) / "deployments.csv")
+    for (dep,) in cat.query("SELECT id FROM deployments ORDER BY id"):
+        if (Path(card_root) / dep).is_dir():
+            run_ingest(cat, Path(card_root) / dep, dep)
+
+
+def run_detect(cat: Catalog, deployment: str | None = None, cfg=None) -> dict:
+    """Detect on the catalog's pending frames (``cfg``: a DetectConfig; default: the package defaults)."""
+    from spotid.config import resolve_config
+    from spotid.detect.config import DetectConfig
+    from spotid.detect.detector import make_detector
+    from spotid.detect.run import detect_catalog
+
+    cfg = cfg or resolve_config(DetectConfig)
+    return detect_catalog(make_detector(cfg), cat, cfg, deployment=deployment).to_json()
+
+
+def run_identify(cat: Catalog, *, auto_accept: bool, deployment: str | None = None,
+                 config_path: str | Path | None = None, **overrides) -> dict:
+    """The identify stage's catalog entry point (``spotid identify --db``), auto-accepting when asked."""
+    from spotid.identify.pipeline import identify_catalog
+
+    return identify_catalog(cat, auto_accept=auto_accept, deployment=deployment, config_path=config_path,
+                            **overrides).to_json()
+
+
+@dataclass
+class ProcessResult:
+    deployment: str
+    ingest: dict
+    detect: dict
+    identify: dict | None
+    seconds: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def process_card(cat: Catalog, card: str | Path, deployment: str, *, tz: str | None = None,
+                 auto_accept: bool = False, identify: bool = True, ingest_cfg=None, detect_cfg=None,
+                 config_path: str | Path | None = None, identify_overrides: dict | None = None) -> ProcessResult:
+    """Ingest + detect + identify one card of one deployment (what a field team runs per card).
+
+    ``ingest_cfg``/``detect_cfg``: resolved stage configs (default: the package defaults);
+    ``config_path``/``identify_overrides``: identify's ``--config`` file and option overrides.
+    """
+    card = Path(card)
+    if not card.is_dir():
+        raise PipelineError(f"{card} is not a folder: pass the SD card's root (the folder holding DCIM)")
+    t = {}
+    t0 = time.perf_counter()
+    ing = run_ingest(cat, card, deployment, tz, ingest_cfg)
+    t["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    det = run_detect(cat, deployment, detect_cfg)
+    t["detect"] = time.perf_counter() - t0
+    ide = None
+    if identify:
+        t0 = time.perf_counter()
+        ide = run_identify(cat, auto_accept=auto_accept, deployment=deployment, config_path=config_path,
+                           **(identify_overrides or {}))
+        t["identify"] = time.perf_counter() - t0
+    return ProcessResult(deployment, ing, det, ide, {k: round(v, 2) for k, v in t.items()})

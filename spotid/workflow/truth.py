@@ -1,0 +1,109 @@
+"""Scoring a catalog against the synthetic world's truth (``truth.json`` of a synth card): which detection
+is which true leopard, and how many identities were split or merged. Used by ``spotid demo`` and the
+benchmarks; a field survey has no truth and never calls this.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from spotid.catalog import Catalog
+from spotid.types import iou as _iou
+
+
+def read_truth(card_root: Path) -> tuple[int, int, dict]:
+    """(population size, individuals photographed, truth json) from the synth card's truth.json."""
+    truth = json.loads((card_root / "truth.json").read_text(encoding="utf-8"))
+    pop = truth.get("population") or []
+    photographed = {a.get("individual_id") for a in truth.get("annotations", []) if a.get("individual_id")}
+    if pop and all("photographed" in p for p in pop):
+        photographed = {p["individual_id"] for p in pop if p["photographed"]}
+    return len(pop), len(photographed), truth
+
+
+def truth_boxes(cat: Catalog, truth: dict, card_root: Path, min_iou: float = 0.3) -> dict[int, dict]:
+    """{detection id: the synth truth annotation it finds} for the catalog's detections of a synth card.
+
+    A detection is matched to the truth leopard box in the same file with the highest IoU (>= ``min_iou``);
+    detections matching none (false positives, other species) are absent.
+    """
+    images = {im["id"]: im for im in truth.get("images", [])}
+    by_file: dict[str, list] = {}
+    for a in truth.get("annotations", []):
+        if a.get("individual_id"):
+            im = images.get(a["image_id"])
+            if im is not None:
+                by_file.setdefault(str(Path(im["file_name"]).as_posix()), []).append((a, im))
+    root = card_root.resolve()
+    out: dict[int, dict] = {}
+    for r in cat.query("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.width, m.height FROM detections d "
+                       "JOIN media m ON m.id = d.media_id"):
+        try:
+            rel = Path(r["path"]).resolve().relative_to(root).as_posix()
+        except ValueError:
+            continue
+        best, best_iou = None, min_iou
+        for a, im in by_file.get(rel, []):
+            W, H = im.get("width") or r["width"], im.get("height") or r["height"]
+            if not W or not H:
+                continue
+            iou = _iou((r["x"] * W, r["y"] * H, r["w"] * W, r["h"] * H), tuple(a["bbox"]))
+            if iou >= best_iou:
+                best, best_iou = a, iou
+        if best is not None:
+            out[int(r["id"])] = best
+    return out
+
+
+def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
+                        statuses: tuple[str, ...] = ("auto", "confirmed")) -> dict:
+    """Split/merge audit of the counted identities against the synthetic truth.
+
+    Detections are matched to truth boxes by :func:`truth_boxes` at IoU >= 0.1: a box cut through a
+    leopard (half the animal, or two boxes on one animal) still counts as that leopard, so an identity
+    founded on it shows up as a split instead of vanishing from the audit. Per identity: the majority true
+    individual (purity); a *merge* is an identity holding sightings of two or more true individuals,
+    a *split* a true individual (per flank) spread over two or more identities. ``statuses``: the
+    sightings audited (default: those the census counts; add ``pending`` to audit what identify
+    proposed before anybody reviewed it).
+    """
+    boxes = truth_boxes(cat, truth, card_root, min_iou=0.1)
+    rows = cat.query(
+        "SELECT s.individual_id, s.detection_id, i.flank FROM sightings s JOIN individuals i ON i.id = s.individual_id "
+        f"WHERE s.status IN ({','.join('?' * len(statuses))})", tuple(statuses))
+    ident_truth: dict[int, dict] = {}
+    unmatched = 0
+    for r in rows:
+        best = boxes.get(int(r["detection_id"]))
+        if best is None:
+            unmatched += 1
+            continue
+        ident_truth.setdefault(r["individual_id"], {}).setdefault(best["individual_id"], 0)
+        ident_truth[r["individual_id"]][best["individual_id"]] += 1
+    merges = sum(1 for c in ident_truth.values() if len(c) > 1)
+    per_true: dict[tuple, set] = {}
+    flank = {r["individual_id"]: r["flank"] for r in rows}
+    for iid, c in ident_truth.items():
+        major = max(c, key=c.get)
+        per_true.setdefault((major, flank[iid]), set()).add(iid)
+    splits = sum(1 for s in per_true.values() if len(s) > 1)
+    total = sum(sum(c.values()) for c in ident_truth.values())
+    correct = sum(max(c.values()) for c in ident_truth.values())
+    return {"identities": len(ident_truth), "merged_identities": merges, "split_individual_flanks": splits,
+            "sighting_purity": round(correct / total, 4) if total else None,
+            "sightings_not_matched_to_truth": unmatched}
+
+
+def accept_new_individuals(cat: Catalog) -> int:
+    """Demo only (nobody reviews): accept the sightings that found machine-proposed new individuals.
+
+    Identify leaves them 'pending' for a biologist; matches to known individuals were already
+    auto-accepted at the re-ID model's threshold, and the rest stay pending (not counted).
+    """
+    from spotid.catalog import now_iso
+
+    with cat.transaction():
+        cur = cat.execute(
+            "UPDATE sightings SET status = 'auto', updated_at = ? WHERE status = 'pending' AND probability IS NULL "
+            "AND individual_id IN (SELECT id FROM individuals WHERE status = 'proposed')", (now_iso(),))
+    return int(cur.rowcount)
