@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from spotid.census import mixture
+from spotid.census.secr import SECR
 from spotid.census.estimators import (CaptureSummary, Estimate, EstimationResult, add_aicc, as_histories, m0,
                                       mb, mh_chao, mh_jackknife, mt)
 
@@ -89,13 +90,15 @@ for _est in (HistoryEstimator("M0", m0, "null", True),
              HistoryEstimator("Mh-chao", mh_chao, "chao", False),
              HistoryEstimator("Mh-jackknife", mh_jackknife, "jackknife", False),
              HistoryEstimator("Mh-2point", mixture.mh_2point, "h2", True),
-             HistoryEstimator("Mh-betabinomial", mixture.mh_betabinomial, "betabinomial", True)):
+             HistoryEstimator("Mh-betabinomial", mixture.mh_betabinomial, "betabinomial", True),
+             SECR()):   # spatial: the default settings of secr.fit (multi-catch, half-normal, 100 m buffer)
     register(_est)
 
 # the non-spatial models, in the order of every table
 MODELS: tuple[str, ...] = tuple(n for n, e in ESTIMATORS.items() if not e.spatial)
 LIKELIHOOD_MODELS: tuple[str, ...] = tuple(n for n in MODELS if ESTIMATORS[n].has_likelihood)
-SECR_NAMES: dict[str, str] = {n: e.secr_name for n, e in ESTIMATORS.items() if e.secr_name}
+# the non-spatial models' names in secr::closedN (SECR itself is secr.fit, not a closedN estimator)
+SECR_NAMES: dict[str, str] = {n: ESTIMATORS[n].secr_name for n in MODELS if ESTIMATORS[n].secr_name}
 
 
 def get(name: str) -> Estimator:
