@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from spotid.census import registry
 from spotid.census.secr import (SECR, SECRDataError, _Problem, detection_probability, fit_secr, hazard)
-from spotid.census.secr_io import capture_data_from_census, load_secr_inputs
+from spotid.census.secr_io import capture_data_from_census, load_secr_inputs, simulate_secr
 from spotid.census.secr_mask import Mask, make_mask, points_in_polygons, read_mask_points, read_polygon
 
 
@@ -128,27 +128,13 @@ def test_loglik_matches_brute_force(detector):
 
 # --- a simulated survey with known density -----------------------------------------------------------------
 
-def _simulate(rng, D, g0, sigma, detector, traps, S, buffer):
-    lo, hi = traps.min(0) - buffer, traps.max(0) + buffer
-    area_ha = np.prod(hi - lo) / 1e4
-    N = rng.poisson(D * area_ha)
-    centres = lo + rng.random((N, 2)) * (hi - lo)
-    d2 = ((centres[:, None, :] - traps[None]) ** 2).sum(-1)
-    h = -np.log1p(-g0 * np.exp(-d2 / (2 * sigma ** 2)))          # (N, K)
-    if detector == "count":
-        w = rng.poisson(h[:, None, :].repeat(S, 1))
-    else:
-        w = (rng.random((N, S, len(traps))) < -np.expm1(-h[:, None, :])).astype(int)
-    return w[w.sum(axis=(1, 2)) > 0], N, area_ha
-
-
-@pytest.mark.parametrize("detector", ["proximity", "count"])
+@pytest.mark.parametrize("detector", ["proximity", "count", "multi"])
 def test_simulated_survey_recovers_density(detector):
     rng = np.random.default_rng(7)
     gx, gy = np.meshgrid(np.arange(6) * 20.0, np.arange(6) * 20.0)
     traps = np.column_stack([gx.ravel(), gy.ravel()])
     D, g0, sigma = 25.0, 0.25, 18.0
-    w, N, _ = _simulate(rng, D, g0, sigma, detector, traps, S=5, buffer=80.0)
+    w, N, _ = simulate_secr(rng, traps, D=D, g0=g0, sigma=sigma, n_occasions=5, buffer=80.0, detector=detector)
     fit = fit_secr(w, traps, None, make_mask(traps, buffer=80, nx=32), detector, "HN")
     assert fit.status == "ok" and fit.n_animals == len(w) > 20
     assert fit.D == pytest.approx(D, rel=0.3) and fit.D_lcl < D < fit.D_ucl

@@ -162,16 +162,16 @@ def estimate(
 
 @census_app.command("secr")
 def secr_fit(
-    captures: Path = typer.Argument(..., help="CSV [session,]id,occasion,trap[,count]: one row per detection."),
-    traps: Path = typer.Argument(..., help="CSV trap,x,y[,usage]: one row per station (x/y projected)."),
+    captures: Path = typer.Argument(..., help="CSV \\[session,]id,occasion,trap\\[,count]: one row per detection."),
+    traps: Path = typer.Argument(..., help="CSV trap,x,y\\[,usage]: one row per station (x/y projected)."),
     usage: Optional[Path] = typer.Option(None, "--usage", help="CSV trap,<occ1>,<occ2>,...: effort per occasion."),
-    buffer: float = typer.Option(100.0, "--buffer", help="Mask buffer around the traps, metres (about 4σ)."),
+    buffer: float = typer.Option(100.0, "--buffer", help="Mask buffer around the traps, metres whatever --unit (about 4σ)."),
     detector: str = typer.Option("multi", "--detector", help="multi | proximity | count (cameras: proximity/count)."),
     detectfn: str = typer.Option("HN", "--detectfn", help="HN | HR (g0) or HHN | HHR (λ0)."),
     nx: int = typer.Option(64, "--nx", help="Mask cells across the buffered trap box (secr's nx)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Habitat polygon (CSV x,y vertices or GeoJSON) "
                                                              "clipping the buffer mask."),
-    mask_points: Optional[Path] = typer.Option(None, "--mask-points", help="Ready mask: CSV x,y[,avail] of "
+    mask_points: Optional[Path] = typer.Option(None, "--mask-points", help="Ready mask: CSV x,y\\[,avail] of "
                                                                            "cell centres on a regular grid."),
     unit: str = typer.Option("m", "--unit", help="Unit of all input coordinates: m | km."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -182,8 +182,11 @@ def secr_fit(
 
         spotid census secr captures.csv traps.csv --buffer 100 --detector multi
 
-    Camera stations: --detector count (events per station and occasion) or proximity (0/1), with
-    --usage from the stations' operating days.
+    Camera stations: --detector count (events per station and occasion) or proximity (0/1), with --usage from the stations' operating days.
+
+    Tigers with coordinates in km on a SPACECAP state space:
+
+        spotid census secr caps.csv traps.csv --unit km --detector proximity --mask-points statespace.csv
     """
     from spotid.census.secr import DETECTFNS, DETECTORS, SECR, SECRDataError
     from spotid.census.secr_io import load_secr_inputs
