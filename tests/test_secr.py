@@ -225,3 +225,35 @@ def test_secrdemo_matches_secr(shared):
     assert f.params["sigma"]["estimate"] == pytest.approx(29.366, rel=0.02)
     assert f.loglik == pytest.approx(-759.0257, abs=0.05)
     assert f.n_animals == 76 and f.n_detections == 235 and f.mask["points"] > 3000
+
+
+def test_cli_fits_files_with_usage_and_prints_json(tmp_path):
+    from spotid.cli import app
+
+    rng = np.random.default_rng(3)
+    gx, gy = np.meshgrid(np.arange(5) * 25.0, np.arange(5) * 25.0)
+    traps = np.column_stack([gx.ravel(), gy.ravel()])
+    usage = np.ones((25, 4))
+    usage[0, 2:] = 0                                    # station T0 died after occasion 2
+    w, _, _ = simulate_secr(rng, traps, D=20, g0=0.3, sigma=20, n_occasions=4, buffer=80, detector="count",
+                            usage=usage)
+    (tmp_path / "traps.csv").write_text("trap,x,y,usage\n" + "".join(
+        f"T{k},{x / 1000},{y / 1000},{''.join(str(int(v)) for v in usage[k])}\n" for k, (x, y) in enumerate(traps)))
+    lines = [f"{a},{s + 1},T{k},{w[a, s, k]}" for a, s, k in zip(*np.nonzero(w))]
+    (tmp_path / "caps.csv").write_text("id,occasion,trap,count\n" + "\n".join(lines) + "\n")
+    r = CliRunner().invoke(app, ["census", "secr", str(tmp_path / "caps.csv"), str(tmp_path / "traps.csv"),
+                                 "--unit", "km", "--detector", "count", "--nx", "32", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["n_animals"] == len(w) and d["n_detections"] == int(w.sum()) and d["n_occasions"] == 4
+    assert d["D_per_100km2"]["estimate"] == pytest.approx(d["D"] * 1e4)
+    assert d["D_lcl"] < d["D"] < d["D_ucl"] and d["params"]["sigma"]["estimate"] > 5
+    assert d["mask"]["spacing_m"] == pytest.approx((100 + 2 * 100) / 32)   # km read as m × 1000; default 100 m buffer
+    # the same data through the registry's estimator; and a table for people
+    data, _ = load_secr_inputs(tmp_path / "caps.csv", tmp_path / "traps.csv", scale=1000)
+    assert data.usage[0].tolist() == [1, 1, 0, 0]
+    est = SECR(detector="count", nx=32)(data)
+    assert est.model == "SECR" and est.N == pytest.approx(d["N"], rel=1e-6) and est.details["D"] == pytest.approx(d["D"])
+    r = CliRunner().invoke(app, ["census", "secr", str(tmp_path / "caps.csv"), str(tmp_path / "traps.csv"),
+                                 "--unit", "km", "--detector", "count", "--nx", "32"])
+    assert r.exit_code == 0 and "D per 100 km²" in r.output and "N in the mask" in r.output
