@@ -257,3 +257,36 @@ def test_cli_fits_files_with_usage_and_prints_json(tmp_path):
     r = CliRunner().invoke(app, ["census", "secr", str(tmp_path / "caps.csv"), str(tmp_path / "traps.csv"),
                                  "--unit", "km", "--detector", "count", "--nx", "32"])
     assert r.exit_code == 0 and "D per 100 km²" in r.output and "N in the mask" in r.output
+
+
+def test_capture_data_from_a_catalog_census(db_path):
+    """A real CensusResult (hand-built catalog): stations are traps, events are counts, usage from effort."""
+    import sys
+    from pathlib import Path
+
+    from spotid.catalog import Catalog
+    from spotid.census.census import Census
+    from spotid.census.config import CensusConfig
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_census_fixtures import Builder, T
+
+    with Catalog(db_path) as cat:
+        b = Builder(cat)
+        b.deployment("D1a", "S1", T(1, "00:00"), T(5, "00:00"), 43.10, 131.90)
+        b.deployment("D1b", "S1", T(1, "00:00"), T(5, "00:00"), 43.10, 131.90)   # the pair: one station
+        b.deployment("D2", "S2", T(1, "00:00"), T(3, "00:00"), 43.10, 131.92)   # 2 of 4 days
+        for name, fl in [("L1", "left"), ("L2", "left"), ("R1", "right")]:
+            b.individual(name, fl)
+        b.sighting("D1a", T(1, "20:00"), "L1")
+        b.sighting("D1a", T(1, "23:00"), "L1")          # a second independent event, same occasion
+        b.sighting("D2", T(2, "03:00"), "L1")
+        b.sighting("D2", T(1, "03:00"), "L2")
+        b.sighting("D1b", T(4, "01:00"), "R1")
+        res = Census(CensusConfig())(cat)
+    d = capture_data_from_census(res, flank="left")
+    assert d.trap_ids == ("S1", "S2") and d.usage.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert abs(d.traps[1, 0] - d.traps[0, 0]) == pytest.approx(0.02 * 111_195 * math.cos(math.radians(43.1)), rel=1e-3)
+    caps = sorted(c.tolist() for c in d.captures)                # (occasions, stations) per animal
+    assert caps == [[[0, 1], [0, 0], [0, 0], [0, 0]], [[2, 0], [0, 1], [0, 0], [0, 0]]]
+    assert capture_data_from_census(res, flank="right").captures.sum() == 1
