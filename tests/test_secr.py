@@ -70,18 +70,24 @@ def test_polygon_with_hole_and_files(tmp_path):
 
 # --- the likelihood against a brute-force sum -------------------------------------------------------------
 
-def _brute_loglik(w, traps, usage, pts, cell, D, g0, sigma, detector):
-    """The secr full likelihood written out with loops: Poisson n, Σ_m Pr(ω|x_m) per animal, n_ω!."""
+def _brute_loglik(w, traps, usage, pts, cell, D, g0, sigma, detector, z=None):
+    """The secr full likelihood written out with loops: Poisson n, Σ_m Pr(ω|x_m) per animal, n_ω!.
+    Half-normal, or hazard-rate g0 (1 - exp(-(d/σ)^-z)) when ``z`` is given."""
     n, S, K = w.shape
+
+    def g(x, t):
+        d = math.sqrt(((x - t) ** 2).sum())
+        return g0 * (1 - math.exp(-(d / sigma) ** -z)) if z else g0 * math.exp(-d * d / (2 * sigma ** 2))
+
     ll = n * math.log(D * cell)
     pdot_sum = 0.0
     for x in pts:
-        h = [-math.log(1 - g0 * math.exp(-((x - t) ** 2).sum() / (2 * sigma ** 2))) for t in traps]
+        h = [-math.log(1 - g(x, t)) for t in traps]
         pdot_sum += 1 - math.exp(-sum(usage[k, s] * h[k] for k in range(K) for s in range(S)))
     for i in range(n):
         tot = 0.0
         for x in pts:
-            h = [-math.log(1 - g0 * math.exp(-((x - t) ** 2).sum() / (2 * sigma ** 2))) for t in traps]
+            h = [-math.log(1 - g(x, t)) for t in traps]
             pr = 1.0
             for s in range(S):
                 if detector == "multi":
@@ -103,8 +109,9 @@ def _brute_loglik(w, traps, usage, pts, cell, D, g0, sigma, detector):
     return ll - D * cell * pdot_sum - float(gammaln(counts + 1).sum())
 
 
-@pytest.mark.parametrize("detector", ["multi", "proximity", "count"])
-def test_loglik_matches_brute_force(detector):
+@pytest.mark.parametrize("detector,detectfn", [("multi", "HN"), ("proximity", "HN"), ("count", "HN"),
+                                               ("multi", "HR"), ("proximity", "HR")])
+def test_loglik_matches_brute_force(detector, detectfn):
     traps = np.array([[0.0, 0.0], [30.0, 0.0]])
     pts = np.array([[0.0, 10.0], [15.0, -5.0], [40.0, 5.0]])
     mask = Mask(points=pts, spacing=10.0)
@@ -116,10 +123,10 @@ def test_loglik_matches_brute_force(detector):
     w[2, 1, 0] = 1                                         # animals 1 and 2 share a history: n_ω = 2
     if detector == "count":
         w[0, 0, 0] = 3
-    D, g0, sigma = 12.0, 0.35, 18.0
-    P = _Problem(w, traps, usage, mask, detector, "HN")
-    beta = np.array([math.log(D), math.log(g0 / (1 - g0)), math.log(sigma)])
-    want = _brute_loglik(w, traps, usage, pts, mask.cell_area_ha, D, g0, sigma, detector)
+    D, g0, sigma, z = 12.0, 0.35, 18.0, (2.5 if detectfn == "HR" else None)
+    P = _Problem(w, traps, usage, mask, detector, detectfn)
+    beta = np.array([math.log(D), math.log(g0 / (1 - g0)), math.log(sigma)] + ([math.log(z)] if z else []))
+    want = _brute_loglik(w, traps, usage, pts, mask.cell_area_ha, D, g0, sigma, detector, z)
     assert P.loglik(beta) == pytest.approx(want, rel=1e-10, abs=1e-10)
     # the profile likelihood is the full one at D̂ = n / a(θ)
     _, a = P.parts(beta[1:])
