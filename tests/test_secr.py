@@ -297,3 +297,47 @@ def test_capture_data_from_a_catalog_census(db_path):
     caps = sorted(c.tolist() for c in d.captures)                # (occasions, stations) per animal
     assert caps == [[[0, 1], [0, 0], [0, 0], [0, 0]], [[2, 0], [0, 1], [0, 0], [0, 0]]]
     assert capture_data_from_census(res, flank="right").captures.sum() == 1
+
+
+@pytest.mark.slow
+def test_catalog_census_fits_secr_per_flank(db_path):
+    """`spotid census --model secr` on a catalog: stations placed by latitude/longitude, one sighting per
+    simulated count, one SECR fit per flank; the density holds the simulated truth."""
+    import sys
+    from pathlib import Path
+
+    from spotid.catalog import Catalog
+    from spotid.census.census import Census
+    from spotid.census.config import CensusConfig
+    from spotid.census.secr_io import simulate_secr
+    from spotid.cli import app
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_census_fixtures import Builder, T
+
+    spacing, lat0, lon0 = 1500.0, 43.1, 131.5                # metres between stations of a 5 x 5 grid
+    m_lat, m_lon = 111_195.0, 111_195.0 * math.cos(math.radians(lat0))
+    traps = np.array([(i * spacing, j * spacing) for i in range(5) for j in range(5)])
+    D_true = 2.0 / 100                                        # 2 per km² in animals per ha
+    w, _, _ = simulate_secr(np.random.default_rng(5), traps, D=D_true, g0=0.25, sigma=1200.0, n_occasions=8,
+                            buffer=5000.0, detector="count")
+    with Catalog(db_path) as cat:
+        b = Builder(cat)
+        for k, (x, y) in enumerate(traps):
+            b.deployment(f"C{k:02d}", f"S{k:02d}", T(1, "00:00"), T(9, "00:00"), lat0 + y / m_lat, lon0 + x / m_lon)
+        for i, caps in enumerate(w):
+            b.individual(f"L{i}", "left")
+            for s, k in zip(*np.nonzero(caps)):
+                for c in range(int(caps[s, k])):                 # independent events: hours apart
+                    b.sighting(f"C{k:02d}", T(int(s) + 1, f"{1 + 3 * c:02d}:00"), f"L{i}")
+        res = Census(CensusConfig(secr=True, secr_buffer_m=6000.0, secr_nx=40))(cat)
+    assert set(res.spatial) == {"left"} and res.summary()["density_flank"] == "left"
+    est = res.spatial["left"]
+    assert est.status == "ok" and est.details["n_animals"] == len(w)
+    lo, hi = est.details["D_lcl"], est.details["D_ucl"]
+    assert lo < D_true < hi, (lo, D_true, hi)
+    assert res.summary()["D_per_100km2"] == pytest.approx(est.details["D"] * 1e4)
+    r = CliRunner().invoke(app, ["census", "--db", str(db_path), "--model", "secr", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["secr"]["left"]["model"] == "SECR" and doc["summary"]["D_per_100km2"] > 0

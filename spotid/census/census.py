@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -26,157 +26,10 @@ from spotid.census.estimators import EstimationResult
 from spotid.census.registry import estimate_all
 from spotid.census.history import FlankBounds, choose_flank
 from spotid.census.linking import FlankLink, find_flank_links
+from spotid.census.result import (CensusResult, Event, Sighting, Station, _local, parse_bound,
+                                  parse_ts)
 
 log = logging.getLogger(__name__)
-FLANK_CODE = {"left": 1, "right": 2}
-
-
-@dataclass
-class Sighting:
-    id: int
-    identity: int          # resolved individual id
-    flank: str             # the identity's flank
-    t: datetime            # aware
-    local: datetime        # naive local camera time
-    deployment: str
-    station: str
-    media_id: int
-    detection_id: int
-
-
-@dataclass
-class Event:
-    """Independent detection event of one identity at one station."""
-
-    id: int
-    identity: int
-    station: str
-    start: datetime
-    end: datetime
-    occasion: int | None   # 0-based; None outside the period
-    sighting_ids: list[int]
-
-
-@dataclass
-class Station:
-    id: str
-    deployments: list[str]
-    latitude: float | None
-    longitude: float | None
-    x_m: float | None = None
-    y_m: float | None = None
-    start: datetime | None = None   # local
-    end: datetime | None = None
-    trap_nights: float = 0.0        # union of the cameras' operating time within the period, days
-    camera_nights: float = 0.0      # sum over cameras, days
-    usage: list[float] = field(default_factory=list)  # days operated per occasion
-    effort_source: str = "deployment dates"
-    n_events: int = 0
-    n_sightings: int = 0
-    identities: set = field(default_factory=set)
-
-
-@dataclass
-class CensusResult:
-    config: CensusConfig
-    period_start: datetime
-    period_end: datetime
-    n_occasions: int
-    identities: dict[int, dict]            # identity id -> info
-    animals: list[list[int]]               # groups of identity ids
-    events: list[Event]
-    stations: dict[str, Station]
-    links: list[FlankLink]
-    link_conflicts: list[dict]
-    bounds: FlankBounds
-    histories: dict[int, np.ndarray]       # identity -> 0/1 per occasion
-    estimate_flank: str | None
-    estimates: EstimationResult | None
-    new_animals: int
-    resighted_animals: int
-    n_sightings: int
-    warnings: list[str]
-    tz: object = None                      # the single UTC offset of the data, when there is one
-    n_unusable_sightings: int = 0          # leopard sightings in the period identify could not use (not counted)
-    unusable_reasons: dict = field(default_factory=dict)   # why they could not be used -> sightings
-
-    def _iso(self, t: datetime) -> str:
-        return (t.replace(tzinfo=self.tz) if self.tz is not None else t).isoformat()
-
-    @property
-    def mna(self) -> int:
-        return self.bounds.mna_min
-
-    def best_estimate(self):
-        if self.estimates is None or self.estimates.best is None:
-            return None
-        return self.estimates.get(self.estimates.best)
-
-    def animal_label(self, group: list[int]) -> str:
-        return self.identities[group[0]]["animal"]
-
-    def summary(self) -> dict:
-        best = self.best_estimate()
-        return {
-            "period_start": self._iso(self.period_start), "period_end": self._iso(self.period_end),
-            "occasion_days": self.config.occasion_days, "n_occasions": self.n_occasions,
-            "independence_minutes": self.config.independence_minutes,
-            "n_stations": len(self.stations),
-            "trap_nights": round(sum(s.trap_nights for s in self.stations.values()), 3),
-            "n_sightings": self.n_sightings, "n_events": sum(1 for e in self.events if e.occasion is not None),
-            "n_unusable_sightings": self.n_unusable_sightings,
-            "identities_left": sum(1 for v in self.identities.values() if v["flank"] == "left"),
-            "identities_right": sum(1 for v in self.identities.values() if v["flank"] == "right"),
-            "linked": self.bounds.linked, "left_only": self.bounds.left_only, "right_only": self.bounds.right_only,
-            "mna_min": self.bounds.mna_min, "mna_max": self.bounds.mna_max, "mna": self.mna,
-            "new_animals": self.new_animals, "resighted_animals": self.resighted_animals,
-            "estimate_flank": self.estimate_flank,
-            "best_model": best.model if best else None,
-            "N": best.N if best else None, "se": best.se if best else None,
-            "lcl": best.lcl if best else None, "ucl": best.ucl if best else None,
-        }
-
-    def to_dict(self) -> dict:
-        return {
-            "summary": self.summary(),
-            "unusable_reasons": dict(self.unusable_reasons),
-            "estimates": self.estimates.to_dict() if self.estimates else None,
-            "flank_links": [{"left_id": lk.left_id, "right_id": lk.right_id,
-                             "left": self.identities.get(lk.left_id, {}).get("name"),
-                             "right": self.identities.get(lk.right_id, {}).get("name"),
-                             "reason": lk.reason, "source": lk.source, "evidence": lk.evidence} for lk in self.links],
-            "flank_link_conflicts": self.link_conflicts,
-            "warnings": self.warnings,
-        }
-
-
-# -- time helpers ---------------------------------------------------------------------------------------
-def parse_ts(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _local(t: datetime) -> datetime:
-    return t.replace(tzinfo=None)
-
-
-def parse_bound(text: str | None, *, end: bool) -> datetime | None:
-    """--start/--end: ISO date (end inclusive) or datetime; returned as naive local time."""
-    if text is None or str(text).strip() == "":
-        return None
-    s = str(text).strip()
-    t = parse_ts(s)
-    if t is None:
-        raise ValueError(f"bad date {text!r}: use ISO 8601, e.g. 2024-03-01 or 2024-03-01T18:00")
-    if end and len(s) == 10:  # a date: the whole day is included
-        t = t + timedelta(days=1)
-    if t.tzinfo is not None:
-        t = _local(t)  # period bounds are compared in local camera time
-    return t
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -290,7 +143,7 @@ class Census:
                 st.n_sightings += len(e.sighting_ids)
                 st.identities.add(e.identity)
         fl, est = self._estimates(data, animals, hist, occ)
-        return CensusResult(
+        res = CensusResult(
             config=cfg, period_start=occ.origin, period_end=occ.stop, n_occasions=occ.n, identities=identities,
             animals=animals.groups, events=events, stations=stations, links=animals.links,
             link_conflicts=animals.conflicts, bounds=animals.bounds, histories=hist, estimate_flank=fl,
@@ -298,6 +151,9 @@ class Census:
             n_sightings=len(in_period), warnings=warnings,
             n_unusable_sightings=sum(unusable_reasons.values()), unusable_reasons=unusable_reasons,
             tz=_single_tz([s.t for s in data.sightings] + [parse_ts(d.get("start")) for d in data.deps.values()]))
+        if cfg.secr and animals.groups:
+            res.spatial = self._density(res, warnings)
+        return res
 
     # -- 1. the catalog --------------------------------------------------------------------------------
     def _read(self, cat: Catalog, warnings: list[str]) -> _Catalogued:
@@ -512,6 +368,26 @@ class Census:
                 }
         resighted = sum(1 for g in animals.groups if any(first_before.get(i) for i in g))
         return identities, resighted
+
+    # -- 9. density (SECR), each flank on its own ---------------------------------------------------------
+    def _density(self, res: CensusResult, warnings: list[str]) -> dict:
+        from spotid.census.secr import SECR
+        from spotid.census.secr_io import capture_data_from_census
+
+        cfg = self.config
+        est = SECR(detector=cfg.secr_detector, detectfn=cfg.secr_detectfn, buffer=cfg.secr_buffer_m, nx=cfg.secr_nx)
+        out = {}
+        for fl in ("left", "right"):
+            if not any(v["flank"] == fl for v in res.identities.values()):
+                continue
+            try:
+                out[fl] = est(capture_data_from_census(res, fl))
+            except ValueError as e:            # stations without coordinates: say so, keep the census
+                warnings.append(f"SECR ({fl} flank) not fitted: {e}")
+                continue
+            if out[fl].N is None:
+                warnings.append(f"SECR ({fl} flank): {out[fl].note}")
+        return out
 
     # -- 8. estimates --------------------------------------------------------------------------------------
     def _estimates(self, data: _Catalogued, animals: _Animals, hist: dict[int, np.ndarray],

@@ -51,9 +51,14 @@ def census(
                                          help="Also count sightings still pending review."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the census tables and secr files here."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (configs/census.yaml)."),
+    model: Optional[list[str]] = typer.Option(None, "--model",
+                                              help="Estimators to run (repeatable): M0, Mt, Mb, Mh-chao, ... or "
+                                                   "secr for SECR density from the stations' coordinates."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Census of the catalog: MNA with two-flank bounds, events, effort and estimates.
+
+    Example: spotid census --db season.db --out census/ --model secr
 
     Run ``spotid census estimate FILE.csv`` for a capture-history file instead.
     """
@@ -67,6 +72,19 @@ def census(
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,
                      flank_link_seconds=link_seconds, estimate_flank=flank)
+    if model:
+        from spotid.census.registry import MODELS
+
+        chosen = [m.strip() for m in model if m.strip()]
+        spatial = [m for m in chosen if m.lower() == "secr"]
+        unknown = [m for m in chosen if m not in MODELS and m.lower() != "secr"]
+        if unknown:
+            raise typer.BadParameter(f"unknown model(s) {unknown}: choose from {list(MODELS)} or secr",
+                                     param_hint="--model")
+        overrides["secr"] = bool(spatial) or None
+        rest = tuple(m for m in chosen if m in MODELS)
+        if rest:
+            overrides["models"] = rest
     try:
         cfg = resolve_config(CensusConfig, config, **overrides)
         if include_pending and "pending" not in cfg.statuses:
@@ -120,6 +138,17 @@ def print_census(res, out: Path | None = None) -> None:
         con.print(f"  not identifiable: {n} × {why}")
     if res.estimates is not None:
         print_estimates(res.estimates, con, title=f"Estimates from the {res.estimate_flank}-flank histories")
+    for fl, e in res.spatial.items():
+        d = (e.details or {}).get("D_per_100km2") or {}
+        if d.get("estimate") is None:
+            con.print(f"SECR ({fl} flank): not estimable: {e.note}")
+            continue
+        pars = (e.details or {}).get("params") or {}
+        sig = (pars.get("sigma") or {}).get("estimate")
+        con.print(f"SECR density ({fl} flank{', the one reported' if fl == res.estimate_flank else ''}, "
+                  f"{e.details.get('detector')} detectors): [bold]{d['estimate']:.2f}[/bold] per 100 km² "
+                  f"(95% CI {d['lcl']:.2f}–{d['ucl']:.2f}); σ {sig / 1000 if sig else float('nan'):.2f} km; "
+                  f"N in the mask {e.N:.1f}")
     for w in res.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}")
     if out is not None:

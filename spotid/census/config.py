@@ -28,6 +28,12 @@ class CensusConfig:
     estimate_flank: str = "auto"
     models: tuple[str, ...] = ("M0", "Mt", "Mb", "Mh-chao", "Mh-jackknife", "Mh-2point", "Mh-betabinomial")
     write_flank_links: bool = True
+    # SECR density from the stations' layout (``spotid census --model secr``): one fit per flank
+    secr: bool = False
+    secr_detector: str = "count"        # count | proximity | multi (camera stations: count or proximity)
+    secr_detectfn: str = "HN"           # HN | HR | HHN | HHR
+    secr_buffer_m: float = 12000.0      # habitat mask buffer around the stations (~4 sigma of a leopard)
+    secr_nx: int = 64                   # mask points across the buffered layout (as R's secr make.mask)
 
     def __post_init__(self):
         if not self.occasion_days > 0:
@@ -38,6 +44,12 @@ class CensusConfig:
             raise ValueError("flank_link_seconds must be >= 0")
         if self.estimate_flank not in ("auto", "left", "right"):
             raise ValueError("estimate_flank must be auto, left or right")
+        if self.secr_detector not in ("count", "proximity", "multi"):
+            raise ValueError("secr_detector must be count, proximity or multi")
+        if self.secr_detectfn not in ("HN", "HR", "HHN", "HHR"):
+            raise ValueError("secr_detectfn must be HN, HR, HHN or HHR")
+        if not self.secr_buffer_m > 0 or self.secr_nx < 8:
+            raise ValueError("secr_buffer_m must be > 0 (metres) and secr_nx >= 8")
         bad = set(self.statuses) - {"pending", "auto", "confirmed"}
         if bad:
             raise ValueError(f"statuses {sorted(bad)} carry no identity; use pending, auto, confirmed")

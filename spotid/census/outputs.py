@@ -19,7 +19,7 @@ import io
 import re
 from pathlib import Path
 
-from spotid.census.census import CensusResult
+from spotid.census.result import CensusResult
 from spotid.config import save_config
 from spotid.util import atomic_write_json, atomic_write_text
 

@@ -95,9 +95,13 @@ def report(
     end: Optional[str] = typer.Option(None, "--end", help="Census period end."),
     occasion_days: Optional[float] = typer.Option(None, "--occasion-days", help="Occasion length in days."),
     config: Optional[Path] = typer.Option(None, "--config", help="Census YAML settings."),
+    secr: Optional[bool] = typer.Option(None, "--secr/--no-secr", help="Include SECR density (census setting secr)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates."""
+    """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates.
+
+    Example: spotid export report --db season.db --out report/ --secr
+    """
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.config import resolve_config
@@ -105,7 +109,7 @@ def report(
 
     try:
         cfg = resolve_config(CensusConfig, config, start=start, end=end, occasion_days=occasion_days,
-                          write_flank_links=False)
+                          write_flank_links=False, secr=secr)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:

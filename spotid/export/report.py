@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.census.census import CensusResult
+from spotid.census.result import CensusResult
 from spotid.census.outputs import write_census
 from spotid.util import atomic_write_bytes, atomic_write_text
 
@@ -179,6 +179,16 @@ def write_report(res: CensusResult, out: str | Path) -> Path:
                 + (f"; N̂ = <b>{best.N:.1f}</b> (95% CI {best.lcl:.1f}–{best.ucl:.1f}, {best.model}, "
                    f"{res.estimate_flank}-flank histories)" if best and best.N is not None and best.lcl is not None
                    and best.ucl is not None else ""))
+    if s.get("D_per_100km2") is not None:
+        headline += (f"; density <b>{s['D_per_100km2']:.2f}</b> per 100 km² (95% CI {s['D_lcl_per_100km2']:.2f}–"
+                     f"{s['D_ucl_per_100km2']:.2f}, SECR, {s['density_flank']} flank)")
+    secr_rows = [{"flank": fl, "D_per_100km2": (e.details or {}).get("D_per_100km2", {}).get("estimate"),
+                  "lcl": (e.details or {}).get("D_per_100km2", {}).get("lcl"),
+                  "ucl": (e.details or {}).get("D_per_100km2", {}).get("ucl"),
+                  "sigma_m": ((e.details or {}).get("params", {}).get("sigma") or {}).get("estimate"),
+                  "N_in_mask": e.N, "status": e.status} for fl, e in res.spatial.items()]
+    secr_html = ("<h2>Density (SECR)</h2>" + _table(secr_rows, ["flank", "D_per_100km2", "lcl", "ucl", "sigma_m",
+                                                               "N_in_mask", "status"])) if secr_rows else ""
     summary_rows = [{"item": k, "value": v} for k, v in s.items()]
     notes = "".join(f"<li>{html.escape(e.model)}: {html.escape(e.note)}</li>"
                     for e in (res.estimates.estimates if res.estimates else []) if e.note)
@@ -197,6 +207,7 @@ th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}img{{max
 {_table(estimate_rows(res), ["model", "N", "se", "lcl", "ucl", "loglik", "aicc", "daicc", "status"])}
 <p>Best: {html.escape(str(res.estimates.best if res.estimates else None))}
 ({html.escape(res.estimates.best_reason if res.estimates else "")}).</p><ul>{notes}</ul>
+{secr_html}
 <h2>Stations and events</h2><img src="stations.png" alt="stations">
 {_table(station_rows(res), ["station", "n_cameras", "trap_nights", "n_events", "n_sightings", "n_identities", "effort_source"])}
 <h2>Capture histories</h2><img src="capture_history.png" alt="capture histories">
