@@ -57,11 +57,13 @@ def test_matches_secr_closedN(shared, ref):
         return
     assert e.se == pytest.approx(float(ref["seNhat"]), rel=0.02, abs=0.006)
     assert e.lcl == pytest.approx(float(ref["lclNhat"]), rel=0.02)
-    assert e.ucl == pytest.approx(float(ref["uclNhat"]), rel=0.02)
     if e.status == est.AT_BOUNDARY:
-        # secr's log-normal upper limit is fragile when N̂ = Mt1 (f0 -> 0 times a huge factor): it is
-        # still the reported one, and the profile-likelihood limit is given beside it.
-        assert e.details["ucl_profile"] > e.N and "profile-likelihood upper limit" in e.note
+        # secr's log-normal upper limit collapses when N̂ = Mt1 (f0 -> 0): it is kept in details and
+        # matches secr; the reported limit is the profile-likelihood one, which does not degenerate.
+        assert e.details["ucl_lognormal"] == pytest.approx(float(ref["uclNhat"]), rel=0.02)
+        assert e.ucl == e.details["ucl_profile"] and e.ucl > e.N and "profile-likelihood interval" in e.note
+    else:
+        assert e.ucl == pytest.approx(float(ref["uclNhat"]), rel=0.02)
     if ref["loglik"] != "NA":
         assert e.loglik == pytest.approx(float(ref["loglik"]), abs=0.002)
         assert e.npar == int(ref["npar"])
@@ -169,6 +171,17 @@ def test_everyone_seen_every_time_is_at_boundary():
         e = res.get(m)
         assert e.N == pytest.approx(10, abs=1e-3) and e.status == est.AT_BOUNDARY
         assert e.lcl == 10 and e.ucl is not None and e.ucl >= 10 and "number seen" in e.note
+        # the reported interval is the profile one: 2 (logL(N̂) - logL(ucl)) is the chi-square 1-df point
+        assert e.ci_method.startswith("profile likelihood") and e.ucl == e.details["ucl_profile"] > 10
+    # by hand for M0: logL(N) = log N!/(N-10)!/10! + 50 log p + (5N - 50) log(1 - p) at p = 50 / 5N
+    from scipy.special import gammaln, xlogy
+
+    def m0_loglik(N):
+        p = 50 / (5 * N)
+        return gammaln(N + 1) - gammaln(N - 9) - gammaln(11) + 50 * np.log(p) + xlogy(5 * N - 50, 1 - p)
+
+    ucl = res.get("M0").ucl
+    assert 2 * (m0_loglik(10.0) - m0_loglik(ucl)) == pytest.approx(3.8415, abs=1e-3)
     assert res.get("Mh-chao").N == 10
 
 

@@ -179,16 +179,15 @@ def _finish_ci(est: Estimate, loglik=None, level: float = 0.95) -> None:
     if est.N - est.mt1 > BOUNDARY_F0 and ci is not None:
         est.lcl, est.ucl = ci
         return
-    # N̂ equals the number seen: f0 -> 0, and the log-normal upper limit (f0 times a huge C) is
-    # fragile. It is still what secr::closedN and CAPTURE report, so it stays the reported limit
-    # (comparable across tools); the profile-likelihood upper limit (chi-square 1 df), which does not
-    # degenerate, goes in details and in the note so a reader sees both.
+    # N̂ equals the number seen: f0 -> 0, and the log-normal interval of secr::closedN and CAPTURE
+    # (Mt1 + f0/C .. Mt1 + f0*C) collapses onto the number seen: "6.0 (6.0-6.0)" for a survey that may
+    # well have missed animals. The profile-likelihood interval (chi-square 1 df) does not degenerate, so
+    # it is the reported one; the log-normal upper limit stays in details for comparison with other tools.
     est.status = AT_BOUNDARY
     est.lcl = float(est.mt1)
     ln = lognormal_ci(est.mt1, est.N, est.se, level) if est.se is not None else None
     # as f0 -> 0+ the log-normal upper limit Mt1 + f0*C tends to Mt1 (f0*C ~ f0*exp(z*sqrt(2 ln(se/f0))))
-    est.ucl = ln[1] if ln else (float(est.mt1) if est.se is not None else None)
-    est.details["ucl_lognormal"] = est.ucl
+    est.details["ucl_lognormal"] = ln[1] if ln else (float(est.mt1) if est.se is not None else None)
     profile = None
     if loglik is not None and est.loglik is not None:
         crit = stats.chi2.ppf(level, 1) / 2
@@ -200,15 +199,21 @@ def _finish_ci(est: Estimate, loglik=None, level: float = 0.95) -> None:
         if g(hi) <= 0:
             profile = float(optimize.brentq(g, est.N, hi, xtol=1e-6))
     est.details["ucl_profile"] = profile
-    if est.ucl is None:
+    if profile is not None:
         est.ucl = profile
-        est.ci_method = "profile likelihood (N̂ at the number seen)" if profile is not None else \
-            "degenerate: N̂ equals the number seen"
-    extra = (f"; the profile-likelihood upper limit, which does not degenerate, is {profile:.1f}"
-             if profile is not None and est.ci_method.startswith("log-normal") else "")
+        est.ci_method = "profile likelihood (N̂ at the number seen; the log-normal interval collapses)"
+        why = (f"the log-normal interval (as in secr) collapses onto the number seen "
+               f"(upper limit {est.details['ucl_lognormal']:.1f}) and understates the uncertainty, so the "
+               f"profile-likelihood interval is reported ({est.lcl:.0f}-{profile:.1f})"
+               if est.details["ucl_lognormal"] is not None else
+               "the profile-likelihood interval is reported")
+    else:
+        est.ucl = est.details["ucl_lognormal"]
+        why = ("the log-normal interval (as in secr) collapses towards the number seen and understates the "
+               "uncertainty; this model has no profile likelihood here" + ("" if est.ucl is not None else
+                                                                            "; no upper limit can be given"))
     est.note = (est.note + "; " if est.note else "") + (
-        "N̂ equals the number seen (every animal probably detected): the log-normal interval (as in secr) "
-        "collapses towards the number seen and understates the uncertainty" + extra + ("" if est.ucl is not None else "; no upper limit can be given from these data"))
+        "N̂ equals the number seen (every animal probably detected): " + why)
 
 
 # -- the five estimators ----------------------------------------------------------------------------
