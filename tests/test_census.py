@@ -207,3 +207,20 @@ def test_config_yaml_matches_dataclass():
     assert path.name == "census.yaml"
     assert load_config(CensusConfig, path) == CensusConfig()
     assert set(yaml.safe_load(path.read_text())) == {f.name for f in dataclasses.fields(CensusConfig)}
+
+
+def test_warnings_name_set_aside_sightings_and_occasions_without_effort(db_path):
+    """The census says what it could not count: sightings set aside, and occasions when no camera ran."""
+    with Catalog(db_path) as cat:
+        b = Builder(cat)
+        b.deployment("D1", "S1", T(1, "00:00"), T(3, "00:00"), 43.1, 131.9)    # days 1-2
+        b.deployment("D2", "S2", T(6, "00:00"), T(8, "00:00"), 43.1, 131.95)   # days 6-7: days 3-5 idle
+        b.individual("L1", "left")
+        b.sighting("D1", T(1, "20:00"), "L1")
+        b.sighting("D2", T(6, "21:00"), "L1")
+        b.sighting("D2", T(7, "01:00"), None, status="unusable")
+        res = Census(CensusConfig())(cat)
+    assert res.n_occasions == 7 and res.mna == 1
+    text = "\n".join(res.warnings)
+    assert "1 leopard sighting(s) in the period were set aside" in text
+    assert "3 of 7 occasion(s) have no camera operating (2024-03-03, 2024-03-04, 2024-03-05)" in text

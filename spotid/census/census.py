@@ -132,6 +132,15 @@ class Census:
         unusable_reasons = self._unusable(cat, within)
         occ = self._occasions(start, end, data.spans, in_period)
         stations = self._stations(data.deps, data.spans, occ)
+        n_aside = sum(unusable_reasons.values())
+        if n_aside and data.sightings:   # (when nothing was counted, _read already says so)
+            warnings.append(f"{n_aside} leopard sighting(s) in the period were set aside as not identifiable and "
+                            "are not counted: `spotid review --include-set-aside`")
+        idle = [k for k in range(occ.n) if stations and not any(st.usage[k] > 0 for st in stations.values())]
+        if idle:
+            shown = ", ".join(occ.bounds(k)[0].date().isoformat() for k in idle[:5]) + (" …" if len(idle) > 5 else "")
+            warnings.append(f"{len(idle)} of {occ.n} occasion(s) have no camera operating ({shown}): no animal "
+                            "could be photographed then; check the deployment dates or shorten the period")
         events = self._events(in_period, occ)
         animals = self._animals(cat, data, in_period, warnings)
         hist = self._histories(animals, events, occ)
