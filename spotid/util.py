@@ -165,22 +165,3 @@ def data_dir(name: str) -> Path:
 def models_dir() -> Path:
     """Where shipped weights live: ``$SPOTID_MODELS``, else the shipped ``models`` (:func:`data_dir`)."""
     return Path(os.environ.get("SPOTID_MODELS", data_dir("models")))
-
-
-def open_catalog(db: str | Path, *, create: bool = True):
-    """The catalog at ``db`` for a CLI command (``create``: a new file may be started, as ingest does);
-    a file that is not a catalog, or a missing one when ``create`` is off, is a usage error on ``--db``
-    whose message names the fix (typer.BadParameter)."""
-    import typer
-
-    from spotid.catalog import Catalog, CatalogError
-
-    try:
-        return Catalog(db, create=create)
-    except CatalogError as e:
-        raise typer.BadParameter(str(e), param_hint="--db") from None
-
-
-def existing_catalog(db: str | Path):
-    """The catalog at ``db`` for a CLI command that works on one made by ingest (:func:`open_catalog`)."""
-    return open_catalog(db, create=False)

@@ -67,7 +67,7 @@ def census(
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.config import resolve_config
-    from spotid.util import existing_catalog
+    from spotid.cliutil import existing_catalog
 
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,

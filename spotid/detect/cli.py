@@ -76,7 +76,7 @@ def detect(
         out = output or (path / "detections.json")
         s = detect_folder(det, path, out, cfg, resume=resume)
     else:
-        from spotid.util import existing_catalog
+        from spotid.cliutil import existing_catalog
 
         if output is not None:
             log.warning("--output is ignored in catalog mode (results go to the catalog)")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from spotid.util import existing_catalog
+from spotid.cliutil import existing_catalog
 
 export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report.",
                          no_args_is_help=True)

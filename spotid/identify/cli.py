@@ -98,7 +98,7 @@ def identify(
 ) -> None:
     """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
     from spotid.identify.pipeline import Identifier
-    from spotid.util import existing_catalog
+    from spotid.cliutil import existing_catalog
 
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,

@@ -57,7 +57,8 @@ def ingest(
     """
     from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
-    from spotid.util import open_catalog, print_json
+    from spotid.cliutil import open_catalog
+    from spotid.util import print_json
 
     try:
         cfg = resolve_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
@@ -124,7 +125,7 @@ def deployments_add(
         add_deployment,
         make_deployment,
     )
-    from spotid.util import open_catalog
+    from spotid.cliutil import open_catalog
 
     try:
         dep = make_deployment(deployment_id, latitude=lat, longitude=lon, start=start, end=end, tz=tz,
@@ -148,7 +149,8 @@ def deployments_import(
     from dataclasses import asdict
 
     from spotid.ingest.deployments import DeploymentError, import_deployments_csv
-    from spotid.util import open_catalog, print_json
+    from spotid.cliutil import open_catalog
+    from spotid.util import print_json
 
     try:
         with open_catalog(db) as cat:
@@ -165,7 +167,8 @@ def deployments_import(
 def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
     """List deployments with their number of media."""
     from spotid.ingest.deployments import list_deployments
-    from spotid.util import open_catalog, print_json
+    from spotid.cliutil import open_catalog
+    from spotid.util import print_json
 
     with open_catalog(db) as cat:
         deps = list_deployments(cat)
@@ -190,7 +193,8 @@ def media_list(
     json_out: bool = JSON_OPT,
 ) -> None:
     """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures."""
-    from spotid.util import open_catalog, print_json
+    from spotid.cliutil import open_catalog
+    from spotid.util import print_json
 
     where, args = ("WHERE deployment_id = ?", [deployment]) if deployment else ("", [])
     lim = f" LIMIT {int(limit)}" if limit > 0 else ""

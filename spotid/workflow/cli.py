@@ -103,7 +103,7 @@ def process(
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
     from spotid.ingest.ingester import IngestConfig
-    from spotid.util import open_catalog
+    from spotid.cliutil import open_catalog
     from spotid.workflow.process import PipelineError, process_card
 
     try:
