@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -104,29 +103,11 @@ def test_census_on_simulated_survey_with_true_identities(tmp_path):
     from spotid.synth.config import SynthConfig
     from spotid.synth.world import World
 
+    from spotid.workflow.truth import catalog_from_world
+
     w = World(SynthConfig(seed=0, individuals=10, stations=4, days=10))
     cat = Catalog(tmp_path / "sim.db")
-    ind: dict[tuple, int] = {}
-    with cat.transaction():
-        for dep, st in w.deployments:
-            cat.execute("INSERT INTO deployments (id, location_id, latitude, longitude, start, end, created_at) "
-                        "VALUES (?,?,?,?,?,?,?)", (dep, st.id, st.latitude, st.longitude, w.start.isoformat(),
-                                                   (w.start + timedelta(days=w.cfg.days)).isoformat(), now_iso()))
-        for k, t in enumerate(w.triggers()):
-            if t.species != "leopard" or t.view not in ("left", "right"):
-                continue
-            m = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
-                            "VALUES (?,?,?,?,?,?,?)", (t.deployment, f"s{k}", f"/x/{k}.jpg", f"{k}.jpg", "image",
-                                                       t.start.isoformat(), 1)).lastrowid
-            key = (t.individual, t.view)
-            if key not in ind:
-                ind[key] = cat.execute("INSERT INTO individuals (name, flank, status, created_at, truth_id) "
-                                       "VALUES (?,?,?,?,?)", (f"{key[0]}-{key[1]}", key[1], "confirmed", now_iso(),
-                                                              key[0])).lastrowid
-            d = cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
-                            "VALUES (?,?,?,?,?,?,?,?,?)", (m, "truth", 1, 1.0, 0.1, 0.1, 0.3, 0.3, "leopard")).lastrowid
-            cat.execute("INSERT INTO sightings (detection_id, individual_id, status, updated_at) VALUES (?,?,?,?)",
-                        (d, ind[key], "confirmed", now_iso()))
+    ind = catalog_from_world(cat, w)
     res = Census(CensusConfig())(cat)
     truth_of = {v: k[0] for k, v in ind.items()}
     animals = {k[0] for k in ind}

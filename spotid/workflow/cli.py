@@ -48,7 +48,7 @@ def demo(
     from spotid.census.config import CensusConfig
 
     with Catalog(db) as cat:
-        census = Census(CensusConfig(write_flank_links=False))(cat)
+        census = Census(CensusConfig(write_flank_links=False, secr=True))(cat)
     print_census(census, out / "census")
     _print_truth(res, db, census.n_unusable_sightings)
     for n in res.notes:
@@ -74,6 +74,11 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
                 yes(t.get("counted_within_10pct_of_photographed")) + " (±10%)")
     ci = f"{c['N']:.1f} ({c['lcl']:.1f}–{c['ucl']:.1f}) {c['model']}" if c.get("N") is not None else "—"
     tab.add_row("N̂ (95% CI) vs population", ci, str(res.true_individuals), yes(t.get("ci_contains_true_N")))
+    if c.get("D_per_100km2") is not None:
+        tab.add_row(f"density per 100 km² (95% CI, SECR {c.get('density_flank')} flank) vs truth",
+                    f"{c['D_per_100km2']:.1f} ({c['D_lcl_per_100km2']:.1f}–{c['D_ucl_per_100km2']:.1f})",
+                    f"{c['true_D_per_100km2']:.1f}" if c.get("true_D_per_100km2") is not None else "—",
+                    yes(t.get("ci_contains_true_D")))
     tab.add_row("identities split / merged", f"{t.get('split_individual_flanks')} / {t.get('merged_identities')}",
                 "0 / 0", yes(not t.get("split_individual_flanks") and not t.get("merged_identities")))
     tab.add_row("sighting purity", str(t.get("sighting_purity")), "1.0", "")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from spotid.catalog import Catalog
 from spotid.workflow.process import PipelineError, ingest_synth_card, run_detect, run_identify
-from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth
+from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth, true_density
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Demo:
                          "were accepted as they are; matches below the auto-accept threshold stay pending and "
                          "are not counted")
             with clock("census"):
-                ccfg = CensusConfig(occasion_days=cfg.occasion_days)
+                ccfg = CensusConfig(occasion_days=cfg.occasion_days, secr=True)
                 with cat.run("census", ccfg):
                     res = Census(ccfg)(cat)
                 write_census(res, out / "census")
@@ -111,10 +111,14 @@ class Demo:
         census = {"mna": res.mna, "mna_min": res.bounds.mna_min, "mna_max": res.bounds.mna_max,
                   "N": best.N if best else None, "lcl": best.lcl if best else None,
                   "ucl": best.ucl if best else None, "model": best.model if best else None,
-                  "flank": res.estimate_flank}
+                  "flank": res.estimate_flank, **{k: res.summary().get(k) for k in (
+                      "D_per_100km2", "D_lcl_per_100km2", "D_ucl_per_100km2", "density_flank", "N_in_mask")}}
+        census["true_D_per_100km2"] = true_density(truth)
         check["counted_within_10pct_of_photographed"] = (abs(res.mna - n_photo) <= 0.1 * n_photo) if n_photo else None
         check["ci_contains_true_N"] = (best.lcl <= n_pop <= best.ucl) if best and best.lcl is not None and \
             best.ucl is not None else None
+        d_true, d_lo, d_hi = census["true_D_per_100km2"], census["D_lcl_per_100km2"], census["D_ucl_per_100km2"]
+        check["ci_contains_true_D"] = (d_lo <= d_true <= d_hi) if None not in (d_true, d_lo, d_hi) else None
         check["detect"] = {k: detect.get(k) for k in ("frames", "detections", "leopard_detections", "static_fp",
                                                       "frames_per_second")}
         check["identify"] = ident

@@ -21,6 +21,17 @@ def read_truth(card_root: Path) -> tuple[int, int, dict]:
     return len(pop), len(photographed), truth
 
 
+def true_density(truth: dict) -> float | None:
+    """Animals per 100 km² in the synthetic world's state space (``world.area_m`` = x0, y0, x1, y1 metres),
+    the quantity SECR estimates; None for a truth file without it."""
+    area = (truth.get("world") or {}).get("area_m")
+    pop = truth.get("population") or []
+    if not area or not pop:
+        return None
+    km2 = (area[2] - area[0]) * (area[3] - area[1]) / 1e6
+    return len(pop) / km2 * 100 if km2 > 0 else None
+
+
 def truth_boxes(cat: Catalog, truth: dict, card_root: Path, min_iou: float = 0.3) -> dict[int, dict]:
     """{detection id: the synth truth annotation it finds} for the catalog's detections of a synth card.
 
@@ -107,3 +118,44 @@ def accept_new_individuals(cat: Catalog) -> int:
             "UPDATE sightings SET status = 'auto', updated_at = ? WHERE status = 'pending' AND probability IS NULL "
             "AND individual_id IN (SELECT id FROM individuals WHERE status = 'proposed')", (now_iso(),))
     return int(cur.rowcount)
+
+
+def catalog_from_world(cat: Catalog, world) -> dict[tuple[str, str], int]:
+    """Write a synthetic world's leopard triggers into ``cat`` as if identified perfectly (no rendering,
+    no detector, no re-ID): deployments at the stations' latitude/longitude, one media + detection +
+    confirmed sighting per left/right-flank trigger, one individual per (animal, flank). Measures the
+    census and its estimators alone. Returns {(truth id, flank): individual id}.
+    """
+    from datetime import timedelta
+
+    from spotid.catalog import now_iso
+
+    ind: dict[tuple[str, str], int] = {}
+    end = (world.start + timedelta(days=world.cfg.days)).isoformat()
+    with cat.transaction():
+        for dep, st in world.deployments:
+            cat.execute("INSERT INTO deployments (id, location_id, latitude, longitude, start, end, created_at) "
+                        "VALUES (?,?,?,?,?,?,?)", (dep, st.id, st.latitude, st.longitude, world.start.isoformat(),
+                                                   end, now_iso()))
+        for k, t in enumerate(world.triggers()):
+            if t.species != "leopard" or t.view not in ("left", "right"):
+                continue
+            m = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
+                            "VALUES (?,?,?,?,?,?,?)", (t.deployment, f"s{k}", f"/world/{k}.jpg", f"{k}.jpg", "image",
+                                                       t.start.isoformat(), 1)).lastrowid
+            key = (t.individual, t.view)
+            if key not in ind:
+                ind[key] = cat.execute("INSERT INTO individuals (name, flank, status, created_at, truth_id) "
+                                       "VALUES (?,?,?,?,?)", (f"{key[0]}-{key[1]}", key[1], "confirmed", now_iso(),
+                                                              key[0])).lastrowid
+            d = cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
+                            "VALUES (?,?,?,?,?,?,?,?,?)", (m, "truth", 1, 1.0, 0.1, 0.1, 0.3, 0.3, "leopard")).lastrowid
+            cat.execute("INSERT INTO sightings (detection_id, individual_id, status, updated_at) VALUES (?,?,?,?)",
+                        (d, ind[key], "confirmed", now_iso()))
+    return ind
+
+
+def world_density(world) -> float:
+    """Animals per 100 km² in a synthetic world's state space (what SECR estimates)."""
+    x0, y0, x1, y1 = world.area
+    return len(world.population) / ((x1 - x0) * (y1 - y0) / 1e6) * 100
