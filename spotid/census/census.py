@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -91,6 +91,8 @@ class _Catalogued:
     deps: dict[str, dict]                # deployment id -> row
     spans: list[tuple[str, datetime, datetime, str]]   # deployment, local start, local end, source
     sightings: list[Sighting]            # counted sightings with a usable time (any period)
+    outages: dict = field(default_factory=dict)   # deployment -> [(local start, local end, reason)]
+    cameras: list = field(default_factory=list)   # CameraReport per deployment (when the check ran)
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Census:
         in_period = [s for s in data.sightings if within(s.local)]
         unusable_reasons = self._unusable(cat, within)
         occ = self._occasions(start, end, data.spans, in_period)
-        stations = self._stations(data.deps, data.spans, occ)
+        stations = self._stations(data.deps, data.spans, occ, data.outages)
         n_aside = sum(unusable_reasons.values())
         if n_aside and data.sightings:   # (when nothing was counted, _read already says so)
             warnings.append(f"{n_aside} leopard sighting(s) in the period were set aside as not identifiable and "
@@ -159,6 +161,7 @@ class Census:
             estimates=est, new_animals=len(animals.groups) - resighted, resighted_animals=resighted,
             n_sightings=len(in_period), warnings=warnings,
             n_unusable_sightings=sum(unusable_reasons.values()), unusable_reasons=unusable_reasons,
+            cameras=data.cameras,
             tz=_single_tz([s.t for s in data.sightings] + [parse_ts(d.get("start")) for d in data.deps.values()]))
         if cfg.secr and animals.groups:
             res.spatial = self._density(res, warnings)
@@ -180,9 +183,13 @@ class Census:
              "m.deployment_id dep FROM sightings s JOIN detections d ON d.id = s.detection_id "
              "JOIN media m ON m.id = d.media_id WHERE s.individual_id IS NOT NULL AND s.status IN (%s)"
              % ",".join("?" * len(cfg.statuses)))
+        outages, untrusted, cameras = self._camera_check(cat, deps, warnings)
         all_s: list[Sighting] = []
-        no_time = bad_ident = 0
+        no_time = bad_ident = bad_clock = 0
         for r in cat.query(q, tuple(cfg.statuses)):
+            if r["mid"] in untrusted:
+                bad_clock += 1
+                continue
             t = parse_ts(r["ts"])
             if t is None or t.tzinfo is None:
                 no_time += 1
@@ -198,6 +205,9 @@ class Census:
         if no_time:
             warnings.append(f"{no_time} counted sighting(s) have no timestamp with an offset and were left out: "
                             "fix the camera clock / deployment tz and re-ingest")
+        if bad_clock:
+            warnings.append(f"{bad_clock} counted sighting(s) are on images whose camera clock cannot be trusted (clock "
+                            "reset or dated outside the deployment) and were left out: `spotid deployments check`")
         if bad_ident:
             warnings.append(f"{bad_ident} counted sighting(s) point at a rejected or unresolvable individual "
                             "and were left out: review them")
@@ -220,7 +230,34 @@ class Census:
             src = "deployment dates" if (s0 and s1) else "first/last media"
             if a is not None and b is not None:
                 spans.append((did, _local(a), _local(b), src))
-        return _Catalogued(ind=ind, resolve=resolve, deps=deps, spans=spans, sightings=all_s)
+        return _Catalogued(ind=ind, resolve=resolve, deps=deps, spans=spans, sightings=all_s, outages=outages,
+                           cameras=cameras)
+
+    def _camera_check(self, cat: Catalog, deps: dict[str, dict], warnings: list[str]) -> tuple[dict, set, list]:
+        """Outages per deployment (local times) from the camera check and the user's outages file, the media whose
+        time cannot be trusted, and the camera reports. Nothing when neither is asked for."""
+        from spotid.ingest.health import CameraCheck, read_outages
+
+        cfg = self.config
+        known = read_outages(cfg.outages, deps) if cfg.outages else []
+        outages: dict[str, list] = defaultdict(list)
+        if not cfg.camera_check:
+            for o in known:
+                outages[o.deployment].append((_local(o.start), _local(o.end), f"{o.reason} ({o.source})"))
+            return dict(outages), set(), []
+        reports = CameraCheck()(cat, known)
+        untrusted: set[int] = set()
+        for rep in reports:
+            untrusted.update(rep.untrusted_media)
+            for o in rep.outages:
+                outages[o.deployment].append((_local(o.start), _local(o.end), f"{o.reason} ({o.source})"))
+            if any(f.kind != "file_order_unknown" for f in rep.findings):
+                what = "; ".join(f"{f.kind} {f.start:%Y-%m-%d}" + (f" to {f.end:%Y-%m-%d}" if f.end else "")
+                                 + (" (out of the effort)" if f.outage else "") for f in rep.findings
+                                 if f.start and f.kind != "file_order_unknown")
+                warnings.append(f"camera {rep.deployment}: {what or rep.findings[0].kind}: `spotid deployments check` "
+                                "says what to do")
+        return dict(outages), untrusted, reports
 
     @staticmethod
     def _unusable(cat: Catalog, within) -> dict[str, int]:
@@ -258,7 +295,12 @@ class Census:
 
     # -- 3. stations and effort ------------------------------------------------------------------------
     @staticmethod
-    def _stations(deps: dict[str, dict], spans, occ: Occasions) -> dict[str, Station]:
+    def _stations(deps: dict[str, dict], spans, occ: Occasions, outages: dict | None = None) -> dict[str, Station]:
+        """Per station, the union of its cameras' operating periods within the period: each deployment's span
+        minus its outages (``outages``: deployment -> [(local start, local end, reason)])."""
+        from spotid.ingest.health import subtract
+
+        outages = outages or {}
         stations: dict[str, Station] = {}
         for did, d in deps.items():
             sid = d.get("location_id") or did
@@ -274,8 +316,15 @@ class Census:
             sid = deps[did].get("location_id") or did
             a, b = max(a, occ.origin), min(b, occ.stop)
             if b > a:
-                by_station_spans[sid].append((a, b))
-                stations[sid].camera_nights += (b - a).total_seconds() / 86400
+                cut = [(o0, o1) for o0, o1, _ in outages.get(did, [])]
+                ops = subtract((a, b), cut)
+                by_station_spans[sid].extend(ops)
+                stations[sid].camera_nights += sum((y - x).total_seconds() for x, y in ops) / 86400
+                lost = ((b - a).total_seconds() - sum((y - x).total_seconds() for x, y in ops)) / 86400
+                if lost > 0:
+                    stations[sid].outage_days += lost
+                    why = sorted({r for _, _, r in outages[did]})
+                    stations[sid].effort_notes.append(f"{did}: {lost:.1f} day(s) out ({', '.join(why)})")
             if src != "deployment dates":
                 stations[sid].effort_source = "first/last media (deployment start/end missing)"
         for sid, st in stations.items():
@@ -289,6 +338,8 @@ class Census:
                 st.usage[k] = sum(max(0.0, (min(b, o1) - max(a, o0)).total_seconds()) for a, b in ivs) / 86400
             if not ivs:
                 st.effort_source = "none: no deployment dates and no timestamped media"
+            if st.effort_notes:
+                st.effort_source += " minus outages: " + "; ".join(st.effort_notes)
         _project(stations)
         return stations
 

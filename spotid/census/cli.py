@@ -54,11 +54,17 @@ def census(
     model: Optional[list[str]] = typer.Option(None, "--model",
                                               help="Estimators to run (repeatable): M0, Mt, Mb, Mh-chao, ... or "
                                                    "secr for SECR density from the stations' coordinates."),
+    outages: Optional[Path] = typer.Option(None, "--outages", help="CSV deployment_id,start,end[,reason] of known "
+                                           "camera outages, taken out of the effort."),
+    camera_check: Optional[bool] = typer.Option(None, "--camera-check/--no-camera-check",
+                                                help="Take the outages `spotid deployments check` finds out of the "
+                                                     "effort (default on; changes nothing on cameras without faults)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Census of the catalog: MNA with two-flank bounds, events, effort and estimates.
 
     Example: spotid census --db season.db --out census/ --model secr
+    Example: spotid census --db season.db --outages known_outages.csv
 
     Run ``spotid census estimate FILE.csv`` for a capture-history file instead.
     """
@@ -71,7 +77,8 @@ def census(
 
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,
-                     flank_link_seconds=link_seconds, estimate_flank=flank)
+                     flank_link_seconds=link_seconds, estimate_flank=flank,
+                     outages=str(outages) if outages else None, camera_check=camera_check)
     if model:
         from spotid.census.registry import MODELS
 
@@ -93,6 +100,12 @@ def census(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:
+        if cfg.outages:
+            from spotid.ingest.health import OutagesError, read_outages
+            try:        # a bad file is a usage error before any run is recorded
+                read_outages(cfg.outages, {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")})
+            except OutagesError as e:
+                raise typer.BadParameter(str(e), param_hint="--outages") from None
         try:
             with cat.run("census", cfg) as run_id:
                 res = Census(cfg)(cat)

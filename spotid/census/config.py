@@ -15,6 +15,10 @@ class CensusConfig:
     cameras of a paired station within this many seconds are one animal. statuses: which sighting
     statuses count. estimate_flank: 'auto' (the flank with more identities, left on ties), 'left' or
     'right'. write_flank_links: store the links found in the catalog's flank_links table.
+    camera_check: run the camera check (spotid/ingest/health.py, default thresholds) and take the outages it
+    finds (clock reset, no images after setup / mid-deployment / before pickup) out of the stations' effort,
+    leaving out sightings whose time cannot be trusted; on a card without faults nothing changes.
+    outages: CSV of known outages ``deployment_id,start,end[,reason]``, also taken out of the effort.
     """
 
     yaml_name = "census"
@@ -34,6 +38,9 @@ class CensusConfig:
     secr_detectfn: str = "HN"           # HN | HR | HHN | HHR
     secr_buffer_m: float = 12000.0      # habitat mask buffer around the stations (~4 sigma of a leopard)
     secr_nx: int = 64                   # mask points across the buffered layout (as R's secr make.mask)
+    # camera operation (effort from the images themselves)
+    camera_check: bool = True           # take detected outages out of the effort (nothing changes without faults)
+    outages: str | None = None          # CSV deployment_id,start,end[,reason] of known outages
 
     def __post_init__(self):
         if not self.occasion_days > 0:

@@ -49,7 +49,7 @@ def station_rows(res: CensusResult) -> list[dict]:
             "x_m": None if st.x_m is None else round(st.x_m, 2), "y_m": None if st.y_m is None else round(st.y_m, 2),
             "start": res._iso(st.start) if st.start else None, "end": res._iso(st.end) if st.end else None,
             "trap_nights": round(st.trap_nights, 3), "camera_nights": round(st.camera_nights, 3),
-            "effort_source": st.effort_source, "n_events": st.n_events, "n_sightings": st.n_sightings,
+            "outage_days": round(st.outage_days, 3), "effort_source": st.effort_source, "n_events": st.n_events, "n_sightings": st.n_sightings,
             "n_identities": len(st.identities),
         })
     return out

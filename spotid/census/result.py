@@ -54,7 +54,9 @@ class Station:
     trap_nights: float = 0.0        # union of the cameras' operating time within the period, days
     camera_nights: float = 0.0      # sum over cameras, days
     usage: list[float] = field(default_factory=list)  # days operated per occasion
-    effort_source: str = "deployment dates"
+    effort_source: str = "deployment dates"   # + " minus outages: ..." when outages were taken out
+    outage_days: float = 0.0        # camera-days taken out of the cameras' spans (camera check, outages file)
+    effort_notes: list = field(default_factory=list)  # per deployment: days out and why
     n_events: int = 0
     n_sightings: int = 0
     identities: set = field(default_factory=set)
@@ -84,6 +86,7 @@ class CensusResult:
     n_unusable_sightings: int = 0          # leopard sightings in the period identify could not use (not counted)
     unusable_reasons: dict = field(default_factory=dict)   # why they could not be used -> sightings
     spatial: dict = field(default_factory=dict)   # flank -> SECR Estimate (CensusConfig.secr), each flank fitted alone
+    cameras: list = field(default_factory=list)   # CameraReport per deployment (spotid.ingest.health), when checked
 
     def _iso(self, t: datetime) -> str:
         return (t.replace(tzinfo=self.tz) if self.tz is not None else t).isoformat()

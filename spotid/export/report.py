@@ -2,7 +2,8 @@
 
 Plots: stations on a map-like scatter (projected metres, marker area ~ events, colour = identities),
 the capture-history heatmap (identities x occasions), sightings over time with the discovery curve
-(cumulative identities), and the estimates with their 95% intervals against the MNA bounds.
+(cumulative identities), the estimates with their 95% intervals against the MNA bounds, and the camera
+health timeline (operating periods, outages and findings per camera, from spotid/ingest/health.py).
 """
 from __future__ import annotations
 
@@ -149,6 +150,59 @@ def plot_estimates(res: CensusResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_camera_health(res: CensusResult, path: Path) -> Path:
+    """One row per camera: deployment span (grey), operating periods (green), outages (red: found by the
+    camera check, orange: from the outages file), other findings (purple: glare days, infrared)."""
+    plt = _plt()
+    reps = res.cameras
+    fig, ax = plt.subplots(figsize=(9, max(2.2, 0.38 * len(reps) + 1.4)), dpi=110)
+    for k, r in enumerate(reps):
+        if r.start is not None and r.end is not None:
+            ax.barh(k, (r.end - r.start).total_seconds() / 86400, left=_days_since(res, r.start), height=0.7,
+                    color="0.88", edgecolor="0.6")
+        for a, b in r.operating:
+            ax.barh(k, (b - a).total_seconds() / 86400, left=_days_since(res, a), height=0.45, color="#55a868")
+        for o in r.outages:
+            ax.barh(k, (o.end - o.start).total_seconds() / 86400, left=_days_since(res, o.start), height=0.45,
+                    color="#c44e52" if o.source == "camera check" else "#dd8452")
+        for f in r.findings:
+            if not f.outage and f.start is not None and f.end is not None and f.kind != "file_order_unknown":
+                ax.barh(k, (f.end - f.start).total_seconds() / 86400, left=_days_since(res, f.start), height=0.18,
+                        color="#8172b3")
+    ax.set_yticks(range(len(reps)))
+    ax.set_yticklabels([f"{r.deployment} ({', '.join(sorted({f.kind for f in r.findings})) or 'ok'})" for r in reps],
+                       fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"days from {res.period_start:%Y-%m-%d} (local camera time)")
+    ax.set_title("Camera operation: span (grey), operating (green), outages found (red) / known (orange), "
+                 "other findings (purple)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def _days_since(res: CensusResult, t) -> float:
+    return (t.replace(tzinfo=None) - res.period_start).total_seconds() / 86400
+
+
+def _health_html(res: CensusResult, out: Path) -> str:
+    if not res.cameras:
+        return ("<h2>Camera health</h2><p>The camera check did not run (census setting camera_check off); effort "
+                "is the deployment dates minus the outages file, if any.</p>")
+    plot_camera_health(res, out / "camera_health.png")
+    rows = [{"camera": r.deployment, "finding": f.kind, "from": f"{f.start:%Y-%m-%d %H:%M}" if f.start else None,
+             "to": f"{f.end:%Y-%m-%d %H:%M}" if f.end else None, "out of effort": "yes" if f.outage else "no",
+             "evidence": ", ".join(f"{k}={v}" for k, v in f.evidence.items()), "what to do": f.action}
+            for r in res.cameras for f in r.findings if f.kind != "file_order_unknown"]
+    rows += [{"camera": r.deployment, "finding": "known outage", "from": f"{o.start:%Y-%m-%d %H:%M}",
+              "to": f"{o.end:%Y-%m-%d %H:%M}", "out of effort": "yes", "evidence": o.reason, "what to do": ""}
+             for r in res.cameras for o in r.outages if o.source == "outages file"]
+    ok = sum(1 for r in res.cameras if not rows or all(x["camera"] != r.deployment for x in rows))
+    return (f"<h2>Camera health</h2><p>{ok} of {len(res.cameras)} cameras without findings. Outages are taken "
+            "out of the effort (trap-nights, the usage matrix and SECR). Details: <code>spotid deployments check"
+            "</code>.</p><img src=\"camera_health.png\" alt=\"camera health timeline\">"
+            + (_table(rows, ["camera", "finding", "from", "to", "out of effort", "evidence", "what to do"]) if rows else ""))
+
+
 def _table(rows: list[dict], cols: list[str]) -> str:
     def cell(v):
         if v is None:
@@ -173,6 +227,7 @@ def write_report(res: CensusResult, out: str | Path) -> Path:
     plot_over_time(res, out / "sightings_over_time.png")
     plot_estimates(res, out / "estimates.png")
     write_census(res, out / "tables")
+    health_html = _health_html(res, out)
     s = res.summary()
     best = res.best_estimate()
     headline = (f"MNA <b>{s['mna']}</b> (two-flank bounds {s['mna_min']}–{s['mna_max']})"
@@ -209,7 +264,9 @@ th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}img{{max
 ({html.escape(res.estimates.best_reason if res.estimates else "")}).</p><ul>{notes}</ul>
 {secr_html}
 <h2>Stations and events</h2><img src="stations.png" alt="stations">
-{_table(station_rows(res), ["station", "n_cameras", "trap_nights", "n_events", "n_sightings", "n_identities", "effort_source"])}
+{_table(station_rows(res), ["station", "n_cameras", "trap_nights", "outage_days", "n_events", "n_sightings", "n_identities",
+                            "effort_source"])}
+{health_html}
 <h2>Capture histories</h2><img src="capture_history.png" alt="capture histories">
 <h2>Sightings over time</h2><img src="sightings_over_time.png" alt="sightings over time">
 <h2>Individuals</h2>

@@ -180,6 +180,62 @@ def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
              "auto-created: add details" if d.auto_created else ""] for d, n in deps])
 
 
+@deployments_app.command("check")
+def deployments_check(
+    db: Path = DB_OPT,
+    outages: Optional[Path] = typer.Option(None, "--outages", help="CSV deployment_id,start,end[,reason] of known "
+                                           "outages, added to the ones found."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", "-d", help="Only this deployment."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with HealthConfig thresholds "
+                                          "(defaults: configs/health.yaml)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Check camera operation from the images themselves: clock problems, dead battery / full card, camera
+    down, vegetation or sun glare, broken infrared flash. Outages found (and --outages) are what
+    `spotid census` takes out of the effort.
+
+    Example: spotid deployments check --db season.db --outages known_outages.csv --json
+
+    Exit code 0 whether or not faults are found (they are data); 2 for bad input.
+    """
+    from spotid.config import resolve_config
+    from spotid.ingest.health import CameraCheck, HealthConfig, OutagesError, read_outages, reports_to_json
+    from spotid.util import open_catalog, print_json
+
+    try:
+        cfg = resolve_config(HealthConfig, config)
+    except (ValueError, OSError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from None
+    with open_catalog(db, create=False) as cat:
+        deps = {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")}
+        if deployment is not None and deployment not in deps:
+            raise typer.BadParameter(f"no deployment {deployment!r}; see `spotid deployments list`",
+                                     param_hint="--deployment")
+        try:
+            known = read_outages(outages, deps) if outages else []
+        except OutagesError as e:
+            raise typer.BadParameter(str(e), param_hint="--outages") from None
+        reports = CameraCheck(cfg)(cat, known)
+    if deployment is not None:
+        reports = [r for r in reports if r.deployment == deployment]
+    if json_out:
+        print_json(reports_to_json(reports, cfg))
+        return
+    _table(f"{len(reports)} camera(s): {sum(1 for r in reports if r.ok)} without findings",
+           ["camera", "station", "span (days)", "images", "triggers", "night", "operating days", "findings"],
+           [[r.deployment, r.station, r.to_dict()["span_days"], r.n_media, r.n_triggers, r.n_night_triggers,
+             round(r.operating_days, 2), ", ".join(f.kind for f in r.findings) or "ok"] for r in reports])
+    for r in reports:
+        rows = [[f.kind, f"{f.start:%Y-%m-%d %H:%M}" if f.start else "", f"{f.end:%Y-%m-%d %H:%M}" if f.end else "",
+                 "yes" if f.outage else "", ", ".join(f"{k}={v}" for k, v in f.evidence.items()), f.action]
+                for f in r.findings]
+        rows += [["known outage", f"{o.start:%Y-%m-%d %H:%M}", f"{o.end:%Y-%m-%d %H:%M}", "yes", o.reason, ""]
+                 for o in r.outages if o.source == "outages file"]
+        if rows:
+            _table(f"camera {r.deployment} (station {r.station})",
+                   ["finding", "from", "to", "out of effort", "evidence", "what to do"], rows)
+
+
 # -- spotid media -----------------------------------------------------------------------------------
 media_app = typer.Typer(help="What is in the catalog: media and ingest failures.", no_args_is_help=True)
 

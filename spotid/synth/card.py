@@ -9,18 +9,19 @@ import struct
 import time
 import zlib
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from spotid.synth.config import SynthConfig
+from spotid.synth.faults import camera_time, parse_fault
 from spotid.synth.render import FrameRenderer
 from spotid.synth.rng import rng
 from spotid.synth.scene import list_backgrounds, station_habitat, station_scene
 from spotid.synth.world import CATEGORIES, CATEGORY_ID, SUNRISE, SUNSET, Trigger, World
-from spotid.util import atomic_write_bytes, atomic_write_json, atomic_write_text, format_tz, progress
+from spotid.util import atomic_write_bytes, atomic_write_json, atomic_write_text, format_tz, parse_tz, progress
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +110,19 @@ def _render_deployment(args) -> tuple[list, list]:
     renderer = FrameRenderer(cfg.seed, cfg.camera_model)
     offset = cfg.tz
     serial = serial_number(cfg.seed, dep)
+    faults = [parse_fault(x) for x in cfg.faults]
+    start = datetime.combine(date.fromisoformat(cfg.start_date), datetime.min.time(), tzinfo=parse_tz(cfg.tz))
     images, anns = [], []
     n = 0
     for t in triggers:
         for f in range(cfg.burst):
             n += 1
-            when = t.start + timedelta(seconds=f)
-            hour = when.hour + when.minute / 60 + when.second / 3600
+            true_when = t.start + timedelta(seconds=f)
+            when = camera_time(faults, dep, true_when, start)   # what the camera's clock says
+            hour = true_when.hour + true_when.minute / 60 + true_when.second / 3600
             night = hour < SUNRISE or hour >= SUNSET
-            temp = temperature(cfg.seed, t.station, (when.date() - date.fromisoformat(cfg.start_date)).days, hour, scene.habitat)
+            temp = temperature(cfg.seed, t.station, (true_when.date() - date.fromisoformat(cfg.start_date)).days, hour,
+                               scene.habitat)
             stamp = (f"{cfg.camera_make}  {f + 1}/{cfg.burst}",
                      f"{temp}C {round(temp * 9 / 5 + 32)}F   {when.strftime('%Y-%m-%d %H:%M:%S')}", dep)
             fr = renderer(scene, species=t.species, individual=t.individual, view=t.view, distance=t.distance,
@@ -132,6 +137,8 @@ def _render_deployment(args) -> tuple[list, list]:
                            "seq_id": t.seq_id, "seq_num_frames": cfg.burst, "frame_num": f,
                            "day_night": "night" if night else "day", "temperature_c": temp,
                            "trigger": "animal" if t.species != "empty" else "false"})
+            if when != true_when:
+                images[-1]["true_datetime"] = true_when.isoformat()
             if not fr.boxes:
                 anns.append({"id": f"{image_id}#0", "image_id": image_id, "category_id": CATEGORY_ID["empty"]})
             for k, b in enumerate(fr.boxes):
@@ -247,5 +254,6 @@ class CardWriter:
             "stations": [{"station_id": s.id, "x": s.x, "y": s.y, "latitude": s.latitude, "longitude": s.longitude,
                           "habitat": station_habitat(cfg.seed, s.id), "deployments": list(s.deployments)} for s in world.stations],
             "visits": visits,
+            "faults": [f.to_dict(world.start, cfg.days) for f in world.faults],
             "world": world_params,
         }

@@ -37,16 +37,25 @@ def card(
     height: Optional[int] = typer.Option(None, help="Frame height in pixels."),
     backgrounds: Optional[Path] = typer.Option(None, help="Folder of real empty frames to use as station backgrounds."),
     workers: Optional[int] = typer.Option(None, help="Render deployments in this many processes."),
+    fault: Optional[list[str]] = typer.Option(None, "--fault", help="Camera fault (repeatable): down:DEP:DAY:DAYS "
+                                              "(no pictures from day DAY for DAYS days), clock:DEP:DAY (clock reset on "
+                                              "day DAY: times restart from the deployment start), noir:DEP (no night "
+                                              "pictures). Listed in truth.json 'faults'."),
     config: Optional[Path] = typer.Option(None, help="YAML with SynthConfig settings (configs/synth.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Render a synthetic SD-card dump with COCO Camera Traps truth (leopard ids and flanks)."""
+    """Render a synthetic SD-card dump with COCO Camera Traps truth (leopard ids and flanks).
+
+    Example, a card with one camera down for 10 days and one clock reset:
+    spotid synth card card/ --stations 4 --days 20 --fault down:S02A:5:10 --fault clock:S03B:8
+    """
     from spotid.synth.card import CardWriter
     from spotid.util import print_json
 
     cfg = _cfg(config, stations=stations, days=days, individuals=individuals, seed=seed,
                night_fraction=night_fraction, empty_fraction=empty_fraction, paired=paired, g0=g0, sigma_m=sigma,
-               width=width, height=height, backgrounds=str(backgrounds) if backgrounds else None, workers=workers)
+               width=width, height=height, backgrounds=str(backgrounds) if backgrounds else None, workers=workers,
+               faults=tuple(fault) if fault else None)
     try:
         summary = CardWriter(cfg)(out)
     except ValueError as e:

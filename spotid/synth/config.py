@@ -47,3 +47,4 @@ class SynthConfig:
     camera_make: str = "RECONYX"
     camera_model: str = "HyperFire 2 Cover"
     workers: int = 1
+    faults: tuple[str, ...] = ()      # camera faults, e.g. down:S02A:5:10, clock:S03B:8, noir:S01A (synth/faults.py)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from spotid.synth.config import SynthConfig
+from spotid.synth.faults import drops, parse_faults
 from spotid.synth.rng import rng
 from spotid.util import parse_tz
 
@@ -122,6 +123,7 @@ class World:
                                   float(round(r.uniform(self.area[1], self.area[3]), 1))))
         self.population = pop
         self.start = datetime.combine(date.fromisoformat(cfg.start_date), datetime.min.time(), tzinfo=self.tz)
+        self.faults = parse_faults(cfg.faults, [d for s in stations for d in s.deployments], cfg.days)
 
     @classmethod
     def from_config(cls, cfg: SynthConfig) -> "World":
@@ -209,7 +211,8 @@ class World:
                 if t.start < earliest:
                     t = Trigger(**{**t.__dict__, "start": earliest})
             out.append(t)
-        return out
+        # camera faults: pictures a broken or knocked-over camera did not take
+        return [t for t in out if not any(drops(f, t, self.start, cfg.days) for f in self.faults)]
 
     def summary(self) -> dict:
         return {"individuals": len(self.population), "stations": len(self.stations),
