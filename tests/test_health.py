@@ -103,6 +103,32 @@ def test_clock_reset_only_within_one_card():
     assert rep.findings == []
 
 
+def test_stray_files_and_shuffled_names_are_not_a_reset():
+    # a few files out of order (copied back in by hand) are fewer than reset_min_images: no reset
+    hours = every(3, 1, 240) + [5, 6, 7] + every(3, 241, 480)
+    rep = check_series("C", series(hours), start=T0, end=T0 + timedelta(days=20), now=NOW)
+    assert "clock_reset" not in kinds(rep)
+    # names that do not follow capture time at all (more than reset_max_jumps jumps): said, no reset read
+    import random
+
+    hours = every(3, 1, 480)
+    random.Random(0).shuffle(hours)
+    rep = check_series("C", series(hours), start=T0, end=T0 + timedelta(days=20), now=NOW)
+    assert kinds(rep) == ["file_order_unknown"] and rep.outages == [] and rep.untrusted_media == []
+
+
+def test_synth_fault_specs():
+    from spotid.synth.faults import Fault, parse_fault, parse_faults
+
+    assert parse_fault("down:S02A:5:10") == Fault("down", "S02A", 5, 10)
+    assert parse_fault("clock:S03B:8") == Fault("clock", "S03B", 8) and parse_fault("noir:S01A").kind == "noir"
+    for bad in ("down:S02A:5", "clock:S03B:x", "melt:S01A", "down:S02A:5:0"):
+        with pytest.raises(ValueError, match="bad fault"):
+            parse_fault(bad)
+    with pytest.raises(ValueError, match="no such camera; cameras: S01A, S01B"):
+        parse_faults(["down:S09A:1:2"], ["S01A", "S01B"], 10)
+
+
 def test_dates_outside_the_deployment_and_future():
     # in file order: one image a year before the start, the survey, one 10 days after the end, one in the future
     hours = [-24 * 400] + every(3, 1, 480) + [24 * 30]

@@ -6,7 +6,8 @@ matrix are the references), from each deployment's media timestamps and file ord
 - ``clock_wrong``: images dated before the deployment start, after its end or in the future (more than
   ``date_tolerance_hours`` out). Their times cannot be placed: they are left out of the census.
 - ``clock_reset``: in file order (card folder, then file name, numbers compared as numbers) the time
-  jumps back by more than ``reset_tolerance_minutes`` and at least ``reset_min_images`` images follow:
+  jumps back by more than ``reset_tolerance_minutes`` and the next ``reset_min_images`` images stay dated
+  before the last good one (stray files copied back in do not):
   file numbers only grow, so the clock was reset (battery swap, factory default). Every later image of that
   card has an untrusted time; the camera's operating period ends at the last image before the jump (its
   later photos cannot be put on occasions). A card with more than ``reset_max_jumps`` jumps has file names
@@ -60,7 +61,7 @@ class HealthConfig:
     min_gap_days: float = 3.0               # never call a shorter gap an outage
     gap_alpha: float = 0.001                # chance that the longest gap of a working camera exceeds g*
     reset_tolerance_minutes: float = 60.0   # a backward jump in file order larger than this is a clock reset ...
-    reset_min_images: int = 3               # ... when at least this many images follow it (one stray file is not)
+    reset_min_images: int = 10              # ... when this many images after it stay behind (stray files do not)
     reset_max_jumps: int = 3                # more jumps than this on one card: file order is not capture order
     date_tolerance_hours: float = 24.0      # images this far before the start / after the end are misdated
     glare_min_images: int = 200             # images in one day before glare/vegetation is considered
@@ -236,7 +237,10 @@ def check_series(deployment: str, media: list[MediaTime], *, start: datetime | N
             continue
         for k in jumps:
             back = (ms[k - 1].t - ms[k].t).total_seconds()
-            if len(ms) - k >= cfg.reset_min_images:
+            behind = 0      # images after the jump still dated before the last good one: a reset keeps them behind
+            while k + behind < len(ms) and ms[k + behind].t < ms[k - 1].t:
+                behind += 1
+            if behind >= cfg.reset_min_images:
                 after = [m.id for m in ms[k:]]
                 untrusted.update(after)
                 good = ms[k - 1].t
