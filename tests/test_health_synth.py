@@ -1,5 +1,6 @@
 """The camera check on a rendered synthetic card with known faults (issue 22's done-when): one camera down for
-10 days and one clock reset are both found, the census's usage matrix shows them, and the SECR input uses it."""
+10 days and one clock reset are both found, the census's usage matrix shows them, and the SECR input uses it;
+a camera with a broken infrared flash is named but keeps its (day) effort."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from spotid.synth.config import SynthConfig
 
 pytestmark = pytest.mark.slow     # renders ~400 small frames and ingests them (~15 s on a shared core)
 
-FAULTS = ("down:S02:5:10", "clock:S03:8")
+FAULTS = ("down:S02:5:10", "clock:S03:8", "noir:S01")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,9 @@ def _sightings_from_truth(cat: Catalog, truth: dict) -> None:
 
 def test_truth_records_the_faults(survey):
     _, truth = survey
-    assert [(f["kind"], f["deployment"]) for f in truth["faults"]] == [("down", "S02"), ("clock", "S03")]
+    assert [(f["kind"], f["deployment"]) for f in truth["faults"]] == [("down", "S02"), ("clock", "S03"),
+                                                                       ("noir", "S01")]
+    assert not any(i["day_night"] == "night" for i in truth["images"] if i["deployment_id"] == "S01")
     s02 = [datetime.fromisoformat(i["datetime"]) for i in truth["images"] if i["deployment_id"] == "S02"]
     assert not any(datetime(2025, 10, 25).date() <= t.date() < datetime(2025, 11, 4).date() for t in s02)
     shifted = [i for i in truth["images"] if "true_datetime" in i]
@@ -75,7 +78,8 @@ def test_truth_records_the_faults(survey):
 def test_check_finds_both_faults_and_the_census_effort_follows(survey):
     cat, truth = survey
     reps = {r.deployment: r for r in CameraCheck()(cat)}
-    assert [f.kind for f in reps["S01"].findings] == []
+    assert [f.kind for f in reps["S01"].findings] == ["no_night_images"]
+    assert reps["S01"].findings[0].evidence["chance_if_working"] < 0.01 and not reps["S01"].outages
     assert [f.kind for f in reps["S02"].findings] == ["camera_down"]
     down = reps["S02"].findings[0]
     # the true outage is 2025-10-25 00:00 to 2025-11-04 00:00; the gap found runs from the last image before
