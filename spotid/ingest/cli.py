@@ -200,7 +200,8 @@ def deployments_check(
     """
     from spotid.config import resolve_config
     from spotid.ingest.health import CameraCheck, HealthConfig, OutagesError, read_outages, reports_to_json
-    from spotid.util import open_catalog, print_json
+    from spotid.cliutil import open_catalog
+    from spotid.util import print_json
 
     try:
         cfg = resolve_config(HealthConfig, config)
