@@ -176,8 +176,9 @@ def test_read_outages(tmp_path):
     deps = {"S01A": {"tz": "+10:00", "start": "2025-03-01T00:00:00+10:00"}}
     f = tmp_path / "out.csv"
     f.write_text("deployment_id,start,end,reason\nS01A,2025-03-05,2025-03-07,knocked over\n"
-                 "S01A,2025-03-10T06:00:00+10:00,2025-03-10T18:00:00+10:00,\n")
+                 "S01A,2025-03-09T20:00:00+00:00,2025-03-10T18:00:00+10:00,\n")
     o = read_outages(f, deps)
+    assert o[1].start.isoformat() == "2025-03-10T06:00:00+10:00"          # UTC given: read in camera time
     assert o[0].start == datetime(2025, 3, 5, tzinfo=TZ) and o[0].end == datetime(2025, 3, 8, tzinfo=TZ)
     assert o[0].reason == "knocked over" and o[1].reason == "known outage" and o[1].source == "outages file"
     for text, msg in [("deployment_id,start\nS01A,2025-03-05\n", "missing column"),

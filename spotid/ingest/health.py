@@ -415,6 +415,8 @@ def read_outages(path: str | Path, deployments: dict[str, dict]) -> list[Outage]
                     raise OutagesError(f"{path} line {n}: {r[col]!r} has no UTC offset and deployment {did} no tz: "
                                        "write the offset, e.g. 2024-03-05T00:00+10:00")
                 t = t.replace(tzinfo=tz)
+            elif tz is not None:
+                t = t.astimezone(tz)      # the census compares in the camera's local time
             ts.append(t)
         if ts[1] <= ts[0]:
             raise OutagesError(f"{path} line {n}: end {r['end']} is not after start {r['start']}")
