@@ -63,11 +63,14 @@ class PairedMatcher:
         return self.verifier(q, r, q_place, r_place)
 
     def scores(self, q: Features, r: Features) -> float:
-        """The raw score of one pair, NaN when either crop was too small for this matcher (no score:
-        the fusion leaves it out) -- distinct from 0 inliers on a crop it could describe."""
+        """The raw score of one pair: inliers + putative matches / 1000 (the tie-break between equal
+        inlier counts the RootSIFT path of the Matcher has always used: most pairs have 0 inliers);
+        NaN when either crop was too small for this matcher (no score: the fusion leaves it out),
+        distinct from 0 inliers on a crop it could describe."""
         if self.min_side and (len(q) == 0 or len(r) == 0):
             return float("nan")
-        return float(self.verify(q, r).inliers)
+        v = self.verify(q, r)
+        return v.inliers + min(v.matches, 999) / 1000.0
 
 
 def sift(cfg=None, catalog=None, **_) -> PairedMatcher:

@@ -109,8 +109,8 @@ def raw_scores(data, s, names: list[str], *, matchers: dict, max_side: int = 512
     for name in names:
         if name == "sift":
             if full_verifier:
-                brute["sift"] = np.where(valid, np.floor(s.inliers), np.nan)
-            short["sift"] = np.where(valid, np.floor(s.fused_inliers), np.nan)
+                brute["sift"] = np.where(valid, s.inliers, np.nan)
+            short["sift"] = np.where(valid, s.fused_inliers, np.nan)
             continue
         m = matchers[name]
         feats, t_feat = local_features([it.path for it in data.items], m, max_side=max_side, cache=cache)
