@@ -147,3 +147,47 @@ def test_fit_fusion_on_pairs_orders_weights_and_equal_defaults():
     assert f.calibrations["embedding"].w > 0 and f.calibrations["sift"].w > 0
     p = f.fuse({"embedding": cos, "sift": inl})
     assert p[same].mean() > 0.5 > p[~same].mean()
+
+
+def _toy_eval():
+    """4 images of individuals A A B B, queries 0 and 2, each with the other three in its gallery."""
+    from pathlib import Path
+
+    from spotid.identify.evaluate import EvalData, Item, Scores
+
+    items = [Item(Path(f"/x/{i}.jpg"), ind, f"{ind}/{i}") for i, ind in enumerate("AABB")]
+    data = EvalData(items, ["left"] * 4, np.zeros((4, 2), np.float32), [])
+    valid = np.array([[False, True, True, True], [True, True, False, True]])
+    cos = np.where(valid, 0.0, np.nan)
+    s = Scores(np.array([0, 2]), valid, cos, np.full(valid.shape, np.nan), np.zeros(valid.shape),
+               shortlists=[np.array([1, 2]), np.array([3])])
+    return data, s
+
+
+def test_fusion_pairs_and_shortlist_mask_by_hand():
+    from spotid.identify.multiscore import fusion_pairs, shortlist_mask
+
+    data, s = _toy_eval()
+    np.testing.assert_array_equal(shortlist_mask(s), [[False, True, True, False], [False, False, False, True]])
+    raw = {"embedding": np.arange(8.0).reshape(2, 4)}
+    r, same = fusion_pairs(s, data, raw, shortlist_only=True)
+    np.testing.assert_array_equal(r["embedding"], [1, 2, 7])          # (q0, 1), (q0, 2), (q2, 3)
+    np.testing.assert_array_equal(same, [True, False, True])
+    r, same = fusion_pairs(s, data, raw)
+    np.testing.assert_array_equal(r["embedding"], [1, 2, 3, 4, 5, 7])
+    np.testing.assert_array_equal(same, [True, False, False, False, False, True])
+
+
+def test_weight_grid_prefers_the_scorer_that_ranks_right():
+    """SIFT ranks both queries right, ALIKED both wrong: the grid gives SIFT the larger weight; with the
+    two calibrations identical and equal weights, ties would leave the query wrong."""
+    from spotid.identify.multiscore import weight_grid
+
+    data, s = _toy_eval()
+    sift = np.where(s.valid, [[0, 20, 0, 0], [0, 0, 0, 20]], np.nan)
+    aliked = np.where(s.valid, [[0, 0, 30, 0], [30, 0, 0, 0]], np.nan)
+    emb = np.where(s.valid, 0.0, np.nan)
+    f = hand_fusion()
+    g = weight_grid(f, [(data, s, {"embedding": emb, "sift": sift, "aliked": aliked})], ["sift", "aliked"])
+    assert g.weights["sift"] > g.weights["aliked"] and g.meta["weights_grid_mAP"] == pytest.approx(1.0)
+    assert g.calibrations == f.calibrations
