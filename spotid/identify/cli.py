@@ -1,6 +1,7 @@
 """CLI for the identify stage (see spotid/cli.py for the registration protocol).
 
-``spotid identify --db DB``, ``spotid eval reid DIR``, ``spotid train matcher DIR...``.
+``spotid identify --db DB``, ``spotid eval reid DIR [--verifiers sift,aliked]``, ``spotid train matcher DIR...``,
+``spotid train fusion DIR...`` (the calibrated fusion of the embedding and the local verifiers).
 """
 from __future__ import annotations
 

@@ -19,6 +19,10 @@ P(same)), the last exactly as ``spotid identify`` matches. Open set: a fixed sha
 (seeded) is left out of the gallery; BAKS/BAUS are the balanced accuracies on known/unknown queries
 at the operating probability threshold, with each scorer's decision model (own best evidence vs the
 best other individual's, :meth:`Calibration.decide`).
+
+With ``--verifiers sift,aliked`` (:mod:`spotid.identify.multiscore`) each local verifier is also
+scored alone, and ``calibrated`` -- the average of each scorer's calibrated P(same)
+(:mod:`spotid.identify.fusion`, ``models/matcher/fusion``) -- heads the report.
 """
 from __future__ import annotations
 
@@ -378,7 +382,8 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
             res.setdefault(k, m)   # 'embedding' keeps its open-set figures from evaluate()
         # a query in use: cosine + shortlist + SIFT (the Matcher) and each other matcher on the shortlist
         extra = {"verifiers": list(verifiers), "fusion": fusion.version, "timing": timing,
-                 "seconds_per_query_calibrated": float(sum(timing["seconds_per_query"].values()))}
+                 "seconds_per_query_calibrated": float(sum(timing["seconds_per_query"].values())),
+                 "cpu_seconds_per_query_calibrated": float(sum(v or 0.0 for v in timing["cpu_seconds_per_query"].values()))}
     fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
     n = len(data.items)
     fused = res.get("calibrated") or res.get("fused", {})
@@ -389,7 +394,7 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
         "queries_by_flank": query_flanks(data, s),
         "top1": fused.get("top1"), "top5": fused.get("top5"), "mAP": fused.get("mAP"),
         "queries": fused.get("queries"), "seconds_per_query": extra.get("seconds_per_query_calibrated", s.seconds_per_query),
-        "cpu_seconds_per_query": s.meta.get("cpu_seconds_per_query"),
+        "cpu_seconds_per_query": extra.get("cpu_seconds_per_query_calibrated", s.meta.get("cpu_seconds_per_query")),
         "BAKS": fused.get("BAKS"), "BAUS": fused.get("BAUS"), "threshold": threshold,
         "scorers": res,
         "ms_per_embedding": 1000 * data.embed_seconds / max(n, 1),
