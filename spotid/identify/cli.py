@@ -191,7 +191,7 @@ def _print_reid_report(rep: dict) -> None:
         sq = rep["timing"]["seconds_per_query"]
         con.print(f"'calibrated' = average of the calibrated P(same) of {', '.join(rep['scorers']['calibrated']['scorers'])} "
                   f"({rep['fusion']}), local matchers on the Matcher's shortlist; {', '.join(rep['verifiers'])} rows: "
-                  f"each verifier alone against the whole gallery. Query time: "
+                  f"each verifier alone, scored on {rep['timing']['verifiers_scored_on']}. Query time: "
                   + " + ".join(f"{k} {v:.3f} s" for k, v in sq.items()))
 
 
