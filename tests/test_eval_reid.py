@@ -357,3 +357,38 @@ def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, 
     assert r.exit_code == 0, r.output
     assert "only one individual could be read" in r.output and "nan" not in r.output
     assert "images: 4 left" in r.output and "queries: 4 left; fused top-1 left/right 1.000" in r.output
+
+
+def test_cli_eval_reid_verifiers_option_names_the_choices(reid_dir):
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--verifiers", "sift,orb"])
+    assert r.exit_code == 2 and "sift, aliked" in r.output
+
+
+@pytest.mark.slow
+def test_run_eval_with_aliked_reports_each_scorer_and_the_calibrated_fusion(reid_dir, tmp_path):
+    """--verifiers sift,aliked: each verifier alone, the embedding, the legacy fused scorer and the
+    calibrated average (which then heads the report); ALIKED features are cached per image."""
+    from spotid.identify.fusion import Fusion, ScoreCalibration
+    from spotid.identify.local import build_local
+
+    fus = Fusion({"embedding": ScoreCalibration("cos", 1.0, -2.0), "sift": ScoreCalibration("log1p", 1.5, -5.0),
+                  "aliked": ScoreCalibration("log1p", 1.5, -5.0)}, {"embedding": 1.0, "sift": 1.0, "aliked": 1.0},
+                 (1.0, -0.5, 0.0), 0.02, {"version": "fusion@test"})
+    kw = dict(embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL, extractor=FeatureExtractor(max_keypoints=300),
+              verifier=Verifier(), encounter=r"^(e\d+)_", shortlist=5, limit=8, cache=tmp_path,
+              verifiers=["sift", "aliked"], fusion=fus, matchers={"aliked": build_local("aliked")})
+    rep = run_eval(reid_dir, **kw)
+    sc = rep["scorers"]
+    assert {"embedding", "verifier", "fused", "sift", "aliked", "calibrated"} <= set(sc)
+    assert rep["headline"] == "calibrated" and rep["top1"] == sc["calibrated"]["top1"]
+    assert sc["calibrated"]["scorers"] == ["embedding", "sift", "aliked"]
+    assert sc["sift"]["top1"] == sc["verifier"]["top1"]      # the same RootSIFT brute force, whole inliers
+    assert sc["aliked"]["top1"] >= 0.75 and sc["calibrated"]["top1"] >= 0.75   # warped copies of one coat
+    assert rep["fusion"] == "fusion@test" and set(rep["timing"]["seconds_per_query"]) == {"embedding+sift", "aliked"}
+    assert list(tmp_path.glob("local-aliked-*.pkl"))
+    with pytest.raises(ValueError, match="fusion calibration"):
+        run_eval(reid_dir, **{**kw, "fusion": None})

@@ -289,3 +289,39 @@ def test_shipped_calibration_fits_the_configured_features(descriptor):
     cal = load_calibration(descriptor=descriptor)
     assert default_path(descriptor).is_file()
     assert cal.features_version == FeatureExtractor.from_config(cfg).version
+
+
+def test_matcher_with_calibrated_fusion_ranks_by_the_average_and_decides_with_the_competitor():
+    """Hand-made scorers: the gallery's crop 'inliers' are written in its keypoints, so RootSIFT says
+    A (2 inliers: P 0.75 with w 1, b 0) over B (0: 0.5), ALIKED says B (8: 0.9) over A (0: 0.5), the
+    embedding is neutral (cos 0: 0.5). Fused: A (0.5+0.75+0.5)/3 = 0.583, B (0.5+0.5+0.9)/3 = 0.633."""
+    from spotid.identify.fusion import Fusion, ScoreCalibration
+    from spotid.identify.local import PairedMatcher
+    from spotid.identify.match import Gallery, Matcher
+    from spotid.identify.verify import Features, Verification
+
+    def feats(v):
+        return Features(np.full((1, 2), v, np.float32), np.ones((1, 4), np.float32) / 2)
+
+    def fake_verify(q, r, *_):
+        k = int(r.keypoints[0, 0])
+        return Verification(k, k, np.zeros((k, 2), np.float32), np.zeros((k, 2), np.float32))
+
+    fusion = Fusion({"embedding": ScoreCalibration("cos", 1.0, 0.0), "sift": ScoreCalibration("log1p", 1.0, 0.0),
+                     "aliked": ScoreCalibration("log1p", 1.0, 0.0)},
+                    {"embedding": 1.0, "sift": 1.0, "aliked": 1.0}, (1.0, -1.0, 0.0), 0.0)
+    fake = PairedMatcher("aliked", None, type("V", (), {"__call__": lambda self, q, r, *a: fake_verify(q, r)})())
+    emb = np.zeros((2, 4), np.float32)   # cosine 0 with any query
+    g = Gallery(emb, [feats(2), feats(0)], ["A", "B"], extra={"aliked": [feats(0), feats(8)]})
+    m = Matcher(fake_verify, None, fusion=fusion, local={"aliked": fake})
+    ev = m.evidence(np.ones(4, np.float32) / 2, feats(0), g, q_extra={"aliked": feats(0)})
+    assert ev["A"].pair_prob == pytest.approx((0.5 + 0.75 + 0.5) / 3)
+    assert ev["B"].pair_prob == pytest.approx((0.5 + 0.5 + 0.9) / 3)
+    cands = m.decide([ev])
+    assert [c.individual for c in cands] == ["B", "A"]
+    # decision = sigmoid(logit(P_own) - logit(P_other)): the odds ratio of the two fused P
+    po, pa = (0.5 + 0.5 + 0.9) / 3, (0.5 + 0.75 + 0.5) / 3
+    want = 1 / (1 + (pa / (1 - pa)) / (po / (1 - po)))
+    assert cands[0].probability == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="aliked features"):
+        m.evidence(np.ones(4, np.float32) / 2, feats(0), g)

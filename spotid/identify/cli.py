@@ -1,6 +1,7 @@
 """CLI for the identify stage (see spotid/cli.py for the registration protocol).
 
-``spotid identify --db DB``, ``spotid eval reid DIR``, ``spotid train matcher DIR...``.
+``spotid identify --db DB``, ``spotid eval reid DIR [--verifiers sift,aliked]``, ``spotid train matcher DIR...``,
+``spotid train fusion DIR...`` (the calibrated fusion of the embedding and the local verifiers).
 """
 from __future__ import annotations
 
@@ -78,6 +79,27 @@ def _verifier(cfg):
     return Verifier.from_config(cfg)
 
 
+def _locals(text: Optional[str], cfg) -> tuple[list, dict]:
+    """``--verifiers sift,aliked`` -> (names, {name: LocalMatcher} for those other than sift, which
+    the evaluation already runs with identify's settings)."""
+    from spotid.identify.local import build_local, parse_verifiers
+
+    try:
+        names = parse_verifiers(text)
+        return names, {n: build_local(n, cfg) for n in names if n != "sift"}
+    except (ValueError, ImportError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e), param_hint="--verifiers") from None
+
+
+def _fusion(path: Optional[Path]):
+    from spotid.identify.fusion import load_fusion
+
+    try:
+        return load_fusion(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise typer.BadParameter(str(e), param_hint="--fusion") from None
+
+
 def identify(
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file (after ingest and detect)."),
     auto_accept: Optional[bool] = typer.Option(None, "--auto-accept/--no-auto-accept",
@@ -144,7 +166,8 @@ def _print_reid_report(rep: dict) -> None:
     for c in ("scorer", "top-1", "top-5", "mAP", "BAKS", "BAUS"):
         t.add_column(c, justify="right")
     for k, m in rep["scorers"].items():
-        t.add_row(k, *("–" if m[x] != m[x] else f"{m[x]:.3f}" for x in ("top1", "top5", "mAP", "BAKS", "BAUS")))
+        v = [m.get(x, float("nan")) for x in ("top1", "top5", "mAP", "BAKS", "BAUS")]
+        t.add_row(k, *("–" if x != x else f"{x:.3f}" for x in v))
     con = Console()
     con.print(t)
     if rep["individuals"] < 2:
@@ -163,6 +186,12 @@ def _print_reid_report(rep: dict) -> None:
               f"embedding per image")
     typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
                + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
+    if rep.get("fusion"):
+        sq = rep["timing"]["seconds_per_query"]
+        con.print(f"'calibrated' = average of the calibrated P(same) of {', '.join(rep['scorers']['calibrated']['scorers'])} "
+                  f"({rep['fusion']}), local matchers on the Matcher's shortlist; {', '.join(rep['verifiers'])} rows: "
+                  f"each verifier alone, scored on {rep['timing']['verifiers_scored_on']}. Query time: "
+                  + " + ".join(f"{k} {v:.3f} s" for k, v in sq.items()))
 
 
 def eval_reid(
@@ -194,6 +223,10 @@ def eval_reid(
                                              help="Keypoint descriptor: rootsift | rootsift+vgg (each with its own "
                                                   "shipped calibration)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
+    verifiers: Optional[str] = typer.Option(
+        None, "--verifiers", help="Local verifiers to score alone and fuse with the embedding by calibrated "
+                                  "averaging, comma-separated: sift, aliked (e.g. sift,aliked). Off: the legacy fused scorer only."),
+    fusion: Optional[Path] = typer.Option(None, "--fusion", help="Fusion calibration (default models/matcher/fusion)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -207,13 +240,16 @@ def eval_reid(
                shortlist=shortlist, threshold=threshold, foreground=foreground,
                foreground_model=str(foreground_model) if foreground_model else None)
     _one_thread(threads)
+    names, matchers = _locals(verifiers, cfg)
+    fus = _fusion(fusion) if names else None
     emb, fl = _models(cfg)
     try:
         rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),
                        extractor=_extractor(cfg), verifier=_verifier(cfg),
                        encounter=encounter, limit=limit, shortlist=cfg.shortlist, threshold=cfg.threshold,
                        full_verifier=full_verifier, max_side=cfg.crop_max_side, cache=cache,
-                       verify_all=cfg.verify_all, unknown_flank=unknown_flank)
+                       verify_all=cfg.verify_all, unknown_flank=unknown_flank,
+                       verifiers=names or None, fusion=fus, matchers=matchers)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
@@ -340,7 +376,85 @@ def train_matcher(
         typer.echo(f"wrote {path}")
 
 
+def train_fusion(
+    directories: List[Path] = typer.Argument(..., help="Labelled folders (one sub-folder per individual), disjoint "
+                                                       "from every folder you evaluate on."),
+    out: Path = typer.Option(Path("models/matcher/fusion"), "--out", help="Folder for fusion.json."),
+    encounter: List[str] = typer.Option([], "--encounter", help="Encounter regex per DIR (repeat; '' = per file)."),
+    verifiers: str = typer.Option("sift,aliked", "--verifiers", help="Local verifiers to calibrate beside the embedding."),
+    weights: str = typer.Option("equal", "--weights", help="equal, or auto: the simplex grid (step 0.25) weighting "
+                                                          "with the best mAP on these folders' queries."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder."),
+    flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Queries per DIR (seeded subset)."),
+    other_floor: List[float] = typer.Option([0.02, 0.05, 0.1], "--other-floor",
+                                            help="Candidate floors under the competitor's fused P (repeat)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder to cache flank/embedding/features between runs."),
+    note: Optional[str] = typer.Option(None, "--note", help="How the data was chosen (stored in fusion.json)."),
+    full_verifier: bool = typer.Option(False, "--full-verifier/--no-full-verifier",
+                                       help="Fit on every gallery pair (brute force, slow) instead of the pairs the "
+                                            "Matcher's shortlist verifies (what the fusion scores in use)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (shortlist, verify_all, ...)."),
+    threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
+) -> None:
+    """Fit the calibrated fusion: one P(same) calibration per scorer (embedding cosine, each verifier's
+    inliers) on every (query, gallery) pair, averaged; then its competitor-aware decision. Refit after
+    a new embedder or verifier (models/matcher/fusion/reproduce.sh)."""
+    import numpy as np
+
+    from spotid.identify.evaluate import compute_scores, list_items, prepare
+    from spotid.identify.fusion import fit_decision, fit_fusion, save_fusion
+    from spotid.identify.multiscore import fusion_decision_rows, fusion_pairs, raw_scores, weight_grid
+
+    if encounter and len(encounter) != len(directories):
+        raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    if weights not in ("equal", "auto"):
+        raise typer.BadParameter(f"--weights {weights!r}: use equal or auto")
+    cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
+    _one_thread(threads)
+    names, matchers = _locals(verifiers, cfg)
+    emb, fl = _models(cfg)
+    fx, ver, cal = _extractor(cfg), _verifier(cfg), _calibration(cfg.calibration, cfg.descriptor)
+    raw, same, runs, data_meta = {}, [], [], {}
+    for k, d in enumerate(directories):
+        rx = (encounter[k] or None) if encounter else None
+        data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
+        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=full_verifier,
+                           verify_all=cfg.verify_all)
+        brute, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
+                                     full_verifier=full_verifier)
+        r, y = fusion_pairs(s, data, brute, shortlist_only=not full_verifier)
+        for key, v in r.items():
+            raw.setdefault(key, []).append(v)
+        same.append(y)
+        runs.append((data, s, short))
+        data_meta[str(d)] = {"encounter_regex": rx, "images": len(data.items), "queries": int(len(s.queries)),
+                             "individuals": len({it.individual for it in data.items}),
+                             "pairs": int(len(y)), "positives": int(y.sum())}
+    raw = {key: np.concatenate(v) for key, v in raw.items()}
+    same = np.concatenate(same)
+    fusion = fit_fusion(raw, same)
+    if weights == "auto":
+        fusion = weight_grid(fusion, runs, names)
+    rows = [fusion_decision_rows(s, data, fusion, short, names) for data, s, short in runs]
+    fusion = fit_decision(fusion, *(np.concatenate([r[i] for r in rows]) for i in range(3)),
+                          floors=[0.0, *other_floor])
+    fusion.meta.update({
+        "data": data_meta, "data_recipe": note, "embedder": emb.version, "verifiers": names,
+        "versions": {"sift": f"{fx.version}+{ver.version}", **{n: m.version for n, m in matchers.items()}},
+        "weights_from": weights, "pairs_from": "every gallery pair" if full_verifier else "the Matcher's shortlist",
+        "shortlist": cfg.shortlist, "verify_all": cfg.verify_all, "decision_rows": int(sum(len(r[2]) for r in rows)),
+        "command": "spotid train fusion " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "spotid train fusion"})
+    path = save_fusion(fusion, out)
+    if json_out:
+        from spotid.util import print_json
+        print_json({"path": str(path), **fusion.to_json()})
+    else:
+        typer.echo(f"wrote {path}")
+
+
 commands: dict = {"identify": identify}
 groups: dict = {}
 eval_commands: dict = {"reid": eval_reid}
-train_commands: dict = {"matcher": train_matcher}
+train_commands: dict = {"matcher": train_matcher, "fusion": train_fusion}

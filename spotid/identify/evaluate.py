@@ -19,6 +19,10 @@ P(same)), the last exactly as ``spotid identify`` matches. Open set: a fixed sha
 (seeded) is left out of the gallery; BAKS/BAUS are the balanced accuracies on known/unknown queries
 at the operating probability threshold, with each scorer's decision model (own best evidence vs the
 best other individual's, :meth:`Calibration.decide`).
+
+With ``--verifiers sift,aliked`` (:mod:`spotid.identify.multiscore`) each local verifier is also
+scored alone, and ``calibrated`` -- the average of each scorer's calibrated P(same)
+(:mod:`spotid.identify.fusion`, ``models/matcher/fusion``) -- heads the report.
 """
 from __future__ import annotations
 
@@ -167,6 +171,7 @@ class Scores:
     fused_inliers: np.ndarray    # (Q, N) inliers (+ matches/1000) inside the matcher's shortlist, 0 elsewhere
     seconds_per_query: float = 0.0
     meta: dict = field(default_factory=dict)
+    shortlists: list = field(default_factory=list)  # per query: the gallery indices the Matcher verified
 
 
 UNKNOWN_FLANK = ("both", "skip")
@@ -254,12 +259,14 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
         return cache[(i, j)]
 
     t_fused = c_fused = 0.0
+    shortlists = []
     for row, i in enumerate(progress(q, total=len(q), description="queries")):
         g = np.flatnonzero(mask[i])
         t0, c0 = time.perf_counter(), time.process_time()
         c, finl[row], done = matcher.scores(data.embeddings[i], data.features[i], gallery, mask[i])
         t_fused += time.perf_counter() - t0
         c_fused += time.process_time() - c0
+        shortlists.append(np.array(sorted(done), int))
         for j, v in done.items():  # same verifier, same ordered pair: reuse for the brute-force scorer
             cache.setdefault((int(i), j), v.inliers + min(v.matches, 999) / 1000.0)
         cos[row, g] = c[g]
@@ -269,7 +276,7 @@ def compute_scores(data: EvalData, verifier: Verifier, calibration: Calibration,
     return Scores(q, mask[q], cos, inl, finl, t_fused / max(len(q), 1),
                   {"shortlist": shortlist, "verify_all": verify_all, "index_seconds": t_index,
                    # CPU time of this process: on a shared machine wall time mostly measures the neighbours
-                   "cpu_seconds_per_query": c_fused / max(len(q), 1)})
+                   "cpu_seconds_per_query": c_fused / max(len(q), 1)}, shortlists)
 
 
 def score_matrix(s: Scores, kind: str, calibration: Calibration) -> np.ndarray:
@@ -347,8 +354,14 @@ def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: 
 def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, extractor: FeatureExtractor,
              verifier: Verifier, encounter: str | None = None, limit: int | None = None, shortlist: int = 30,
              threshold: float = 0.5, full_verifier: bool = True, max_side: int = 512, seed: int = 0,
-             cache: str | Path | None = None, verify_all: int = 300, unknown_flank: str = "both") -> dict:
-    """The whole of ``spotid eval reid``: returns the JSON-able report."""
+             cache: str | Path | None = None, verify_all: int = 300, unknown_flank: str = "both",
+             verifiers: list[str] | None = None, fusion=None, matchers: dict | None = None) -> dict:
+    """The whole of ``spotid eval reid``: returns the JSON-able report.
+
+    ``verifiers`` (e.g. ["sift", "aliked"]) with ``fusion`` (:class:`~spotid.identify.fusion.Fusion`) and
+    ``matchers`` {name: LocalMatcher} for the ones other than sift: each local matcher is scored
+    alone (brute force) and the calibrated fusion of the embedding and them is the ``calibrated``
+    scorer, which then heads the report (:mod:`spotid.identify.multiscore`)."""
     _check_unknown_flank(unknown_flank)  # before the slow part
     t0 = time.perf_counter()
     items = list_items(root, encounter)
@@ -356,17 +369,32 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
     s = compute_scores(data, verifier, calibration, shortlist=shortlist, limit=limit,
                        full_verifier=full_verifier, seed=seed, verify_all=verify_all, unknown_flank=unknown_flank)
     res = evaluate(data, s, calibration, threshold=threshold, seed=seed)
+    extra = {}
+    if verifiers:
+        from spotid.identify.multiscore import calibrated_report, raw_scores
+
+        if fusion is None:
+            raise ValueError("--verifiers needs a fusion calibration (models/matcher/fusion, or --fusion FOLDER)")
+        brute, short, timing = raw_scores(data, s, list(verifiers), matchers=matchers or {}, max_side=max_side,
+                                          cache=cache, full_verifier=full_verifier)
+        for k, m in calibrated_report(data, s, fusion, list(verifiers), brute, short, threshold=threshold,
+                                      seed=seed).items():
+            res.setdefault(k, m)   # 'embedding' keeps its open-set figures from evaluate()
+        # a query in use: cosine + shortlist + SIFT (the Matcher) and each other matcher on the shortlist
+        extra = {"verifiers": list(verifiers), "fusion": fusion.version, "timing": timing,
+                 "seconds_per_query_calibrated": float(sum(timing["seconds_per_query"].values())),
+                 "cpu_seconds_per_query_calibrated": float(sum(v or 0.0 for v in timing["cpu_seconds_per_query"].values()))}
     fl = {f: data.flanks.count(f) for f in sorted(set(data.flanks))}
     n = len(data.items)
-    fused = res.get("fused", {})
+    fused = res.get("calibrated") or res.get("fused", {})
     return {
         "dir": str(root), "images": n, "individuals": len({it.individual for it in data.items}),
         "unreadable": [{"path": p, "reason": r} for p, r in getattr(data, "unreadable", [])],
         "encounter_regex": encounter, "flanks": fl, "unknown_flank": unknown_flank,
         "queries_by_flank": query_flanks(data, s),
         "top1": fused.get("top1"), "top5": fused.get("top5"), "mAP": fused.get("mAP"),
-        "queries": fused.get("queries"), "seconds_per_query": s.seconds_per_query,
-        "cpu_seconds_per_query": s.meta.get("cpu_seconds_per_query"),
+        "queries": fused.get("queries"), "seconds_per_query": extra.get("seconds_per_query_calibrated", s.seconds_per_query),
+        "cpu_seconds_per_query": extra.get("cpu_seconds_per_query_calibrated", s.meta.get("cpu_seconds_per_query")),
         "BAKS": fused.get("BAKS"), "BAUS": fused.get("BAUS"), "threshold": threshold,
         "scorers": res,
         "ms_per_embedding": 1000 * data.embed_seconds / max(n, 1),
@@ -375,6 +403,7 @@ def run_eval(root: str | Path, *, embedder, flank, calibration: Calibration, ext
         "embedder": data.embedder_version, "verifier": verifier.version, "calibration": calibration.version,
         "features": extractor.version, "calibration_fits_features": calibration.check_features(extractor.version),
         "shortlist": shortlist, "verify_all": verify_all, "total_seconds": time.perf_counter() - t0,
+        "headline": "calibrated" if "calibrated" in res else "fused", **extra,
     }
 
 

@@ -256,6 +256,7 @@ class Gallery:
     individuals: list[Hashable]
     refs: list[Hashable] = field(default_factory=list)
     places: list[Place | None] = field(default_factory=list)
+    extra: dict[str, list[Features]] = field(default_factory=dict)   # other local matchers' features per crop
     _index: DescriptorIndex | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -267,6 +268,8 @@ class Gallery:
         if (self.embeddings.shape[0] != n or len(self.features) != n or len(self.refs) != n
                 or len(self.places) != n):
             raise ValueError("gallery embeddings, features, individuals, refs and places must have one row per crop")
+        if any(len(v) != n for v in self.extra.values()):
+            raise ValueError("gallery extra features must have one row per crop for every local matcher")
 
     def __len__(self) -> int:
         return len(self.individuals)
@@ -328,15 +331,22 @@ class Matcher:
     Shortlist (per query, inside ``mask``): the whole gallery when it holds <= ``verify_all`` crops;
     else the ``shortlist`` best crops by cosine UNION the ``shortlist`` best by descriptor votes.
     Crops outside the shortlist keep their cosine with 0 inliers. ``top_k`` individuals are returned.
+
+    ``fusion`` (:class:`~spotid.identify.fusion.Fusion`, off by default): crops are ranked by the calibrated
+    average of the embedding, RootSIFT and every matcher in ``local`` ({name: LocalMatcher}, run on the
+    shortlist with the query's ``q_extra`` and the gallery's ``extra`` features), and individuals decided
+    by the fusion's own competitor-aware decision instead of ``calibration``'s.
     """
 
     def __init__(self, verifier: Verifier, calibration: Calibration, *, shortlist: int = 30, top_k: int = 5,
-                 verify_all: int = 300):
+                 verify_all: int = 300, fusion=None, local: dict | None = None):
         self.verifier = verifier
         self.calibration = calibration
         self.shortlist = int(shortlist)
         self.top_k = int(top_k)
         self.verify_all = int(verify_all)
+        self.fusion = fusion
+        self.local = dict(local or {})
 
     def candidates(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -367,13 +377,31 @@ class Matcher:
             done[int(j)] = v
         return cos, inl, done
 
+    def fused_prob(self, cos: np.ndarray, inl: np.ndarray, done: dict, gallery: Gallery,
+                   q_extra: dict[str, Features] | None) -> np.ndarray:
+        """(G,) calibrated-average P(same) (``fusion``): the other local matchers score the shortlist
+        (``done``), 0 inliers elsewhere, as RootSIFT."""
+        raw = {"embedding": np.nan_to_num(cos), "sift": np.floor(inl)}
+        for name, m in self.local.items():
+            if q_extra is None or name not in q_extra or name not in gallery.extra:
+                raise ValueError(f"fusion with {name!r} needs the query's and the gallery's {name} features")
+            r = np.zeros(len(gallery))
+            for j in done:
+                r[j] = m.scores(q_extra[name], gallery.extra[name][j])
+            raw[name] = r
+        return np.where(np.isnan(cos), np.nan, self.fusion.fuse(raw))
+
     def evidence(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None,
-                 place: Place | None = None) -> dict[Hashable, Evidence]:
-        """{individual: best Evidence} of one query frame (best = highest pairwise P(same))."""
+                 place: Place | None = None, q_extra: dict[str, Features] | None = None) -> dict[Hashable, Evidence]:
+        """{individual: best Evidence} of one query frame (best = highest pairwise P(same); with
+        ``fusion``, the calibrated average, ``q_extra`` the query's features of the other matchers)."""
         if not len(gallery):
             return {}
         cos, inl, done = self.scores(q_emb, q_feat, gallery, mask, place)
-        prob = np.where(np.isnan(cos), np.nan, self.calibration.prob(np.nan_to_num(cos), inl, "fused"))
+        if self.fusion is not None:
+            prob = self.fused_prob(cos, inl, done, gallery, q_extra)
+        else:
+            prob = np.where(np.isnan(cos), np.nan, self.calibration.prob(np.nan_to_num(cos), inl, "fused"))
         return {ind: Evidence(float(cos[j]), int(np.floor(inl[j])), float(p), j, gallery.refs[j], done.get(j))
                 for ind, p, j in rank_individuals(prob, gallery.individuals)}
 
@@ -384,9 +412,12 @@ class Matcher:
         different animals stays low)."""
         out = []
         for ind, e, other in pool_burst(frames):
-            p = self.calibration.decide("fused", e.cos, e.inliers,
-                                        other.cos if other is not None else 0.0,
-                                        other.inliers if other is not None else 0)
+            if self.fusion is not None:
+                p = float(self.fusion.decide(e.pair_prob, other.pair_prob if other is not None else 0.0))
+            else:
+                p = self.calibration.decide("fused", e.cos, e.inliers,
+                                            other.cos if other is not None else 0.0,
+                                            other.inliers if other is not None else 0)
             v = e.verification
             out.append(Candidate(ind, float(p), e.cos, e.inliers, e.ref,
                                  v.evidence() if v is not None and v.inliers else {"query_pts": [], "ref_pts": []}))
@@ -394,5 +425,6 @@ class Matcher:
         return out[: self.top_k]
 
     def __call__(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery,
-                 mask: np.ndarray | None = None, place: Place | None = None) -> list[Candidate]:
-        return self.decide([self.evidence(q_emb, q_feat, gallery, mask, place)])
+                 mask: np.ndarray | None = None, place: Place | None = None,
+                 q_extra: dict[str, Features] | None = None) -> list[Candidate]:
+        return self.decide([self.evidence(q_emb, q_feat, gallery, mask, place, q_extra)])

