@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from spotid.identify.evaluate import gallery_mask, list_items, prepare, run_eval, select_queries
-from spotid.identify.verify import FeatureExtractor, Verifier
+from spotid.identify.verify import FeatureExtractor, Verifier, vgg_available
 from test_identify_helpers import FakeEmbedder, FakeFlank, coat, tint_right, warp
 from test_identify import CAL
+
+
+requires_vgg = pytest.mark.skipif(not vgg_available(), reason="descriptor rootsift+vgg needs OpenCV's contrib build "
+                                  "(optional; spotid installs plain opencv-python)")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +154,7 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
     assert r.exit_code != 0 and "no foreground model" in r.output
 
 
+@requires_vgg
 def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(reid_dir, monkeypatch, tmp_path):
     """--descriptor (or a --config YAML) picks the features and the calibration fitted on them."""
     import shutil
@@ -179,10 +184,20 @@ def test_cli_eval_reid_descriptor_and_config_reach_extractor_and_calibration(rei
     assert r.exit_code == 2 and "rootsift or rootsift+vgg" in r.output
     r = CliRunner().invoke(app, args + ["--config", str(tmp_path / "missing.yaml")])
     assert r.exit_code == 2 and "not a file" in r.output
-    # a cv2 without the contrib modules (plain opencv-python reinstalled over them): a usage error naming the fix
+
+
+def test_cli_eval_reid_vgg_without_contrib_names_the_fix(reid_dir, monkeypatch, tmp_path):
+    """spotid installs plain opencv-python: asking for the optional VGG descriptor without OpenCV's contrib
+    build is a usage error naming the pip command (whatever this machine's cv2 has)."""
     import cv2
-    monkeypatch.delattr(cv2, "xfeatures2d")
-    r = CliRunner().invoke(app, args + ["--descriptor", "rootsift+vgg"])
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    monkeypatch.delattr(cv2, "xfeatures2d", raising=False)
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--no-full-verifier",
+            "--no-foreground", "--descriptor", "rootsift+vgg"]
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "opencv-contrib-python-headless" in r.output, r.output
 
 

@@ -11,7 +11,12 @@ from spotid.identify.calibrate import (Calibration, Decision, Logistic, fit_cali
                                       load_calibration, save_calibration)
 from spotid.identify.match import (DescriptorIndex, Evidence, Gallery, Matcher, average_precision, cluster_new,
                                    open_set_metrics, rank_individuals, retrieval_metrics)
-from spotid.identify.verify import Features, Verification
+from spotid.identify.verify import Features, Verification, vgg_available
+
+
+requires_vgg = pytest.mark.skipif(not vgg_available(), reason="descriptor rootsift+vgg needs OpenCV's contrib build "
+                                  "(optional; spotid installs plain opencv-python)")
+
 
 # 4 queries x 5 gallery images; gallery individuals:
 GAL = ["a", "a", "b", "c", "d"]
@@ -275,7 +280,7 @@ def test_decision_clustering_re_evaluates_competitors_after_each_merge():
     assert cluster_decide(inl, cos, MARGIN, 0.5, min_inliers=18).tolist() == [0, 0, 0, 1]
 
 
-@pytest.mark.parametrize("descriptor", ["rootsift", "rootsift+vgg"])
+@pytest.mark.parametrize("descriptor", ["rootsift", pytest.param("rootsift+vgg", marks=requires_vgg)])
 def test_shipped_calibration_fits_the_configured_features(descriptor):
     """Each descriptor's shipped calibration was fitted on exactly the features identify computes with the
     shipped settings (configs/identify.yaml + that descriptor): a drift here means refit it
@@ -315,13 +320,14 @@ def test_matcher_with_calibrated_fusion_ranks_by_the_average_and_decides_with_th
     g = Gallery(emb, [feats(2), feats(0)], ["A", "B"], extra={"aliked": [feats(0), feats(8)]})
     m = Matcher(fake_verify, None, fusion=fusion, local={"aliked": fake})
     ev = m.evidence(np.ones(4, np.float32) / 2, feats(0), g, q_extra={"aliked": feats(0)})
-    assert ev["A"].pair_prob == pytest.approx((0.5 + 0.75 + 0.5) / 3)
-    assert ev["B"].pair_prob == pytest.approx((0.5 + 0.5 + 0.9) / 3)
+    # (a local matcher's raw score is inliers + matches/1000, RootSIFT's tie-break: 8 -> 8.008, so ~1e-4 off)
+    assert ev["A"].pair_prob == pytest.approx((0.5 + 0.75 + 0.5) / 3, abs=1e-3)
+    assert ev["B"].pair_prob == pytest.approx((0.5 + 0.5 + 0.9) / 3, abs=1e-3)
     cands = m.decide([ev])
     assert [c.individual for c in cands] == ["B", "A"]
     # decision = sigmoid(logit(P_own) - logit(P_other)): the odds ratio of the two fused P
     po, pa = (0.5 + 0.5 + 0.9) / 3, (0.5 + 0.75 + 0.5) / 3
     want = 1 / (1 + (pa / (1 - pa)) / (po / (1 - po)))
-    assert cands[0].probability == pytest.approx(want, rel=1e-6)
+    assert cands[0].probability == pytest.approx(want, abs=1e-3)
     with pytest.raises(ValueError, match="aliked features"):
         m.evidence(np.ones(4, np.float32) / 2, feats(0), g)

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from spotid.identify.crops import Cropper, blur_score, padded_box, quality_score, touches_edge
-from spotid.identify.verify import FeatureExtractor, Features, Verifier
+from spotid.identify.verify import FeatureExtractor, Features, Verifier, vgg_available
 from test_identify_helpers import coat, warp
+
+
+requires_vgg = pytest.mark.skipif(not vgg_available(), reason="descriptor rootsift+vgg needs OpenCV's contrib build "
+                                  "(optional; spotid installs plain opencv-python)")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +66,7 @@ def test_features_round_trip_and_empty(fx):
         Features.from_bytes(kp, de[:-512])
 
 
+@requires_vgg
 def test_rootsift_plus_vgg_descriptors(fx):
     """RootSIFT and VGG-120 side by side: (N, 248) unit rows at the same keypoints as RootSIFT alone; they
     survive the catalog's byte round trip (D follows from the byte count), the version keeps cached

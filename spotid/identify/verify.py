@@ -33,10 +33,17 @@ def _vgg_descriptor():
     if xf is None or not hasattr(xf, "VGG_create"):
         raise ImportError(
             f"descriptor 'rootsift+vgg' needs OpenCV's contrib modules, and this cv2 {cv2.__version__} has none "
-            "(another package installed plain opencv-python over them): run "
+            "(spotid installs plain opencv-python; the VGG descriptor is optional): run "
             f"'pip install --force-reinstall --no-deps opencv-contrib-python-headless=={_cv2_dist_version()}', "
             "or set descriptor: rootsift in configs/identify.yaml (then the matcher calibration no longer fits)")
     return xf.VGG_create(desc=100, scale_factor=6.75)  # desc 100 = VGG_120; 6.75 = OpenCV's SIFT window
+
+
+def vgg_available() -> bool:
+    """True when this cv2 has the contrib build's VGG descriptor (optional: ``descriptor: rootsift+vgg``)."""
+    import cv2
+
+    return hasattr(getattr(cv2, "xfeatures2d", None), "VGG_create")
 
 
 def _cv2_dist_version() -> str:
