@@ -211,12 +211,18 @@ def eval_reid(
         return _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist,
                           threshold, full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor,
                           config, threads, json_out)
+    import hashlib
+
     names = _individual_names(individuals, directory)
     with tempfile.TemporaryDirectory(prefix="spotid-individuals-") as tmp:
-        sub = Path(tmp) / directory.name   # a folder of links: the evaluation itself is unchanged
-        sub.mkdir()
+        # a folder of links, so the evaluation itself is unchanged; under --cache it keeps its path, so the
+        # cached features of a second model's run are found again
+        key = hashlib.sha1("|".join([str(directory.resolve()), *names]).encode()).hexdigest()[:12]
+        sub = (cache / f"individuals-{key}" if cache is not None else Path(tmp)) / directory.name
+        sub.mkdir(parents=True, exist_ok=True)
         for n in names:
-            os.symlink((directory / n).resolve(), sub / n)
+            if not (sub / n).exists():
+                os.symlink((directory / n).resolve(), sub / n)
         _eval_reid(sub, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist, threshold,
                    full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor, config, threads,
                    json_out)

@@ -88,7 +88,7 @@ class TrainEmbedderConfig:
     backbone_weights: str = ""                         # from scratch: pretrained backbone (yolox_tiny_*: models/detector/yolox_tiny.pt)
     freeze: tuple[str, ...] = ()                       # backbone stages kept frozen (e.g. stem, dark2 of yolox_tiny_*)
     # arch efficientnet_lite0 (spotid/train/embedder_pretrained.py): ImageNet trunk cached once, head on top
-    long_side: int = 288                               # aspect kept, long side in px (multiples of 32)
+    long_side: int = 224                               # aspect kept, long side in px (multiples of 32); 288 measured too
     cache_views: int = 2                               # 0 clean, 1 mirrored (= another identity), 2+ augmented
     unfreeze_from: int = 7                             # 7 head only; 6 + last block and conv_head; 5 + stage 5
     pool: str = "gem"                                  # gem | avg
