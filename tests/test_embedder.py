@@ -241,3 +241,25 @@ def test_shipped_embedder_beats_the_imagenet_trunk_on_test_nyala(shared):
     assert ours["queries"] == base["queries"] > 150
     assert ours["mAP"] > base["mAP"] + 0.01
     assert ours["top5"] > 0.5
+
+
+def test_eval_reid_individuals_file_and_split_json(tmp_path):
+    """``spotid eval reid --individuals``: a split.json's test individuals of this data set, or a text list."""
+    import json
+
+    import typer
+
+    from spotid.identify.cli import _individual_names
+
+    data = tmp_path / "nyala-train"
+    for n in ("100", "101", "102"):
+        (data / n).mkdir(parents=True)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": ["nyala-train/102", "nyala-train/100", "atrw-train/T001"], "train": ["x/1"]}))
+    assert _individual_names(split, data) == ["100", "102"]       # the other data set's test entities left out
+    lst = tmp_path / "names.txt"
+    lst.write_text("# held out\n101\n\n100\n")
+    assert _individual_names(lst, data) == ["100", "101"]
+    lst.write_text("100\n999\n")
+    with pytest.raises(typer.BadParameter, match="not folders"):
+        _individual_names(lst, data)
