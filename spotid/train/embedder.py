@@ -1,5 +1,9 @@
 """Train or fine-tune the rosette embedder with metric learning on the CPU.
 
+``arch: efficientnet_lite0`` (the default) goes to ``spotid/train/embedder_pretrained.py``: the ImageNet
+trunk is cached once and a head is trained on top (losses supcon | subcenter_arcface | arcface | triplet |
+ms). Everything below describes the other archs, trained whole from scratch or from a parent model.
+
 Loss: supervised contrastive (SupCon) on P identities x K images batches by default; sub-center
 ArcFace (``loss: subcenter_arcface``) is kept as an option. With the few hundred steps a shared
 2-core CPU allows, in-batch pairs give a signal at every step, whereas ArcFace's class centres see
