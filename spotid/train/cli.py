@@ -85,7 +85,7 @@ def train_embedder_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="Parent embedder to fine-tune (default: active)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Random init instead of fine-tuning."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Backbone for --from-scratch (resnet18, mobilenet_v3_small, ...)."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="supcon (default) or subcenter_arcface."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="supcon (default) or subcenter_arcface; efficientnet_lite0 also arcface, triplet, ms."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=2),
     lr: Optional[float] = typer.Option(None, "--lr"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap steps per epoch (quick runs)."),

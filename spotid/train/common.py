@@ -82,12 +82,17 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
+UNKNOWN_ENCOUNTER = "ENCUNK"   # ATRW's file names say "encounter unknown": then each file is its own
+
+
 def encounter_key(name: str, regex: str | None, fallback: str) -> str:
-    """Encounter key of a file: the first group of ``regex`` on the file name (stem), else ``fallback``."""
+    """Encounter key of a file: the first group of ``regex`` on the file name (stem), else ``fallback``
+    (also when the key is ``ENCUNK``, "encounter unknown", as in ``atrw-train``)."""
     if regex:
         m = re.search(regex, name)
         if m:
-            return m.group(1) if m.groups() else m.group(0)
+            key = m.group(1) if m.groups() else m.group(0)
+            return fallback if key == UNKNOWN_ENCOUNTER else key
     return fallback
 
 

@@ -1,5 +1,9 @@
 """Train or fine-tune the rosette embedder with metric learning on the CPU.
 
+``arch: efficientnet_lite0`` (the default) goes to ``spotid/train/embedder_pretrained.py``: the ImageNet
+trunk is cached once and a head is trained on top (losses supcon | subcenter_arcface | arcface | triplet |
+ms). Everything below describes the other archs, trained whole from scratch or from a parent model.
+
 Loss: supervised contrastive (SupCon) on P identities x K images batches by default; sub-center
 ArcFace (``loss: subcenter_arcface``) is kept as an option. With the few hundred steps a shared
 2-core CPU allows, in-batch pairs give a signal at every step, whereas ArcFace's class centres see
@@ -44,13 +48,13 @@ class TrainEmbedderConfig:
 
     yaml_name = "train_embedder"  # class attribute, not a setting
 
-    arch: str = "mobilenet_v3_small"
+    arch: str = "efficientnet_lite0"             # the pretrained-trunk recipe (embedder_pretrained.py); others train whole nets
     embedding_dim: int = 256
     input_size: tuple[int, int] = (160, 224)      # (H, W) the network sees
     cache_size: tuple[int, int] = (184, 256)      # (H, W) decoded once; random crops are taken from it
-    epochs: int = 12
-    batch_size: int = 32
-    lr: float = 5e-4                              # from scratch (2e-3 collapsed the embedding); fine-tuning: * finetune_lr_scale
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3                              # lite0 head; from scratch 5e-4 (2e-3 collapsed the embedding); fine-tuning: * finetune_lr_scale
     finetune_lr_scale: float = 0.3
     head_lr_mult: float = 10.0                    # ArcFace class centres learn faster than the backbone
     weight_decay: float = 1e-4
@@ -62,11 +66,11 @@ class TrainEmbedderConfig:
     margin_warmup_steps: int = 300                # margin ramps up from 0: ArcFace from scratch converges
     scale: float = 32.0
     sub_centers: int = 3
-    val_fraction: float = 0.3                     # of individuals, per data set; never trained on
+    val_fraction: float = 0.2                     # of individuals, per data set (lite0: of those left after test_fraction)
     split_seed: int = 0                           # fixed: the same animals stay held out across runs
     seed: int = 0
     flip_new_identity: bool = False               # mirrored coats as extra identities: off, the step budget goes to real pairs
-    max_steps_per_epoch: int = 0                  # 0 = a full pass over the training images
+    max_steps_per_epoch: int = 40                 # lite0: steps per epoch; others: cap (0 = a full pass over the images)
     threads: int = 1
     flank_regex: str = "(?i)(left|right)"         # flank from file names when no flank sub-folder
     encounter_regex: str = "^(.+)_[^_]+$"         # '306_leftphoto' -> '306'; '12_3.jpg' -> '12'
@@ -87,6 +91,14 @@ class TrainEmbedderConfig:
     grayscale: bool = True                             # grey input (card 'grayscale'): colour is day/IR/light, not identity
     backbone_weights: str = ""                         # from scratch: pretrained backbone (yolox_tiny_*: models/detector/yolox_tiny.pt)
     freeze: tuple[str, ...] = ()                       # backbone stages kept frozen (e.g. stem, dark2 of yolox_tiny_*)
+    # arch efficientnet_lite0 (spotid/train/embedder_pretrained.py): ImageNet trunk cached once, head on top
+    long_side: int = 224                               # aspect kept, long side in px (multiples of 32); 288 measured too
+    cache_views: int = 2                               # 0 clean, 1 mirrored (= another identity), 2+ augmented
+    unfreeze_from: int = 7                             # 7 head only; 6 + last block and conv_head; 5 + stage 5
+    pool: str = "gem"                                  # gem | avg
+    backbone_lr_mult: float = 0.1                      # unfrozen trunk blocks (unfreeze_from < 7)
+    test_fraction: float = 0.25                        # of individuals per data set: never trained on, reported
+    refit: bool = True                                 # after choosing the epoch on validation, train on train + val
 
 
 def augment_config(cfg) -> AugmentConfig:
@@ -223,6 +235,13 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
         cfg = dataclasses.replace(cfg, arch=parent_card.get("arch", cfg.arch),
                                   embedding_dim=int(parent_card.get("embedding_dim", cfg.embedding_dim)),
                                   input_size=tuple(parent_card.get("input_size", cfg.input_size)))
+    if cfg.arch == "efficientnet_lite0":  # the pretrained-trunk recipe: its own split, cache and card
+        from spotid.train.embedder_pretrained import train_lite0
+
+        if db is not None:
+            raise ValueError("the efficientnet_lite0 recipe trains on --data folders only (no --db yet): export "
+                             "the confirmed crops to a folder per individual")
+        return train_lite0(cfg, data=data, out=out, parent_card=parent_card, command=command)
     mean, std = default_normalisation(cfg.arch)
     if parent_card is not None:
         mean, std = tuple(parent_card.get("mean", mean)), tuple(parent_card.get("std", std))
