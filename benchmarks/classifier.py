@@ -177,7 +177,7 @@ def main() -> None:
         return
     print(f"{'figure':42s} {'old (CropNet)':>16s} {'new (cascade)':>16s}")
     for k in report["summary"]["new"]:
-        print(f"{k:42s} {str(report['summary']['old'].get(k)):>16s} {str(report['summary']['new'][k]):>16s}")
+        print(f"{k:42s} {report['summary']['old'].get(k)!s:>16s} {report['summary']['new'][k]!s:>16s}")
     for side in ("old", "new"):
         for n, fr in report[side]["frames_with_leopard"].items():
             if fr:

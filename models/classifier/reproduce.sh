@@ -15,10 +15,11 @@ SHARED="${SHARED:-$ROOT/../shared/data}"
 SPOTID="${SPOTID:-spotid}"
 PY="${PY:-python}"
 mkdir -p "$WORK"
-# synthetic cards: seed 11 trains, seed 777 only evaluates
+# synthetic cards: seeds 11 and 21 train, seed 777 only evaluates
 [ -f "$WORK/syn11/truth.json" ] || $SPOTID synth card "$WORK/syn11" --stations 4 --days 8 --individuals 6 --seed 11 --workers 1
+[ -f "$WORK/syn21/truth.json" ] || $SPOTID synth card "$WORK/syn21" --stations 6 --days 10 --individuals 8 --seed 21 --workers 1
 [ -f "$WORK/syn777/truth.json" ] || $SPOTID synth card "$WORK/syn777" --stations 6 --days 10 --individuals 8 --seed 777 --workers 1
-COMMON=(--shared "$SHARED" --synth "$WORK/syn11" --cache "$WORK/features" --threads 1)
+COMMON=(--shared "$SHARED" --synth "$WORK/syn11" --synth "$WORK/syn21" --cache "$WORK/features" --threads 1)
 $SPOTID train classifier --out "$WORK/fold-southwest" --holdout southwest "${COMMON[@]}"
 $SPOTID train classifier --out models/classifier --holdout megadetector-test "${COMMON[@]}"
 mkdir -p "$WORK/old_classifier"

