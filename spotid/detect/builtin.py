@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from spotid.detect.mdjson import NOT_ANIMAL_KEY
 from spotid.types import Detection, ImageResult
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class BuiltinDetector:
     ``__call__(paths, root)`` yields one :class:`ImageResult` per path, in order, with ``file``
     relative to ``root`` ('/' separators) and boxes with conf >= ``threshold``.
     Animal boxes with conf >= the card's conservative threshold get leopard/other classifications.
+    With a cascade classifier (card ``cascade.detector_threshold``) the detector keeps and classifies
+    boxes down to that lower threshold, and boxes the classifier calls "not_animal" move from
+    ``detections`` to ``extra["not_animal_detections"]``.
     """
 
     def __init__(self, *, model_dir: str | Path | None = None, input_size: int | None = None,
@@ -106,10 +110,15 @@ class BuiltinDetector:
         self.card = resolve("detector", model_dir)
         self.input_size = int(input_size or self.card.get("input_size", 416))
         thr = self.card.get("thresholds", {})
-        self.threshold = float(threshold if threshold is not None else thr.get("conservative", 0.1))
-        # boxes below the card's conservative threshold (kept only for PR curves, or when a user lowers
-        # --threshold) get no classification: not worth a crop each
-        self.classify_min_conf = float(thr.get("conservative", 0.1))
+        conservative = float(thr.get("conservative", 0.1))
+        # a cascade classifier (one that says "not_animal") vets weak boxes, so the detector runs lower:
+        # its card names the threshold down to which boxes are kept and classified
+        cascade = getattr(classifier, "cascade_threshold", None)
+        low = min(conservative, cascade) if cascade is not None else conservative
+        self.threshold = float(threshold if threshold is not None else low)
+        # boxes below that (kept only for PR curves, or when a user lowers --threshold) get no
+        # classification: not worth a crop each
+        self.classify_min_conf = low
         self.nms_threshold = nms_threshold
         self.batch_size = max(1, int(batch_size))
         self.decode_workers = decode_workers
@@ -166,9 +175,14 @@ class BuiltinDetector:
                 nb = xyxy_px_to_norm_xywh(b.numpy(), lb)
                 dets = [Detection(self.classes[int(ki)], float(si), tuple(float(v) for v in bb))
                         for bb, si, ki in zip(nb, s.tolist(), k.tolist()) if bb[2] > 0 and bb[3] > 0]
+                extra = {}
                 if self.classifier is not None and dets:
                     dets = self.classifier.classify(d, dets, self.classify_min_conf)
-                yield ImageResult(name, tuple(dets), None, max((x.conf for x in dets), default=0.0))
+                    if hasattr(self.classifier, "split"):
+                        dets, gone = self.classifier.split(dets)
+                        if gone:   # kept beside the detections (MD JSON extension), never lost
+                            extra[NOT_ANIMAL_KEY] = gone
+                yield ImageResult(name, tuple(dets), None, max((x.conf for x in dets), default=0.0), extra)
 
         for item in stream:
             batch.append(item)

@@ -1,6 +1,7 @@
 """CLI for the detect stage (see spotid/cli.py for the registration protocol).
 
-``spotid detect (PATH | --db DB)``, ``spotid eval detect``, ``spotid train detector``.
+``spotid detect (PATH | --db DB)``, ``spotid eval detect``, ``spotid train detector``,
+``spotid train classifier``.
 """
 from __future__ import annotations
 
@@ -166,7 +167,9 @@ def eval_detect(
 
 def train_detector(
     out: Path = typer.Option(Path("models/detector"), "--out", help="Model folder to write (weights + card)."),
-    part: str = typer.Option("all", "--part", help="detector | classifier | all | eval (measure and write metrics into the cards)"),
+    part: str = typer.Option("all", "--part", help="detector | classifier | all | eval (measure and write metrics into the cards); "
+                                                   "classifier = the previous CropNet recipe (the shipped cascade "
+                                                   "classifier comes from `spotid train classifier`)"),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
     synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json (COCO CT); repeatable."),
     classifier_out: Path = typer.Option(Path("models/classifier"), "--classifier-out", help="Classifier folder to write."),
@@ -224,7 +227,52 @@ def train_detector(
             typer.echo(f"{k}: wrote {v.get('folder')} ({v.get('version')})")
 
 
+def train_classifier(
+    out: Path = typer.Option(Path("models/classifier"), "--out", help="Model folder to write (head + card)."),
+    shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
+    synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json; repeatable."),
+    holdout: list[str] = typer.Option(["megadetector-test"], "--holdout",
+                                      help="Source(s) kept out of training: megadetector-test | southwest | voc | "
+                                           "camtrapR | nyala | sprites."),
+    cache: Path = typer.Option(Path("/tmp/spotid-classifier-features"), "--cache", help="Feature cache folder."),
+    weight_decay: float = typer.Option(1e-2, "--weight-decay", help="L2 on the standardised head weights."),
+    no_prior: bool = typer.Option(False, "--no-prior", help="Leave out the ImageNet spotted-cat feature."),
+    detector_threshold: float = typer.Option(0.1, "--detector-threshold", help="Cascade: detector boxes kept and classified."),
+    drop_below_conf: float = typer.Option(0.25, "--drop-below-conf",
+                                          help="Cascade: not_animal boxes are dropped only below this detector conf."),
+    typical_threshold: Optional[float] = typer.Option(None, "--typical-threshold",
+                                                      help="Cascade: frame-level animal threshold to record in the card."),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON of held-out figures to record in the card."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector)."""
+    import json
+
+    import torch
+
+    from spotid.train.classifier import CascadeTrainConfig, export_cascade
+    from spotid.util import print_json
+
+    torch.set_num_threads(threads)
+    if not shared.is_dir():
+        raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
+    cfg = CascadeTrainConfig(shared=str(shared), cache=str(cache), synth=tuple(str(s) for s in synth),
+                             holdout=tuple(holdout), weight_decay=weight_decay, prior=not no_prior,
+                             detector_threshold=detector_threshold, drop_below_conf=drop_below_conf, seed=seed)
+    m = json.loads(metrics.read_text()) if metrics else None
+    try:
+        summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise typer.BadParameter(str(e)) from None
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
+
+
 commands: dict = {"detect": detect}
 groups: dict = {}
 eval_commands: dict = {"detect": eval_detect}
-train_commands: dict = {"detector": train_detector}
+train_commands: dict = {"detector": train_detector, "classifier": train_classifier}

@@ -11,7 +11,7 @@ class DetectConfig:
     detector: str = "builtin"            # builtin | megadetector | mdjson:FILE
     model: str | None = None             # detector model folder (default: models/detector or `spotid models use`)
     classifier: str | None = None        # leopard/other crop classifier folder (default: models/classifier)
-    use_classifier: bool = True          # add [["leopard", p], ["other", 1-p]] to animal detections
+    use_classifier: bool = True          # classify animal boxes (leopard / other / not_animal with the cascade card)
     input_size: int | None = None        # letterbox size; None = the model card's input_size
     batch_size: int = 8
     threshold: float | None = None       # keep boxes with conf >= this; None = the card's conservative threshold

@@ -5,7 +5,8 @@ which yields one :class:`spotid.types.ImageResult` per path, in order (``file`` 
 never raising for a bad file (the result carries ``failure``). ``version`` is the string recorded as
 ``model_version`` / ``detection_status.detector``.
 
-- ``builtin``: YOLOX-tiny shipped in ``models/detector`` (+ the leopard/other crop classifier);
+- ``builtin``: YOLOX-tiny shipped in ``models/detector`` (+ the leopard / other / not_animal cascade
+  classifier of ``models/classifier``);
 - ``megadetector``: MegaDetector through the optional ``megadetector`` package and a weights file;
 - ``mdjson:FILE``: an existing MegaDetector batch result, matched to frames by relative path, then by
   file name.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from spotid.detect.config import DetectConfig
+from spotid.detect.mdjson import NOT_ANIMAL_KEY
 from spotid.types import Detection, ImageResult
 from spotid.util import VIDEO_EXTS
 
@@ -87,6 +89,14 @@ class BuiltinBackend(_SkipVideos):
         thr = self.inner.card.get("thresholds", {})
         self.typical_threshold = float(thr.get("typical", 0.25))
         self.conservative_threshold = float(thr.get("conservative", 0.1))
+        # identify founds new individuals on boxes the DETECTOR is confident about: its card's threshold
+        self.found_threshold = self.typical_threshold
+        cascade = classifier.card.get("cascade", {}) if classifier is not None else {}
+        if "typical_threshold" in cascade:
+            # with the classifier vetting weak boxes, a frame holds an animal at a lower detector score
+            # (the classifier card says which, measured on held-out frames)
+            self.typical_threshold = float(cascade["typical_threshold"])
+            self.conservative_threshold = min(self.conservative_threshold, classifier.cascade_threshold or 1.0)
         self.version = self.inner.version
         self.input_size = self.inner.input_size
         self.threshold = self.inner.threshold
@@ -144,9 +154,12 @@ class MegaDetectorBackend(_SkipVideos):
                 continue
             dets = [Detection(int(d["category"]), float(d["conf"]), tuple(float(v) for v in d["bbox"]))
                     for d in r.get("detections") or []]
+            extra = {}
             if self.classifier is not None and dets:
-                dets = self.classifier.classify_file(p, dets)
-            yield ImageResult(name, tuple(dets), None, max((d.conf for d in dets), default=0.0))
+                dets, gone = self.classifier.split(self.classifier.classify_file(p, dets))
+                if gone:
+                    extra[NOT_ANIMAL_KEY] = gone
+            yield ImageResult(name, tuple(dets), None, max((d.conf for d in dets), default=0.0), extra)
 
     def __call__(self, paths, root=None):
         paths, root = self._split(paths, root)

@@ -18,9 +18,11 @@ ints in :class:`spotid.types.Detection`; classification ids are strings in the f
 Older files (1.0-1.5) are read too: numeric ``format_version``, int category ids, missing
 ``detector_metadata`` or ``failure`` keys.
 
-spotid extension (documented here, ignored by other tools): detections flagged as repeated static
-false positives are moved out of ``detections`` into the image's ``"static_fp_detections"`` list, so
-Timelapse and MegaDetector postprocessing never see them, yet nothing is lost.
+spotid extensions (documented here, ignored by other tools): detections flagged as repeated static
+false positives are moved out of ``detections`` into the image's ``"static_fp_detections"`` list, and
+boxes the cascade classifier calls "not_animal" into ``"not_animal_detections"``, so Timelapse and
+MegaDetector postprocessing never see them, yet nothing is lost. The cascade's classification
+categories are ``{"1": "leopard", "2": "other", "3": "not_animal"}`` ("other" = any other animal).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ FORMAT_VERSION = "1.6"
 DETECTION_CATEGORIES = {str(k): v for k, v in CATEGORY_NAMES.items()}
 CLASSIFICATION_NAMES = ("leopard", "other")
 STATIC_FP_KEY = "static_fp_detections"
+NOT_ANIMAL_KEY = "not_animal_detections"
+MOVED_KEYS = (STATIC_FP_KEY, NOT_ANIMAL_KEY)   # per-image lists of detections set aside, kept
 
 _IMAGE_KEYS = {"file", "detections", "failure", "max_detection_conf"}
 
@@ -104,8 +108,9 @@ def parse_batch(data: Mapping[str, Any], *, source: str = "<dict>") -> BatchResu
         where = f"{source}: {im['file']}"
         dets = tuple(_detection_from_json(d, cls_cats, where) for d in (im.get("detections") or ()))
         extra = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
-        if STATIC_FP_KEY in extra:
-            extra[STATIC_FP_KEY] = [_detection_from_json(d, cls_cats, where) for d in extra[STATIC_FP_KEY]]
+        for key in MOVED_KEYS:
+            if key in extra:
+                extra[key] = [_detection_from_json(d, cls_cats, where) for d in extra[key]]
         failure = im.get("failure")
         mdc = im.get("max_detection_conf")
         mdc = float(mdc) if mdc is not None else max((d.conf for d in dets), default=0.0)
@@ -156,7 +161,7 @@ def to_dict(images: Iterable[ImageResult], *, detector: str,
         {str(i + 1): n for i, n in enumerate(CLASSIFICATION_NAMES)}
     cls_ids = {v: k for k, v in cls_cats.items()}
     for im in images:
-        for d in list(im.detections) + list(im.extra.get(STATIC_FP_KEY, ())):
+        for d in list(im.detections) + [d for k in MOVED_KEYS for d in im.extra.get(k, ())]:
             for name, _ in d.classifications:
                 if name not in cls_ids:
                     new_id = str(max([int(k) for k in cls_cats] or [0]) + 1)
@@ -183,7 +188,7 @@ def to_dict(images: Iterable[ImageResult], *, detector: str,
             entry.setdefault("frame_rate", float(im.extra.get("frame_rate", -1.0)))
             entry.setdefault("frames_processed", list(im.extra.get("frames_processed", [])))
         for k, v in im.extra.items():
-            if k == STATIC_FP_KEY:
+            if k in MOVED_KEYS:
                 v = [_detection_to_json(d, cls_ids) if isinstance(d, Detection) else d for d in v]
             entry[k] = v
         out_images.append(entry)

@@ -194,7 +194,8 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
     t0 = time.perf_counter()
     with cat.run("detect", cfg, det.version) as run_id:
         # identify founds new individuals only on boxes the detector calls confident
-        cat.set_setting("detect.typical_threshold", str(det.typical_threshold))
+        # (the detector's own typical threshold, not a cascade's lower frame-level one)
+        cat.set_setting("detect.typical_threshold", str(getattr(det, "found_threshold", det.typical_threshold)))
         by_path = {Path(r["path"]).as_posix(): r for r in rows}
         missing = [r for r in rows if not Path(r["path"]).exists()]
         present = [r for r in rows if Path(r["path"]).exists()]

@@ -1,0 +1,224 @@
+"""The leopard / other / not_animal cascade classifier: prior feature, head fitting, card dispatch,
+the cascade's not_animal split, MD JSON round trip; plus held-out figures on real photos (../shared)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spotid.detect.classifier import (
+    ARCH_BACKBONE,
+    CASCADE_CLASSES,
+    CropClassifier,
+    build_crop_classifier,
+    build_leopard_classifier,
+)
+from spotid.modelstore import write_card
+from spotid.types import Detection, ImageResult
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    torch.manual_seed(0)
+    return build_leopard_classifier(backbone=None)
+
+
+def test_features_shape_and_prior_hand_computed(random_net):
+    """With the ImageNet head zeroed every class has P = 1/1000, so the spotted-cat mass is 4/1000 and
+    the prior feature is log(4/996)."""
+    net = random_net
+    with torch.no_grad():
+        net.backbone.get_classifier().weight.zero_()
+        net.backbone.get_classifier().bias.zero_()
+        f = net.features(torch.zeros(2, 3, 64, 64))
+    assert f.shape == (2, 1281)
+    assert f[:, -1].tolist() == pytest.approx([math.log(4 / 996)] * 2, abs=1e-4)
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+
+
+def test_prior_is_clamped_when_imagenet_is_certain(random_net):
+    net = random_net
+    with torch.no_grad():
+        net.backbone.get_classifier().weight.zero_()
+        b = net.backbone.get_classifier().bias
+        b.zero_()
+        b[288] = 100.0     # leopard certain: log-odds would be ~ +93
+        f = net.features(torch.zeros(1, 3, 64, 64))
+    assert f[0, -1].item() == pytest.approx(12.0)
+
+
+def test_sample_weights_hand_computed():
+    from spotid.train.classifier import sample_weights
+
+    y = np.array([0, 0, 0, 0, 1])
+    src = np.array(["a", "a", "a", "b", "c"])
+    w = sample_weights(y, src)
+    s3 = math.sqrt(3)
+    # class 0: source a (3 crops) gets sqrt3/(sqrt3+1) of the class, b gets 1/(sqrt3+1); 2 classes -> /2
+    assert w[:3].tolist() == pytest.approx([s3 / (s3 + 1) / 3 / 2] * 3)
+    assert w[3] == pytest.approx(1 / (s3 + 1) / 2)
+    assert w[4] == pytest.approx(0.5)
+    assert w.sum() == pytest.approx(1.0)
+
+
+def test_fit_head_separates_three_clusters():
+    from spotid.train.classifier import fit_head, predict_features
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0]])
+    y = np.repeat([0, 1, 2], 30)
+    x = (centres[y] + rng.normal(0, 0.5, (90, 4))).astype(np.float32)
+    mean, std, weight, bias = fit_head(x, y, np.ones(90), weight_decay=1e-3)
+    state = {"mean": mean, "std": std, "head.weight": weight, "head.bias": bias}
+    p = predict_features(state, centres.astype(np.float32))
+    assert p.argmax(1).tolist() == [0, 1, 2]
+    assert p.max(1).min() > 0.9
+
+
+def _cascade_folder(tmp_path: Path, bias) -> Path:
+    """A backbone-classifier folder whose head ignores the image: logits = bias."""
+    net = build_leopard_classifier(backbone=None)
+    state = {"head.weight": torch.zeros_like(net.head.weight), "head.bias": torch.tensor(bias, dtype=torch.float32),
+             "mean": torch.zeros(1281), "std": torch.ones(1281)}
+    folder = tmp_path / "cascade"
+    folder.mkdir()
+    torch.save({k: v.half() for k, v in state.items()}, folder / "head.pt")
+    write_card(folder, name="tiny-cascade", kind="classifier", weights="head.pt", arch=ARCH_BACKBONE,
+               classes=list(CASCADE_CLASSES), input_size=32, context=0.15,
+               thresholds={"not_animal": 0.5}, cascade={"detector_threshold": 0.02, "typical_threshold": 0.08})
+    return folder
+
+
+def test_card_dispatch_and_not_animal_split(tmp_path: Path):
+    folder = _cascade_folder(tmp_path, [0.0, 0.0, math.log(8.0)])    # P = 0.1, 0.1, 0.8
+    clf = CropClassifier(model_dir=folder)
+    assert clf.classes == CASCADE_CLASSES and clf.cascade_threshold == 0.02
+    img = tmp_path / "f.jpg"
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(img)
+    dets = [Detection(1, 0.5, (0.1, 0.1, 0.3, 0.3)), Detection(2, 0.9, (0.5, 0.5, 0.2, 0.2))]
+    out = clf.classify_file(img, dets)
+    assert out[0].label == "not_animal" and out[0].label_conf == pytest.approx(0.8, abs=1e-3)
+    assert sum(c for _, c in out[0].classifications) == pytest.approx(1.0, abs=1e-5)
+    assert out[1].classifications == ()            # people are not classified
+    kept, gone = clf.split(out)
+    assert kept == [out[1]] and gone == [out[0]]
+    # below the not_animal threshold a box stays, labelled by its top class
+    clf.not_animal_threshold = 0.9
+    assert clf.split(out) == (out, [])
+    # a box the detector is sure of (conf >= drop_below_conf) is never dropped: P(class | animal) over
+    # leopard/other, here 0.1/0.2 and 0.1/0.2 -> 0.5 each
+    clf.not_animal_threshold, clf.drop_below_conf = 0.5, 0.4
+    sure = clf.classify_file(img, [Detection(1, 0.5, (0.1, 0.1, 0.3, 0.3))])[0]
+    assert {n for n, _ in sure.classifications} == {"leopard", "other"}
+    assert [c for _, c in sure.classifications] == pytest.approx([0.5, 0.5], abs=1e-3)
+    assert clf.split([sure]) == ([sure], [])
+    weak = clf.classify_file(img, [Detection(1, 0.3, (0.1, 0.1, 0.3, 0.3))])[0]
+    assert weak.label == "not_animal" and clf.split([weak]) == ([], [weak])
+
+
+def test_old_cropnet_card_still_loads(tmp_path: Path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    torch.save(build_crop_classifier().state_dict(), folder / "c.pt")
+    write_card(folder, name="old", kind="classifier", weights="c.pt", input_size=32, classes=["leopard", "other"])
+    clf = CropClassifier(model_dir=folder)
+    assert clf.arch == "cropnet" and clf.cascade_threshold is None
+    p = clf.predict([np.zeros((32, 32, 3), np.uint8)])
+    assert p.shape == (1, 2) and p.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unknown_arch_names_the_fix(tmp_path: Path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "w.pt").write_bytes(b"0")
+    write_card(folder, name="x", kind="classifier", weights="w.pt", arch="resnet9000")
+    with pytest.raises(ValueError, match="unknown classifier arch"):
+        CropClassifier(model_dir=folder)
+
+
+def test_mdjson_keeps_not_animal_boxes_beside_detections():
+    from spotid.detect.mdjson import NOT_ANIMAL_KEY, parse_batch, to_dict
+
+    gone = Detection(1, 0.04, (0.1, 0.2, 0.3, 0.4), (("not_animal", 0.9), ("other", 0.07), ("leopard", 0.03)))
+    kept = Detection(1, 0.7, (0.5, 0.5, 0.2, 0.2), (("leopard", 0.95), ("other", 0.04), ("not_animal", 0.01)))
+    d = to_dict([ImageResult("a.jpg", (kept,), None, 0.7, {NOT_ANIMAL_KEY: [gone]})], detector="t",
+                typical_threshold=0.2, conservative_threshold=0.02)
+    json.dumps(d)
+    assert d["classification_categories"] == {"1": "leopard", "2": "other", "3": "not_animal"}
+    assert d["images"][0]["detections"][0]["classifications"][0] == ["1", 0.95]
+    assert d["images"][0][NOT_ANIMAL_KEY][0]["classifications"][0] == ["3", 0.9]
+    back = parse_batch(d).images[0]
+    assert back.detections == (kept,) and back.extra[NOT_ANIMAL_KEY] == [gone]
+
+
+def test_cascade_through_builtin_detector(tmp_path: Path):
+    """The builtin detector with a cascade card runs at the card's low threshold and moves boxes the
+    classifier calls not_animal out of the detections (random detector weights: whatever it finds)."""
+    from spotid.detect.config import DetectConfig
+    from spotid.detect.detector import make_detector
+    from spotid.detect.model import build_yolox_tiny
+
+    det_dir = tmp_path / "det"
+    det_dir.mkdir()
+    torch.manual_seed(0)
+    torch.save(build_yolox_tiny(num_classes=1).state_dict(), det_dir / "d.pt")
+    write_card(det_dir, name="tiny-det", kind="detector", weights="d.pt", input_size=64, category_ids=[1],
+               thresholds={"typical": 0.25, "conservative": 0.1})
+    folder = _cascade_folder(tmp_path, [0.0, 0.0, math.log(8.0)])
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / f"{i}.jpg")
+    det = make_detector(DetectConfig(model=str(det_dir), classifier=str(folder), decode_workers=1))
+    assert det.threshold == pytest.approx(0.02) and det.typical_threshold == pytest.approx(0.08)
+    assert det.found_threshold == pytest.approx(0.25)
+    res = list(det(sorted(tmp_path.glob("*.jpg")), tmp_path))
+    for r in res:
+        assert all(d.label != "not_animal" for d in r.detections if d.category == 1 and d.conf >= 0.02)
+        for d in r.extra.get("not_animal_detections", []):
+            assert d.label == "not_animal"
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_shipped_classifier_on_held_out_real_photos(shared: Path):
+    """The shipped card never trained on amur-leopard-voc test-images nor on megadetector-test.
+    Leopards: >= 97% of the VOC test hand boxes labelled leopard (issue target; measured 41/42).
+    Other animals: through the detector, no megadetector-test frame gets a leopard box (issue target,
+    met on this held-out set); on the MDv5a reference boxes alone (conf >= 0.2) at most 2 of 30 are
+    called leopard (the measured held-out level, a regression guard: the target 0 is not met there)."""
+    from spotid.detect.config import DetectConfig
+    from spotid.detect.detector import make_detector
+    from spotid.detect.run import list_frames
+    from spotid.detect.truth import read_md_truth, read_voc
+
+    clf = CropClassifier()
+    assert clf.arch == ARCH_BACKBONE
+    assert "megadetector-test" in clf.card.get("holdout")
+    voc = shared / "data/detection/amur-leopard-voc"
+    leo = total = 0
+    for f, boxes in read_voc(voc / "annotations", voc / "test-images").items():
+        out = clf.classify_file(voc / "test-images" / f, [Detection(1, 1.0, b.bbox) for b in boxes])
+        leo += sum(d.label == "leopard" for d in out)
+        total += len(out)
+    assert total >= 40 and leo / total >= 0.97, f"{leo}/{total} test leopards called leopard"
+    md = shared / "data/camera-traps/megadetector-test"
+    called = n = 0
+    for f, boxes in read_md_truth(md / "mdv5a-results.json", 0.2).items():
+        animals = [Detection(1, 1.0, b.bbox) for b in boxes if b.category == 1]
+        if animals:
+            out = clf.classify_file(md / f, animals)
+            n += len(out)
+            called += sum(d.label == "leopard" for d in out)
+    assert n >= 25 and called <= 2, f"{called}/{n} MDv5a animal boxes called leopard"
+    det = make_detector(DetectConfig(static_fp=False, decode_workers=1))
+    frames = list_frames(md)
+    leopard_frames = [r.file for r in det(frames, md) if any(d.label == "leopard" for d in r.detections)]
+    assert leopard_frames == []
