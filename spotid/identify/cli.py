@@ -234,7 +234,11 @@ def eval_reid(
         help="Evaluate only these individuals: a text file (one folder name a line) or a model's split.json "
              "(its 'test' individuals, e.g. models/embedder/split.json: those the embedder never trained on)."),
 ) -> None:
-    """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS."""
+    """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS.
+
+    Example: spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' --individuals
+    models/embedder/split.json --verifiers sift,aliked
+    """
     import tempfile
 
     if not directory.is_dir():
@@ -242,7 +246,7 @@ def eval_reid(
     if individuals is None:
         return _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist,
                           threshold, full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor,
-                          config, threads, json_out)
+                          config, threads, json_out, verifiers, fusion)
     import hashlib
 
     names = _individual_names(individuals, directory)
@@ -257,7 +261,7 @@ def eval_reid(
                 os.symlink((directory / n).resolve(), sub / n)
         _eval_reid(sub, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist, threshold,
                    full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor, config, threads,
-                   json_out)
+                   json_out, verifiers, fusion)
 
 
 def _individual_names(path: Path, directory: Path) -> list[str]:
@@ -285,7 +289,7 @@ def _individual_names(path: Path, directory: Path) -> list[str]:
 
 def _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist, threshold,
                full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor, config, threads,
-               json_out) -> None:
+               json_out, verifiers=None, fusion=None) -> None:
     from spotid.identify.evaluate import run_eval
 
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,

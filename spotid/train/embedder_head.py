@@ -33,7 +33,6 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from spotid.train.common import Sample, reid_metrics
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from spotid.train.common import Sample, reid_metrics, save_torch, scan_identity_dirs, split_individuals
