@@ -103,11 +103,11 @@ def test_card_decision_rows_label_bursts_by_truth(tmp_path):
         rows = card_decision_rows(ident, cat, card, splits=0, top=1000)
         boxes = truth_boxes(cat, json.loads((card / "truth.json").read_text()), card, min_iou=0.1)
         bursts: dict = {}
-        for r in cat.query("SELECT c.detection_id, c.flank, m.sequence_id FROM crops c JOIN detections d "
-                           "ON d.id = c.detection_id JOIN media m ON m.id = d.media_id"):
-            if r["flank"] in ("left", "right"):
-                b = boxes.get(r["detection_id"])
-                bursts.setdefault((r["flank"], r["sequence_id"]), []).append(b["individual_id"] if b else None)
+        # the flank identify uses: the classifier's, outvoted by its one-animal burst where they disagree
+        for r in ident.crop_rows(cat):
+            if not r.failed and r.flank in ("left", "right"):
+                b = boxes.get(r.detection_id)
+                bursts.setdefault((r.flank, r.sequence_id), []).append(b["individual_id"] if b else None)
     crops = {fl: sum(len(v) for (f, _), v in bursts.items() if f == fl) for fl in ("left", "right")}
     animal = {k: v[0] for k, v in bursts.items() if crops[k[0]] >= 2}  # a lone crop has no gallery
     expected = sum(1 for (fl, seq), a in animal.items() if a is not None and any(

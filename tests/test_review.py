@@ -418,18 +418,23 @@ def test_a_flank_identify_only_inferred_from_a_match_can_be_corrected(client, de
     individual it matched; a person may assign it to an individual of the other flank."""
     db = demo["db_path"]
     sid = demo["pending"][0]
+    assert item(client, sid)["flank_source"] == "classifier"
     con = sqlite3.connect(db)
-    con.execute("UPDATE crops SET flank = 'unknown' WHERE detection_id = (SELECT detection_id FROM sightings WHERE id = ?)",
-                (sid,))
+    con.execute("UPDATE crops SET flank = 'unknown', flank_conf = 0.55 "
+                "WHERE detection_id = (SELECT detection_id FROM sightings WHERE id = ?)", (sid,))
     con.commit()
     con.close()
     html = client.get(f"/queue?sighting={sid}").text
     assert "either flank (the classifier saw none)" in html and "R-0002" in html   # assignable: both flanks
+    # the reviewer sees the flank and who gave it
+    assert item(client, sid)["flank_source"] == "match"
+    assert "placed by its match: the flank classifier saw unknown (55%)" in html
     r = client.post(f"/api/sightings/{sid}/confirm",
                     json={"version": item(client, sid)["version"], "individual_id": demo["individuals"]["R-0002"]})
     assert r.status_code == 200, r.text
     row = db_rows(db, "SELECT flank, status, individual_id FROM sightings WHERE id = ?", (sid,))[0]
     assert row == {"flank": "right", "status": "confirmed", "individual_id": demo["individuals"]["R-0002"]}
+    assert item(client, sid)["flank_source"] == "reviewer"
     # now a person has fixed it: the other flank is refused again
     r = client.post(f"/api/sightings/{sid}/confirm",
                     json={"version": item(client, sid)["version"], "individual_id": demo["individuals"]["L-0001"]})

@@ -15,11 +15,10 @@ from typer.testing import CliRunner
 
 from spotid.config import default_yaml
 from spotid.identify.embedder import Embedder
-from spotid.identify.flank import FlankClassifier
 from spotid.modelstore import load_card
 from spotid.train.common import Augment, scan_identity_dirs, split_individuals
 from spotid.train.embedder import Interrupted, TrainEmbedderConfig, train_embedder
-from spotid.train.flank import TrainFlankConfig, train_flank
+from spotid.train.flank import TrainFlankConfig
 
 torch.set_num_threads(1)
 
@@ -138,24 +137,6 @@ def test_checkpoint_interrupt_and_resume(tmp_path, tiny_data, monkeypatch):
                        show_progress=False)
 
 
-def test_tiny_flank_training_run(tmp_path, tiny_data):
-    cfg = TrainFlankConfig(input_size=(48, 64), cache_size=(56, 72), epochs=1, batch_size=6, warmup_steps=1,
-                           val_fraction=0.34, cache_dir=str(tmp_path / "cache"))
-    out = tmp_path / "flank"
-    summary = train_flank(cfg, data=[tiny_data], out=out, show_progress=False)
-    card = load_card(out, verify=True)
-    assert card.kind == "flank" and card.get("classes") == ["left", "right", "front", "back"]
-    assert card.get("train_class_counts")["front"] > 0
-    assert summary["heldout"]["images"] == 9
-    assert len(FlankClassifier(out)([np.zeros((40, 60, 3), np.uint8)])) == 1
-    # fine-tuning starts from the given model and records it as the parent
-    tuned = tmp_path / "flank-tuned"
-    train_flank(dataclasses.replace(cfg, init_weights=str(out), lr=1e-4), data=[tiny_data], out=tuned,
-                show_progress=False)
-    child = load_card(tuned, verify=True)
-    assert child.get("parent")["version"] == card.version and child.get("parent")["sha256"] == card.sha256
-
-
 @pytest.mark.parametrize("cls", [TrainEmbedderConfig, TrainFlankConfig])
 def test_config_yaml_mirrors_dataclass(cls):
     data = yaml.safe_load(default_yaml(cls).read_text())
@@ -237,7 +218,7 @@ def test_catalog_confirmed_sightings_are_training_data(tmp_path, tiny_data):
 
 
 def test_evaluate_model_folder_splits_heldout(tmp_path, tiny_data):
-    from spotid.train.evaluate import evaluate_embedder, evaluate_flank
+    from spotid.train.evaluate import evaluate_embedder
 
     out = tmp_path / "m"
     train_embedder(_cfg(tmp_path), data=[tiny_data], out=out, from_scratch=True, show_progress=False)
@@ -247,12 +228,6 @@ def test_evaluate_model_folder_splits_heldout(tmp_path, tiny_data):
     assert r["heldout"]["queries"] == 6 and r["heldout"]["top1"] == 1.0   # only one individual to rank
     assert r["full"]["queries"] == 18
 
-    fout = tmp_path / "f"
-    train_flank(TrainFlankConfig(input_size=(48, 64), cache_size=(56, 72), epochs=1, batch_size=6, warmup_steps=1,
-                                 val_fraction=0.34, cache_dir=str(tmp_path / "cache")),
-                data=[tiny_data], out=fout, show_progress=False)
-    f = evaluate_flank(fout, [tiny_data])
-    assert f["images"] == 9 and 0.0 <= f["accuracy"] <= 1.0
 
 
 def test_pk_batches_group_identities_and_flip_whole_groups():

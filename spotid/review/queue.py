@@ -112,6 +112,22 @@ class QueueItem:
     query: CropInfo
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     set_aside_reason: str | None = None  # why identify set it aside (status 'unusable'), until a person decides
+    flank_source: str | None = None      # who gave ``flank``: see :func:`flank_source`
+    flank_conf: float | None = None      # the flank classifier's top probability for the crop
+
+
+def flank_source(sighting_flank: str | None, crop_flank: str | None, status: str) -> str | None:
+    """Where a sighting's left/right flank comes from, for the reviewer: ``classifier`` (the flank
+    classifier called the crop so), ``burst`` (identify gave it its one-animal burst's majority
+    flank), ``match`` (the classifier was unsure or saw front/back; identify placed the view on the
+    flank of the individual it matched), ``reviewer`` (a person decided it). None without a flank."""
+    if sighting_flank not in ("left", "right"):
+        return None
+    if crop_flank == sighting_flank:
+        return "classifier"
+    if status == "confirmed":
+        return "reviewer"
+    return "burst" if crop_flank in ("left", "right") else "match"
 
 
 class NotFound(LookupError):
@@ -332,5 +348,7 @@ def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
             break
     proposed = individual_ref(cat, resolve(cat, s["individual_id"])) if s["individual_id"] is not None else None
     proposed_rank = next((c.rank for c in candidates if proposed and c.individual_id == proposed.id), None)
+    conf = cat.scalar("SELECT flank_conf FROM crops WHERE detection_id = ?", (s["detection_id"],))
     return QueueItem(int(s["id"]), int(s["version"]), s["status"], flank, s["probability"], s["model_version"],
-                     proposed, proposed_rank, query, tuple(candidates), s["set_aside_reason"])
+                     proposed, proposed_rank, query, tuple(candidates), s["set_aside_reason"],
+                     flank_source(flank, query.flank, s["status"]), None if conf is None else float(conf))

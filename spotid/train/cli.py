@@ -112,27 +112,27 @@ def train_embedder_cmd(
 
 def train_flank_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Folder-per-individual directory with flank "
-                                              "sub-folders (left/right/front/back) or left/right in file names."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+                                              "sub-folders (left/right/front/back) or left/right in file names; "
+                                              "hand-labelled boxes cut by `spotid train cut-boxes` (train split only)."),
     out: Path = typer.Option(Path("models/flank-trained"), "--out"),
-    resume: bool = typer.Option(False, "--resume"),
+    real: Optional[List[str]] = typer.Option(None, "--real", help="Name of a --data folder of real photos "
+                                             "(repeatable): their cross-validated figures choose the model."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache backbone features here."),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1),
     config: Optional[Path] = typer.Option(None, "--config"),
-    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this flank model folder "
-                                        "(card.json + weights) instead of random weights."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (lower it when fine-tuning)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right)."""
+    """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right): a head on the
+    frozen ImageNet backbone, chosen by cross-validation on the real sources."""
     from spotid.train.flank import TrainFlankConfig, train_flank
 
     if not data:
         raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names)")
-    cfg = _train_config(TrainFlankConfig, config, epochs=epochs, seed=seed, max_steps_per_epoch=max_steps,
-                        threads=threads, init_weights=str(init) if init else None, lr=lr)
-    _run(lambda: train_flank(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
+    cfg = _train_config(TrainFlankConfig, config, seed=seed, threads=threads,
+                        real_sources=tuple(real) if real else None,
+                        cache_dir=str(cache_dir) if cache_dir else None)
+    _run(lambda: train_flank(cfg, data=data, out=out, command=_command_line()), as_json)
 
 
 def cut_boxes_cmd(

