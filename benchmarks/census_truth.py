@@ -45,7 +45,7 @@ def _matches(cat, truth: dict, card: Path) -> dict:
     """How right the matcher's matches are: each identity's truth is the majority of the sightings
     that founded it (no probability); a matched sighting (with a probability) is right when its
     detection's truth is that individual."""
-    from spotid.workflow.truth import truth_boxes
+    from spotid.synth.truth import truth_boxes
 
     boxes = truth_boxes(cat, truth, card, min_iou=0.1)
     rows = cat.query("SELECT detection_id, individual_id, probability FROM sightings")

@@ -365,7 +365,7 @@ def test_import_zamba_from_wheel(tmp_path: Path):
     import zipfile
 
     from spotid.detect.model import build_yolox_tiny
-    from spotid.train.detector import ZAMBA_MEMBER, import_zamba
+    from spotid.train.zamba import ZAMBA_MEMBER, import_zamba
 
     m = build_yolox_tiny()
     torch.save({"start_epoch": 1, "model": m.state_dict()}, tmp_path / "ck.pth")

@@ -87,7 +87,7 @@ def test_card_decision_rows_label_bursts_by_truth(tmp_path):
     from spotid.identify.pipeline import Identifier, IdentifyConfig
     from spotid.identify.embedder import Embedder
     from spotid.identify.flank import FlankClassifier
-    from spotid.workflow.truth import truth_boxes
+    from spotid.synth.truth import truth_boxes
     from spotid.synth.card import CardWriter
     from spotid.synth.config import SynthConfig
 

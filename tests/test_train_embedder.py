@@ -231,7 +231,7 @@ def test_evaluate_model_folder_splits_heldout(tmp_path, tiny_data):
 
 
 def test_pk_batches_group_identities_and_flip_whole_groups():
-    from spotid.train.embedder import pk_batches
+    from spotid.train.common import pk_batches
 
     by_id = {0: [0, 1, 2], 1: [3], 2: [4, 5, 6, 7], 3: [8, 9]}
     batches = pk_batches(by_id, 5, batch_size=8, k=4, rng=np.random.default_rng(0), flip=True)
@@ -249,7 +249,7 @@ def test_pk_batches_group_identities_and_flip_whole_groups():
 
 
 def test_pk_batches_source_pools_keep_each_batch_in_one_data_set():
-    from spotid.train.embedder import pk_batches
+    from spotid.train.common import pk_batches
 
     by_id = {i: [2 * i, 2 * i + 1] for i in range(8)}
     pools = [[0, 1, 2, 3], [4, 5, 6, 7]]                       # e.g. synthetic coats | nyala

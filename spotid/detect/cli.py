@@ -1,7 +1,7 @@
 """CLI for the detect stage (see spotid/cli.py for the registration protocol).
 
-``spotid detect (PATH | --db DB)``, ``spotid eval detect``, ``spotid train detector``,
-``spotid train classifier``.
+``spotid detect (PATH | --db DB)``, ``spotid eval detect`` (the detector's and classifier's training
+commands are in spotid/train/cli.py).
 """
 from __future__ import annotations
 
@@ -165,114 +165,6 @@ def eval_detect(
     c.print(f"image-level animal/empty agreement: {ev.image_agreement}/{ev.images}")
 
 
-def train_detector(
-    out: Path = typer.Option(Path("models/detector"), "--out", help="Model folder to write (weights + card)."),
-    part: str = typer.Option("all", "--part", help="detector | classifier | all | eval (measure and write metrics into the cards); "
-                                                   "classifier = the previous CropNet recipe (the shipped cascade "
-                                                   "classifier comes from `spotid train classifier`)"),
-    shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
-    synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json (COCO CT); repeatable."),
-    classifier_out: Path = typer.Option(Path("models/classifier"), "--classifier-out", help="Classifier folder to write."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    seed: int = typer.Option(0, "--seed"),
-    init: Optional[Path] = typer.Option(None, "--init", help="Initial detector weights (zamba wheel, .pth or model folder)."),
-    holdout: list[str] = typer.Option(["southwest"], "--holdout", help="Real sources kept out of classifier training."),
-    sprite_frames: Optional[int] = typer.Option(None, "--sprite-frames", help="Detector: real frames with a rendered animal pasted in (default 0)."),
-    unfreeze: list[str] = typer.Option([], "--unfreeze", help="Detector: backbone stage(s) to train too (dark5, dark4...)."),
-    voc_repeat: Optional[int] = typer.Option(None, "--voc-repeat", help="Detector: oversample amur-leopard-voc train (default 1)."),
-    max_synth_frames: Optional[int] = typer.Option(None, "--max-synth-frames", help="Detector: frames taken per synthetic card (default 160)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Detector: peak learning rate (default 0.004)."),
-    wise_alpha: Optional[float] = typer.Option(None, "--wise-alpha", help="Detector: ship alpha*fine-tuned + (1-alpha)*initial weights (WiSE-FT; default 1)."),
-    threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint in OUT."),
-    json_out: bool = typer.Option(False, "--json"),
-) -> None:
-    """Reproducible CPU recipe: fine-tune YOLOX-tiny and/or train the leopard/other crop classifier."""
-    import torch
-
-    from spotid.util import print_json
-
-    torch.set_num_threads(threads)
-    if part not in {"detector", "classifier", "all", "eval"}:
-        raise typer.BadParameter("use detector, classifier, all or eval", param_hint="--part")
-    if not shared.is_dir():
-        raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
-    summary = {}
-    if part in {"classifier", "all"}:
-        from spotid.train.detector import export_classifier
-
-        summary["classifier"] = export_classifier(classifier_out, shared=shared, synth=synth, epochs=epochs,
-                                                  seed=seed, holdout=tuple(holdout), resume=resume)
-    if part in {"detector", "all"}:
-        from spotid.train.detector import finetune_detector
-
-        summary["detector"] = finetune_detector(out, shared=shared, synth=synth, epochs=epochs, seed=seed,
-                                                init=init, resume=resume, sprite_frames=sprite_frames,
-                                                unfreeze=tuple(unfreeze) or None, voc_repeat=voc_repeat,
-                                                max_synth_frames=max_synth_frames, lr=lr, wise_alpha=wise_alpha)
-    if part in {"eval", "all"}:
-        from spotid.train.detector import evaluate_models, update_card_metrics
-
-        m = evaluate_models(out, classifier_out, shared, tuple(synth))
-        update_card_metrics(out, m)
-        update_card_metrics(classifier_out, {k: {kk: v.get(kk) for kk in ("leopard_boxes_found", "leopard_classified_leopard",
-                                                                            "leopard_accuracy", "other_boxes_found",
-                                                                            "other_classified_other", "other_accuracy")}
-                                             for k, v in m.items() if isinstance(v, dict)})
-        summary["eval"] = {"folder": str(out), "version": "metrics written", **m}
-    if json_out:
-        print_json(summary)
-    else:
-        for k, v in summary.items():
-            typer.echo(f"{k}: wrote {v.get('folder')} ({v.get('version')})")
-
-
-def train_classifier(
-    out: Path = typer.Option(Path("models/classifier"), "--out", help="Model folder to write (head + card)."),
-    shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
-    synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json; repeatable."),
-    holdout: list[str] = typer.Option(["megadetector-test"], "--holdout",
-                                      help="Source(s) kept out of training: megadetector-test | southwest | voc | "
-                                           "camtrapR | nyala | sprites."),
-    cache: Path = typer.Option(Path("/tmp/spotid-classifier-features"), "--cache", help="Feature cache folder."),
-    weight_decay: float = typer.Option(1e-2, "--weight-decay", help="L2 on the standardised head weights."),
-    no_prior: bool = typer.Option(False, "--no-prior", help="Leave out the ImageNet spotted-cat feature."),
-    detector_threshold: float = typer.Option(0.1, "--detector-threshold", help="Cascade: detector boxes kept and classified."),
-    drop_below_conf: float = typer.Option(0.25, "--drop-below-conf",
-                                          help="Cascade: not_animal boxes are dropped only below this detector conf."),
-    typical_threshold: Optional[float] = typer.Option(None, "--typical-threshold",
-                                                      help="Cascade: frame-level animal threshold to record in the card."),
-    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON of held-out figures to record in the card."),
-    seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
-    json_out: bool = typer.Option(False, "--json"),
-) -> None:
-    """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector)."""
-    import json
-
-    import torch
-
-    from spotid.train.classifier import CascadeTrainConfig, export_cascade
-    from spotid.util import print_json
-
-    torch.set_num_threads(threads)
-    if not shared.is_dir():
-        raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
-    cfg = CascadeTrainConfig(shared=str(shared), cache=str(cache), synth=tuple(str(s) for s in synth),
-                             holdout=tuple(holdout), weight_decay=weight_decay, prior=not no_prior,
-                             detector_threshold=detector_threshold, drop_below_conf=drop_below_conf, seed=seed)
-    m = json.loads(metrics.read_text()) if metrics else None
-    try:
-        summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        raise typer.BadParameter(str(e)) from None
-    if json_out:
-        print_json(summary)
-    else:
-        typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
-
-
 commands: dict = {"detect": detect}
 groups: dict = {}
 eval_commands: dict = {"detect": eval_detect}
-train_commands: dict = {"detector": train_detector, "classifier": train_classifier}

@@ -54,7 +54,11 @@ class CardRows:
 def card_catalog(card: str | Path, work: str | Path) -> Path:
     """Ingest and detect a synth card into ``work/<card name>.db`` (reused when it already holds
     detections). Raises when ``card`` has no ``truth.json`` (not a synth card)."""
-    from spotid.workflow.process import ingest_synth_card, run_detect
+    from spotid.config import resolve_config
+    from spotid.detect.config import DetectConfig
+    from spotid.detect.detector import make_detector
+    from spotid.detect.run import detect_catalog
+    from spotid.ingest.cardset import ingest_card_set
 
     card = Path(card)
     if not (card / "truth.json").is_file():
@@ -67,8 +71,9 @@ def card_catalog(card: str | Path, work: str | Path) -> Path:
             if cat.query("SELECT COUNT(*) AS n FROM detections")[0]["n"]:
                 return db
     with Catalog(db) as cat:
-        ingest_synth_card(cat, card)
-        run_detect(cat)
+        ingest_card_set(cat, card)
+        dcfg = resolve_config(DetectConfig)
+        detect_catalog(make_detector(dcfg), cat, dcfg)
     return db
 
 
@@ -81,7 +86,7 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
 
     from spotid.identify.bursts import group_bursts
     from spotid.identify.match import Gallery, pool_burst
-    from spotid.workflow.truth import truth_boxes
+    from spotid.synth.truth import truth_boxes
 
     card = Path(card)
     truth = json.loads((card / "truth.json").read_text(encoding="utf-8"))

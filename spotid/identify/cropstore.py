@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from spotid.catalog import Catalog
 from spotid.identify.crops import crop_dir, crop_geometry, save_crop
+from spotid.identify.result import IdentifyResult
 from spotid.identify.verify import Features
 from spotid.util import batched, progress
-
-if TYPE_CHECKING:
-    from spotid.identify.pipeline import IdentifyResult
 
 log = logging.getLogger(__name__)
 

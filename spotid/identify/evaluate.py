@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from spotid.identify.calibrate import Calibration
-from spotid.identify.match import Gallery, Matcher, open_set_metrics, rank_individuals, retrieval_metrics
+from spotid.identify.match import (Gallery, Matcher, open_set_metrics, rank_individuals, retrieval_metrics,
+                                   unknown_split)
 from spotid.identify.verify import FeatureExtractor, Features, Verifier
 from spotid.util import IMAGE_EXTS, open_image_reduced, progress
 
@@ -312,14 +313,6 @@ def decision_rows(s: Scores, kind: str, scores: np.ndarray, labels: np.ndarray, 
         oc, oi = _evidence(s, kind, row, ranked[1 if k == 0 else 0][2]) if len(ranked) > 1 else (0.0, 0.0)
         out.append((lab, (*_evidence(s, kind, row, j), oc, oi)))
     return out
-
-
-def unknown_split(labels: np.ndarray, queries: np.ndarray, fraction: float, seed: int) -> set:
-    """A seeded share of the queried individuals, left out of every gallery (open set)."""
-    queried = sorted(set(labels[queries].tolist()))
-    n_unknown = int(round(fraction * len(queried)))
-    rng = np.random.default_rng(seed)
-    return set(rng.choice(np.array(queried, dtype=object), size=n_unknown, replace=False).tolist()) if n_unknown else set()
 
 
 def evaluate(data: EvalData, s: Scores, calibration: Calibration, *, threshold: float = 0.5,

@@ -428,3 +428,11 @@ class Matcher:
                  mask: np.ndarray | None = None, place: Place | None = None,
                  q_extra: dict[str, Features] | None = None) -> list[Candidate]:
         return self.decide([self.evidence(q_emb, q_feat, gallery, mask, place, q_extra)])
+
+
+def unknown_split(labels: np.ndarray, queries: np.ndarray, fraction: float, seed: int) -> set:
+    """A seeded share of the queried individuals, left out of every gallery (open set)."""
+    queried = sorted(set(labels[queries].tolist()))
+    n_unknown = int(round(fraction * len(queried)))
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(np.array(queried, dtype=object), size=n_unknown, replace=False).tolist()) if n_unknown else set()

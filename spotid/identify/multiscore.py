@@ -136,7 +136,7 @@ def calibrated_report(data, s, fusion, names: list[str], brute: dict, short: dic
     """Per scorer (embedding, each local matcher: brute force, ranked by its calibrated P, i.e. its raw
     score) top-1/top-5/mAP; and ``calibrated``: the fused P of the shortlist scores, with open-set
     BAKS/BAUS from the fusion's decision (own best P against the best other individual's)."""
-    from spotid.identify.evaluate import unknown_split
+    from spotid.identify.match import unknown_split
     from spotid.identify.match import open_set_metrics, rank_individuals, retrieval_metrics
 
     ind = np.array([it.individual for it in data.items], dtype=object)
@@ -193,7 +193,7 @@ def fusion_decision_rows(s, data, fusion, short: dict, names: list[str], *, unkn
                          splits: int = 4, top: int = 3, seed: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_own, p_other, correct) rows for :func:`spotid.identify.fusion.fit_decision`: each query's
     ``top`` individuals by fused P (shortlist scores, as in use) over ``splits`` seeded open-set splits."""
-    from spotid.identify.evaluate import unknown_split
+    from spotid.identify.match import unknown_split
     from spotid.identify.fusion import decision_rows
 
     ind = np.array([it.individual for it in data.items], dtype=object)

@@ -367,3 +367,32 @@ def reid_metrics(emb: np.ndarray, individuals: Sequence[str], flanks: Sequence[s
     n = len(aps)
     return {"top1": top1 / n if n else float("nan"), "top5": top5 / n if n else float("nan"),
             "mAP": float(np.mean(aps)) if n else float("nan"), "queries": n}
+
+
+def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int, k: int,
+               rng: np.random.Generator, *, flip: bool,
+               pools: Sequence[Sequence[int]] | None = None) -> list[list[tuple[int, bool]]]:
+    """``n_steps`` batches of P = batch_size // k identities x k images: ``[(index, flipped), ...]``.
+
+    Identities with a single image are drawn as well (they still act as negatives). With ``flip``
+    an identity instance is mirrored as a whole, so the mirrored coat is a consistent new identity.
+    With ``pools`` (identity lists, e.g. one per data set) each batch draws from one pool, chosen
+    with probability proportional to its image count: negatives then come from the same domain
+    (a synthetic coat is never a useful negative for a nyala stripe pattern).
+    Seeded by ``rng`` so a resumed epoch sees the same batches.
+    """
+    pools = [sorted(int(i) for i in p) for p in pools if len(p)] if pools else [sorted(by_identity)]
+    weight = np.array([sum(len(by_identity[i]) for i in p) for p in pools], dtype=np.float64)
+    weight /= weight.sum()
+    out = []
+    for _ in range(n_steps):
+        ids = pools[int(rng.choice(len(pools), p=weight))] if len(pools) > 1 else pools[0]
+        p = max(1, min(len(ids), batch_size // max(1, k)))
+        batch = []
+        for ident in rng.choice(ids, size=p, replace=False):
+            pool = by_identity[int(ident)]
+            pick = rng.choice(pool, size=k, replace=len(pool) < k)
+            f = bool(flip and rng.random() < 0.5)
+            batch += [(int(i), f) for i in pick]
+        out.append(batch)
+    return out

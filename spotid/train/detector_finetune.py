@@ -292,7 +292,7 @@ def finetune(out: str | Path, *, shared, synth=(), epochs: int | None = None, se
     if init_path.is_dir():
         init_path = resolve("detector", init_path).weights_path
     if init_path.suffix == ".whl":
-        from spotid.train.detector import import_zamba
+        from spotid.train.zamba import import_zamba
 
         import tempfile
 

@@ -36,7 +36,7 @@ import torch
 
 from spotid.identify.embedder import build_embedder, default_normalisation
 from spotid.train.common import (Augment, AugmentConfig, Sample, catalog_samples, embed_cached, load_images,
-                                 normalise, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
+                                 normalise, pk_batches, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
                                  scan_identity_dirs, set_bn_momentum, split_individuals)
 
 log = logging.getLogger(__name__)
@@ -152,35 +152,6 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
-
-
-def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int, k: int,
-               rng: np.random.Generator, *, flip: bool,
-               pools: Sequence[Sequence[int]] | None = None) -> list[list[tuple[int, bool]]]:
-    """``n_steps`` batches of P = batch_size // k identities x k images: ``[(index, flipped), ...]``.
-
-    Identities with a single image are drawn as well (they still act as negatives). With ``flip``
-    an identity instance is mirrored as a whole, so the mirrored coat is a consistent new identity.
-    With ``pools`` (identity lists, e.g. one per data set) each batch draws from one pool, chosen
-    with probability proportional to its image count: negatives then come from the same domain
-    (a synthetic coat is never a useful negative for a nyala stripe pattern).
-    Seeded by ``rng`` so a resumed epoch sees the same batches.
-    """
-    pools = [sorted(int(i) for i in p) for p in pools if len(p)] if pools else [sorted(by_identity)]
-    weight = np.array([sum(len(by_identity[i]) for i in p) for p in pools], dtype=np.float64)
-    weight /= weight.sum()
-    out = []
-    for _ in range(n_steps):
-        ids = pools[int(rng.choice(len(pools), p=weight))] if len(pools) > 1 else pools[0]
-        p = max(1, min(len(ids), batch_size // max(1, k)))
-        batch = []
-        for ident in rng.choice(ids, size=p, replace=False):
-            pool = by_identity[int(ident)]
-            pick = rng.choice(pool, size=k, replace=len(pool) < k)
-            f = bool(flip and rng.random() < 0.5)
-            batch += [(int(i), f) for i in pick]
-        out.append(batch)
-    return out
 
 
 def evaluate(model, imgs: torch.Tensor, samples: Sequence[Sample], input_hw, mean, std) -> dict:

@@ -319,7 +319,7 @@ def train_top(model, cache: FeatureCache, samples: Sequence[Sample], train_idx: 
     best epoch's weights (the last epoch's without ``val_idx``)."""
     import copy
 
-    from spotid.train.embedder import pk_batches
+    from spotid.train.common import pk_batches
 
     torch.manual_seed(recipe.seed)
     stage = recipe.unfreeze_from

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spotid.catalog import Catalog
-from spotid.workflow.process import PipelineError, ingest_synth_card, run_detect, run_identify
+from spotid.ingest.cardset import ingest_card_set
+from spotid.workflow.process import PipelineError, run_detect, run_identify
 from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth, true_density
 
 
@@ -90,7 +91,7 @@ class Demo:
         notes: list[str] = []
         with Catalog(db) as cat:
             with clock("ingest"):
-                ingest_synth_card(cat, card_root)
+                ingest_card_set(cat, card_root)
             with clock("detect"):
                 detect = run_detect(cat)
             with clock("identify"):

@@ -34,16 +34,6 @@ def run_ingest(cat: Catalog, card: Path, deployment: str, tz: str | None = None,
     return Ingester(cat, cfg)(card, deployment).to_json()
 
 
-def ingest_synth_card(cat: Catalog, card_root: Path) -> None:
-    """Ingest a card written by the synth stage: its ``deployments.csv``, then each deployment's folder."""
-    from spotid.ingest.deployments import import_deployments_csv
-
-    import_deployments_csv(cat, Path(card_root) / "deployments.csv")
-    for (dep,) in cat.query("SELECT id FROM deployments ORDER BY id"):
-        if (Path(card_root) / dep).is_dir():
-            run_ingest(cat, Path(card_root) / dep, dep)
-
-
 def run_detect(cat: Catalog, deployment: str | None = None, cfg=None) -> dict:
     """Detect on the catalog's pending frames (``cfg``: a DetectConfig; default: the package defaults)."""
     from spotid.config import resolve_config
