@@ -190,6 +190,12 @@ def test_catalog_static_fp_flags(tmp_path: Path):
         assert flag_static_catalog(cat, DetectConfig()) == 6
         flagged = cat.query("SELECT DISTINCT x, conf FROM detections WHERE static_fp = 1")
         assert [tuple(r) for r in flagged] == [(0.1, 0.5)]
+        # the same frames timed by the file's copy time (no EXIF time): their times and bursts say nothing
+        # about the camera, so they never feed the filter (web photos dumped on one card are not a rock)
+        with cat.transaction():
+            cat.execute("UPDATE media SET time_source = 'mtime'")
+        assert flag_static_catalog(cat, DetectConfig()) == 0
+        assert cat.query("SELECT COUNT(*) n FROM detections WHERE static_fp = 1")[0]["n"] == 0
 
 
 def test_eval_detect_cli_on_mdjson(tmp_path: Path, tiny_models):

@@ -230,15 +230,21 @@ def _commit(cat, pairs, version: str, run_id: int, when: str, s: DetectSummary, 
 
 
 def flag_static_catalog(cat, cfg: DetectConfig, deployment: str | None = None) -> int:
-    """Re-evaluate repeat-detection flags for every deployment touched (all its detections, all runs)."""
+    """Re-evaluate repeat-detection flags for every deployment touched (all its detections, all runs).
+
+    Frames whose time is the file's copy time (``media.time_source`` 'mtime': no EXIF time) are left out: their times and bursts say nothing about the camera, and unrelated photos dumped on one card
+    would otherwise look like one box repeated for hours.
+    """
     deps = [deployment] if deployment else [r[0] for r in cat.query("SELECT DISTINCT deployment_id FROM media")]
     n = 0
     for dep in deps:
         rows = cat.query(
-            "SELECT d.id, d.media_id, d.x, d.y, d.w, d.h, d.conf, m.sequence_id, m.timestamp FROM detections d "
-            "JOIN media m ON m.id = d.media_id WHERE m.deployment_id = ?", (dep,))
+            "SELECT d.id, d.media_id, d.x, d.y, d.w, d.h, d.conf, m.sequence_id, m.timestamp, m.time_source "
+            "FROM detections d JOIN media m ON m.id = d.media_id WHERE m.deployment_id = ?", (dep,))
         boxes = []
         for r in rows:
+            if r["time_source"] == "mtime":
+                continue
             t = None
             if r["timestamp"]:
                 try:
