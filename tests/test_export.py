@@ -98,8 +98,14 @@ def test_camtrapdp_validates_offline(sim, tmp_path, shared):
     # the validator accepts the official example and rejects a broken copy
     assert validate_package(schemas / "example", schemas) == []
     cat, _ = sim
-    export_camtrapdp(cat, tmp_path / "dp")
-    assert validate_package(tmp_path / "dp", schemas) == []
+    from spotid.census.census import Census
+    from spotid.census.config import CensusConfig
+
+    summary = Census(CensusConfig(secr=True, secr_buffer_m=3000.0, secr_nx=32, write_flank_links=False))(cat).summary()
+    export_camtrapdp(cat, tmp_path / "dp", census=summary)
+    assert validate_package(tmp_path / "dp", schemas) == []          # the custom census property is allowed
+    stored = json.loads((tmp_path / "dp" / "datapackage.json").read_text())["spotid:census"]
+    assert stored["mna"] == summary["mna"] and stored["D_per_100km2"] == pytest.approx(summary["D_per_100km2"])
     obs = (tmp_path / "dp" / "observations.csv").read_text().replace(",media,", ",frame,", 1)
     (tmp_path / "dp" / "observations.csv").write_text(obs)
     pkg = json.loads((tmp_path / "dp" / "datapackage.json").read_text())

@@ -180,8 +180,15 @@ def _animal_ids(cat: Catalog) -> dict[int, str]:
     return {i: label[find(resolve(i))] for i in names}
 
 
-def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None = None) -> ExportResult:
-    """Write a Camtrap DP 1.0.2 package of the catalog into ``out``."""
+def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None = None,
+                     census: dict | None = None) -> ExportResult:
+    """Write a Camtrap DP 1.0.2 package of the catalog into ``out``.
+
+    ``census``: a census summary (``CensusResult.summary()``: period, effort, MNA and its two-flank
+    bounds, the chosen N̂ and, with SECR, the density per 100 km²) stored in ``datapackage.json`` under
+    the custom property ``spotid:census`` (Data Package descriptors allow extra properties), so the
+    package carries the figures a report cites.
+    """
     cfg = cfg or CamtrapDPConfig()
     out = Path(out)
     warnings: list[str] = []
@@ -307,7 +314,10 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
     atomic_write_text(out / "deployments.csv", _csv(dep_rows, DEPLOYMENT_FIELDS))
     atomic_write_text(out / "media.csv", _csv(media_rows, MEDIA_FIELDS))
     atomic_write_text(out / "observations.csv", _csv(obs_rows, OBSERVATION_FIELDS))
-    atomic_write_json(out / "datapackage.json", _package(cfg, dep_rows, n_leo > 0), indent=2)
+    package = _package(cfg, dep_rows, n_leo > 0)
+    if census is not None:
+        package["spotid:census"] = census
+    atomic_write_json(out / "datapackage.json", package, indent=2)
     return ExportResult(out, len(dep_rows), len(media_rows), len(obs_rows), n_leo, n_ind, warnings)
 
 

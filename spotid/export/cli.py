@@ -22,9 +22,15 @@ def camtrapdp(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML package metadata (configs/export.yaml)."),
     validate_with: Optional[Path] = typer.Option(None, "--validate-with",
                                                  help="Folder with the Camtrap DP 1.0.2 profile and table schemas: validate offline."),
+    census: bool = typer.Option(True, "--census/--no-census",
+                                help="Store the census summary (MNA, N̂, and with --secr the density) in datapackage.json."),
+    secr: bool = typer.Option(False, "--secr/--no-secr", help="Fit SECR for the stored census (density per 100 km²)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Camtrap DP 1.0.2 package (deployments, media, observations with individuals and boxes)."""
+    """Camtrap DP 1.0.2 package (deployments, media, observations with individuals and boxes).
+
+    Example: spotid export camtrapdp --db season.db --out package/ --secr --validate-with ../camtrap-dp
+    """
     from spotid.config import resolve_config
     from spotid.export.camtrapdp import CamtrapDPConfig, ExportError, export_camtrapdp
 
@@ -33,8 +39,18 @@ def camtrapdp(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:
+        summary = None
+        if census:
+            from spotid.census.census import Census
+            from spotid.census.config import CensusConfig
+
+            try:
+                ccfg = resolve_config(CensusConfig, None, secr=secr or None, write_flank_links=False)
+                summary = Census(ccfg)(cat).summary()
+            except ValueError as e:
+                raise typer.BadParameter(f"the census for the package failed: {e} (or pass --no-census)") from None
         try:
-            res = export_camtrapdp(cat, out, cfg)
+            res = export_camtrapdp(cat, out, cfg, census=summary)
         except ExportError as e:
             raise typer.BadParameter(str(e)) from None
     doc = res.to_dict()
