@@ -341,3 +341,20 @@ def test_catalog_census_fits_secr_per_flank(db_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["secr"]["left"]["model"] == "SECR" and doc["summary"]["D_per_100km2"] > 0
+
+
+def test_density_reports_the_other_flank_when_the_estimate_flank_cannot_be_fitted():
+    """Each flank is fitted alone; when the census's estimate flank has no spatial recaptures, the
+    density reported is the other flank's, and the summary says so."""
+    from spotid.census.estimators import Estimate
+    from spotid.census.result import CensusResult
+
+    left = Estimate("SECR", None, None, None, None, status="not_estimable", note="no spatial recaptures")
+    right = Estimate("SECR", 40.0, 5.0, 30.0, 55.0, details={"D_per_100km2": {"estimate": 12.0, "lcl": 8.0,
+                                                                              "ucl": 18.0, "se": 2.5}})
+    res = SimpleNamespace(spatial={"left": left, "right": right}, estimate_flank="left")
+    assert CensusResult.density(res) is right
+    res.density = lambda: CensusResult.density(res)
+    s = CensusResult._density_summary(res)
+    assert s["density_flank"] == "right" and s["D_per_100km2"] == 12.0 and s["N_in_mask"] == 40.0
+    assert CensusResult.density(SimpleNamespace(spatial={"left": left}, estimate_flank="left")) is None

@@ -158,7 +158,7 @@ def print_census(res, out: Path | None = None) -> None:
             continue
         pars = (e.details or {}).get("params") or {}
         sig = (pars.get("sigma") or {}).get("estimate")
-        con.print(f"SECR density ({fl} flank{', the one reported' if fl == res.estimate_flank else ''}, "
+        con.print(f"SECR density ({fl} flank{', the one reported' if e is res.density() else ''}, "
                   f"{e.details.get('detector')} detectors): [bold]{d['estimate']:.2f}[/bold] per 100 km² "
                   f"(95% CI {d['lcl']:.2f}–{d['ucl']:.2f}); σ {sig / 1000 if sig else float('nan'):.2f} km; "
                   f"N in the mask {e.N:.1f}")

@@ -126,10 +126,12 @@ class CensusResult:
         }
 
     def density(self):
-        """The SECR estimate of the estimate flank (or of the only flank fitted), or None."""
-        if not self.spatial:
+        """The SECR estimate reported: the estimate flank's when it could be fitted, else the other flank's
+        (each flank is fitted on its own; ``density_flank`` in the summary says which), else None."""
+        fitted = {fl: e for fl, e in self.spatial.items() if e.N is not None and e.details}
+        if not fitted:
             return None
-        return self.spatial.get(self.estimate_flank) or next(iter(self.spatial.values()))
+        return fitted.get(self.estimate_flank) or next(iter(fitted.values()))
 
     def _density_summary(self) -> dict:
         e = self.density()
