@@ -358,3 +358,25 @@ def test_density_reports_the_other_flank_when_the_estimate_flank_cannot_be_fitte
     s = CensusResult._density_summary(res)
     assert s["density_flank"] == "right" and s["D_per_100km2"] == 12.0 and s["N_in_mask"] == 40.0
     assert CensusResult.density(SimpleNamespace(spatial={"left": left}, estimate_flank="left")) is None
+
+
+def test_unbounded_standard_error_gives_no_interval_not_a_crash():
+    """Three animals at a 2 x 2 square of stations 2 km apart (a demo survey, seed 3): the likelihood
+    leaves σ or D nearly unbounded. SECR must still report what it can, without an interval it cannot
+    give, and never raise (this overflowed math.expm1 once)."""
+    from spotid.census.registry import CaptureData
+
+    traps = np.array([[-999.0, -999.0], [999.0, -999.0], [-999.0, 999.0], [999.0, 999.0]])
+    w = np.zeros((3, 8, 4), dtype=int)
+    for a, hits in enumerate([[(2, 0), (3, 3), (6, 0)], [(3, 3), (4, 0), (4, 3)], [(5, 2)]]):
+        for s, k in hits:
+            w[a, s, k] = 1
+    data = CaptureData(histories=(w.sum(axis=2) > 0).astype(int), captures=w, traps=traps,
+                       trap_ids=("a", "b", "c", "d"), usage=np.ones((4, 8)))
+    est = SECR(detector="count", buffer=12000.0, nx=64)(data)
+    text = json.dumps(est.to_dict())
+    assert "NaN" not in text and "Infinity" not in text
+    assert est.status == "no_variance" and "SE of sigma is unbounded" in est.note
+    assert est.details["params"]["sigma"]["lcl"] is None and est.details["params"]["sigma"]["se"] is None
+    d = est.details["D_per_100km2"]                     # D itself is still bounded here
+    assert d["lcl"] < d["estimate"] < d["ucl"]

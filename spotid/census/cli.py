@@ -126,6 +126,11 @@ def census(
     print_census(res, out)
 
 
+def _num(v, digits: int = 2) -> str:
+    """A figure for a table, '–' when it does not exist (an interval the data cannot bound)."""
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
 def print_census(res, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -160,8 +165,8 @@ def print_census(res, out: Path | None = None) -> None:
         sig = (pars.get("sigma") or {}).get("estimate")
         con.print(f"SECR density ({fl} flank{', the one reported' if e is res.density() else ''}, "
                   f"{e.details.get('detector')} detectors): [bold]{d['estimate']:.2f}[/bold] per 100 km² "
-                  f"(95% CI {d['lcl']:.2f}–{d['ucl']:.2f}); σ {sig / 1000 if sig else float('nan'):.2f} km; "
-                  f"N in the mask {e.N:.1f}")
+                  f"(95% CI {_num(d['lcl'])}–{_num(d['ucl'])}); σ {_num(sig / 1000 if sig else None)} km; "
+                  f"N in the mask {_num(e.N, 1)}")
     for w in res.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}")
     if out is not None:

@@ -356,13 +356,28 @@ def _fit(w, traps, usage, mask, detector, detectfn, t0) -> SECRFit:
     for nm, lk, est, b, sb in zip(names, links, real, beta, se_beta):
         back = expit if lk == "logit" else np.exp
         # secr's se.untransform: delta method for logit, log-normal for log (exp(β) sqrt(exp(SE²) - 1))
-        se = est * (1 - est) * sb if lk == "logit" else est * math.sqrt(math.expm1(sb * sb))
-        fit.params[nm] = {"estimate": est, "se": se, "lcl": float(back(b - Z95 * sb)),
-                          "ucl": float(back(b + Z95 * sb)), "link": lk, "beta": float(b), "se_beta": float(sb)}
+        with np.errstate(over="ignore"):
+            if lk == "logit":
+                se, lo, hi = est * (1 - est) * sb, float(back(b - Z95 * sb)), float(back(b + Z95 * sb))
+            else:   # an SE on the log scale past ~26 overflows: the data do not bound the parameter
+                se = est * math.sqrt(math.expm1(sb * sb)) if sb * sb < 700 else math.inf
+                lo, hi = float(back(b - Z95 * sb)), float(back(b + Z95 * sb))
+        if not all(math.isfinite(v) for v in (se, lo, hi)):
+            se, lo, hi = None, None, None
+            if fit.status == "ok":
+                fit.status = "no_variance"
+            fit.notes.append(f"the SE of {nm} is unbounded (SE {sb:.3g} on the {lk} scale): these data do not "
+                             "bound it, so no interval is given; more stations with recaptures are needed")
+        fit.params[nm] = {"estimate": est, "se": se, "lcl": lo, "ucl": hi, "link": lk, "beta": float(b),
+                          "se_beta": float(sb)}
     p = fit.params["D"]
     fit.D, fit.D_se, fit.D_lcl, fit.D_ucl = p["estimate"], p["se"], p["lcl"], p["ucl"]
     A = mask.area_ha
-    fit.N, fit.N_se, fit.N_lcl, fit.N_ucl = D * A, p["se"] * A, p["lcl"] * A, p["ucl"] * A
+
+    def scaled(v):
+        return None if v is None else v * A
+
+    fit.N, fit.N_se, fit.N_lcl, fit.N_ucl = D * A, scaled(p["se"]), scaled(p["lcl"]), scaled(p["ucl"])
     fit.esa_ha = a
     fit.loglik, fit.npar = ll, len(beta)
     fit.aic = -2 * ll + 2 * fit.npar

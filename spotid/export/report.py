@@ -235,8 +235,10 @@ def write_report(res: CensusResult, out: str | Path) -> Path:
                    f"{res.estimate_flank}-flank histories)" if best and best.N is not None and best.lcl is not None
                    and best.ucl is not None else ""))
     if s.get("D_per_100km2") is not None:
-        headline += (f"; density <b>{s['D_per_100km2']:.2f}</b> per 100 km² (95% CI {s['D_lcl_per_100km2']:.2f}–"
-                     f"{s['D_ucl_per_100km2']:.2f}, SECR, {s['density_flank']} flank)")
+        ci = ("" if s.get("D_lcl_per_100km2") is None else
+              f" (95% CI {s['D_lcl_per_100km2']:.2f}–{s['D_ucl_per_100km2']:.2f}")
+        headline += (f"; density <b>{s['D_per_100km2']:.2f}</b> per 100 km²{ci or ' (no interval: the data do not bound it'}"
+                     f", SECR, {s['density_flank']} flank)")
     secr_rows = [{"flank": fl, "D_per_100km2": (e.details or {}).get("D_per_100km2", {}).get("estimate"),
                   "lcl": (e.details or {}).get("D_per_100km2", {}).get("lcl"),
                   "ucl": (e.details or {}).get("D_per_100km2", {}).get("ucl"),

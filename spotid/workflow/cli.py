@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from spotid.census.cli import print_census
+from spotid.census.cli import _num, print_census
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
     tab.add_row("N̂ (95% CI) vs population", ci, str(res.true_individuals), yes(t.get("ci_contains_true_N")))
     if c.get("D_per_100km2") is not None:
         tab.add_row(f"density per 100 km² (95% CI, SECR {c.get('density_flank')} flank) vs truth",
-                    f"{c['D_per_100km2']:.1f} ({c['D_lcl_per_100km2']:.1f}–{c['D_ucl_per_100km2']:.1f})",
+                    f"{_num(c['D_per_100km2'], 1)} ({_num(c['D_lcl_per_100km2'], 1)}–{_num(c['D_ucl_per_100km2'], 1)})",
                     f"{c['true_D_per_100km2']:.1f}" if c.get("true_D_per_100km2") is not None else "—",
                     yes(t.get("ci_contains_true_D")))
     tab.add_row("identities split / merged", f"{t.get('split_individual_flanks')} / {t.get('merged_identities')}",
