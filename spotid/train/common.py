@@ -396,3 +396,10 @@ def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int,
             batch += [(int(i), f) for i in pick]
         out.append(batch)
     return out
+
+
+def format_metrics(m: dict | None) -> str:
+    """Re-ID metrics (top1, top5, mAP, queries) as one line of a model card; 'n/a' without them."""
+    if not m:
+        return "n/a"
+    return f"top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f}, mAP {m['mAP']:.3f} ({m['queries']} queries)"

@@ -36,7 +36,7 @@ import torch
 
 from spotid.identify.embedder import build_embedder, default_normalisation
 from spotid.train.common import (Augment, AugmentConfig, Sample, catalog_samples, embed_cached, load_images,
-                                 normalise, pk_batches, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
+                                 format_metrics, normalise, pk_batches, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
                                  scan_identity_dirs, set_bn_momentum, split_individuals)
 
 log = logging.getLogger(__name__)
@@ -413,12 +413,6 @@ def _export(model, cfg, out: Path, *, samples, train_s, val_s, before, after, fu
             "train_images": len(train_s), "heldout_images": len(val_s)}
 
 
-def _fmt(m: dict | None) -> str:
-    if not m:
-        return "n/a"
-    return f"top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f}, mAP {m['mAP']:.3f} ({m['queries']} queries)"
-
-
 def model_card_markdown(meta: dict, version: str) -> str:
     """Human model card (README.md) from the machine card."""
     m = meta.get("metrics", {})
@@ -437,9 +431,9 @@ def model_card_markdown(meta: dict, version: str) -> str:
         f"- Licence: {meta.get('licence')}", "",
         "## Evaluation", "",
         f"Protocol: {m.get('protocol', '')}.", "",
-        f"- Held-out individuals, before: {_fmt(m.get('heldout_before'))}",
-        f"- Held-out individuals, after: {_fmt(m.get('heldout_after'))}",
-        f"- Full set (partly TRAINED ON, optimistic): {_fmt(m.get('full_set_partly_trained'))}", "",
+        f"- Held-out individuals, before: {format_metrics(m.get('heldout_before'))}",
+        f"- Held-out individuals, after: {format_metrics(m.get('heldout_after'))}",
+        f"- Full set (partly TRAINED ON, optimistic): {format_metrics(m.get('full_set_partly_trained'))}", "",
         "## Training data", "",
     ]
     for src, d in meta.get("training_data", {}).items():

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from spotid.train.common import Sample, reid_metrics, save_torch, scan_identity_dirs, split_individuals
+from spotid.train.common import Sample, format_metrics, reid_metrics, save_torch, scan_identity_dirs, split_individuals
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +177,6 @@ def export(model, cfg, out: Path, *, samples, groups, trained_on, before, after,
             "heldout_images": sum(d["heldout_images"] for d in data.values())}
 
 
-def _fmt(m: dict | None) -> str:
-    if not m:
-        return "n/a"
-    return f"top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f}, mAP {m['mAP']:.3f} ({m['queries']} queries)"
-
-
 def card_markdown(meta: dict, version: str) -> str:
     """Human model card (README.md) of a lite0 embedder; a shipped card adds its step table by hand."""
     m = meta.get("metrics", {})
@@ -201,8 +195,8 @@ def card_markdown(meta: dict, version: str) -> str:
              "## Held-out test individuals (never trained on, never used to choose anything)", "",
              f"Protocol: {m.get('protocol', '')}. Split: `split.json`.", ""]
     for src, after in (m.get("heldout_test") or {}).items():
-        lines.append(f"- `{src}`: {_fmt(after)}; off the shelf (ImageNet pooled features): "
-                     f"{_fmt((m.get('heldout_test_off_the_shelf') or {}).get(src))}")
+        lines.append(f"- `{src}`: {format_metrics(after)}; off the shelf (ImageNet pooled features): "
+                     f"{format_metrics((m.get('heldout_test_off_the_shelf') or {}).get(src))}")
     lines += ["", "## Training data", ""]
     for src, d in meta.get("training_data", {}).items():
         lines.append(f"- `{src}`: {d['train_images']} images of {len(d['train_individuals'])} individuals trained on; "

@@ -50,9 +50,10 @@ class DemoResult:
     card: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cpu_seconds: dict = field(default_factory=dict)
+    result: object = field(default=None, repr=False, compare=False)   # the CensusResult, for printing
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "result"}
 
 
 def render_card(out: Path, cfg: DemoConfig) -> dict:
@@ -127,7 +128,7 @@ class Demo:
                           summary=res.summary(), truth_check=check, seconds=clock.wall(), db=str(db), out=str(out),
                           card={k: card_summary.get(k) for k in ("frames", "empty_frames", "leopard_boxes",
                                                                   "deployments", "frames_per_second")},
-                          notes=notes, cpu_seconds=clock.cpu())
+                          notes=notes, cpu_seconds=clock.cpu(), result=res)
 
 
 class _Clock:
