@@ -159,8 +159,7 @@ def print_census(res, out: Path | None = None) -> None:
     for fl, e in res.spatial.items():
         d = (e.details or {}).get("D_per_100km2") or {}
         if d.get("estimate") is None:
-            con.print(f"SECR ({fl} flank): not estimable: {e.note}")
-            continue
+            continue   # the census's warnings say why this flank could not be fitted
         pars = (e.details or {}).get("params") or {}
         sig = (pars.get("sigma") or {}).get("estimate")
         con.print(f"SECR density ({fl} flank{', the one reported' if e is res.density() else ''}, "
