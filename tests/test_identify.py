@@ -504,3 +504,50 @@ def test_gallery_made_by_an_older_version_is_brought_up_to_date(world):
     _ident()(cat)
     s = _sightings(cat)
     assert {s[d]["name"] for d in third} == {s[ids["A1"][0]]["name"]}
+
+
+def _fusion_dir(tmp_path, versions: dict | None = None) -> Path:
+    """A hand-set fusion of RootSIFT and ALIKED inliers (the fake embedder's cosine gets weight 0):
+    P(same) = sigmoid(3 log1p(inliers) - 9.5) for each, about 0.5 from 22 inliers up."""
+    from spotid.identify.fusion import Fusion, ScoreCalibration, save_fusion
+
+    f = Fusion({"embedding": ScoreCalibration("cos", 0.0, -2.0), "sift": ScoreCalibration("log1p", 3.0, -9.5),
+                "aliked": ScoreCalibration("log1p", 3.0, -9.5)}, {"embedding": 0.0, "sift": 1.0, "aliked": 1.0},
+               (1.0, -0.5, 0.0), 0.0, {"versions": versions or {}})
+    save_fusion(f, tmp_path / "fusion")
+    return tmp_path / "fusion"
+
+
+def test_identify_with_calibrated_fusion_stores_aliked_features_and_proposes_each_animal_once(world, tmp_path):
+    """scorer: fusion ranks and decides with the fused P of RootSIFT and ALIKED; ALIKED features are
+    stored once per crop (crop_local_features) and reused by the next run."""
+    cat, card, ids, (A, _, _) = world
+    ident = _ident(scorer="fusion", fusion=str(_fusion_dir(tmp_path)))
+    assert list(ident.matcher.local) == ["aliked"]
+    res = ident(cat)
+    s = _sightings(cat)
+    names = {k: {s[d]["name"] for d in ids[k]} for k in ("A1", "A2", "B", "C")}
+    assert names["A1"] == names["A2"] and len(names["A1"]) == 1
+    assert len(names["B"]) == 1 and names["B"] != names["A1"] and names["C"] == {"R-0001"}
+    assert sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]
+    rows = cat.query("SELECT * FROM crop_local_features")
+    assert len(rows) == 8 and {r["matcher"] for r in rows} == {"aliked"}
+    assert {r["version"] for r in rows} == {ident.matcher.local["aliked"].version}
+    assert all(len(r["keypoints"]) > 0 for r in rows)
+    assert "matcher-fusion@" in cat.query("SELECT model_version FROM runs WHERE stage = 'identify'")[0]["model_version"]
+    # a new photo of A matches its proposal; the stored ALIKED features are read, not recomputed
+    before = {r["detection_id"]: r["descriptors"] for r in rows}
+    new = card.burst([warp(A, 21), warp(A, 22)])
+    _ident(scorer="fusion", fusion=str(_fusion_dir(tmp_path)))(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in new} == names["A1"]
+    assert all(s[d]["probability"] >= 0.5 for d in new)
+    after = {r["detection_id"]: r["descriptors"] for r in cat.query("SELECT * FROM crop_local_features")}
+    assert all(after[d] == before[d] for d in before) and len(after) == 10
+
+
+def test_fusion_fitted_on_another_aliked_version_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="refit the fusion"):
+        _ident(scorer="fusion", fusion=str(_fusion_dir(tmp_path, {"aliked": "aliked-n16-v0-something-else"})))
+    with pytest.raises(ValueError, match="scorer="):
+        IdentifyConfig(scorer="magic")

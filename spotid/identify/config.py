@@ -40,6 +40,8 @@ class IdentifyConfig:
     static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
     ir_chance_inliers: int = 8          # inliers two different animals share by chance in a night/night pair
     # matcher
+    scorer: str = "calibration"         # calibration (cosine + RootSIFT, models/matcher) | fusion (models/matcher/fusion)
+    fusion: str | None = None           # fusion folder or file (None = models/matcher/fusion)
     verify_all: int = 300               # galleries up to this size are verified whole
     shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes
     top_k: int = 5                      # candidates stored per sighting
@@ -75,5 +77,7 @@ class IdentifyConfig:
             raise ValueError(f"descriptor={self.descriptor!r}: use {' or '.join(DESCRIPTORS)}")
         if self.found_min_frames < 1:
             raise ValueError(f"found_min_frames={self.found_min_frames}: use 1 (off) or more")
+        if self.scorer not in ("calibration", "fusion"):
+            raise ValueError(f"scorer={self.scorer!r}: use calibration or fusion")
         if self.cluster_linkage not in ("decision", "single", "average", "complete"):
             raise ValueError(f"cluster_linkage={self.cluster_linkage!r}: use decision, single, average or complete")

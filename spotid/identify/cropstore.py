@@ -48,8 +48,10 @@ class CropStore:
     what ``crops.features_version`` / ``crops.flank_model`` must hold to count as fresh.
     """
 
-    def __init__(self, cfg, *, embedder, flank, cropper, extractor, features_version: str, flank_version: str):
+    def __init__(self, cfg, *, embedder, flank, cropper, extractor, features_version: str, flank_version: str,
+                 local: dict | None = None):
         self.cfg = cfg
+        self.local = dict(local or {})   # {name: LocalMatcher}: other matchers' features, in crop_local_features
         self.embedder = embedder
         self.flank = flank
         self.cropper = cropper
@@ -162,3 +164,51 @@ class CropStore:
                     + " WHERE detection_id=?", out)
             done += len(out)
         return done
+
+    def local_features(self, cat: Catalog, rows: Sequence) -> dict[int, dict[str, Features]]:
+        """{detection id: {matcher name: Features}} of every local matcher in ``self.local`` for ``rows``
+        (mappings with ``detection_id`` or ``id``, ``crop_path`` and the box ``x, y, w, h``), read from
+        ``crop_local_features`` and computed from the crop JPEG where missing or of another version.
+        A crop whose JPEG cannot be read gets empty features (logged): that matcher then finds
+        nothing for it, which the fusion reads as 0 inliers."""
+        from PIL import Image
+
+        if not self.local or not rows:
+            return {}
+        ids = [int(r["detection_id"] if "detection_id" in r.keys() else r["id"]) for r in rows]
+        have: dict[int, dict[str, Features]] = {i: {} for i in ids}
+        for chunk in batched(ids, 500):
+            for r in cat.query("SELECT * FROM crop_local_features WHERE detection_id IN "
+                               f"({','.join('?' * len(chunk))})", chunk):
+                m = self.local.get(r["matcher"])
+                if m is not None and r["version"] == m.version:
+                    have[int(r["detection_id"])][r["matcher"]] = Features.from_bytes(
+                        r["keypoints"], r["descriptors"], bool(r["infrared"]))
+        todo = [(i, r) for i, r in zip(ids, rows) if len(have[i]) < len(self.local)]
+        for batch in batched(progress(todo, total=len(todo), description="local features"), self.cfg.batch_size):
+            out = []
+            for i, r in batch:
+                try:
+                    img = Image.open(r["crop_path"]).convert("RGB")
+                except Exception as e:  # a lost cache file must not stop the run
+                    log.warning("crop %s cannot be read for local features (%s)", i, e)
+                    img = None
+                for name, m in self.local.items():
+                    if name in have[i]:
+                        continue
+                    if img is None:
+                        f = Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), False)
+                    else:
+                        roi = crop_geometry((r["x"], r["y"], r["w"], r["h"]), self.cfg.pad, img.size)[0] \
+                            if self.cfg.box_only else None
+                        f = m.features(img, roi)
+                    have[i][name] = f
+                    if img is not None:
+                        out.append((i, name, m.version, *f.to_bytes(), int(f.infrared)))
+            with cat.transaction():
+                cat.conn.executemany(
+                    "INSERT INTO crop_local_features (detection_id, matcher, version, keypoints, descriptors, infrared) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(detection_id, matcher) DO UPDATE SET "
+                    "version=excluded.version, keypoints=excluded.keypoints, descriptors=excluded.descriptors, "
+                    "infrared=excluded.infrared", out)
+        return have

@@ -142,45 +142,94 @@ def cluster_new(prob: np.ndarray, threshold: float, linkage: str = "average") ->
     return np.array([remap.setdefault(int(c), len(remap)) for c in raw], int)
 
 
-def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibration, threshold: float,
-                   kind: str = "fused", min_inliers: int = 0) -> np.ndarray:
+class CalibrationDecider:
+    """The decision of :class:`Calibration` (``kind``): P(an individual is the query's) from the
+    (cosine, inliers) of its best evidence and of the best competitor's. Evidence is ranked by
+    inliers (``strength``), as the calibration was fitted."""
+
+    def __init__(self, calibration: Calibration, kind: str = "fused"):
+        self.calibration, self.kind = calibration, kind
+
+    @staticmethod
+    def strength(inliers, prob):
+        return inliers
+
+    def __call__(self, cos, inliers, prob, cos_other, inliers_other, prob_other):
+        return self.calibration.decide(self.kind, cos, inliers, cos_other, inliers_other)
+
+
+class FusionDecider:
+    """The decision of a :class:`~spotid.identify.fusion.Fusion`: from the fused pairwise P(same) of
+    the best evidence and of the best competitor's; evidence is ranked by that P (``strength``)."""
+
+    def __init__(self, fusion):
+        self.fusion = fusion
+
+    @staticmethod
+    def strength(inliers, prob):
+        return prob
+
+    def __call__(self, cos, inliers, prob, cos_other, inliers_other, prob_other):
+        return self.fusion.decide(prob, prob_other)
+
+
+def as_decider(decider):
+    """A :class:`Calibration` becomes its :class:`CalibrationDecider`; deciders pass through."""
+    return CalibrationDecider(decider) if isinstance(decider, Calibration) else decider
+
+
+def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: float,
+                   kind: str = "fused", min_inliers: int = 0, prob: np.ndarray | None = None) -> np.ndarray:
     """Group new-individual candidates by greedy agglomeration with the decision model.
 
     ``inliers`` ``(n, n)`` best inlier count between two candidate groups (symmetric; diagonal
-    ignored), ``cos`` ``(n, n)`` the cosine of that same pair. For current clusters A, B:
-    P(A ~ B) = :meth:`Calibration.decide` of B's evidence for the query A against A's best evidence
-    for any OTHER cluster, and the reverse; the SMALLER counts, so both must agree (as mutual nearest
-    neighbours). Taking the larger let a weak link through whenever one side had no competitor at all:
-    on 26 demo surveys that merged two or three leopards into one identity in 3 surveys (5 merged
-    identities); with both ways, none, at 84 instead of 77 split (individual, flank) identities.
-    The most probable pair is merged while it reaches ``threshold`` and the two share at least
-    ``min_inliers``; a merged cluster keeps its members' best evidence. Recomputing the
+    ignored), ``cos`` ``(n, n)`` the cosine of that same pair, ``prob`` ``(n, n)`` its pairwise P(same)
+    (the fused P; zeros when None). ``decider``: a :class:`Calibration` (its ``kind`` decision on
+    cosine and inliers) or a decider (:class:`CalibrationDecider`, :class:`FusionDecider`), whose
+    ``strength`` says which evidence is a cluster's best (inliers, or the fused P).
+    For current clusters A, B: P(A ~ B) = the decision on B's evidence for the query A against A's
+    best evidence for any OTHER cluster, and the reverse; the SMALLER counts, so both must agree (as
+    mutual nearest neighbours). Taking the larger let a weak link through whenever one side had no
+    competitor at all: on 26 demo surveys that merged two or three leopards into one identity in 3
+    surveys (5 merged identities); with both ways, none, at 84 instead of 77 split (individual, flank)
+    identities. The most probable pair is merged while it reaches ``threshold`` and the two share at
+    least ``min_inliers``; a merged cluster keeps its members' best evidence. Recomputing the
     competitors after each merge matters: before two bursts of one animal are merged, each is the
     other's strongest "competitor" and would veto the third burst of that animal.
     Returns labels ``(n,)`` 0..k-1 in order of first member.
     """
+    dec = decider if not isinstance(decider, Calibration) else CalibrationDecider(decider, kind)
     n = inliers.shape[0]
     if n <= 1:
         return np.zeros(n, int)
-    inl = np.maximum(np.asarray(inliers, np.float64), np.asarray(inliers, np.float64).T)
-    cs = np.asarray(cos, np.float64)
-    cs = np.where(inliers >= inliers.T, cs, cs.T)
+    inl0 = np.asarray(inliers, np.float64)
+    pp0 = np.zeros((n, n)) if prob is None else np.asarray(prob, np.float64)
+    s0 = np.asarray(dec.strength(inl0, pp0), np.float64)
+    fwd = s0 >= s0.T                       # each pair keeps the direction with the stronger evidence
+    inl = np.where(fwd, inl0, inl0.T)
+    cs = np.where(fwd, np.asarray(cos, np.float64), np.asarray(cos, np.float64).T)
+    pp = np.where(fwd, pp0, pp0.T)
+    st = np.maximum(s0, s0.T)
     active = np.ones(n, bool)
     parent = np.arange(n)
     while active.sum() > 1:
         ids = np.flatnonzero(active)
-        sub_i, sub_c = inl[np.ix_(ids, ids)].copy(), cs[np.ix_(ids, ids)]
-        np.fill_diagonal(sub_i, -1.0)
+        sub_s = st[np.ix_(ids, ids)].copy()
+        sub_i, sub_c, sub_p = inl[np.ix_(ids, ids)], cs[np.ix_(ids, ids)], pp[np.ix_(ids, ids)]
+        np.fill_diagonal(sub_s, -np.inf)
         m = len(ids)
-        order = np.argsort(-sub_i, axis=1, kind="stable")
+        order = np.argsort(-sub_s, axis=1, kind="stable")
         best, second = order[:, 0], order[:, 1] if m > 2 else order[:, 0]
         rows = np.arange(m)
         # competitor of (A, B): A's best other cluster, or its second best when B is the best
         comp = np.where(best[:, None] == rows[None, :], second[:, None], best[:, None])
-        oi = np.maximum(sub_i[rows[:, None], comp], 0.0) if m > 2 else np.zeros((m, m))
-        oc = sub_c[rows[:, None], comp] if m > 2 else np.zeros((m, m))
-        p = np.asarray(calibration.decide(kind, sub_c.ravel(), np.maximum(sub_i, 0).ravel(), oc.ravel(), oi.ravel()),
-                       np.float64).reshape(m, m)
+        if m > 2:
+            oi, oc, op = (np.maximum(sub_i[rows[:, None], comp], 0.0), sub_c[rows[:, None], comp],
+                          sub_p[rows[:, None], comp])
+        else:
+            oi = oc = op = np.zeros((m, m))
+        p = np.asarray(dec(sub_c.ravel(), np.maximum(sub_i, 0).ravel(), sub_p.ravel(), oc.ravel(), oi.ravel(),
+                           op.ravel()), np.float64).reshape(m, m)
         p = np.minimum(p, p.T)
         p = np.where(sub_i >= min_inliers, p, -1.0)
         np.fill_diagonal(p, -1.0)
@@ -188,11 +237,12 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, calibration: Calibratio
         if p[a, b] < threshold:
             break
         a, b = ids[min(a, b)], ids[max(a, b)]
-        take = inl[b] > inl[a]
-        cs[a] = np.where(take, cs[b], cs[a])
-        cs[:, a] = cs[a]
-        inl[a] = np.maximum(inl[a], inl[b])
-        inl[:, a] = inl[a]
+        take = st[b] > st[a]
+        for mat in (cs, inl, pp):
+            mat[a] = np.where(take, mat[b], mat[a])
+            mat[:, a] = mat[a]
+        st[a] = np.maximum(st[a], st[b])
+        st[:, a] = st[a]
         active[b] = False
         parent[parent == b] = a
     remap: dict[int, int] = {}
@@ -347,6 +397,14 @@ class Matcher:
         self.verify_all = int(verify_all)
         self.fusion = fusion
         self.local = dict(local or {})
+        self.decider = FusionDecider(fusion) if fusion is not None else CalibrationDecider(calibration)
+
+    @property
+    def version(self) -> str:
+        """What the pairwise P and the decision come from (stored as the identify run's model version)."""
+        if self.fusion is None:
+            return f"{self.verifier.version}+{self.calibration.version}"
+        return "+".join([self.verifier.version, *(m.version for m in self.local.values()), self.fusion.version])
 
     def candidates(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -412,12 +470,9 @@ class Matcher:
         different animals stays low)."""
         out = []
         for ind, e, other in pool_burst(frames):
-            if self.fusion is not None:
-                p = float(self.fusion.decide(e.pair_prob, other.pair_prob if other is not None else 0.0))
-            else:
-                p = self.calibration.decide("fused", e.cos, e.inliers,
-                                            other.cos if other is not None else 0.0,
-                                            other.inliers if other is not None else 0)
+            p = float(self.decider(e.cos, e.inliers, e.pair_prob, other.cos if other is not None else 0.0,
+                                   other.inliers if other is not None else 0,
+                                   other.pair_prob if other is not None else 0.0))
             v = e.verification
             out.append(Candidate(ind, float(p), e.cos, e.inliers, e.ref,
                                  v.evidence() if v is not None and v.inliers else {"query_pts": [], "ref_pts": []}))

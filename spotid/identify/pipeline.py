@@ -87,6 +87,7 @@ class _Row:
     box: tuple | None = None           # detection box, normalised (x, y, w, h)
     time: str | None = None            # ISO timestamp with offset
     burst_frames: int = 1              # frames the camera took in this frame's sequence (1 without one)
+    extra: dict = field(default_factory=dict)  # {local matcher name: Features} fused beside RootSIFT
 
 
 @dataclass
@@ -124,13 +125,15 @@ class Identifier:
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
         # catalog: its active foreground model; a caller that built the extractor already passes it
         self.extractor = extractor or FeatureExtractor.from_config(cfg, catalog)
-        self.calibration.check_features(self.extractor.version)
         self.verifier = Verifier.from_config(cfg)
+        fusion, local = self._fusion(cfg, catalog) if cfg.scorer == "fusion" else (None, {})
+        if fusion is None:
+            self.calibration.check_features(self.extractor.version)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
-                               verify_all=cfg.verify_all)
+                               verify_all=cfg.verify_all, fusion=fusion, local=local)
         self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
         self.store = CropStore(cfg, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
-                               features_version=self.features_version, flank_version=self.flank_version)
+                               features_version=self.features_version, flank_version=self.flank_version, local=local)
         self.writer = SightingWriter(cfg, self.matcher, self.model_version)
         # crop JPEG sizes, for frame positions: read once per run, though the gallery is loaded twice
         # when frames without a flank are matched after this run's individuals are written
@@ -141,9 +144,34 @@ class Identifier:
         """Flank model version and its unknown-threshold, as cached in ``crops.flank_model``."""
         return f"{getattr(self.flank, 'version', '?')}@{getattr(self.flank, 'threshold', '')}"
 
+    def _fusion(self, cfg: IdentifyConfig, catalog) -> tuple:
+        """The calibrated fusion (``cfg.fusion``, else models/matcher/fusion) and the local matchers it
+        fuses beside the embedding and RootSIFT, built with identify's settings; a matcher whose version
+        differs from the one the fusion was fitted on is refused with the fix."""
+        from spotid.identify.fusion import load_fusion
+        from spotid.identify.local import build_local
+
+        fusion = load_fusion(cfg.fusion)
+        if "embedding" in fusion.calibrations:
+            fitted = str(fusion.meta.get("embedder", ""))
+            if fitted and fitted != getattr(self.embedder, "version", fitted):
+                log.warning("fusion %s was fitted for %s, identify embeds with %s: refit it "
+                            "(models/matcher/fusion/reproduce.sh)", fusion.version, fitted, self.embedder.version)
+        local = {}
+        for name in fusion.scorers:
+            if name in ("embedding", "sift"):
+                continue
+            m = build_local(name, cfg, catalog)
+            fitted = (fusion.meta.get("versions") or {}).get(name)
+            if fitted and fitted != m.version:
+                raise ValueError(f"fusion {fusion.version} was fitted on {name} {fitted}, identify builds {m.version}: "
+                                 "refit the fusion (models/matcher/fusion/reproduce.sh) or use scorer: calibration")
+            local[name] = m
+        return fusion, local
+
     @property
     def model_version(self) -> str:
-        return f"{self.embedder.version}+{self.verifier.version}+{self.calibration.version}"
+        return f"{self.embedder.version}+{self.matcher.version}"
 
     def _place(self, camera, bbox, crop_path) -> Place | None:
         if camera is None or crop_path is None:
@@ -186,6 +214,8 @@ class Identifier:
         if self.store.refresh(cat, rows):
             rows = cat.query(sql, (flank,))
         names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
+        local = self.store.local_features(cat, rows)
+        extra = {name: [local[int(r["detection_id"])][name] for r in rows] for name in self.matcher.local}
         embs, feats, inds, refs, places = [], [], [], [], []
         for r in rows:
             # a crop the update could not reach (its JPEG is gone; logged) keeps its features, but an
@@ -199,7 +229,7 @@ class Identifier:
         dim = next((e.shape[0] for e in embs if e is not None), 1)
         E = (np.stack([e if e is not None else np.zeros(dim, np.float32) for e in embs]) if embs
              else np.zeros((0, 1), np.float32))
-        return Gallery(E, feats, inds, refs, places), names
+        return Gallery(E, feats, inds, refs, places, extra), names
 
     # -- the run -----------------------------------------------------------------------------------
     def __call__(self, cat: Catalog, *, deployment: str | None = None, retry_set_aside: bool = False) -> IdentifyResult:
@@ -278,6 +308,15 @@ class Identifier:
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
+        if self.matcher.local:
+            ok = [r for r in out if not r.failed]
+            paths = {r["detection_id"]: r["crop_path"] for chunk in batched([r.detection_id for r in ok], 500)
+                     for r in cat.query("SELECT detection_id, crop_path FROM crops WHERE detection_id IN "
+                                        f"({','.join('?' * len(chunk))})", chunk)}
+            local = self.store.local_features(cat, [
+                {"detection_id": r.detection_id, "crop_path": paths[r.detection_id], "x": r.box[0], "y": r.box[1],
+                 "w": r.box[2], "h": r.box[3]} for r in ok])
+            out = [replace(r, extra=local[r.detection_id]) if not r.failed else r for r in out]
         return out
 
     def _write_unknown_flank(self, cat: Catalog, rows: list[_Row], run_id: int, result: IdentifyResult) -> None:
@@ -299,7 +338,7 @@ class Identifier:
         aside, evidence, joined = [], {}, []
         for m in rows:
             ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
-                                                                              place=m.place).items()}
+                                                                              place=m.place, q_extra=m.extra).items()}
             cands = self.matcher.decide([ev]) if ev else []
             if (cands and cands[0].probability >= self.cfg.threshold
                     and cands[0].inliers >= self.cfg.unknown_flank_min_inliers):
@@ -324,7 +363,8 @@ class Identifier:
         # per frame: evidence against the known gallery
         evidence = {}
         for r in progress(rows, total=len(rows), description=f"match {flank}"):
-            evidence[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gallery, place=r.place)
+            evidence[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gallery, place=r.place,
+                                                             q_extra=r.extra)
         groups = group_bursts(rows)
         decided, new_groups = [], []
         min_conf = self._found_min_conf(cat)
@@ -383,7 +423,7 @@ class Identifier:
 
         def siblings(g: int, members) -> dict:
             """{detection id: ({individual: P}, [Candidate])}: the run's proposals as a new burst's candidates."""
-            ranking = sibling_ranking(g, labels, plan.cluster_ev, self.calibration, self.cfg.top_k, among=set(new_ids))
+            ranking = sibling_ranking(g, labels, plan.cluster_ev, self.matcher.decider, self.cfg.top_k, among=set(new_ids))
             return {m.detection_id: sibling_candidates(ranking, m.detection_id, labels, plan.cluster_ev, new_ids)
                     for m in members}
 
@@ -410,7 +450,7 @@ class Identifier:
 
     def _cluster(self, new_groups: list) -> tuple[np.ndarray, ClusterEvidence]:
         """Cluster new-candidate groups (:func:`cluster_proposals`)."""
-        return cluster_proposals([m for m, _ in new_groups], self.matcher, self.calibration,
+        return cluster_proposals([m for m, _ in new_groups], self.matcher,
                                  threshold=self.cfg.new_cluster_threshold, linkage=self.cfg.cluster_linkage,
                                  frames_per_group=self.cluster_frames, min_inliers=self.cfg.new_cluster_min_inliers)
 

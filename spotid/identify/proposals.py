@@ -15,21 +15,26 @@ from typing import Hashable
 
 import numpy as np
 
-from spotid.identify.calibrate import Calibration
-from spotid.identify.match import Candidate, Evidence, Gallery, Matcher, cluster_decide, cluster_new
+from spotid.identify.match import Candidate, Evidence, Gallery, Matcher, as_decider, cluster_decide, cluster_new
 from spotid.util import progress
 
 
 @dataclass
 class ClusterEvidence:
-    """What clustering the new bursts measured. ``inliers``/``cos``/``ref`` ``(n, n)``: for bursts g,
-    h the best inlier count of g's compared frames against h's, its cosine and h's detection id that
-    gave it (-1 = none); ``frames`` {detection id of a compared frame: {burst h: Evidence}}."""
+    """What clustering the new bursts measured. ``inliers``/``cos``/``prob``/``ref`` ``(n, n)``: for
+    bursts g, h the best evidence of g's compared frames against h's (best by the decider's strength:
+    inliers, or the fused P), its inlier count, cosine, pairwise P(same) and h's detection id that gave
+    it (-1 = none); ``frames`` {detection id of a compared frame: {burst h: Evidence}}."""
 
     inliers: np.ndarray
     cos: np.ndarray
     ref: np.ndarray
     frames: dict[int, dict[int, Evidence]] = field(default_factory=dict)
+    prob: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.prob is None:
+            self.prob = np.zeros_like(self.inliers, dtype=np.float64)
 
     @classmethod
     def empty(cls, n: int) -> "ClusterEvidence":
@@ -48,20 +53,22 @@ class Sibling:
     probability: float
 
 
-def sibling_ranking(g: int, labels: np.ndarray, ev: ClusterEvidence, calibration: Calibration,
+def sibling_ranking(g: int, labels: np.ndarray, ev: ClusterEvidence, decider,
                     top_k: int, among: set[int] | None = None) -> list[Sibling]:
     """For new burst ``g`` (final cluster ``labels[g]``): the ``top_k`` other new clusters by the
     burst's best evidence, each with P from that evidence against the best evidence for any other
-    cluster (the decision model, as for known individuals). ``among``: only these cluster labels (the
-    ones that became proposals), None = all."""
+    cluster (the decision model, as for known individuals). ``decider``: the Matcher's decider (or a
+    Calibration); ``among``: only these cluster labels (the ones that became proposals), None = all."""
+    dec = as_decider(decider)
     own = int(labels[g])
     lab = np.asarray(labels)
     ok = (ev.ref[g] >= 0) & (lab != own)
     if among is not None:
         ok &= np.isin(lab, list(among))
     idx = np.flatnonzero(ok)
-    best: dict[int, int] = {}  # label -> the burst h with the most inliers, best first
-    for h in idx[np.argsort(-ev.inliers[g, idx], kind="stable")]:  # stop once top_k labels are known
+    best: dict[int, int] = {}  # label -> the burst h with the strongest evidence, best first
+    strength = np.asarray(dec.strength(ev.inliers[g, idx], ev.prob[g, idx]), np.float64)
+    for h in idx[np.argsort(-strength, kind="stable")]:  # stop once top_k labels are known
         best.setdefault(int(labels[h]), int(h))
         if len(best) >= top_k:
             break
@@ -69,8 +76,9 @@ def sibling_ranking(g: int, labels: np.ndarray, ev: ClusterEvidence, calibration
     out = []
     for k, h in enumerate(hs):
         o = hs[1] if k == 0 and len(hs) > 1 else (hs[0] if k else None)
-        oc, oi = (float(ev.cos[g, o]), float(ev.inliers[g, o])) if o is not None else (0.0, 0.0)
-        p = float(calibration.decide("fused", float(ev.cos[g, h]), float(ev.inliers[g, h]), oc, oi))
+        oc, oi, op = ((float(ev.cos[g, o]), float(ev.inliers[g, o]), float(ev.prob[g, o])) if o is not None
+                      else (0.0, 0.0, 0.0))
+        p = float(dec(float(ev.cos[g, h]), float(ev.inliers[g, h]), float(ev.prob[g, h]), oc, oi, op))
         out.append(Sibling(int(labels[h]), float(ev.inliers[g, h]), float(ev.cos[g, h]), int(ev.ref[g, h]), p))
     return out
 
@@ -93,13 +101,14 @@ def sibling_candidates(ranking: list[Sibling], detection_id: int, labels: np.nda
     return probs, cands
 
 
-def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, *, threshold: float,
+def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
                       linkage: str = "decision", frames_per_group: int = 4,
                       min_inliers: int = 0) -> tuple[np.ndarray, ClusterEvidence]:
     """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured.
 
     ``groups``: per burst its frames (objects with ``detection_id``, ``quality``, ``embedding``,
-    ``features``, ``place``). The sharpest ``frames_per_group`` frames of every burst form a
+    ``features``, ``place``, and ``extra`` {matcher: Features} when the matcher fuses other local
+    matchers). The decisions are the matcher's (:attr:`Matcher.decider`). The sharpest ``frames_per_group`` frames of every burst form a
     temporary gallery (individual = burst); each frame is matched against it with its own burst
     masked out, through the same shortlist as known individuals (whole when small, votes + cosine
     when large), giving the best inliers between every two bursts. ``linkage='decision'`` merges
@@ -115,24 +124,29 @@ def cluster_proposals(groups: list, matcher: Matcher, calibration: Calibration, 
     reps = [sorted(m, key=lambda r: -r.quality)[:frames_per_group] for m in groups]
     frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
     owner = np.array([g for g, _ in frames])
+    extra = {name: [r.extra[name] for _, r in frames] for name in matcher.local}
     gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
-                  owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames])
-    inl, cos = ev.inliers, ev.cos
+                  owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames], extra)
+    dec = matcher.decider
+    inl, cos, pp = ev.inliers, ev.cos, ev.prob
     for g, r in progress(frames, total=len(frames), description="cluster new"):
-        ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g, r.place)
+        ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g, r.place,
+                                                     getattr(r, "extra", None))
         for h, e in ev.frames[r.detection_id].items():
-            if e.inliers > inl[g, h] or ev.ref[g, h] < 0:
-                inl[g, h], cos[g, h], ev.ref[g, h] = e.inliers, e.cos, e.ref
+            if dec.strength(e.inliers, e.pair_prob) > dec.strength(inl[g, h], pp[g, h]) or ev.ref[g, h] < 0:
+                inl[g, h], cos[g, h], pp[g, h], ev.ref[g, h] = e.inliers, e.cos, e.pair_prob, e.ref
     if linkage == "decision":
-        return cluster_decide(inl, cos, calibration, threshold, min_inliers=min_inliers), ev
+        return cluster_decide(inl, cos, dec, threshold, min_inliers=min_inliers, prob=pp), ev
     prob = np.zeros((n, n))
+    strength = np.asarray(dec.strength(inl, pp), np.float64)
     for g in range(n):
-        row = np.where(np.arange(n) == g, -1.0, np.maximum(inl[g], inl[:, g]))
+        row = np.where(np.arange(n) == g, -np.inf, np.maximum(strength[g], strength[:, g]))
+        ri, rp = np.maximum(inl[g], inl[:, g]), np.maximum(pp[g], pp[:, g])
         top = np.argsort(-row, kind="stable")
         for h in range(n):
             if h != g:
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
-                oi = row[o] if o != g else 0.0
-                prob[g, h] = calibration.decide("fused", cos[g, h], row[h], cos[g, o], oi)
+                oi, op = (ri[o], rp[o]) if o != g else (0.0, 0.0)
+                prob[g, h] = dec(cos[g, h], ri[h], rp[h], cos[g, o], oi, op)
     prob = np.where(np.maximum(inl, inl.T) >= min_inliers, prob, 0.0)
     return cluster_new(np.minimum(prob, prob.T), threshold, linkage), ev  # both ways, as cluster_decide
