@@ -2,7 +2,7 @@
 
     python benchmarks/real_card.py [--images ../shared/data/detection/amur-leopard-voc/test-images]
         [--labels models/flank/amur_leopard_voc_flanks.csv] [--out /tmp/spotid-real-card]
-        [--model flank=PATH ...] [--json OUT]
+        [--model flank=PATH ...] [--config FILE] [--json OUT]
 
 Copies the photos into ``OUT/card/DCIM/100RECNX/`` with file times an hour apart (most of these web
 photos carry no EXIF time; ingest then takes the file's mtime), adds a deployment, runs
@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-real-card"))
     ap.add_argument("--model", action="append", default=[], help="KIND=PATH, e.g. flank=models/flank")
     ap.add_argument("--json", type=Path, help="also write the report here")
+    ap.add_argument("--config", type=Path, help="a spotid config (e.g. 'identify: {scorer: fusion}') for process")
     args = ap.parse_args()
     if not args.images.is_dir():
         raise SystemExit(f"no folder {args.images}: pass --images (amur-leopard-voc test-images in ../shared)")
@@ -166,7 +167,8 @@ def main() -> None:
            (START - timedelta(days=1)).date().isoformat(), "--end",
            (START + timedelta(hours=len(files) + 24)).date().isoformat(), "--tz", "+10:00", "--db", str(db),
            env=env, json_out=False)
-    processed = spotid("process", str(card), "--deployment", DEPLOYMENT, "--db", str(db), env=env)
+    processed = spotid("process", str(card), "--deployment", DEPLOYMENT, "--db", str(db),
+                       *(["--config", str(args.config.resolve())] if args.config else []), env=env)
     census_pending = spotid("census", "--db", str(db), "--include-pending", env=env)
     census = spotid("census", "--db", str(db), env=env)
     report = {"photos": len(files), "models": args.model,

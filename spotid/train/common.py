@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from spotid.identify.metrics import retrieval_metrics
 from spotid.util import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
@@ -330,43 +331,22 @@ def embed_cached(model: torch.nn.Module, imgs: torch.Tensor, input_hw: Sequence[
 # -- metrics ---------------------------------------------------------------------------------------
 def reid_metrics(emb: np.ndarray, individuals: Sequence[str], flanks: Sequence[str],
                  encounters: Sequence[str]) -> dict[str, float]:
-    """Leave-one-out re-ID with the encounter rule, same flank only.
+    """Leave-one-out re-ID with the encounter rule, same flank only, embedding cosine.
 
     Every image is a query; its gallery is every other image of the same flank whose encounter
-    differs. Queries without a same-individual image in their gallery are not counted. Individuals
-    are ranked by their best image similarity: ``top1``/``top5`` = true individual at rank 1 / ≤5;
-    ``mAP`` = mean average precision over the ranked gallery images (relevant = same individual).
+    differs. Queries without a same-individual image in their gallery are not counted. The metrics
+    are :func:`spotid.identify.metrics.retrieval_metrics` (``top1``, ``top5``, ``mAP``, ``queries``),
+    the ones ``spotid eval reid`` reports, so a model card and ``eval reid`` agree on one embedding.
     """
     emb = np.asarray(emb, dtype=np.float32)
-    ind = np.asarray(individuals)
+    ind = np.asarray(individuals, dtype=object)
     fl = np.asarray(flanks)
     enc = np.asarray(encounters)
-    sim = emb @ emb.T
-    top1 = top5 = 0
-    aps = []
-    for q in range(len(emb)):
-        g = (fl == fl[q]) & (enc != enc[q])
-        g[q] = False
-        if not np.any(g & (ind == ind[q])):
-            continue
-        gi = np.flatnonzero(g)
-        s = sim[q, gi]
-        order = np.argsort(-s, kind="stable")
-        rel = (ind[gi][order] == ind[q]).astype(np.float64)
-        hits = np.cumsum(rel)
-        aps.append(float((hits / np.arange(1, len(rel) + 1) * rel).sum() / rel.sum()))
-        # individual ranking by best image: first-occurrence order of individuals in the image ranking
-        seen: list[str] = []
-        for name in ind[gi][order]:
-            if name not in seen:
-                seen.append(name)
-                if len(seen) >= 5:
-                    break
-        top1 += int(seen[0] == ind[q])
-        top5 += int(ind[q] in seen[:5])
-    n = len(aps)
-    return {"top1": top1 / n if n else float("nan"), "top5": top5 / n if n else float("nan"),
-            "mAP": float(np.mean(aps)) if n else float("nan"), "queries": n}
+    valid = (fl[:, None] == fl[None, :]) & (enc[:, None] != enc[None, :])
+    np.fill_diagonal(valid, False)
+    sim = np.where(valid, (emb @ emb.T).astype(np.float64), np.nan)
+    m = retrieval_metrics(sim, list(ind), list(ind))
+    return {k: m[k] for k in ("top1", "top5", "mAP", "queries")}
 
 
 def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int, k: int,
