@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from spotid.catalog import Catalog
+from spotid.catalog import Catalog, now_iso
 from spotid.cli import app
 from spotid.identify.bursts import group_bursts
 from spotid.ingest import IngestConfig, IngestError, add_deployment, group_by_gap, make_deployment
@@ -194,3 +194,21 @@ def test_bad_time_from_exits_2_naming_the_fix_and_creates_no_catalog(tmp_path, c
         text = flat(r.output)
         assert says in text and "--time-from filename:%Y%m%d_%H%M%S" in text and "--config" not in text
     assert not db.exists()
+
+
+def test_identify_gives_copy_time_frames_no_time_for_paired_station_evidence(tmp_path):
+    """Paired-station pairing joins a left and a right burst photographed within seconds at one station;
+    two cards copied in the same second must not look like that."""
+    from spotid.identify.pipeline import Identifier
+
+    with Catalog(tmp_path / "c.db") as cat, cat.transaction():
+        cat.execute("INSERT INTO deployments (id, created_at) VALUES ('cam1', ?)", (now_iso(),))
+        for i, source in enumerate(["mtime", "DateTimeOriginal"]):
+            cat.execute("INSERT INTO media (id, deployment_id, sha, path, rel_path, kind, size_bytes, timestamp, "
+                        "time_source) VALUES (?, 'cam1', ?, ?, ?, 'image', 1, '2024-03-01T01:00:00+10:00', ?)",
+                        (i + 1, f"s{i}", f"/x/{i}.jpg", f"{i}.jpg", source))
+            cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
+                        "VALUES (?, 't', 1, 0.9, 0.1, 0.1, 0.2, 0.2, 'leopard')", (i + 1,))
+    with Catalog(tmp_path / "c.db") as cat:
+        rows = Identifier._todo(None, cat, None)   # reads the catalog only
+    assert {r["media_id"]: r["timestamp"] for r in rows} == {1: None, 2: "2024-03-01T01:00:00+10:00"}
