@@ -115,7 +115,8 @@ def test_time_from_pattern_parsing_hand_computed():
     assert parse_time_from("filename:100%%_%Y%m%d%H%M%S").parse("100%_20240301221305.jpg") == datetime(
         2024, 3, 1, 22, 13, 5)
     assert not parse_time_from("exif").from_filename and not parse_time_from(None).from_filename
-    for bad, says in [("filename:%Y%m%d", "no hour (%H), minute (%M)"), ("filename:%Y%m%d%H%M%Q", "unknown directive %Q"),
+    for bad, says in [("filename:%Y%m%d", "no hour (%H) or minute (%M)"), ("filename:%Y%m%d%H%M%Q", "unknown directive %Q"),
+                      ("filename:%m%d_%H%M", "no year (%Y or %y);"),
                       ("filename:%Y%Y%m%d%H%M", "%Y appears twice"), ("name:%Y", "'exif' (the default) or 'filename:"),
                       ("filename", "'filename:PATTERN'")]:
         with pytest.raises(TimeFromError, match="e.g. --time-from filename:%Y%m%d_%H%M%S") as e:
@@ -188,7 +189,7 @@ def test_unmatched_names_are_said_in_the_summary(tmp_path):
 def test_bad_time_from_exits_2_naming_the_fix_and_creates_no_catalog(tmp_path, cmd):
     card = copied_card(tmp_path / "card", ["IMG_0001.JPG"])
     db = tmp_path / "c.db"
-    for bad, says in [("filename:%Y%m%d", "no hour (%H), minute (%M)"), ("names", "use 'exif' (the default) or")]:
+    for bad, says in [("filename:%Y%m%d", "no hour (%H) or minute (%M)"), ("names", "use 'exif' (the default) or")]:
         r = run(cmd, card, "--deployment", "D1", "--db", db, "--time-from", bad)
         assert r.exit_code == 2, r.output
         text = flat(r.output)

@@ -14,7 +14,7 @@ from spotid.catalog import DEFAULT_DB
 
 DB_OPT = typer.Option(Path(DEFAULT_DB), "--db", help="Catalog file (SQLite).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of a table.")
-TIME_FROM_HELP = ("Where frame times come from: 'exif' [default], or 'filename:PATTERN' for cameras that write "
+TIME_FROM_HELP = ("Where frame times come from: 'exif' (the default) or 'filename:PATTERN' for cameras that write "
                   "the time into the file name, e.g. filename:%Y%m%d_%H%M%S (searched anywhere in the name; "
                   "directives %Y %y %m %d %H %M %S; the deployment's --tz applies; names that do not match "
                   "fall back to EXIF, then the file's modification time).")

@@ -93,6 +93,7 @@ def _compile(fmt: str) -> re.Pattern:
             "hour (%H)": "H" in seen, "minute (%M)": "M" in seen}
     missing = [k for k in _NEEDED if not have[k]]
     if missing:
-        raise TimeFromError(f"--time-from filename:{fmt}: the pattern has no {', '.join(missing)}; a name must give "
+        listed = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
+        raise TimeFromError(f"--time-from filename:{fmt}: the pattern has no {listed}; a name must give "
                             f"the date and time to the minute, e.g. {EXAMPLE}")
     return re.compile(r"(?<!\d)" + "".join(parts))

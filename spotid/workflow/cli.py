@@ -91,7 +91,7 @@ def process(
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
     tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00."),
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence (default 60)."),
-    time_from: Optional[str] = typer.Option(None, "--time-from", help="As for `spotid ingest`: 'exif' [default] "
+    time_from: Optional[str] = typer.Option(None, "--time-from", help="As for `spotid ingest`: 'exif' (the default) "
                                             "or 'filename:PATTERN', e.g. filename:%Y%m%d_%H%M%S."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for detect and identify (0 = all cores)."),
     config: Optional[Path] = typer.Option(None, "--config",
