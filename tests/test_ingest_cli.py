@@ -13,7 +13,8 @@ from spotid.cli import app
 from test_ingest_helpers import build_done_when_card, burst_times, make_burst_card
 
 runner = CliRunner()
-KEYS = {"files_seen", "media_added", "duplicates", "failures", "warnings", "sequences", "ignored"}
+KEYS = {"files_seen", "media_added", "duplicates", "failures", "warnings", "sequences", "ignored",
+        "time_sources", "time_from_unmatched", "times_updated"}
 
 
 def run(*args):
@@ -36,6 +37,7 @@ def test_ingest_json_is_one_summary_object(tmp_path, db_path):
     assert counts == (4, 3, 0, 2, 0)
     assert [os.path.basename(f["path"]) for f in out["failures"]] == ["broken.JPG"]
     assert set(out["failures"][0]) == {"path", "reason"}
+    assert (out["time_sources"], out["time_from_unmatched"], out["times_updated"]) == ({"DateTimeOriginal": 3}, 0, 0)
 
 
 def test_ingest_table_and_media_list(tmp_path, db_path):

@@ -187,7 +187,9 @@ class Identifier:
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
         sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
-               "m.deployment_id, m.timestamp, COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
+               # a file copy time (no EXIF time) says nothing about when the camera fired: no paired-station time
+               "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
+               "COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
                "JOIN media m ON m.id = d.media_id LEFT JOIN sequences q ON q.id = m.sequence_id "
                "LEFT JOIN sightings s ON s.detection_id = d.id "
                "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")

@@ -14,6 +14,10 @@ from spotid.catalog import DEFAULT_DB
 
 DB_OPT = typer.Option(Path(DEFAULT_DB), "--db", help="Catalog file (SQLite).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of a table.")
+TIME_FROM_HELP = ("Where frame times come from: 'exif' (the default) or 'filename:PATTERN' for cameras that write "
+                  "the time into the file name, e.g. filename:%Y%m%d_%H%M%S (searched anywhere in the name; "
+                  "directives %Y %y %m %d %H %M %S; the deployment's --tz applies; names that do not match "
+                  "fall back to EXIF, then the file's modification time).")
 
 
 def _console():
@@ -45,6 +49,7 @@ def ingest(
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence [60]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Files per committed transaction [200]."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Threads reading and hashing files [2]."),
+    time_from: Optional[str] = typer.Option(None, "--time-from", help=TIME_FROM_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with IngestConfig settings "
                                           "(defaults: configs/ingest.yaml)."),
     json_out: bool = JSON_OPT,
@@ -52,8 +57,13 @@ def ingest(
     """Ingest an SD-card dump: hash, read EXIF time and camera, group bursts, record broken files.
 
     Re-running adds nothing (frames are keyed by content hash). Broken files are listed, never fatal.
-    --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
-    sequences counts the sequences holding this card's frames, already-present ones included.
+    --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored,
+    time_sources, time_from_unmatched, times_updated}; sequences counts the sequences holding this card's
+    frames, already-present ones included; time_sources counts its frames by media.time_source.
+
+    Frames without EXIF time get the file's modification time (time_source mtime): they are counted in
+    the summary and kept out of bursts. Example, for a camera naming files IMG_20240301_221305.JPG:
+    spotid ingest /media/card02 -d S02A --tz +10:00 --time-from filename:%Y%m%d_%H%M%S
     """
     from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
@@ -61,7 +71,8 @@ def ingest(
     from spotid.util import print_json
 
     try:
-        cfg = resolve_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers)
+        cfg = resolve_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers,
+                             time_from=time_from)
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e)) from None
     with open_catalog(db) as cat:
@@ -72,10 +83,10 @@ def ingest(
     if json_out:
         print_json(summary.to_json())
         return
-    _print_summary(summary)
+    _print_summary(summary, cfg.time_from)
 
 
-def _print_summary(s) -> None:
+def _print_summary(s, time_from: str = "exif") -> None:
     con = _console()
     dup = f"{s.duplicates}"
     if s.duplicates:
@@ -86,7 +97,7 @@ def _print_summary(s) -> None:
            ["", "count"],
            [["files seen", s.files_seen], ["media added", s.media_added], ["duplicates", dup],
             ["failures", len(s.failures)], ["warnings", len(s.warnings)], ["ignored (not image/video)", s.ignored],
-            ["sequences holding this card's frames", s.sequences]])
+            ["sequences holding this card's frames", s.sequences], *_time_rows(s)])
     if s.failures:
         _table("failures (not ingested)", ["path", "reason"], [[f.path, f.reason] for f in s.failures])
     if s.warnings:
@@ -97,6 +108,32 @@ def _print_summary(s) -> None:
         if len(s.warnings) > len(shown):
             con.print(f"... {len(s.warnings) - len(shown)} more warnings: see `spotid media list --json` "
                       "(media.warning) or run with --json")
+    print_time_notes(con, s.deployment_id, s.to_json(), time_from)
+
+
+def _time_rows(s) -> list[list]:
+    rows = [["frames without camera time (file copy time used)", s.no_camera_time]]
+    if s.time_sources.get("filename") or s.time_from_unmatched:
+        rows.append(["frames timed by their file name / names not matching",
+                     f"{s.time_sources.get('filename', 0)} / {s.time_from_unmatched}"])
+    if s.times_updated:
+        rows.append(["frames given a camera time on this run (were file copy time)", s.times_updated])
+    return rows
+
+
+def print_time_notes(con, deployment: str, summary: dict, time_from: str) -> None:
+    """The lines a person must not miss about frame times, from an ingest summary's JSON
+    (``summary``) and the ``--time-from`` value used; shared with ``spotid process``."""
+    from rich.markup import escape
+
+    from spotid.ingest.ingester import no_camera_time_note, time_from_unmatched_note
+
+    n_mtime = (summary.get("time_sources") or {}).get("mtime", 0)
+    if n_mtime:
+        con.print(f"[yellow]time:[/yellow] {escape(no_camera_time_note(n_mtime, deployment))}")
+    if summary.get("time_from_unmatched"):
+        note = time_from_unmatched_note(summary["time_from_unmatched"], time_from, deployment)
+        con.print(f"[yellow]time:[/yellow] {escape(note)}")
 
 
 # -- spotid deployments -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from spotid.catalog import Catalog, now_iso
 from spotid.ingest.deployments import Deployment, ensure_deployment, set_deployment_tz
 from spotid.ingest.probe import Probe, file_kind, probe_file
 from spotid.ingest.sequences import recompute_sequences
+from spotid.ingest.timefrom import TimeFromError, parse_time_from
 from spotid.util import batched, format_tz, parse_tz, progress
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,19 @@ log = logging.getLogger(__name__)
 
 class IngestError(ValueError):
     """Ingest cannot start (no such folder, bad time zone); the message names the fix."""
+
+
+def no_camera_time_note(n: int, deployment: str) -> str:
+    """What the human summaries of ingest and process say about frames timed by the file's mtime."""
+    return (f"{n} frames have no camera time (no EXIF time): they got the file's copy time, so they are kept "
+            f"out of bursts and of the static-false-positive filter. If the names carry the time, re-run with "
+            f"--time-from filename:PATTERN (e.g. filename:%Y%m%d_%H%M%S); otherwise set the camera's clock and "
+            f"ingest its original files (see `spotid media list -d {deployment}`)")
+
+
+def time_from_unmatched_note(n: int, spec: str, deployment: str) -> str:
+    return (f"{n} file names do not match --time-from {spec}: their time came from EXIF or the file's "
+            f"modification time; compare the pattern with the names in `spotid media list -d {deployment}`")
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ class IngestConfig:
     min_decoded_fraction: a JPEG cut short is kept (with a warning) when at least this fraction
         of its rows decodes; below it the frame is a failure, since an animal may sit in the
         missing part and counting the frame as seen-and-empty would bias detection rates.
+    time_from: "exif" (EXIF, then the file's mtime) or "filename:PATTERN" (the time written in the
+        file name, then EXIF, then mtime; PATTERN as in spotid.ingest.timefrom, e.g. %Y%m%d_%H%M%S).
     """
 
     gap_s: float = 60.0
@@ -52,6 +68,7 @@ class IngestConfig:
     batch_size: int = 200
     workers: int = 2
     min_decoded_fraction: float = 0.5
+    time_from: str = "exif"
 
     def __post_init__(self):
         if self.gap_s < 0:
@@ -65,6 +82,10 @@ class IngestConfig:
                 parse_tz(self.tz)
             except ValueError as e:
                 raise IngestError(str(e)) from None
+        try:
+            parse_time_from(self.time_from)
+        except TimeFromError as e:
+            raise IngestError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,13 @@ class IngestSummary:
                   run of this card, or earlier in this card);
     sequences   = number of sequences holding this card's frames, already-present ones included,
                   so a re-run reports the same number as the first run.
+    time_sources = {media.time_source: frames of this card}, as stored (a re-run reports the same);
+                  'mtime' frames have no camera time (the file's copy time): they are kept out of
+                  bursts and the static filter and need --time-from or the camera's clock fixed;
+    time_from_unmatched = frames whose name did not match --time-from filename:PATTERN (they took
+                  EXIF or mtime instead);
+    times_updated = frames ingested earlier with mtime that this run gave a camera time (a re-run
+                  with --time-from).
     """
 
     card_dir: str
@@ -98,6 +126,14 @@ class IngestSummary:
     warnings: list[FileIssue] = field(default_factory=list)
     sequences: int = 0
     ignored: int = 0
+    time_sources: dict[str, int] = field(default_factory=dict)
+    time_from_unmatched: int = 0
+    times_updated: int = 0
+
+    @property
+    def no_camera_time(self) -> int:
+        """Frames of this card timed by the file's modification time (no EXIF/name time)."""
+        return self.time_sources.get("mtime", 0)
 
     def to_json(self) -> dict:
         return {
@@ -108,6 +144,9 @@ class IngestSummary:
             "warnings": [asdict(w) for w in self.warnings],
             "sequences": self.sequences,
             "ignored": self.ignored,
+            "time_sources": dict(self.time_sources),
+            "time_from_unmatched": self.time_from_unmatched,
+            "times_updated": self.times_updated,
         }
 
 
@@ -151,6 +190,7 @@ class Ingester:
     def __init__(self, catalog: Catalog, config: IngestConfig = IngestConfig()):
         self.cat = catalog
         self.config = config
+        self.time_from = parse_time_from(config.time_from)
 
     def __call__(self, card_dir: str | Path, deployment_id: str) -> IngestSummary:
         cfg = self.config
@@ -232,7 +272,9 @@ class Ingester:
                         s.failures.append(FileIssue(str(p.path), p.failure))
                         continue
                     ts, source, warns = self._time(p, zone, start, end, dep.id)
-                    used_default_zone |= tz_note is not None and source != "mtime" and p.exif_offset is None
+                    s.time_from_unmatched += self.time_from.from_filename and source != "filename"
+                    used_default_zone |= tz_note is not None and source != "mtime" and (
+                        source == "filename" or p.exif_offset is None)
                     if warns:  # one entry per file, its reasons joined
                         s.warnings.append(FileIssue(str(p.path), "; ".join(warns)))
                     rows.append((dep.id, p.sha, str(p.path), rel, p.kind, ts.isoformat(), source, p.width, p.height,
@@ -252,19 +294,27 @@ class Ingester:
             s.warnings.append(FileIssue(str(card), tz_note))
         n_seq = recompute_sequences(self.cat, dep.id, cfg.gap_s)
         s.sequences = self._count_sequences(shas)
+        s.time_sources = self._count_time_sources(shas)
+        # frames without camera time and unmatched names are said by the human summaries (ingest, process)
         log.info("deployment %s now has %d sequences; this card's frames are in %d", dep.id, n_seq, s.sequences)
 
-    @staticmethod
-    def _time(p: Probe, zone: timezone, start: datetime | None, end: datetime | None, dep_id: str):
+    def _time(self, p: Probe, zone: timezone, start: datetime | None, end: datetime | None, dep_id: str):
+        """(aware timestamp, media.time_source, warnings) of one probed file."""
         warns = list(p.warnings)
-        if p.naive_time is not None:
+        named = self.time_from.parse(p.path.name) if self.time_from.from_filename else None
+        if self.time_from.from_filename and named is None:
+            warns.append(f"name does not match --time-from {self.time_from.spec}")
+        if named is not None:
+            ts, source = named.replace(tzinfo=zone), "filename"
+        elif p.naive_time is not None:
             tz = parse_tz(p.exif_offset) if p.exif_offset else zone
             ts, source = p.naive_time.replace(tzinfo=tz), p.time_source
         else:
             ts = datetime.fromtimestamp(int(p.mtime), zone)
             source = "mtime"
             where = "EXIF" if p.kind == "image" else "video header"
-            warns.append(f"no {where} time: used the file's modification time, which copying may have changed")
+            warns.append(f"no {where} time: used the file's modification time, which copying may have changed; "
+                         "kept out of bursts")
         if (start and ts < start) or (end and ts > end):
             warns.append(f"time {ts.isoformat()} is outside deployment {dep_id} ({start.isoformat() if start else '…'} "
                          f"to {end.isoformat() if end else '…'}): camera clock reset? fix the clock offset or the "
@@ -284,8 +334,13 @@ class Ingester:
                     s.media_added += 1
                     continue
                 s.duplicates += 1
-                path, owner = self.cat.query("SELECT path, deployment_id FROM media WHERE sha = ?", (r[1],))[0]
+                path, owner, source = self.cat.query(
+                    "SELECT path, deployment_id, time_source FROM media WHERE sha = ?", (r[1],))[0]
                 s.already_ingested += path == r[2]
+                if path == r[2] and source == "mtime" and r[6] != "mtime":  # a re-run that found the camera time
+                    self.cat.execute("UPDATE media SET timestamp = ?, time_source = ?, warning = ? WHERE sha = ?",
+                                     (r[5], r[6], r[13], r[1]))
+                    s.times_updated += 1
                 if owner != dep_id:
                     s.elsewhere[owner] = s.elsewhere.get(owner, 0) + 1
             # A file that ingests now is no longer a failure (it was re-copied).
@@ -295,6 +350,15 @@ class Ingester:
                 "ON CONFLICT(path) DO UPDATE SET run_id = excluded.run_id, deployment_id = excluded.deployment_id, "
                 "reason = excluded.reason, recorded_at = excluded.recorded_at",
                 [(s.run_id, dep_id, str(p.path), p.failure, now_iso()) for p in failures])
+
+    def _count_time_sources(self, shas: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for chunk in batched(shas, 500):
+            for source, n in self.cat.query(
+                    f"SELECT time_source, COUNT(*) FROM media WHERE sha IN ({', '.join('?' * len(chunk))}) "
+                    "GROUP BY time_source", chunk):
+                counts[source or "none"] = counts.get(source or "none", 0) + n
+        return dict(sorted(counts.items()))
 
     def _count_sequences(self, shas: list[str]) -> int:
         seqs: set[int] = set()

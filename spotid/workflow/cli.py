@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from spotid.census.cli import _num, print_census
+from spotid.ingest.cli import print_time_notes
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def process(
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
     tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00."),
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence (default 60)."),
+    time_from: Optional[str] = typer.Option(None, "--time-from", help="As for `spotid ingest`: 'exif' (the default) "
+                                            "or 'filename:PATTERN', e.g. filename:%Y%m%d_%H%M%S."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for detect and identify (0 = all cores)."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML settings: flat, or with ingest:/detect:/identify: sections."),
@@ -107,10 +110,10 @@ def process(
     from spotid.workflow.process import PipelineError, process_card
 
     try:
-        ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap)
+        ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap, time_from=time_from)
         detect_cfg = resolve_config(DetectConfig, config, threads=threads)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--config") from None
+    except ValueError as e:  # the message names the option (--tz, --time-from) or the file
+        raise typer.BadParameter(str(e), param_hint="--config" if config else None) from None
     if threads is not None:   # detect sets its own from detect_cfg; identify runs with what is set here
         import torch
 
@@ -126,10 +129,10 @@ def process(
 
         print_json(res.to_json())
         return
-    _print_process(res, db)
+    _print_process(res, db, ingest_cfg.time_from)
 
 
-def _print_process(res, db: Path) -> None:
+def _print_process(res, db: Path, time_from: str = "exif") -> None:
     """What a field team needs after a card: what went in, what failed, what was seen, what to do next."""
     from rich.console import Console
     from rich.table import Table
@@ -144,6 +147,7 @@ def _print_process(res, db: Path) -> None:
     tab.add_row("duplicates / ignored", f"{ing.get('duplicates')} / {ing.get('ignored')}")
     tab.add_row("failures (not ingested)", str(len(ing.get("failures") or [])))
     tab.add_row("warnings (e.g. clock, no EXIF time)", str(len(ing.get("warnings") or [])))
+    tab.add_row("frames without camera time (file copy time used)", str((ing.get("time_sources") or {}).get("mtime", 0)))
     tab.add_row("frames detected / with animals", f"{det.get('frames')} / {det.get('animal_frames')}")
     tab.add_row("confident leopard boxes (static false positives)", f"{det.get('leopard_detections')} "
                                                                f"({det.get('static_fp')})")
@@ -156,6 +160,7 @@ def _print_process(res, db: Path) -> None:
     con.print(tab)
     for f in (ing.get("failures") or [])[:20]:
         con.print(f"[red]failed[/red] {f.get('path')}: {f.get('reason')}", highlight=False)
+    print_time_notes(con, res.deployment, ing, time_from)
     aside = " --include-set-aside" if ide.get("unusable") else ""   # the set-aside ones, with identify's reasons
     typer.echo(f"next: spotid review --db {db}{aside}   then   spotid census --db {db} --out census/")
 
