@@ -551,3 +551,17 @@ def test_fusion_fitted_on_another_aliked_version_is_refused(tmp_path):
         _ident(scorer="fusion", fusion=str(_fusion_dir(tmp_path, {"aliked": "aliked-n16-v0-something-else"})))
     with pytest.raises(ValueError, match="scorer="):
         IdentifyConfig(scorer="magic")
+
+
+def test_each_collaborator_gets_its_own_settings():
+    """IdentifyConfig stays one flat YAML, but the crop store, extractor, verifier and writer each get
+    only the fields they read."""
+    from spotid.identify.config import CropSettings, VerifierSettings, WriterSettings
+
+    cfg = IdentifyConfig(pad=0.2, batch_size=8, top_k=3, reproj_threshold=9.0, max_keypoints=400)
+    assert cfg.crops == CropSettings(pad=0.2, box_only=True, batch_size=8)
+    assert cfg.writer == WriterSettings(auto_accept=False, auto_accept_threshold=0.95, top_k=3)
+    assert cfg.features.max_keypoints == 400 and not hasattr(cfg.features, "threshold")
+    ident = Identifier(cfg, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL)
+    assert ident.store.cfg == cfg.crops and ident.writer.cfg == cfg.writer
+    assert isinstance(cfg.verifier, VerifierSettings) and ident.verifier.reproj_threshold == 9.0

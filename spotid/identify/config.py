@@ -1,7 +1,56 @@
 """Settings of ``spotid identify``: :class:`IdentifyConfig` (defaults mirrored in ``configs/identify.yaml``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """What :class:`~spotid.identify.cropstore.CropStore` needs: how crops are cut and batched."""
+
+    pad: float
+    box_only: bool
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What :meth:`FeatureExtractor.from_config <spotid.identify.verify.FeatureExtractor.from_config>` needs."""
+
+    max_keypoints: int
+    descriptor: str
+    clahe: bool
+    upsample_to: int
+    ir_blur: float
+    motion_blur: float
+    night_motion_blur: float
+    foreground: bool
+    foreground_model: str
+    foreground_threshold: float | None
+    foreground_dilate: float | None
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    """What :meth:`Verifier.from_config <spotid.identify.verify.Verifier.from_config>` and the local
+    matchers' builders (:mod:`spotid.identify.local`) need."""
+
+    ratio: float
+    mutual: bool
+    geometric_model: str
+    reproj_threshold: float
+    static_tol: float
+    ir_chance_inliers: int
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """What :class:`~spotid.identify.writer.SightingWriter` needs: when a match is accepted, how many
+    candidates are kept."""
+
+    auto_accept: bool
+    auto_accept_threshold: float
+    top_k: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +110,27 @@ class IdentifyConfig:
     flank_model: str | None = None
     flank_threshold: float | None = None  # below: flank 'unknown' (unusable); None = the model card's
     calibration: str | None = None
+
+    def part(self, cls):
+        """The sub-config ``cls`` (a frozen dataclass whose fields are some of these) with this config's
+        values: each collaborator gets the settings it reads, not the whole bag (the YAML stays flat)."""
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
+    @property
+    def crops(self) -> CropSettings:
+        return self.part(CropSettings)
+
+    @property
+    def features(self) -> FeatureSettings:
+        return self.part(FeatureSettings)
+
+    @property
+    def verifier(self) -> VerifierSettings:
+        return self.part(VerifierSettings)
+
+    @property
+    def writer(self) -> WriterSettings:
+        return self.part(WriterSettings)
 
     def __post_init__(self):
         for name in ("threshold", "auto_accept_threshold", "new_cluster_threshold", "quality_floor"):

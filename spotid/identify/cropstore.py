@@ -42,7 +42,7 @@ class CropStore:
     """``ensure(cat, rows, result)`` computes what is missing or stale for new detections;
     ``refresh(cat, rows)`` updates gallery crops made by another embedder or feature version.
 
-    ``cfg``: identify's settings (``pad``, ``box_only``, ``batch_size``); ``embedder(images)`` and
+    ``cfg``: :class:`~spotid.identify.config.CropSettings` (``pad``, ``box_only``, ``batch_size``); ``embedder(images)`` and
     ``flank(images)`` as for :class:`~spotid.identify.pipeline.Identifier`; ``cropper`` cuts a crop from
     a frame; ``extractor`` makes :class:`~spotid.identify.verify.Features`; the two version strings are
     what ``crops.features_version`` / ``crops.flank_model`` must hold to count as fresh.

@@ -124,17 +124,17 @@ class Identifier:
         self.cropper = Cropper(pad=cfg.pad, max_side=cfg.crop_max_side, blur_ref=cfg.blur_ref,
                                size_ref=cfg.size_ref, edge_penalty=cfg.edge_penalty)
         # catalog: its active foreground model; a caller that built the extractor already passes it
-        self.extractor = extractor or FeatureExtractor.from_config(cfg, catalog)
-        self.verifier = Verifier.from_config(cfg)
+        self.extractor = extractor or FeatureExtractor.from_config(cfg.features, catalog)
+        self.verifier = Verifier.from_config(cfg.verifier)
         fusion, local = self._fusion(cfg, catalog) if cfg.scorer == "fusion" else (None, {})
         if fusion is None:
             self.calibration.check_features(self.extractor.version)
         self.matcher = Matcher(self.verifier, self.calibration, shortlist=cfg.shortlist, top_k=cfg.top_k,
                                verify_all=cfg.verify_all, fusion=fusion, local=local)
         self.features_version = self.extractor.version + ("+box" if cfg.box_only else "")
-        self.store = CropStore(cfg, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
+        self.store = CropStore(cfg.crops, embedder=embedder, flank=flank, cropper=self.cropper, extractor=self.extractor,
                                features_version=self.features_version, flank_version=self.flank_version, local=local)
-        self.writer = SightingWriter(cfg, self.matcher, self.model_version)
+        self.writer = SightingWriter(cfg.writer, self.matcher, self.model_version)
         # crop JPEG sizes, for frame positions: read once per run, though the gallery is loaded twice
         # when frames without a flank are matched after this run's individuals are written
         self._crop_sizes: dict[str, tuple[int, int] | None] = {}
@@ -161,7 +161,7 @@ class Identifier:
         for name in fusion.scorers:
             if name in ("embedding", "sift"):
                 continue
-            m = build_local(name, cfg, catalog)
+            m = build_local(name, cfg.verifier, catalog)
             fitted = (fusion.meta.get("versions") or {}).get(name)
             if fitted and fitted != m.version:
                 raise ValueError(f"fusion {fusion.version} was fitted on {name} {fitted}, identify builds {m.version}: "

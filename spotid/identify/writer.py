@@ -10,7 +10,7 @@ from spotid.util import batched
 
 
 class SightingWriter:
-    """``cfg``: identify's settings (``auto_accept``, ``auto_accept_threshold``, ``top_k``);
+    """``cfg``: :class:`~spotid.identify.config.WriterSettings` (``auto_accept``, ``auto_accept_threshold``, ``top_k``);
     ``matcher``: ranks a frame's own candidates from its evidence; ``model_version`` is stored with
     every row. Results are counted in the run's ``IdentifyResult``."""
 
