@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_census_fixtures import Builder, simulated_catalog  # noqa: E402
 
 from spotid.catalog import Catalog  # noqa: E402
-from spotid.export.camtrapdp import LEOPARD, ExportError, export_camtrapdp, safe_rel_path  # noqa: E402
+from spotid.export.camtrapdp import LEOPARD, ExportError, export_camtrapdp  # noqa: E402
+from spotid.export.paths import safe_rel_path  # noqa: E402
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ Choices a reader should know:
   ``classifiedBy`` = the model version and ``classificationProbability`` = the calibrated match
   probability (identity) or the classifier confidence (species);
 - boxes are the catalog's normalised ``[x_min, y_min, w, h]`` clipped to the frame;
-- media ``filePath`` is the path relative to the card root (never absolute, never ``..``).
+- media ``filePath`` is ``<deploymentID>/<path under the deployment's media root>`` (never absolute, never
+  ``..``): unique across the package, as two cameras write the same file names; the package's media
+  would sit in one folder per deployment.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from spotid.catalog import Catalog, now_iso
+from spotid.export.paths import export_path
 from spotid.util import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -135,14 +138,6 @@ def _iso(ts: str | None) -> str | None:
     return t.replace(microsecond=0).isoformat()
 
 
-def safe_rel_path(rel: str, fallback: str) -> str:
-    """A relative POSIX path with no '..', not starting with '.', '/' or '~' (the schema's pattern)."""
-    parts = [p for p in PurePosixPath(str(rel).replace("\\", "/")).parts if p not in ("/", ".", "..", "")]
-    parts = [p.lstrip(".~") or "_" for p in parts]
-    out = "/".join(parts)
-    return out or fallback
-
-
 def _animal_ids(cat: Catalog) -> dict[int, str]:
     """individual id -> animal id (resolved merges; flank-linked identities share one id)."""
     rows = cat.query("SELECT id, name, flank, merged_into FROM individuals")
@@ -237,7 +232,7 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
         if ts is None or m["deployment_id"] not in dep_ids:
             no_ts += 1
             continue
-        path = safe_rel_path(m["rel_path"], fallback=f"media/{m['id']}")
+        path = export_path(m["deployment_id"], m["rel_path"], m["id"])
         mt = mimetypes.guess_type(path)[0] or ("image/jpeg" if m["kind"] == "image" else "video/mp4")
         if not mt.startswith(("image/", "video/")):
             mt = "image/jpeg" if m["kind"] == "image" else "video/mp4"

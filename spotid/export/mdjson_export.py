@@ -1,8 +1,10 @@
 """MegaDetector batch JSON (format 1.6) of the catalog's detections, via the detect stage's writer.
 
-One ``images`` entry per frame the detector processed (``detection_status``), ``file`` relative to
-the card root (``media.rel_path``), failures kept, classifications (leopard/other) kept, and
-repeat-detection false positives moved to the documented ``static_fp_detections`` extension list.
+One ``images`` entry per frame the detector processed (``detection_status``), ``file`` =
+``<deployment>/<media.rel_path>`` (spotid.export.paths: unique across cameras, relative to a folder
+holding one sub-folder per deployment, as Timelapse's root folder does), failures kept,
+classifications (leopard/other) kept, and repeat-detection false positives moved to the documented
+``static_fp_detections`` extension list.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.export.paths import export_path
 from spotid.types import Detection, ImageResult
 
 
@@ -18,7 +21,7 @@ def catalog_images(cat: Catalog, deployment: str | None = None) -> tuple[list[Im
     where, params = "", ()
     if deployment:
         where, params = "WHERE m.deployment_id = ?", (deployment,)
-    status = cat.query(f"SELECT m.id, m.rel_path, ds.failure, ds.detector FROM detection_status ds "
+    status = cat.query(f"SELECT m.id, m.deployment_id, m.rel_path, ds.failure, ds.detector FROM detection_status ds "
                        f"JOIN media m ON m.id = ds.media_id {where} ORDER BY m.id", params)
     dets: dict[int, list] = {}
     for r in cat.query("SELECT media_id, category, conf, x, y, w, h, classifications_json, static_fp "
@@ -29,8 +32,9 @@ def catalog_images(cat: Catalog, deployment: str | None = None) -> tuple[list[Im
     images, detectors = [], set()
     for r in status:
         detectors.add(r["detector"])
+        file = export_path(r["deployment_id"], r["rel_path"], r["id"])
         if r["failure"]:
-            images.append(ImageResult(r["rel_path"], (), r["failure"]))
+            images.append(ImageResult(file, (), r["failure"]))
             continue
         ds = dets.get(r["id"], [])
         keep = tuple(d for d, fp in ds if not fp)
@@ -39,7 +43,7 @@ def catalog_images(cat: Catalog, deployment: str | None = None) -> tuple[list[Im
         if fps:
             from spotid.detect.mdjson import STATIC_FP_KEY
             extra[STATIC_FP_KEY] = fps
-        images.append(ImageResult(r["rel_path"], keep, None, max((d.conf for d in keep), default=0.0), extra))
+        images.append(ImageResult(file, keep, None, max((d.conf for d in keep), default=0.0), extra))
     return images, ", ".join(sorted(detectors)) or "unknown"
 
 

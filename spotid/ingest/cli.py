@@ -1,4 +1,4 @@
-"""CLI for the ingest stage: ``spotid ingest``, ``spotid deployments ...``, ``spotid media list``.
+"""CLI for the ingest stage: ``spotid ingest``, ``spotid deployments ...``, ``spotid media list|relocate``.
 
 See spotid/cli.py for the registration protocol. Thin: the work is in spotid.ingest.
 """
@@ -275,7 +275,8 @@ def deployments_check(
 
 
 # -- spotid media -----------------------------------------------------------------------------------
-media_app = typer.Typer(help="What is in the catalog: media and ingest failures.", no_args_is_help=True)
+media_app = typer.Typer(help="What is in the catalog: media and ingest failures; move a card folder's place.",
+                        no_args_is_help=True)
 
 
 @media_app.command("list")
@@ -311,6 +312,49 @@ def media_list(
         _table(f"{len(rows)} media", ["id", "deployment", "time", "source", "seq", "frame", "path", "warning"],
                [[r["id"], r["deployment_id"], r["timestamp"], r["time_source"], r["sequence_id"], r["frame_num"],
                  r["rel_path"], "yes" if r["warning"] else ""] for r in rows])
+
+
+@media_app.command("relocate")
+def media_relocate(
+    new_root: Path = typer.Argument(..., help="The folder the deployment's card folder was moved or copied to."),
+    deployment: str = typer.Option(..., "--deployment", "-d", help="Deployment whose files moved."),
+    sample: int = typer.Option(20, "--sample", help="Files checked by content hash (spread over the deployment); "
+                               "every file's size is checked."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check only; change nothing."),
+    db: Path = DB_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Point a deployment at its card folder's new place, after checking that the files there are the ones
+    ingested (content hash of a sample, size of all). Refuses, changing nothing, when they are not.
+
+    Example: spotid media relocate --deployment AL-012-A /mnt/archive/2024/AL-012-A --db season.db
+
+    Exit code 2 when NEW_ROOT does not hold the deployment's files (or no such deployment).
+    """
+    from spotid.cliutil import existing_catalog
+    from spotid.ingest.media_root import MediaRelocator, RelocateError
+    from spotid.util import print_json
+
+    with existing_catalog(db) as cat:
+        try:
+            res = MediaRelocator(cat, sample=sample, dry_run=dry_run)(deployment, new_root)
+        except RelocateError as e:
+            raise typer.BadParameter(str(e), param_hint="NEW_ROOT") from None
+    if json_out:
+        print_json(res.to_json())
+        return
+    checked = (f"{res.checked_hashes} files checked by content hash, {res.checked_sizes} of {res.n_media} by size"
+               + (f"; {len(res.missing)} not found there" if res.missing else ""))
+    if res.moved:
+        typer.echo(f"deployment {res.deployment_id}: media root {res.old_root} -> {res.new_root} ({checked})")
+        if res.detect_cleared:
+            typer.echo(f"{res.detect_cleared} frames detect could not find at the old place: run "
+                       f"`spotid detect --db {db}` to detect them")
+    elif res.old_root == res.new_root:
+        typer.echo(f"deployment {res.deployment_id}: media root is already {res.new_root} ({checked})")
+    else:
+        typer.echo(f"dry run: {res.new_root} holds deployment {res.deployment_id}'s files ({checked}); "
+                   "run again without --dry-run to move the media root")
 
 
 commands = {"ingest": ingest}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from spotid.catalog import Catalog, now_iso
 from spotid.ingest.deployments import Deployment, ensure_deployment, set_deployment_tz
+from spotid.ingest.media_root import RelocateError, attach_card
 from spotid.ingest.probe import Probe, file_kind, probe_file
 from spotid.ingest.sequences import recompute_sequences
 from spotid.ingest.timefrom import TimeFromError, parse_time_from
@@ -129,6 +130,7 @@ class IngestSummary:
     time_sources: dict[str, int] = field(default_factory=dict)
     time_from_unmatched: int = 0
     times_updated: int = 0
+    media_root: str = ""  # the deployment's media root, which this card's rel_paths are relative to
 
     @property
     def no_camera_time(self) -> int:
@@ -206,9 +208,14 @@ class Ingester:
         if cfg.tz and dep.tz is None:
             dep = set_deployment_tz(self.cat, dep, format_tz(parse_tz(cfg.tz)))
             log.info("deployment %s: stored time zone %s", dep.id, dep.tz)
+        try:
+            root = attach_card(self.cat, dep.id, card)
+        except RelocateError as e:
+            raise IngestError(str(e)) from None
         resolved = dict(asdict(cfg), card_dir=str(card), deployment=dep.id, tz_applied=format_tz(zone))
         run_id = self.cat.start_run("ingest", resolved)
-        summary = IngestSummary(card_dir=str(card), deployment_id=dep.id, run_id=run_id, deployment_created=created)
+        summary = IngestSummary(card_dir=str(card), deployment_id=dep.id, run_id=run_id, deployment_created=created,
+                                media_root=str(root))
         try:
             self._run(card, dep, zone, tz_note, summary)
         except KeyboardInterrupt:
@@ -266,7 +273,7 @@ class Ingester:
                                  cfg.batch_size):
                 rows, failures = [], []
                 for p in batch:
-                    rel = p.path.relative_to(card).as_posix()
+                    rel = p.path.relative_to(s.media_root).as_posix()
                     if p.failure:
                         failures.append(p)
                         s.failures.append(FileIssue(str(p.path), p.failure))

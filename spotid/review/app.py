@@ -243,14 +243,14 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
                       changes={d.id: describe_change(d, names) for d in decisions})
 
     # -- images ----------------------------------------------------------------------------------
-    def _catalog_file(raw: str | None, what: str) -> Path:
+    def _catalog_file(raw: str | None, what: str, fix: str = "re-run spotid identify to rebuild crops") -> Path:
         if not raw:
             raise HTTPException(404, f"{what} has no stored image")
         p = Path(raw)
         if not p.is_absolute():  # stages may store paths relative to the catalog's folder
             p = db_path.parent / p
         if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
-            raise HTTPException(404, f"the image of {what} is missing on disk: re-run spotid identify to rebuild crops")
+            raise HTTPException(404, f"the image of {what} is missing on disk: {fix}")
         return p
 
     @app.get("/img/crop/{detection_id}")
@@ -266,8 +266,13 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         with frames_lock:
             data = frames.get(media_id)
         if data is None:
-            raw = cat.scalar("SELECT path FROM media WHERE id = ? AND kind = 'image'", (media_id,))
-            path = _catalog_file(raw, f"media {media_id}")
+            row = cat.query("SELECT path, deployment_id FROM media WHERE id = ? AND kind = 'image'", (media_id,))
+            if not row:
+                raise HTTPException(404, f"media {media_id} has no stored image")
+            # a frame goes missing when its card folder moves: identify cannot bring it back, relocate can
+            path = _catalog_file(row[0]["path"], f"media {media_id}",
+                                 f"expected at {row[0]['path']}. If the card folder moved, run `spotid media relocate "
+                                 f"--deployment {row[0]['deployment_id']} NEW_FOLDER --db {db_path}`")
             from spotid.util import open_image_reduced
             from PIL import ImageDraw
             boxes = cat.query("SELECT x, y, w, h FROM detections WHERE media_id = ? AND category = 1", (media_id,))
