@@ -46,7 +46,8 @@ def detect(
     path: Optional[Path] = typer.Argument(None, help="Folder of frames (folder mode: writes MD batch JSON)."),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", help="builtin | megadetector | mdjson:FILE.json"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="MD batch JSON to write (folder mode; default PATH/detections.json)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="MD batch JSON to write (folder mode; default "
+                                                                      "detections.json in the current folder, never in PATH)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Keep boxes with conf >= this (default: the model's conservative threshold)."),
     resume: bool = typer.Option(False, "--resume", help="Folder mode: continue from OUTPUT's checkpoint or finished file."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames per network batch."),
@@ -74,7 +75,10 @@ def detect(
     if path is not None:
         if not path.is_dir():
             raise typer.BadParameter(f"{path} is not a folder: pass the folder holding the frames", param_hint="PATH")
-        out = output or (path / "detections.json")
+        out = output or Path.cwd() / "detections.json"   # not PATH: a card copy or archive, often read-only
+        if not os.access(next(p for p in out.resolve().parents if p.exists()), os.W_OK):
+            raise typer.BadParameter(f"cannot write {out.resolve()}: pass --output FILE in a folder you can write",
+                                     param_hint="--output")
         s = detect_folder(det, path, out, cfg, resume=resume)
     else:
         from spotid.cliutil import existing_catalog
@@ -104,7 +108,7 @@ def _report(s, json_out: bool) -> None:
         for f in s.failures[:20]:
             c.print(f"  {f['file']}: {f['reason']}")
     if s.output:
-        c.print(f"wrote {s.output}")
+        c.print(f"wrote {Path(s.output).resolve()}", highlight=False, soft_wrap=True)   # a path to copy: unfolded
 
 
 def eval_detect(
