@@ -11,15 +11,55 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Sequence
 
 import typer
+from typer.core import TyperGroup
 
 from spotid import __version__
 from spotid.util import print_json, setup_logging
 
 STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train", "workflow")
 
+def resume_hint(command: str, args: Sequence[str]) -> str | None:
+    """What re-running ``spotid COMMAND ARGS`` does after Ctrl-C: how to resume, or None when it starts
+    over. The catalog stages skip the work an earlier run committed (ingest keys frames by hash; detect,
+    identify and process take what has no detections / sightings yet); folder-mode detect continues
+    from its checkpoint only with --resume; the detector recipe resumes from its checkpoints by default.
+    (train embedder/foreground catch Ctrl-C themselves and name their checkpoint.)"""
+    again = "re-run the same command"
+    if command in ("ingest", "identify", "process") or (command == "detect" and "--db" in args):
+        return f"{again} to resume"
+    if command == "detect":
+        return f"{again} to resume" if "--resume" in args else f"{again} with --resume to resume"
+    if command == "train detector":
+        return f"{again} without --no-resume to resume" if "--no-resume" in args else f"{again} to resume"
+    return None
+
+
+class _Root(TyperGroup):
+    """The ``spotid`` group: Ctrl-C in any command ends here, with one line saying whether re-running
+    resumes, and exit code 130 (128 + SIGINT, as shells report it). One place instead of every command:
+    the root's own callback runs before the command, so it cannot catch what the command raises."""
+
+    def invoke(self, ctx):
+        words, cmd = [], self   # 'train embedder' from the arguments left after the root's options
+        args = [*ctx._protected_args, *ctx.args]
+        for a in args:
+            cmd = getattr(cmd, "commands", {}).get(a)
+            if cmd is None:
+                break
+            words.append(a)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            hint = resume_hint(" ".join(words), args)
+            typer.echo(f"interrupted: {hint}" if hint else "interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=_Root,
     name="spotid",
     help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export.",
     no_args_is_help=True,
