@@ -1,7 +1,10 @@
-"""The command line as a whole: Ctrl-C in any command."""
+"""The command line as a whole: Ctrl-C in any command, the --threads default."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from spotid.cli import app, resume_hint
@@ -49,3 +52,23 @@ def test_ctrl_c_in_another_command_says_interrupted_and_exits_130(tmp_path, monk
 ])
 def test_resume_hint(command, args, hint):
     assert resume_hint(command, [*command.split(), *args]) == hint
+
+
+def test_threads_default_to_all_cores_in_detect_identify_and_process(monkeypatch):
+    from spotid.cliutil import set_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(None) == set_threads(0) == cores == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(None) == 1
+        assert set_threads(3) == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    for name in ("detect", "identify", "process"):
+        opt = next(p for p in typer.main.get_command(app).commands[name].params if p.name == "threads")
+        assert opt.default is None, name   # None = all cores (set_threads)

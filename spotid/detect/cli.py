@@ -28,9 +28,9 @@ def _config(config: Optional[Path], **overrides):
 
 
 def _threads(n: int) -> None:
-    import torch
+    from spotid.cliutil import set_threads
 
-    torch.set_num_threads(n if n > 0 else (os.cpu_count() or 1))
+    set_threads(n)
 
 
 def _make(cfg):
@@ -56,7 +56,7 @@ def detect(
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Leopard/other classifier folder (default: models/classifier)."),
     megadetector_weights: Optional[str] = typer.Option(None, "--megadetector-weights", help="MegaDetector .pt file (megadetector backend)."),
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Catalog mode: only this deployment."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores; N to leave cores free)."),
     no_static_fp: bool = typer.Option(False, "--no-static-fp", help="Do not flag repeated static detections."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with DetectConfig settings (configs/detect.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

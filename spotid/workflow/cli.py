@@ -3,7 +3,6 @@ registration protocol)."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -90,7 +89,7 @@ def process(
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
     tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00."),
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence (default 60)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for detect and identify (0 = all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for every stage (default: all cores; N to leave cores free)."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML settings: flat, or with ingest:/detect:/identify: sections."),
     auto_accept: bool = typer.Option(False, "--auto-accept", help="Accept matches above the re-ID model's threshold."),
@@ -111,10 +110,9 @@ def process(
         detect_cfg = resolve_config(DetectConfig, config, threads=threads)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--config") from None
-    if threads is not None:   # detect sets its own from detect_cfg; identify runs with what is set here
-        import torch
+    from spotid.cliutil import set_threads
 
-        torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
     with open_catalog(db) as cat:
         try:
             res = process_card(cat, card, deployment, tz=tz, auto_accept=auto_accept, ingest_cfg=ingest_cfg,
