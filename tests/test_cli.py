@@ -72,3 +72,34 @@ def test_threads_default_to_all_cores_in_detect_identify_and_process(monkeypatch
     for name in ("detect", "identify", "process"):
         opt = next(p for p in typer.main.get_command(app).commands[name].params if p.name == "threads")
         assert opt.default is None, name   # None = all cores (set_threads)
+
+
+def test_process_takes_detects_backend_options(tmp_path, monkeypatch):
+    """`process` has detect's --detector / --megadetector-weights / --no-static-fp and ingest's -d."""
+    import json
+
+    import spotid.workflow.process as process
+    from spotid.catalog import Catalog
+    from spotid.detect import mdjson
+    from spotid.types import Detection, ImageResult
+    from test_detect import _jpeg
+
+    card = tmp_path / "card"
+    for i in range(2):
+        _jpeg(card / "DCIM/100RECNX" / f"IMG_{i:04d}.JPG", seed=i)
+    md = tmp_path / "md.json"
+    mdjson.write_batch(md, [ImageResult("DCIM/100RECNX/IMG_0000.JPG", (Detection(1, 0.9, (0.1, 0.1, 0.3, 0.3)),)),
+                            ImageResult("DCIM/100RECNX/IMG_0001.JPG", ())],
+                       detector="MDv5a", typical_threshold=0.2, conservative_threshold=0.05)
+    monkeypatch.setattr(process, "run_identify", lambda cat, **kw: {})   # identify is not what is tested here
+    db = tmp_path / "c.db"
+    r = runner.invoke(app, ["process", str(card), "-d", "D1", "--db", str(db), "--detector", f"mdjson:{md}",
+                            "--no-static-fp", "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["detect"]["detector"] == "mdjson:MDv5a"
+    with Catalog(db) as cat:
+        run = json.loads(cat.scalar("SELECT config_json FROM runs WHERE stage = 'detect'"))
+        assert run["detector"] == f"mdjson:{md}" and run["static_fp"] is False
+        assert cat.scalar("SELECT COUNT(*) FROM detections") == 1
+    r = runner.invoke(app, ["process", str(card), "-d", "D1", "--db", str(db), "--detector", "yolo", "--threads", "1"])
+    assert r.exit_code == 2 and "use builtin, megadetector or mdjson" in " ".join(r.output.replace("│", " ").split())

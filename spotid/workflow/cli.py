@@ -85,13 +85,17 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
 
 def process(
     card: Path = typer.Argument(..., help="SD-card folder (the one holding DCIM)."),
-    deployment: str = typer.Option(..., "--deployment", help="Deployment ID of this card (see `spotid deployments`)."),
+    deployment: str = typer.Option(..., "--deployment", "-d", help="Deployment ID of this card (see `spotid deployments`)."),
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
     tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00."),
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence (default 60)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for every stage (default: all cores; N to leave cores free)."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML settings: flat, or with ingest:/detect:/identify: sections."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="As detect's: builtin | megadetector | mdjson:FILE.json"),
+    megadetector_weights: Optional[str] = typer.Option(None, "--megadetector-weights",
+                                                       help="MegaDetector .pt file (megadetector backend)."),
+    no_static_fp: bool = typer.Option(False, "--no-static-fp", help="Do not flag repeated static detections."),
     auto_accept: bool = typer.Option(False, "--auto-accept", help="Accept matches above the re-ID model's threshold."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -103,11 +107,13 @@ def process(
     from spotid.detect.config import DetectConfig
     from spotid.ingest.ingester import IngestConfig
     from spotid.cliutil import open_catalog
+    from spotid.detect.detector import DetectorError
     from spotid.workflow.process import PipelineError, process_card
 
     try:
         ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap)
-        detect_cfg = resolve_config(DetectConfig, config, threads=threads)
+        detect_cfg = resolve_config(DetectConfig, config, threads=threads, detector=detector,
+                                    megadetector_weights=megadetector_weights, static_fp=False if no_static_fp else None)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--config") from None
     from spotid.cliutil import set_threads
@@ -117,7 +123,7 @@ def process(
         try:
             res = process_card(cat, card, deployment, tz=tz, auto_accept=auto_accept, ingest_cfg=ingest_cfg,
                                detect_cfg=detect_cfg, config_path=config)
-        except (PipelineError, ValueError) as e:
+        except (PipelineError, ValueError, DetectorError) as e:
             raise typer.BadParameter(str(e)) from None
     if as_json:
         from spotid.util import print_json
