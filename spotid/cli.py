@@ -61,14 +61,28 @@ class _Root(TyperGroup):
 app = typer.Typer(
     cls=_Root,
     name="spotid",
-    help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export.",
+    help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export."
+         "\n\nThe stages that run models (detect, identify, process) use all CPU cores unless --threads N says"
+         " fewer. Ctrl-C stops any command (exit 130); it says whether re-running resumes."
+         "\n\n\b\nExample, one card from SD card to census:\n"
+         "  spotid process /media/card02 --deployment S02A --db season.db --tz +10:00\n"
+         "  spotid review --db season.db\n"
+         "  spotid census --db season.db --out census/",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
-train_app = typer.Typer(help="Train or fine-tune models on the CPU.", no_args_is_help=True)
-models_app = typer.Typer(help="List the available models and choose the active one per kind.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models on labelled data."
+                       "\n\n\b\nExample:\n"
+                       "  spotid eval detect voc/test-images --truth voc/test-annotations", no_args_is_help=True)
+train_app = typer.Typer(help="Train or fine-tune models on the CPU."
+                        "\n\n\b\nExample:\n"
+                        "  spotid train embedder --db season.db --out my-embedder", no_args_is_help=True)
+models_app = typer.Typer(help="List the available models and choose the active one per kind."
+                         "\n\n\b\nExamples:\n"
+                         "  spotid models list --db season.db\n"
+                         "  spotid models use my-embedder --db season.db",
+                         no_args_is_help=True)
 
 
 @models_app.command("list")
@@ -76,7 +90,12 @@ def models_list(
     db: str = typer.Option("spotid.db", "--db", help="Catalog whose active-model settings to show."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
-    """Show each model kind's active model (version, where it comes from) and the shipped ones."""
+    """Show each model kind's active model (version, where it comes from) and the shipped ones.
+
+    \b
+    Example:
+      spotid models list --db season.db
+    """
     from spotid.modelstore import available
 
     rows = available(db)
@@ -97,7 +116,12 @@ def models_use(
     path: str = typer.Argument(..., help="A model folder (with card.json), e.g. one written by `spotid train embedder`."),
     db: str = typer.Option("spotid.db", "--db", help="Catalog in which to record the choice."),
 ) -> None:
-    """Make the model at PATH the active one of its kind for this catalog."""
+    """Make the model at PATH the active one of its kind for this catalog.
+
+    \b
+    Example:
+      spotid models use my-embedder --db season.db
+    """
     from spotid.modelstore import ModelError, use
 
     try:

@@ -1,4 +1,4 @@
-"""The command line as a whole: Ctrl-C in any command, the --threads default."""
+"""The command line as a whole: an example in every --help, Ctrl-C in any command, the --threads default."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,37 @@ from typer.testing import CliRunner
 from spotid.cli import app, resume_hint
 
 runner = CliRunner()
+
+
+def _commands(cmd=None, path=("spotid",)):
+    """Every (path, click command) of the app, groups included, the root first."""
+    cmd = cmd or typer.main.get_command(app)
+    yield path, cmd
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        yield from _commands(sub, (*path, name))
+
+
+ALL = list(_commands())
+
+
+def test_the_walk_reaches_every_level():
+    names = {" ".join(p) for p, _ in ALL}
+    assert {"spotid", "spotid ingest", "spotid census", "spotid census secr", "spotid train embedder",
+            "spotid models use", "spotid eval reid"} <= names
+    assert len(ALL) >= 40
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) for p, _ in ALL])
+def test_every_help_has_an_example_naming_its_command(path, cmd):
+    r = runner.invoke(app, [*path[1:], "--help"])
+    assert r.exit_code == 0, r.output
+    shown = [line.strip(" │") for line in r.output.splitlines()]
+    name = " ".join(path)
+    examples = [line for line in shown if line == name or line.startswith(name + " ")]
+    assert examples, f"`{name} --help` has no example line starting with '{name}':\n{r.output}"
+    # each example written in the help is shown whole: not re-wrapped by click or folded at 80 columns
+    written = [line.strip() for line in (cmd.help or "").splitlines() if line.strip().startswith("spotid ")]
+    assert written and all(w in shown for w in written), (written, r.output)
 
 
 def _interrupt(*args, **kwargs):

@@ -61,7 +61,13 @@ def detect(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with DetectConfig settings (configs/detect.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Find animals, people and vehicles; label animals leopard/other. Folder -> MD JSON 1.6, or catalog rows."""
+    """Find animals, people and vehicles; label animals leopard/other. Folder -> MD JSON 1.6, or catalog rows.
+
+    \b
+    Examples:
+      spotid detect --db season.db     # catalog mode, resumable
+      spotid detect /media/card02      # writes ./detections.json (MD JSON 1.6)
+    """
     if (path is None) == (db is None):
         raise typer.BadParameter("give either a folder PATH (folder mode) or --db CATALOG (catalog mode)")
     cfg = _config(config, detector=detector, threshold=threshold, batch_size=batch_size, input_size=input_size,
@@ -123,7 +129,12 @@ def eval_detect(
     threads: Optional[int] = typer.Option(None, "--threads"),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Precision, recall, AP50 at the recommended threshold, leopard accuracy, image-level agreement."""
+    """Precision, recall, AP50 at the recommended threshold, leopard accuracy, image-level agreement.
+
+    \b
+    Example:
+      spotid eval detect voc/test-images --truth voc/test-annotations
+    """
     from dataclasses import replace
 
     from spotid.detect.evaluate import evaluate

@@ -114,7 +114,12 @@ def identify(
                                               "decided (e.g. after creating individuals in review)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
+    """Match every leopard detection to a known individual, flank by flank, or propose new individuals.
+
+    \b
+    Example:
+      spotid identify --db season.db --threads 2
+    """
     from spotid.identify.pipeline import Identifier
     from spotid.cliutil import existing_catalog
 
@@ -232,8 +237,10 @@ def eval_reid(
 ) -> None:
     """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS.
 
-    Example: spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' --individuals
-    models/embedder/split.json --verifiers sift,aliked
+    \b
+    Example:
+      spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' \\
+          --individuals models/embedder/split.json --verifiers sift,aliked
     """
     import tempfile
 
@@ -351,7 +358,12 @@ def train_matcher(
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
     """Fit the matcher's calibration: pairwise P(same) on the verified (query, gallery) pairs, then the
-    decision P(right individual) on leave-one-out queries with open-set splits."""
+    decision P(right individual) on leave-one-out queries with open-set splits.
+
+    \b
+    Example:
+      spotid train matcher calA/ calB/ --out models/matcher --threads 1
+    """
     import numpy as np
 
     from spotid.identify.calibrate import DEFAULT, Calibration, fit_calibration, fit_decisions, save_calibration
@@ -453,7 +465,12 @@ def train_fusion(
 ) -> None:
     """Fit the calibrated fusion: one P(same) calibration per scorer (embedding cosine, each verifier's
     inliers) on every (query, gallery) pair, averaged; then its competitor-aware decision. Refit after
-    a new embedder or verifier (models/matcher/fusion/reproduce.sh)."""
+    a new embedder or verifier (models/matcher/fusion/reproduce.sh).
+
+    \b
+    Example:
+      spotid train fusion nyala-cal30/ --out models/matcher/fusion --weights auto
+    """
     import numpy as np
 
     from spotid.identify.evaluate import compute_scores, list_items, prepare

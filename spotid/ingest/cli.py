@@ -54,6 +54,10 @@ def ingest(
     Re-running adds nothing (frames are keyed by content hash). Broken files are listed, never fatal.
     --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
     sequences counts the sequences holding this card's frames, already-present ones included.
+
+    \b
+    Example:
+      spotid ingest /media/card02 --deployment S02A --db season.db --tz +10:00
     """
     from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
@@ -100,7 +104,9 @@ def _print_summary(s) -> None:
 
 
 # -- spotid deployments -----------------------------------------------------------------------------
-deployments_app = typer.Typer(help="Camera deployments (one camera at one station): add, import, list.",
+deployments_app = typer.Typer(help="Camera deployments (one camera at one station): add, import, list."
+                                   "\n\n\b\nExample:\n"
+                                   "  spotid deployments import deployments.csv --db season.db",
                               no_args_is_help=True)
 
 
@@ -119,7 +125,13 @@ def deployments_add(
     replace: bool = typer.Option(False, "--replace", help="Overwrite an existing deployment with other details."),
     db: Path = DB_OPT,
 ) -> None:
-    """Add a deployment (or fill in one an ingest auto-created)."""
+    """Add a deployment (or fill in one an ingest auto-created).
+
+    \b
+    Example:
+      spotid deployments add S02A --lat 43.12 --lon 131.95 --tz +10:00 \\
+          --start 2024-03-01 --end 2024-05-31 --db season.db
+    """
     from spotid.ingest.deployments import (
         DeploymentError,
         add_deployment,
@@ -145,7 +157,12 @@ def deployments_import(
     db: Path = DB_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none."""
+    """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none.
+
+    \b
+    Example:
+      spotid deployments import deployments.csv --db season.db
+    """
     from dataclasses import asdict
 
     from spotid.ingest.deployments import DeploymentError, import_deployments_csv
@@ -165,7 +182,12 @@ def deployments_import(
 
 @deployments_app.command("list")
 def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
-    """List deployments with their number of media."""
+    """List deployments with their number of media.
+
+    \b
+    Example:
+      spotid deployments list --db season.db
+    """
     from spotid.ingest.deployments import list_deployments
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
@@ -194,9 +216,11 @@ def deployments_check(
     down, vegetation or sun glare, broken infrared flash. Outages found (and --outages) are what
     `spotid census` takes out of the effort.
 
-    Example: spotid deployments check --db season.db --outages known_outages.csv --json
-
     Exit code 0 whether or not faults are found (they are data); 2 for bad input.
+
+    \b
+    Example:
+      spotid deployments check --db season.db --outages known_outages.csv
     """
     from spotid.config import resolve_config
     from spotid.ingest.health import CameraCheck, HealthConfig, OutagesError, read_outages, reports_to_json
@@ -238,7 +262,9 @@ def deployments_check(
 
 
 # -- spotid media -----------------------------------------------------------------------------------
-media_app = typer.Typer(help="What is in the catalog: media and ingest failures.", no_args_is_help=True)
+media_app = typer.Typer(help="What is in the catalog: media and ingest failures."
+                             "\n\n\b\nExample:\n"
+                             "  spotid media list --db season.db --failures", no_args_is_help=True)
 
 
 @media_app.command("list")
@@ -249,7 +275,13 @@ def media_list(
     db: Path = DB_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures."""
+    """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures.
+
+    \b
+    Examples:
+      spotid media list --db season.db --deployment S02A --limit 50
+      spotid media list --db season.db --failures
+    """
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
 

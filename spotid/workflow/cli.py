@@ -19,7 +19,12 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (truth vs census) instead of tables."),
 ) -> None:
-    """Run the whole pipeline on a small synthetic survey: card -> ingest -> detect -> identify -> census."""
+    """Run the whole pipeline on a small synthetic survey: card -> ingest -> detect -> identify -> census.
+
+    \b
+    Example:
+      spotid demo --out spotid-demo --seed 1
+    """
     import dataclasses
 
     from spotid.workflow.demo import Demo, DemoConfig, PipelineError
@@ -101,7 +106,9 @@ def process(
 ) -> None:
     """Ingest + detect + identify one card, the way a field team runs a new card.
 
-    Example: spotid process /media/card02 --deployment S02A --db season.db --tz +10:00
+    \b
+    Example:
+      spotid process /media/card02 --deployment S02A --db season.db --tz +10:00
     """
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
