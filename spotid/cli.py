@@ -11,24 +11,78 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Sequence
 
 import typer
+from typer.core import TyperGroup
 
 from spotid import __version__
 from spotid.util import print_json, setup_logging
 
 STAGES = ("ingest", "synth", "detect", "identify", "census", "export", "review", "train", "workflow")
 
+def resume_hint(command: str, args: Sequence[str]) -> str | None:
+    """What re-running ``spotid COMMAND ARGS`` does after Ctrl-C: how to resume, or None when it starts
+    over. The catalog stages skip the work an earlier run committed (ingest keys frames by hash; detect,
+    identify and process take what has no detections / sightings yet); folder-mode detect continues
+    from its checkpoint only with --resume; the detector recipe resumes from its checkpoints by default.
+    (train embedder/foreground catch Ctrl-C themselves and name their checkpoint.)"""
+    again = "re-run the same command"
+    if command in ("ingest", "identify", "process") or (command == "detect" and "--db" in args):
+        return f"{again} to resume"
+    if command == "detect":
+        return f"{again} to resume" if "--resume" in args else f"{again} with --resume to resume"
+    if command == "train detector":
+        return f"{again} without --no-resume to resume" if "--no-resume" in args else f"{again} to resume"
+    return None
+
+
+class _Root(TyperGroup):
+    """The ``spotid`` group: Ctrl-C in any command ends here, with one line saying whether re-running
+    resumes, and exit code 130 (128 + SIGINT, as shells report it). One place instead of every command:
+    the root's own callback runs before the command, so it cannot catch what the command raises."""
+
+    def invoke(self, ctx):
+        words, cmd = [], self   # 'train embedder' from the arguments left after the root's options
+        args = [*ctx._protected_args, *ctx.args]
+        for a in args:
+            cmd = getattr(cmd, "commands", {}).get(a)
+            if cmd is None:
+                break
+            words.append(a)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            hint = resume_hint(" ".join(words), args)
+            typer.echo(f"interrupted: {hint}" if hint else "interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=_Root,
     name="spotid",
-    help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export.",
+    help="Camera-trap SD cards to an Amur leopard census: ingest, detect, identify, review, count, export."
+         "\n\nThe stages that run models (detect, identify, process) use all CPU cores unless --threads N says"
+         " fewer. Ctrl-C stops any command (exit 130); it says whether re-running resumes."
+         "\n\n\b\nExample, one card from SD card to census:\n"
+         "  spotid process /media/card02 --deployment S02A --db season.db --tz +10:00\n"
+         "  spotid review --db season.db\n"
+         "  spotid census --db season.db --out census/",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
-train_app = typer.Typer(help="Train or fine-tune models on the CPU.", no_args_is_help=True)
-models_app = typer.Typer(help="List the available models and choose the active one per kind.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models on labelled data."
+                       "\n\n\b\nExample:\n"
+                       "  spotid eval detect voc/test-images --truth voc/test-annotations", no_args_is_help=True)
+train_app = typer.Typer(help="Train or fine-tune models on the CPU."
+                        "\n\n\b\nExample:\n"
+                        "  spotid train embedder --db season.db --out my-embedder", no_args_is_help=True)
+models_app = typer.Typer(help="List the available models and choose the active one per kind."
+                         "\n\n\b\nExamples:\n"
+                         "  spotid models list --db season.db\n"
+                         "  spotid models use my-embedder --db season.db",
+                         no_args_is_help=True)
 
 
 @models_app.command("list")
@@ -36,7 +90,12 @@ def models_list(
     db: str = typer.Option("spotid.db", "--db", help="Catalog whose active-model settings to show."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
-    """Show each model kind's active model (version, where it comes from) and the shipped ones."""
+    """Show each model kind's active model (version, where it comes from) and the shipped ones.
+
+    \b
+    Example:
+      spotid models list --db season.db
+    """
     from spotid.modelstore import available
 
     rows = available(db)
@@ -57,7 +116,12 @@ def models_use(
     path: str = typer.Argument(..., help="A model folder (with card.json), e.g. one written by `spotid train embedder`."),
     db: str = typer.Option("spotid.db", "--db", help="Catalog in which to record the choice."),
 ) -> None:
-    """Make the model at PATH the active one of its kind for this catalog."""
+    """Make the model at PATH the active one of its kind for this catalog.
+
+    \b
+    Example:
+      spotid models use my-embedder --db season.db
+    """
     from spotid.modelstore import ModelError, use
 
     try:

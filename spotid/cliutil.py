@@ -24,3 +24,25 @@ def open_catalog(db: str | Path, *, create: bool = True):
 def existing_catalog(db: str | Path):
     """The catalog at ``db`` for a CLI command that works on one made by ingest (:func:`open_catalog`)."""
     return open_catalog(db, create=False)
+
+
+def set_threads(n: int | None) -> int:
+    """Give torch and OpenCV ``n`` CPU threads; ``None`` or 0 means all cores, the default of every
+    stage's ``--threads`` (detect, identify, process): the cores this process may run on, capped by
+    OMP_NUM_THREADS when set (a shared machine or a batch job limiting it). Returns the number used."""
+    import os
+
+    if not n or n < 0:
+        try:
+            n = len(os.sched_getaffinity(0))   # taskset/cgroup cpusets, unlike os.cpu_count()
+        except AttributeError:  # pragma: no cover - macOS, Windows
+            n = os.cpu_count() or 1
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        if omp.isdigit() and int(omp) > 0:
+            n = min(n, int(omp))
+    import cv2
+    import torch
+
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    return n

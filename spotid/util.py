@@ -5,8 +5,8 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
-import tempfile
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -19,10 +19,15 @@ VIDEO_EXTS = {".mp4", ".avi", ".mov"}
 
 # -- atomic files ----------------------------------------------------------------------------------
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
+
+    The file gets the permissions ``open(path, "w")`` gives a new file: 0o666 less the user's umask
+    (0644 under the usual umask 022, 0600 under 077), so colleagues can read census tables and exports.
+    A replaced file gets those too (a write-then-rename never keeps the old file's mode).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -34,6 +39,26 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _new_temp(path: Path) -> tuple[int, str]:
+    """Create an empty, unique temp file beside ``path``; returns ``(fd, name)``.
+
+    It is opened with mode 0o666 so the kernel applies the umask (and a default ACL of the folder),
+    exactly as for a plain ``open``. Not ``tempfile.mkstemp``: its files are 0600 (private by design),
+    and ``os.replace`` would hand that mode on to every output. Nor reading the umask to chmod: the
+    only portable read, ``os.umask(0)`` then restoring it, changes the process-wide umask for a moment,
+    racing with other threads that create files (detect's decoders, the review server), and a chmod
+    would override a folder's default ACL.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):   # O_EXCL: a name another writer took (or an attacker's symlink) is never reused
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temp file beside {path}: remove the stale .{path.name}.*.tmp files")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -55,6 +55,26 @@ def test_folder_mode_writes_valid_md16(tmp_path: Path, tiny_models):
     _validate(out)
 
 
+def test_folder_mode_writes_into_the_current_folder_by_default(tmp_path: Path, tiny_models, monkeypatch):
+    """Never into the card folder (an archive or a read-only copy): ./detections.json, and it says where."""
+    card, work = tmp_path / "card", tmp_path / "work"
+    _card(card, 2)
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = runner.invoke(app, ["detect", str(card), *_args(tiny_models)])
+    assert r.exit_code == 0, r.output
+    assert (work / "detections.json").is_file() and not list(card.rglob("detections.json*"))
+    assert f"wrote {work / 'detections.json'}" in r.output
+    assert json.loads((work / "detections.json").read_text())["info"]["format_version"] == "1.6"
+    # a current folder the user cannot write: a message naming --output, exit 2, nothing written
+    real_access = os.access   # (tests may run as root, whom a chmod does not stop)
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != work and real_access(p, mode, **kw))
+    (work / "detections.json").unlink()
+    r = runner.invoke(app, ["detect", str(card), *_args(tiny_models)])
+    assert r.exit_code == 2 and "pass --output FILE in a folder you can write" in r.output
+    assert not (work / "detections.json").exists()
+
+
 def test_folder_resume_reuses_checkpoint(tmp_path: Path, tiny_models):
     from spotid.detect import mdjson
 

@@ -14,7 +14,11 @@ import typer
 log = logging.getLogger(__name__)
 
 census_app = typer.Typer(
-    help="Count leopards: events, capture histories, MNA, two-flank bounds, capture-recapture estimates.",
+    help="Count leopards: events, capture histories, MNA, two-flank bounds, capture-recapture estimates."
+         "\n\n\b\nExamples:\n"
+         "  spotid census --db season.db --out census/ --model secr\n"
+         "  spotid census --db season.db --outages known_outages.csv\n"
+         "  spotid census estimate capture_history.csv   # any 0/1 history file",
     invoke_without_command=True,
 )
 
@@ -61,10 +65,8 @@ def census(
                                                      "effort (default on; changes nothing on cameras without faults)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Census of the catalog: MNA with two-flank bounds, events, effort and estimates.
-
-    Example: spotid census --db season.db --out census/ --model secr
-    Example: spotid census --db season.db --outages known_outages.csv
+    """Census of the catalog: MNA with two-flank bounds, events, effort and estimates (the examples of
+    ``spotid census --help`` are in ``census_app``'s help, which typer shows instead of this docstring).
 
     Run ``spotid census estimate FILE.csv`` for a capture-history file instead.
     """
@@ -178,7 +180,12 @@ def estimate(
                                              "(two-flank data: 1 = left, 2 = right, 3 = both)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Capture-recapture estimates (M0, Mt, Mb, Mh-chao, Mh-jackknife) from a capture-history CSV."""
+    """Capture-recapture estimates (M0, Mt, Mb, Mh-chao, Mh-jackknife) from a capture-history CSV.
+
+    \b
+    Example:
+      spotid census estimate census/capture_history.csv
+    """
     from spotid.census.history import estimate_file
 
     try:
@@ -224,15 +231,16 @@ def secr_fit(
 ) -> None:
     """Density by spatially explicit capture-recapture (SECR, maximum likelihood, as R's secr.fit).
 
+    \b
     Example (secr's secrdemo data, multi-catch traps, half-normal, 100 m buffer):
-
-        spotid census secr captures.csv traps.csv --buffer 100 --detector multi
+      spotid census secr captures.csv traps.csv --buffer 100 --detector multi
 
     Camera stations: --detector count (events per station and occasion) or proximity (0/1), with --usage from the stations' operating days.
 
+    \b
     Tigers with coordinates in km on a SPACECAP state space:
-
-        spotid census secr caps.csv traps.csv --unit km --detector proximity --mask-points statespace.csv
+      spotid census secr caps.csv traps.csv --unit km --detector proximity \\
+          --mask-points statespace.csv
     """
     from spotid.census.secr import DETECTFNS, DETECTORS, SECR, SECRDataError
     from spotid.census.secr_io import load_secr_inputs

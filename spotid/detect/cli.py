@@ -28,9 +28,9 @@ def _config(config: Optional[Path], **overrides):
 
 
 def _threads(n: int) -> None:
-    import torch
+    from spotid.cliutil import set_threads
 
-    torch.set_num_threads(n if n > 0 else (os.cpu_count() or 1))
+    set_threads(n)
 
 
 def _make(cfg):
@@ -46,7 +46,8 @@ def detect(
     path: Optional[Path] = typer.Argument(None, help="Folder of frames (folder mode: writes MD batch JSON)."),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", help="builtin | megadetector | mdjson:FILE.json"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="MD batch JSON to write (folder mode; default PATH/detections.json)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="MD batch JSON to write (folder mode; default "
+                                                                      "detections.json in the current folder, never in PATH)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Keep boxes with conf >= this (default: the model's conservative threshold)."),
     resume: bool = typer.Option(False, "--resume", help="Folder mode: continue from OUTPUT's checkpoint or finished file."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames per network batch."),
@@ -55,12 +56,18 @@ def detect(
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Leopard/other classifier folder (default: models/classifier)."),
     megadetector_weights: Optional[str] = typer.Option(None, "--megadetector-weights", help="MegaDetector .pt file (megadetector backend)."),
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Catalog mode: only this deployment."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores; N to leave cores free)."),
     no_static_fp: bool = typer.Option(False, "--no-static-fp", help="Do not flag repeated static detections."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with DetectConfig settings (configs/detect.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Find animals, people and vehicles; label animals leopard/other. Folder -> MD JSON 1.6, or catalog rows."""
+    """Find animals, people and vehicles; label animals leopard/other. Folder -> MD JSON 1.6, or catalog rows.
+
+    \b
+    Examples:
+      spotid detect --db season.db     # catalog mode, resumable
+      spotid detect /media/card02      # writes ./detections.json (MD JSON 1.6)
+    """
     if (path is None) == (db is None):
         raise typer.BadParameter("give either a folder PATH (folder mode) or --db CATALOG (catalog mode)")
     cfg = _config(config, detector=detector, threshold=threshold, batch_size=batch_size, input_size=input_size,
@@ -74,7 +81,10 @@ def detect(
     if path is not None:
         if not path.is_dir():
             raise typer.BadParameter(f"{path} is not a folder: pass the folder holding the frames", param_hint="PATH")
-        out = output or (path / "detections.json")
+        out = output or Path.cwd() / "detections.json"   # not PATH: a card copy or archive, often read-only
+        if not os.access(next(p for p in out.resolve().parents if p.exists()), os.W_OK):
+            raise typer.BadParameter(f"cannot write {out.resolve()}: pass --output FILE in a folder you can write",
+                                     param_hint="--output")
         s = detect_folder(det, path, out, cfg, resume=resume)
     else:
         from spotid.cliutil import existing_catalog
@@ -104,7 +114,7 @@ def _report(s, json_out: bool) -> None:
         for f in s.failures[:20]:
             c.print(f"  {f['file']}: {f['reason']}")
     if s.output:
-        c.print(f"wrote {s.output}")
+        c.print(f"wrote {Path(s.output).resolve()}", highlight=False, soft_wrap=True)   # a path to copy: unfolded
 
 
 def eval_detect(
@@ -119,7 +129,12 @@ def eval_detect(
     threads: Optional[int] = typer.Option(None, "--threads"),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Precision, recall, AP50 at the recommended threshold, leopard accuracy, image-level agreement."""
+    """Precision, recall, AP50 at the recommended threshold, leopard accuracy, image-level agreement.
+
+    \b
+    Example:
+      spotid eval detect voc/test-images --truth voc/test-annotations
+    """
     from dataclasses import replace
 
     from spotid.detect.evaluate import evaluate

@@ -8,7 +8,9 @@ import typer
 
 from spotid.cliutil import existing_catalog
 
-export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report.",
+export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report."
+                              "\n\n\b\nExample:\n"
+                              "  spotid export camtrapdp --db season.db --out package/",
                          no_args_is_help=True)
 
 
@@ -29,7 +31,10 @@ def camtrapdp(
 ) -> None:
     """Camtrap DP 1.0.2 package (deployments, media, observations with individuals and boxes).
 
-    Example: spotid export camtrapdp --db season.db --out package/ --secr --validate-with ../camtrap-dp
+    \b
+    Example:
+      spotid export camtrapdp --db season.db --out package/ --secr \\
+          --validate-with ../camtrap-dp
     """
     from spotid.config import resolve_config
     from spotid.export.camtrapdp import CamtrapDPConfig, ExportError, export_camtrapdp
@@ -90,7 +95,12 @@ def mdjson(
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """MegaDetector batch JSON (format 1.6) of the catalog's detections, for Timelapse and MD tools."""
+    """MegaDetector batch JSON (format 1.6) of the catalog's detections, for Timelapse and MD tools.
+
+    \b
+    Example:
+      spotid export mdjson --db season.db --out season-md.json
+    """
     from spotid.export.mdjson_export import export_mdjson
 
     with existing_catalog(db) as cat:
@@ -116,7 +126,9 @@ def report(
 ) -> None:
     """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates.
 
-    Example: spotid export report --db season.db --out report/ --secr
+    \b
+    Example:
+      spotid export report --db season.db --out report/ --secr
     """
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig

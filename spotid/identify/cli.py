@@ -16,15 +16,10 @@ import typer
 log = logging.getLogger(__name__)
 
 
-def _one_thread(threads: int) -> None:
-    import torch
+def _threads(threads: Optional[int]) -> None:
+    from spotid.cliutil import set_threads
 
-    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
-    try:
-        import cv2
-        cv2.setNumThreads(max(threads, 1))
-    except Exception:  # pragma: no cover - cv2 is a core dependency
-        pass
+    set_threads(threads)
 
 
 def _cfg(config: Optional[Path], **overrides):
@@ -112,20 +107,26 @@ def identify(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment's detections."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
-    threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores, as detect; "
+                                                                  "N to leave cores free)."),
     retry_set_aside: bool = typer.Option(False, "--retry-set-aside",
                                          help="Match again the sightings earlier runs set aside that no person has "
                                               "decided (e.g. after creating individuals in review)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Match every leopard detection to a known individual, flank by flank, or propose new individuals."""
+    """Match every leopard detection to a known individual, flank by flank, or propose new individuals.
+
+    \b
+    Example:
+      spotid identify --db season.db --threads 2
+    """
     from spotid.identify.pipeline import Identifier
     from spotid.cliutil import existing_catalog
 
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
                calibration=str(calibration) if calibration else None)
-    _one_thread(threads)
+    _threads(threads)
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
         fx = _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
@@ -236,8 +237,10 @@ def eval_reid(
 ) -> None:
     """Leave-one-out re-ID across encounters: top-1/top-5/mAP, s/query and open-set BAKS/BAUS.
 
-    Example: spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' --individuals
-    models/embedder/split.json --verifiers sift,aliked
+    \b
+    Example:
+      spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' \\
+          --individuals models/embedder/split.json --verifiers sift,aliked
     """
     import tempfile
 
@@ -296,7 +299,7 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
                flank_threshold=flank_threshold, descriptor=descriptor, calibration=str(calibration) if calibration else None,
                shortlist=shortlist, threshold=threshold, foreground=foreground,
                foreground_model=str(foreground_model) if foreground_model else None)
-    _one_thread(threads)
+    _threads(threads)
     names, matchers = _locals(verifiers, cfg)
     fus = _fusion(fusion) if names else None
     emb, fl = _models(cfg)
@@ -355,7 +358,12 @@ def train_matcher(
     json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
     """Fit the matcher's calibration: pairwise P(same) on the verified (query, gallery) pairs, then the
-    decision P(right individual) on leave-one-out queries with open-set splits."""
+    decision P(right individual) on leave-one-out queries with open-set splits.
+
+    \b
+    Example:
+      spotid train matcher calA/ calB/ --out models/matcher --threads 1
+    """
     import numpy as np
 
     from spotid.identify.calibrate import DEFAULT, Calibration, fit_calibration, fit_decisions, save_calibration
@@ -374,7 +382,7 @@ def train_matcher(
                                      param_hint="--card")
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
                descriptor=descriptor)
-    _one_thread(threads)
+    _threads(threads)
     emb, fl = _models(cfg)
     fx, ver = _extractor(cfg), _verifier(cfg)
     cos, inl, same, data_meta, runs = [], [], [], {}, []
@@ -457,7 +465,12 @@ def train_fusion(
 ) -> None:
     """Fit the calibrated fusion: one P(same) calibration per scorer (embedding cosine, each verifier's
     inliers) on every (query, gallery) pair, averaged; then its competitor-aware decision. Refit after
-    a new embedder or verifier (models/matcher/fusion/reproduce.sh)."""
+    a new embedder or verifier (models/matcher/fusion/reproduce.sh).
+
+    \b
+    Example:
+      spotid train fusion nyala-cal30/ --out models/matcher/fusion --weights auto
+    """
     import numpy as np
 
     from spotid.identify.evaluate import compute_scores, list_items, prepare
@@ -469,7 +482,7 @@ def train_fusion(
     if weights not in ("equal", "auto"):
         raise typer.BadParameter(f"--weights {weights!r}: use equal or auto")
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
-    _one_thread(threads)
+    _threads(threads)
     names, matchers = _locals(verifiers, cfg)
     emb, fl = _models(cfg)
     fx, ver, cal = _extractor(cfg), _verifier(cfg), _calibration(cfg.calibration, cfg.descriptor)

@@ -62,8 +62,12 @@ def ingest(
     frames, already-present ones included; time_sources counts its frames by media.time_source.
 
     Frames without EXIF time get the file's modification time (time_source mtime): they are counted in
-    the summary and kept out of bursts. Example, for a camera naming files IMG_20240301_221305.JPG:
-    spotid ingest /media/card02 -d S02A --tz +10:00 --time-from filename:%Y%m%d_%H%M%S
+    the summary and kept out of bursts.
+
+    \b
+    Examples:
+      spotid ingest /media/card02 --deployment S02A --db season.db --tz +10:00
+      spotid ingest /media/card02 -d S02A --time-from filename:%Y%m%d_%H%M%S
     """
     from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
@@ -137,7 +141,9 @@ def print_time_notes(con, deployment: str, summary: dict, time_from: str) -> Non
 
 
 # -- spotid deployments -----------------------------------------------------------------------------
-deployments_app = typer.Typer(help="Camera deployments (one camera at one station): add, import, list.",
+deployments_app = typer.Typer(help="Camera deployments (one camera at one station): add, import, list."
+                                   "\n\n\b\nExample:\n"
+                                   "  spotid deployments import deployments.csv --db season.db",
                               no_args_is_help=True)
 
 
@@ -156,7 +162,13 @@ def deployments_add(
     replace: bool = typer.Option(False, "--replace", help="Overwrite an existing deployment with other details."),
     db: Path = DB_OPT,
 ) -> None:
-    """Add a deployment (or fill in one an ingest auto-created)."""
+    """Add a deployment (or fill in one an ingest auto-created).
+
+    \b
+    Example:
+      spotid deployments add S02A --lat 43.12 --lon 131.95 --tz +10:00 \\
+          --start 2024-03-01 --end 2024-05-31 --db season.db
+    """
     from spotid.ingest.deployments import (
         DeploymentError,
         add_deployment,
@@ -182,7 +194,12 @@ def deployments_import(
     db: Path = DB_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none."""
+    """Import (upsert) deployments from a Camtrap DP deployments.csv; all rows or none.
+
+    \b
+    Example:
+      spotid deployments import deployments.csv --db season.db
+    """
     from dataclasses import asdict
 
     from spotid.ingest.deployments import DeploymentError, import_deployments_csv
@@ -202,7 +219,12 @@ def deployments_import(
 
 @deployments_app.command("list")
 def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
-    """List deployments with their number of media."""
+    """List deployments with their number of media.
+
+    \b
+    Example:
+      spotid deployments list --db season.db
+    """
     from spotid.ingest.deployments import list_deployments
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
@@ -231,9 +253,11 @@ def deployments_check(
     down, vegetation or sun glare, broken infrared flash. Outages found (and --outages) are what
     `spotid census` takes out of the effort.
 
-    Example: spotid deployments check --db season.db --outages known_outages.csv --json
-
     Exit code 0 whether or not faults are found (they are data); 2 for bad input.
+
+    \b
+    Example:
+      spotid deployments check --db season.db --outages known_outages.csv
     """
     from spotid.config import resolve_config
     from spotid.ingest.health import CameraCheck, HealthConfig, OutagesError, read_outages, reports_to_json
@@ -275,8 +299,9 @@ def deployments_check(
 
 
 # -- spotid media -----------------------------------------------------------------------------------
-media_app = typer.Typer(help="What is in the catalog: media and ingest failures; move a card folder's place.",
-                        no_args_is_help=True)
+media_app = typer.Typer(help="What is in the catalog: media and ingest failures; move a card folder's place."
+                             "\n\n\b\nExample:\n"
+                             "  spotid media list --db season.db --failures", no_args_is_help=True)
 
 
 @media_app.command("list")
@@ -287,7 +312,13 @@ def media_list(
     db: Path = DB_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures."""
+    """List media (time, time source, sequence, path) or, with --failures, recorded ingest failures.
+
+    \b
+    Examples:
+      spotid media list --db season.db --deployment S02A --limit 50
+      spotid media list --db season.db --failures
+    """
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
 
@@ -327,9 +358,11 @@ def media_relocate(
     """Point a deployment at its card folder's new place, after checking that the files there are the ones
     ingested (content hash of a sample, size of all). Refuses, changing nothing, when they are not.
 
-    Example: spotid media relocate --deployment AL-012-A /mnt/archive/2024/AL-012-A --db season.db
-
     Exit code 2 when NEW_ROOT does not hold the deployment's files (or no such deployment).
+
+    \b
+    Example:
+      spotid media relocate -d AL-012-A /mnt/archive/AL-012-A --db season.db
     """
     from spotid.cliutil import existing_catalog
     from spotid.ingest.media_root import MediaRelocator, RelocateError

@@ -41,6 +41,10 @@ def review(
     """Review matches in the browser: confirm, reject, create or merge individuals, with the evidence.
 
     Serves on 127.0.0.1 only. Every decision is audited in the catalog (review_decisions) and undoable.
+
+    \b
+    Example:
+      spotid review --db season.db --reviewer "A. Petrov"
     """
     from spotid.config import default_yaml, load_config
     from spotid.review.config import HOST, ReviewConfig

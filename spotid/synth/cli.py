@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Synthetic camera-trap world: SD cards with known leopards, re-ID crops.",
+app = typer.Typer(help="Synthetic camera-trap world: SD cards with known leopards, re-ID crops."
+                       "\n\n\b\nExample:\n"
+                       "  spotid synth card card/ --stations 6 --days 20 --individuals 10 --seed 7",
                   no_args_is_help=True)
 
 
@@ -46,8 +48,10 @@ def card(
 ) -> None:
     """Render a synthetic SD-card dump with COCO Camera Traps truth (leopard ids and flanks).
 
+    \b
     Example, a card with one camera down for 10 days and one clock reset:
-    spotid synth card card/ --stations 4 --days 20 --fault down:S02A:5:10 --fault clock:S03B:8
+      spotid synth card card/ --stations 4 --days 20 --fault down:S02A:5:10 \\
+          --fault clock:S03B:8
     """
     from spotid.synth.card import CardWriter
     from spotid.util import print_json
@@ -91,7 +95,12 @@ def crops(
                                                 "foreground model; their coats do not follow the individual)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Write re-identification crops, one folder per individual and flank."""
+    """Write re-identification crops, one folder per individual and flank.
+
+    \b
+    Example:
+      spotid synth crops crops/ --individuals 40 --per-flank 3 --views all
+    """
     from spotid.synth.crops import CropConfig, CropWriter
     from spotid.util import print_json
 
@@ -116,7 +125,12 @@ def sheet(
     cols: int = typer.Option(4, help="Columns."),
     select: str = typer.Option("leopard", help="'leopard', 'all' or a species name."),
 ) -> None:
-    """Contact sheet of sample frames with their truth boxes."""
+    """Contact sheet of sample frames with their truth boxes.
+
+    \b
+    Example:
+      spotid synth sheet card/ --out contact.png --n 16
+    """
     import cv2
 
     from spotid.synth.sheet import contact_sheet
@@ -137,7 +151,12 @@ def world(
     config: Optional[Path] = typer.Option(None, help="YAML with SynthConfig settings."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Simulate the survey without rendering: who passes which station on which day."""
+    """Simulate the survey without rendering: who passes which station on which day.
+
+    \b
+    Example:
+      spotid synth world --stations 6 --days 30 --json
+    """
     from collections import Counter
 
     from spotid.synth.world import World

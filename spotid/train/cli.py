@@ -96,7 +96,13 @@ def train_embedder_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train or fine-tune the rosette embedder (metric learning), holding out individuals for before/after
-    top-1 and mAP. Fine-tunes the active embedder unless --from-scratch."""
+    top-1 and mAP. Fine-tunes the active embedder unless --from-scratch.
+
+    \b
+    Examples:
+      spotid train embedder --db season.db --out my-embedder
+      spotid train embedder --data reid/nyala-train --out my-embedder --resume
+    """
     from spotid.train.embedder import TrainEmbedderConfig, train_embedder
 
     if not data and db is None:
@@ -124,7 +130,12 @@ def train_flank_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the flank/viewpoint classifier (left/right/front/back; mirrored left = right): a head on the
-    frozen ImageNet backbone, chosen by cross-validation on the real sources."""
+    frozen ImageNet backbone, chosen by cross-validation on the real sources.
+
+    \b
+    Example:
+      spotid train flank --data crops/ --real crops --out my-flank
+    """
     from spotid.train.flank import TrainFlankConfig, train_flank
 
     if not data:
@@ -145,7 +156,13 @@ def cut_boxes_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cut hand-labelled boxes into flank-folder crops, padded as identify pads detections, for
-    `spotid train flank --data OUT` and its evaluation."""
+    `spotid train flank --data OUT` and its evaluation.
+
+    \b
+    Example:
+      spotid train cut-boxes models/flank/amur_leopard_voc_flanks.csv \\
+          --images-root voc/ --split train --out voc_train/
+    """
     from spotid.train.boxes import cut_labelled_boxes
     from spotid.util import print_json
 
@@ -187,7 +204,13 @@ def train_foreground_cmd(
     config: Optional[Path] = typer.Option(None, "--config"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Train the foreground model (animal vs background pixels) that keeps keypoints on the coat."""
+    """Train the foreground model (animal vs background pixels) that keeps keypoints on the coat.
+
+    \b
+    Example:
+      spotid synth crops masked/ --masks --views all
+      spotid train foreground --data masked/ --out my-foreground
+    """
     from spotid.train.foreground import TrainForegroundConfig, train_foreground
 
     if not data:
@@ -219,7 +242,12 @@ def train_detector(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint in OUT."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Reproducible CPU recipe: fine-tune YOLOX-tiny and/or train the leopard/other crop classifier."""
+    """Reproducible CPU recipe: fine-tune YOLOX-tiny and/or train the leopard/other crop classifier.
+
+    \b
+    Example:
+      spotid train detector --part all --shared ../shared/data --synth syn11/
+    """
     import torch
 
     from spotid.util import print_json
@@ -279,7 +307,12 @@ def train_classifier(
     threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector)."""
+    """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector).
+
+    \b
+    Example:
+      spotid train classifier --out my-classifier --holdout megadetector-test
+    """
     import json
 
     import torch

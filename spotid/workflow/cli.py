@@ -3,7 +3,6 @@ registration protocol)."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,12 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (truth vs census) instead of tables."),
 ) -> None:
-    """Run the whole pipeline on a small synthetic survey: card -> ingest -> detect -> identify -> census."""
+    """Run the whole pipeline on a small synthetic survey: card -> ingest -> detect -> identify -> census.
+
+    \b
+    Example:
+      spotid demo --out spotid-demo --seed 1
+    """
     import dataclasses
 
     from spotid.workflow.demo import Demo, DemoConfig, PipelineError
@@ -87,42 +91,49 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
 
 def process(
     card: Path = typer.Argument(..., help="SD-card folder (the one holding DCIM)."),
-    deployment: str = typer.Option(..., "--deployment", help="Deployment ID of this card (see `spotid deployments`)."),
+    deployment: str = typer.Option(..., "--deployment", "-d", help="Deployment ID of this card (see `spotid deployments`)."),
     db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog file."),
     tz: Optional[str] = typer.Option(None, "--tz", help="Camera clock offset, e.g. +10:00."),
     gap: Optional[float] = typer.Option(None, "--gap", help="Seconds between frames that start a new sequence (default 60)."),
     time_from: Optional[str] = typer.Option(None, "--time-from", help="As for `spotid ingest`: 'exif' (the default) "
                                             "or 'filename:PATTERN', e.g. filename:%Y%m%d_%H%M%S."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for detect and identify (0 = all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for every stage (default: all cores; N to leave cores free)."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML settings: flat, or with ingest:/detect:/identify: sections."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="As detect's: builtin | megadetector | mdjson:FILE.json"),
+    megadetector_weights: Optional[str] = typer.Option(None, "--megadetector-weights",
+                                                       help="MegaDetector .pt file (megadetector backend)."),
+    no_static_fp: bool = typer.Option(False, "--no-static-fp", help="Do not flag repeated static detections."),
     auto_accept: bool = typer.Option(False, "--auto-accept", help="Accept matches above the re-ID model's threshold."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Ingest + detect + identify one card, the way a field team runs a new card.
 
-    Example: spotid process /media/card02 --deployment S02A --db season.db --tz +10:00
+    \b
+    Example:
+      spotid process /media/card02 --deployment S02A --db season.db --tz +10:00
     """
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
     from spotid.ingest.ingester import IngestConfig
     from spotid.cliutil import open_catalog
+    from spotid.detect.detector import DetectorError
     from spotid.workflow.process import PipelineError, process_card
 
     try:
         ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap, time_from=time_from)
-        detect_cfg = resolve_config(DetectConfig, config, threads=threads)
+        detect_cfg = resolve_config(DetectConfig, config, threads=threads, detector=detector,
+                                    megadetector_weights=megadetector_weights, static_fp=False if no_static_fp else None)
     except ValueError as e:  # the message names the option (--tz, --time-from) or the file
         raise typer.BadParameter(str(e), param_hint="--config" if config else None) from None
-    if threads is not None:   # detect sets its own from detect_cfg; identify runs with what is set here
-        import torch
+    from spotid.cliutil import set_threads
 
-        torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
     with open_catalog(db) as cat:
         try:
             res = process_card(cat, card, deployment, tz=tz, auto_accept=auto_accept, ingest_cfg=ingest_cfg,
                                detect_cfg=detect_cfg, config_path=config)
-        except (PipelineError, ValueError) as e:
+        except (PipelineError, ValueError, DetectorError) as e:
             raise typer.BadParameter(str(e)) from None
     if as_json:
         from spotid.util import print_json
