@@ -13,7 +13,8 @@ from spotid.cli import app
 from test_ingest_helpers import build_done_when_card, burst_times, make_burst_card
 
 runner = CliRunner()
-KEYS = {"files_seen", "media_added", "duplicates", "failures", "warnings", "sequences", "ignored"}
+KEYS = {"files_seen", "media_added", "duplicates", "failures", "warnings", "sequences", "ignored",
+        "videos_sampled", "video_frames"}
 
 
 def run(*args):

@@ -8,7 +8,9 @@ resolved configuration in ``<output>.config.yaml``.
 
 Catalog mode: media without a ``detection_status`` row, in id order; each chunk of ``commit_every``
 frames is written (detections + detection_status) in ONE transaction, so a killed run loses at most
-the chunk in flight and a re-run does each frame exactly once.
+the chunk in flight and a re-run does each frame exactly once. A video is analysed through the still
+frames ingest sampled from it (media rows with ``parent_id``), never as a file of its own; a video
+without frames (ingested by a spotid that did not sample videos) is reported as a failure with the fix.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class DetectSummary:
     animal_frames: int = 0          # frames with an animal box >= the typical threshold
     leopard_detections: int = 0     # animal boxes >= typical threshold labelled leopard
     static_fp: int = 0              # boxes flagged as repeated static detections
+    video_frames: int = 0           # frames processed that were sampled from videos (catalog mode)
+    ingest_failures: int = 0        # files of these deployments that ingest could not read (never analysed)
     seconds: float = 0.0
     output: str | None = None
     detector: str = ""
@@ -175,8 +179,9 @@ def _suppress_folder(images: list[ImageResult], folder: Path, cfg: DetectConfig)
 
 # -- catalog mode ----------------------------------------------------------------------------------
 def pending_media(cat, deployment: str | None = None) -> list:
-    sql = ("SELECT m.id, m.path, m.rel_path, m.kind FROM media m LEFT JOIN detection_status s ON s.media_id = m.id "
-           "WHERE s.media_id IS NULL")
+    """Media rows detect still has to process: photos and video frames (videos go through their frames)."""
+    sql = ("SELECT m.id, m.path, m.rel_path, m.kind, m.parent_id FROM media m "
+           "LEFT JOIN detection_status s ON s.media_id = m.id WHERE s.media_id IS NULL AND m.kind != 'video'")
     args: tuple = ()
     if deployment:
         sql += " AND m.deployment_id = ?"
@@ -188,9 +193,16 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
     from spotid.catalog import now_iso
 
     rows = pending_media(cat, deployment)
-    total = cat.scalar("SELECT COUNT(*) FROM media" + (" WHERE deployment_id = ?" if deployment else ""),
-                       (deployment,) if deployment else ())
-    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version)
+    dep_sql, dep_args = (" AND deployment_id = ?", (deployment,)) if deployment else ("", ())
+    total = cat.scalar("SELECT COUNT(*) FROM media WHERE kind != 'video'" + dep_sql, dep_args)
+    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version,
+                      video_frames=sum(r["parent_id"] is not None for r in rows),
+                      ingest_failures=int(cat.scalar("SELECT COUNT(*) FROM ingest_failures WHERE 1" + dep_sql, dep_args)))
+    for v in cat.query("SELECT v.rel_path FROM media v WHERE v.kind = 'video' AND NOT EXISTS "
+                       "(SELECT 1 FROM media c WHERE c.parent_id = v.id)" + dep_sql.replace("deployment_id", "v.deployment_id"),
+                       dep_args):
+        s.failures.append({"file": v["rel_path"], "reason": "video without sampled frames (ingested by an older "
+                           "spotid): re-run `spotid ingest` on its card to sample it, then detect again"})
     t0 = time.perf_counter()
     with cat.run("detect", cfg, det.version) as run_id:
         # identify founds new individuals only on boxes the detector calls confident

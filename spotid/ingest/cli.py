@@ -52,8 +52,9 @@ def ingest(
     """Ingest an SD-card dump: hash, read EXIF time and camera, group bursts, record broken files.
 
     Re-running adds nothing (frames are keyed by content hash). Broken files are listed, never fatal.
-    --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored};
-    sequences counts the sequences holding this card's frames, already-present ones included.
+    --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored, videos_sampled,
+    video_frames}; sequences counts the sequences holding this card's frames, already-present ones included;
+    videos are sampled into still frames (configs/ingest.yaml: video_*), and a video OpenCV cannot read is a failure.
     """
     from spotid.config import resolve_config
     from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
@@ -86,6 +87,7 @@ def _print_summary(s) -> None:
            ["", "count"],
            [["files seen", s.files_seen], ["media added", s.media_added], ["duplicates", dup],
             ["failures", len(s.failures)], ["warnings", len(s.warnings)], ["ignored (not image/video)", s.ignored],
+            ["videos sampled / their frames", f"{s.videos_sampled} / {s.video_frames}"],
             ["sequences holding this card's frames", s.sequences]])
     if s.failures:
         _table("failures (not ingested)", ["path", "reason"], [[f.path, f.reason] for f in s.failures])
