@@ -225,3 +225,17 @@ def test_real_camtrapr_video_is_sampled(tmp_path, shared):
     assert s.failures == [] and s.video_frames == 2
     assert rows == [(f"{src.name}/frame000000.jpg", 0.0, "2025-11-12T02:03:13+08:00", 1280, 720),
                     (f"{src.name}/frame000030.jpg", 1.002, "2025-11-12T02:03:14+08:00", 1280, 720)]
+
+
+def test_detect_folder_mode_samples_videos_into_megadetector_frame_entries(tmp_path):
+    card = _card(tmp_path / "card")
+    md, out = _md(tmp_path / "md.json"), tmp_path / "out.json"
+    r = runner.invoke(app, ["detect", str(card), "--detector", f"mdjson:{md}", "--output", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["video_frames"] == 10    # default sampling: every 1 s (8) + 2 motion peaks
+    images = {im["file"]: im for im in json.loads(out.read_text())["images"]}
+    frames = sorted(f for f in images if f.startswith(CLIP + "/"))
+    assert len(frames) == 10 and frames[0] == f"{CLIP}/frame000000.jpg" and CLIP not in images
+    assert [d["bbox"] for d in images[f"{CLIP}/frame000020.jpg"]["detections"]] == [[0.25, 0.25, 0.5, 0.5]]
+    assert "OpenCV cannot read" in images["DCIM/100MEDIA/cut.mp4"]["failure"]
+    assert "OpenCV cannot read" in images["DCIM/100MEDIA/junk.mp4"]["failure"]
