@@ -70,6 +70,28 @@ def test_sampler_failures_name_the_fix(tmp_path):
         FrameSampler(max_frames=0)
 
 
+def test_a_clip_cut_short_keeps_what_decodes_with_a_warning(tmp_path):
+    """An AVI (MJPG) cut at 60 %: the container says 80 frames, 46 decode; the frames before the cut are
+    kept and the video row carries the warning."""
+    import cv2
+    import numpy as np
+
+    w = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(80):
+        w.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    w.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "cut.avi").write_bytes(data[: len(data) * 6 // 10])
+    s = FrameSampler(every_s=2.0, max_frames=8, motion=0.0)(card / "cut.avi")
+    assert (s.n_header, s.n_decoded, [f.index for f in s.frames]) == (80, 46, [0, 20, 40])
+    assert s.warning.startswith("video decodes to 4.6 s of 8.0 s: cut short?")
+    summary = _ingest(tmp_path / "c.db", card)
+    assert summary.failures == [] and summary.video_frames >= 3
+    assert [w.reason for w in summary.warnings if w.path.endswith("cut.avi")][0].count("cut short?") == 1
+
+
 # -- ingest ---------------------------------------------------------------------------------------------
 def test_ingest_stores_frames_as_media_children_with_their_time(tmp_path):
     card, db = _card(tmp_path / "card", broken=False), tmp_path / "c.db"
