@@ -261,3 +261,20 @@ def test_detect_folder_mode_samples_videos_into_megadetector_frame_entries(tmp_p
     assert [d["bbox"] for d in images[f"{CLIP}/frame000020.jpg"]["detections"]] == [[0.25, 0.25, 0.5, 0.5]]
     assert "OpenCV cannot read" in images["DCIM/100MEDIA/cut.mp4"]["failure"]
     assert "OpenCV cannot read" in images["DCIM/100MEDIA/junk.mp4"]["failure"]
+
+
+def test_review_page_shows_a_video_frame_like_a_photo(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from spotid.review.app import create_app
+
+    card, db = _card(tmp_path / "card", broken=False), tmp_path / "c.db"
+    _ingest(db, card)
+    runner.invoke(app, ["detect", "--db", str(db), "--detector", f"mdjson:{_md(tmp_path / 'md.json')}"])
+    with Catalog(db) as cat:
+        frame = cat.scalar("SELECT id FROM media WHERE rel_path = ?", (f"{CLIP}/frame000020.jpg",))
+        video = cat.scalar("SELECT id FROM media WHERE kind = 'video'")
+    c = TestClient(create_app(db, reviewer="t"), base_url="http://127.0.0.1")
+    r = c.get(f"/img/frame/{frame}")
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"   # the frame, with its box drawn
+    assert c.get(f"/img/frame/{video}").status_code == 404         # a video has no still of its own
