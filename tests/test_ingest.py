@@ -16,7 +16,7 @@ from spotid.ingest import (
     IngestConfig, IngestError, Ingester, add_deployment, get_deployment, group_by_gap, make_deployment, probe_file,
 )
 from spotid.ingest.probe import jpeg_structure, parse_exif_time
-from test_ingest_helpers import T0, burst_times, make_burst_card, make_jpeg
+from test_ingest_helpers import T0, burst_times, make_burst_card, make_clip, make_jpeg
 
 
 def ingest(db_path, card, dep="D1", **cfg):
@@ -225,7 +225,8 @@ def test_broken_files_never_stop_the_run(tmp_path, db_path):
     (d / "cut_20pct.jpg").write_bytes(full[: len(full) // 5])
     (d / "cut_80pct.jpeg").write_bytes(full[: len(full) * 4 // 5])
     (d / "garbage.mp4").write_bytes(b"\x00" * 64)
-    (d / "clip.MOV").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
+    make_clip(d / "clip.MOV", created=T0, n=10, blob=None)
+    (d / "stub.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)   # a header, no video
     (d / "empty.avi").write_bytes(b"")
     (card / ".DS_Store").write_bytes(b"\x00\x01")
     (d / "._good.JPG").write_bytes(b"\x00\x05\x16\x07")
@@ -233,23 +234,24 @@ def test_broken_files_never_stop_the_run(tmp_path, db_path):
     make_jpeg(card / ".Trashes" / "501" / "deleted.JPG", dto=T0)  # hidden folders are not entered
     s = ingest(db_path, card, tz="+10:00")
     fails = {os.path.basename(f.path): f.reason for f in s.failures}
-    assert set(fails) == {"empty.JPG", "notes.jpg", "cut_header.jpg", "cut_20pct.jpg", "garbage.mp4", "empty.avi"}
+    assert set(fails) == {"empty.JPG", "notes.jpg", "cut_header.jpg", "cut_20pct.jpg", "garbage.mp4", "empty.avi",
+                          "stub.mov"}
     assert "0 bytes" in fails["empty.JPG"] and "looks like text" in fails["notes.jpg"]
     assert "header" in fails["cut_header.jpg"] and "truncated JPEG" in fails["cut_20pct.jpg"]
-    assert "not a video" in fails["garbage.mp4"]
+    assert "not a video" in fails["garbage.mp4"] and "OpenCV cannot read" in fails["stub.mov"]
     warned = {os.path.basename(w.path): w.reason for w in s.warnings}
     assert "cut_80pct.jpeg" in warned and "truncated JPEG" in warned["cut_80pct.jpeg"]
     assert s.media_added == 3 and s.ignored == 3
-    assert s.files_seen == s.media_added + s.duplicates + len(s.failures) + s.ignored == 12
-    kinds = {m["rel_path"]: m["kind"] for m in media(db_path)}
+    assert s.files_seen == s.media_added + s.duplicates + len(s.failures) + s.ignored == 13
+    kinds = {m["rel_path"]: m["kind"] for m in media(db_path) if m["parent_id"] is None}
     assert kinds == {"DCIM/100RECNX/good.JPG": "image", "DCIM/100RECNX/cut_80pct.jpeg": "image",
                      "DCIM/100RECNX/clip.MOV": "video"}
     with Catalog(db_path) as cat:
-        assert cat.scalar("SELECT COUNT(*) FROM ingest_failures") == 6
+        assert cat.scalar("SELECT COUNT(*) FROM ingest_failures") == 7
     # The re-copied file ingests and leaves the failure list.
     make_jpeg(d / "empty.JPG", dto=T0 + timedelta(minutes=1), seed=5)
     s2 = ingest(db_path, card)
-    assert s2.media_added == 1 and len(s2.failures) == 5
+    assert s2.media_added == 1 and len(s2.failures) == 6
     with Catalog(db_path) as cat:
         assert cat.scalar("SELECT COUNT(*) FROM ingest_failures WHERE path LIKE '%empty.JPG'") == 0
 
@@ -269,21 +271,27 @@ def _mp4(created: datetime | None, *, v1: bool = False) -> bytes:
 
 
 def test_video_time_from_mp4_header(tmp_path, db_path):
+    from spotid.ingest.probe import probe_file
+
     card = tmp_path / "card"
-    card.mkdir()
-    (card / "a.MP4").write_bytes(_mp4(T0))
-    (card / "b.mov").write_bytes(_mp4(T0 + timedelta(seconds=30), v1=True))
-    (card / "c.mp4").write_bytes(_mp4(None))
+    make_clip(card / "a.MP4", created=T0, n=10, blob=None)                          # mvhd version 0
+    make_clip(card / "b.mov", created=T0 + timedelta(seconds=30), n=10, blob=None)
+    make_clip(card / "c.mp4", created=None, n=10, blob=None)                        # no time in the header
     mtime = datetime(2024, 5, 6, tzinfo=timezone.utc).timestamp()
     os.utime(card / "c.mp4", (mtime, mtime))
     s = ingest(db_path, card, tz="+10:00")
     assert s.media_added == 3 and s.failures == [] and s.sequences == 2
-    got = {m["rel_path"]: (m["kind"], m["timestamp"], m["time_source"]) for m in media(db_path)}
+    got = {m["rel_path"]: (m["kind"], m["timestamp"], m["time_source"]) for m in media(db_path)
+           if m["parent_id"] is None}
     assert got == {
         "a.MP4": ("video", "2024-03-01T22:13:05+10:00", "QuickTimeCreateDate"),
         "b.mov": ("video", "2024-03-01T22:13:35+10:00", "QuickTimeCreateDate"),
         "c.mp4": ("video", "2024-05-06T10:00:00+10:00", "mtime"),
     }
+    # a version-1 mvhd (64-bit times); header-only, so probed rather than ingested (no frame decodes)
+    (tmp_path / "v1.mp4").write_bytes(_mp4(T0 + timedelta(seconds=30), v1=True))
+    p = probe_file(tmp_path / "v1.mp4", "video")
+    assert (p.naive_time, p.time_source, p.failure) == (T0 + timedelta(seconds=30), "QuickTimeCreateDate", None)
 
 
 def test_run_is_recorded_with_resolved_config(tmp_path, db_path):
@@ -305,11 +313,11 @@ def test_keyboard_interrupt_keeps_committed_batches_and_resumes(tmp_path, db_pat
     calls = {"n": 0}
     real_write = Ingester._write
 
-    def flaky_write(self, rows, failures, dep_id, s):
+    def flaky_write(self, rows, failures, dep_id, s, *videos):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real_write(self, rows, failures, dep_id, s)
+        return real_write(self, rows, failures, dep_id, s, *videos)
 
     monkeypatch.setattr(Ingester, "_write", flaky_write)
     with pytest.raises(KeyboardInterrupt):

@@ -14,7 +14,8 @@ from test_ingest_helpers import build_done_when_card, burst_times, make_burst_ca
 
 runner = CliRunner()
 KEYS = {"files_seen", "media_added", "duplicates", "failures", "warnings", "sequences", "ignored",
-        "time_sources", "time_from_unmatched", "times_updated"}
+        "time_sources", "time_from_unmatched", "times_updated",
+        "videos_sampled", "video_frames"}
 
 
 def run(*args):

@@ -74,3 +74,33 @@ def build_done_when_card(shared: Path, root: Path) -> dict:
     for p in root.rglob("*"):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     return {"dup": dup, "cut": cut, "text": text}
+
+
+def make_clip(path: Path, *, created: datetime | None = None, n: int = 80, fps: float = 10.0,
+              size: tuple[int, int] = (64, 48), blob: tuple[int, int] | None = (30, 50)) -> Path:
+    """A tiny MPEG-4 clip written with cv2.VideoWriter: grey background, a white disc moving right 3 px per
+    frame in frames ``blob[0]`` to ``blob[1] - 1``. ``created``: camera time written into moov/mvhd (as a
+    trail camera does); cv2 writes 0 there (no time)."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.mp4")   # cv2 picks the container from the name
+    w = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not w.isOpened():
+        raise RuntimeError("cv2.VideoWriter cannot write mp4v here")
+    for i in range(n):
+        f = np.full((size[1], size[0], 3), 90, np.uint8)
+        if blob and blob[0] <= i < blob[1]:
+            cv2.circle(f, (4 + 3 * (i - blob[0]), size[1] // 2), 7, (255, 255, 255), -1)
+        w.write(f)
+    w.release()
+    data = bytearray(tmp.read_bytes())
+    tmp.unlink()
+    if created is not None:
+        i = data.find(b"mvhd")
+        if i < 0 or data[i + 4] != 0:
+            raise RuntimeError("no version-0 mvhd box in the clip cv2 wrote")
+        data[i + 8:i + 12] = int((created - datetime(1904, 1, 1)).total_seconds()).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path

@@ -109,6 +109,11 @@ def _report(s, json_out: bool) -> None:
             + (f", {s.skipped_done} already done" if s.skipped_done else ""))
     c.print(f"{s.animal_frames} frames with animals, {s.leopard_detections} leopard boxes, "
             f"{s.detections} boxes kept, {s.static_fp} flagged static")
+    if s.video_frames:
+        c.print(f"{s.video_frames} of the frames were sampled from videos")
+    if s.ingest_failures:
+        c.print(f"[yellow]{s.ingest_failures} files could not be ingested (broken photos, videos OpenCV cannot read) "
+                "and were not analysed[/]: see `spotid media list --failures`")
     if s.failures:
         c.print(f"[yellow]{len(s.failures)} failures[/]")
         for f in s.failures[:20]:

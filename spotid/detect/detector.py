@@ -24,7 +24,9 @@ from spotid.util import VIDEO_EXTS
 
 log = logging.getLogger(__name__)
 
-VIDEO_FAILURE = "video: frame extraction not supported yet"
+# a backend is handed frames; a video reaching one directly (e.g. `spotid eval detect`) was not sampled
+VIDEO_FAILURE = ("video: a backend takes still frames; sample the video first (`spotid ingest` and "
+                 "`spotid detect FOLDER` do)")
 
 
 class DetectorError(RuntimeError):

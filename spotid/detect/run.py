@@ -1,6 +1,9 @@
 """Running a detector over a folder (MD batch JSON out) or over the catalog (rows out), resumably.
 
-Folder mode: every image/video under the folder, in sorted order. Results are checkpointed to
+Folder mode: every image/video under the folder, in sorted order. A video is sampled into still frames
+(spotid.ingest.video.FrameSampler with its default settings) in a temporary folder; each frame is one
+``images`` entry named ``<video path>/frame<NNNNNN>.jpg``, MegaDetector's own name for video frames, and a
+video OpenCV cannot read is one entry with its ``failure``. Results are checkpointed to
 ``<output>.checkpoint.json`` (an MD batch file of the frames done so far) every
 ``checkpoint_every`` frames; ``resume=True`` reuses the checkpoint, or a finished ``<output>``, and
 runs only the frames missing from it. The output is written atomically at the end, with the
@@ -8,16 +11,21 @@ resolved configuration in ``<output>.config.yaml``.
 
 Catalog mode: media without a ``detection_status`` row, in id order; each chunk of ``commit_every``
 frames is written (detections + detection_status) in ONE transaction, so a killed run loses at most
-the chunk in flight and a re-run does each frame exactly once.
+the chunk in flight and a re-run does each frame exactly once. A video is analysed through the still
+frames ingest sampled from it (media rows with ``parent_id``), never as a file of its own; a video
+without frames (ingested by a spotid that did not sample videos) is reported as a failure with the fix.
 """
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
+from typing import Iterator
 
 from spotid.config import save_config
 from spotid.detect.config import DetectConfig
@@ -39,6 +47,8 @@ class DetectSummary:
     animal_frames: int = 0          # frames with an animal box >= the typical threshold
     leopard_detections: int = 0     # animal boxes >= typical threshold labelled leopard
     static_fp: int = 0              # boxes flagged as repeated static detections
+    video_frames: int = 0           # frames processed that were sampled from videos (catalog mode)
+    ingest_failures: int = 0        # files of these deployments that ingest could not read (never analysed)
     seconds: float = 0.0
     output: str | None = None
     detector: str = ""
@@ -58,6 +68,27 @@ def list_frames(folder: Path) -> list[Path]:
     exts = IMAGE_EXTS | VIDEO_EXTS
     return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts
                    and not p.name.startswith(".")), key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _video_results(det: Detector, videos: list[Path], folder: Path, tmp: Path) -> Iterator[ImageResult]:
+    """Folder mode: each video sampled into ``tmp/<its relative path>/frame<NNNNNN>.jpg`` and run through
+    ``det`` (files relative to ``tmp``: MegaDetector's frame names), or one failure when unreadable."""
+    from spotid.ingest.video import FrameSampler, save_frames
+
+    sampler = FrameSampler()
+    for v in videos:
+        rel = v.relative_to(folder).as_posix()
+        sample = sampler(v)
+        if sample.failure:
+            yield ImageResult(rel, (), sample.failure)
+            continue
+        saved = save_frames(sample, tmp / rel, rel)
+        yield from det([f.path for f in saved], tmp)
+
+
+def _is_video_frame(file: str) -> bool:
+    head, _, name = file.rpartition("/")
+    return name.startswith("frame") and Path(head).suffix.lower() in VIDEO_EXTS
 
 
 def _count(s: DetectSummary, r: ImageResult, typical: float) -> None:
@@ -97,21 +128,29 @@ def detect_folder(det: Detector, folder: str | Path, output: str | Path, cfg: De
         log.warning("%s exists from an interrupted run; starting over (pass --resume to continue it)", ckpt)
     save_config(cfg, output.with_name(output.name + ".config.yaml"))
     frames = list_frames(folder)
-    todo = [p for p in frames if p.relative_to(folder).as_posix() not in done]
+    keys = {p.relative_to(folder).as_posix() for p in frames}
+    done_videos = {f.rpartition("/")[0] for f in done if _is_video_frame(f)}
+    todo = [p for p in frames if p.relative_to(folder).as_posix() not in done.keys() | done_videos]
     s = DetectSummary(skipped_done=len(frames) - len(todo), output=str(output), detector=det.version)
     results: dict[str, ImageResult] = dict(done)
     t0 = time.perf_counter()
     since = 0
-    for r in progress(det(todo, folder), total=len(todo), description="detect"):
-        results[r.file] = r
-        _count(s, r, det.typical_threshold)
-        since += 1
-        if since >= cfg.checkpoint_every:
-            atomic_write_json(ckpt, to_dict(results.values(), **_md_kwargs(det, cfg)), indent=None)
-            since = 0
+    videos = [p for p in todo if p.suffix.lower() in VIDEO_EXTS]
+    with tempfile.TemporaryDirectory(prefix="spotid-frames-") as tmp:
+        stream = chain(det([p for p in todo if p.suffix.lower() not in VIDEO_EXTS], folder),
+                       _video_results(det, videos, folder, Path(tmp)))
+        for r in progress(stream, total=len(todo), description="detect"):
+            results[r.file] = r
+            _count(s, r, det.typical_threshold)
+            s.video_frames += _is_video_frame(r.file)
+            since += 1
+            if since >= cfg.checkpoint_every:
+                atomic_write_json(ckpt, to_dict(results.values(), **_md_kwargs(det, cfg)), indent=None)
+                since = 0
     s.seconds = time.perf_counter() - t0
-    ordered = [results[p.relative_to(folder).as_posix()] for p in frames
-               if p.relative_to(folder).as_posix() in results]
+    # sorted by path, as list_frames: a video's frames follow the video's place
+    ordered = sorted((r for f, r in results.items() if f in keys or (_is_video_frame(f) and f.rpartition("/")[0] in keys)),
+                     key=lambda r: r.file)
     if cfg.static_fp:
         ordered, s.static_fp = _suppress_folder(ordered, folder, cfg)
     atomic_write_text(output, json.dumps(to_dict(ordered, **_md_kwargs(det, cfg)), indent=1) + "\n")
@@ -138,7 +177,7 @@ def _suppress_folder(images: list[ImageResult], folder: Path, cfg: DetectConfig)
     """Folder mode: each sub-folder is one camera; bursts from EXIF time (60 s gap) or file mtime."""
     by_dir: dict[str, list[int]] = {}
     for i, im in enumerate(images):
-        if not im.failure and im.detections:
+        if not im.failure and im.detections and not _is_video_frame(im.file):  # a frame has no file here
             by_dir.setdefault(im.file.rsplit("/", 1)[0] if "/" in im.file else "", []).append(i)
     flagged: set = set()
     for idx in by_dir.values():
@@ -175,8 +214,9 @@ def _suppress_folder(images: list[ImageResult], folder: Path, cfg: DetectConfig)
 
 # -- catalog mode ----------------------------------------------------------------------------------
 def pending_media(cat, deployment: str | None = None) -> list:
-    sql = ("SELECT m.id, m.path, m.rel_path, m.kind FROM media m LEFT JOIN detection_status s ON s.media_id = m.id "
-           "WHERE s.media_id IS NULL")
+    """Media rows detect still has to process: photos and video frames (videos go through their frames)."""
+    sql = ("SELECT m.id, m.path, m.rel_path, m.kind, m.parent_id FROM media m "
+           "LEFT JOIN detection_status s ON s.media_id = m.id WHERE s.media_id IS NULL AND m.kind != 'video'")
     args: tuple = ()
     if deployment:
         sql += " AND m.deployment_id = ?"
@@ -188,9 +228,16 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
     from spotid.catalog import now_iso
 
     rows = pending_media(cat, deployment)
-    total = cat.scalar("SELECT COUNT(*) FROM media" + (" WHERE deployment_id = ?" if deployment else ""),
-                       (deployment,) if deployment else ())
-    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version)
+    dep_sql, dep_args = (" AND deployment_id = ?", (deployment,)) if deployment else ("", ())
+    total = cat.scalar("SELECT COUNT(*) FROM media WHERE kind != 'video'" + dep_sql, dep_args)
+    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version,
+                      video_frames=sum(r["parent_id"] is not None for r in rows),
+                      ingest_failures=int(cat.scalar("SELECT COUNT(*) FROM ingest_failures WHERE 1" + dep_sql, dep_args)))
+    for v in cat.query("SELECT v.rel_path FROM media v WHERE v.kind = 'video' AND NOT EXISTS "
+                       "(SELECT 1 FROM media c WHERE c.parent_id = v.id)" + dep_sql.replace("deployment_id", "v.deployment_id"),
+                       dep_args):
+        s.failures.append({"file": v["rel_path"], "reason": "video without sampled frames (ingested by an older "
+                           "spotid): re-run `spotid ingest` on its card to sample it, then detect again"})
     t0 = time.perf_counter()
     with cat.run("detect", cfg, det.version) as run_id:
         # identify founds new individuals only on boxes the detector calls confident

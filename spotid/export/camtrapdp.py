@@ -13,6 +13,10 @@ Choices a reader should know:
   ``classifiedBy`` = the model version and ``classificationProbability`` = the calibrated match
   probability (identity) or the classifier confidence (species);
 - boxes are the catalog's normalised ``[x_min, y_min, w, h]`` clipped to the frame;
+- a video is one media row (its own file); the still frames spotid sampled from it are not media of the
+  package: an observation on a frame has the video's ``mediaID``, ``eventStart`` = ``eventEnd`` = the
+  frame's time (video start + the frame's offset, to the second) and says "video frame at 12.50 s" in
+  ``observationComments``; a video whose frames show nothing gets one ``blank`` observation;
 - media ``filePath`` is ``<deploymentID>/<path under the deployment's media root>`` (never absolute, never
   ``..``): unique across the package, as two cameras write the same file names; the package's media
   would sit in one folder per deployment.
@@ -227,7 +231,11 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
 
     media_rows, media_ts = [], {}
     no_ts = 0
-    for m in cat.query("SELECT id, deployment_id, rel_path, kind, timestamp, warning FROM media ORDER BY id"):
+    video_of: dict[int, int] = {}   # sampled frame's media id -> its video's (frames are no media of the package)
+    for m in cat.query("SELECT id, deployment_id, rel_path, kind, timestamp, warning, parent_id FROM media ORDER BY id"):
+        if m["parent_id"] is not None:
+            video_of[m["id"]] = m["parent_id"]
+            continue
         ts = _iso(m["timestamp"])
         if ts is None or m["deployment_id"] not in dep_ids:
             no_ts += 1
@@ -247,7 +255,8 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
     animal = _animal_ids(cat)
     obs_rows = []
     q = ("SELECT d.id, d.media_id, d.category, d.conf, d.x, d.y, d.w, d.h, d.label, d.label_conf, d.detector, "
-         "d.static_fp, m.deployment_id, m.sequence_id, s.id sid, s.individual_id, s.status sstatus, s.flank sflank, "
+         "d.static_fp, m.deployment_id, m.sequence_id, m.timestamp mts, m.frame_offset_s, s.id sid, s.individual_id, "
+         "s.status sstatus, s.flank sflank, "
          "s.probability, s.model_version, s.updated_at FROM detections d JOIN media m ON m.id = d.media_id "
          "LEFT JOIN sightings s ON s.detection_id = d.id ORDER BY d.media_id, d.id")
     with_obs = set()
@@ -255,22 +264,25 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
         "SELECT sighting_id, reviewer FROM review_decisions WHERE undone_by IS NULL ORDER BY id")}
     n_leo = n_ind = 0
     for r in cat.query(q):
-        if r["media_id"] not in media_ts or r["static_fp"]:
+        media_id = video_of.get(r["media_id"], r["media_id"])
+        if media_id not in media_ts or r["static_fp"]:
             continue
         is_leopard = r["label"] == "leopard" or r["sid"] is not None
         if r["conf"] < cfg.min_conf and not is_leopard:
             continue
-        ts = media_ts[r["media_id"]]
+        ts = _iso(r["mts"]) if media_id != r["media_id"] else media_ts[media_id]
+        if ts is None:
+            continue
         x, y = min(max(r["x"], 0.0), 1.0), min(max(r["y"], 0.0), 1.0)
         w, h = min(max(r["w"], 1e-6), 1.0 - x), min(max(r["h"], 1e-6), 1.0 - y)
-        row = {"observationID": f"det{r['id']}", "deploymentID": r["deployment_id"], "mediaID": str(r["media_id"]),
+        row = {"observationID": f"det{r['id']}", "deploymentID": r["deployment_id"], "mediaID": str(media_id),
                "eventID": f"seq{r['sequence_id']}" if r["sequence_id"] is not None else None,
                "eventStart": ts, "eventEnd": ts, "observationLevel": "media",
                "observationType": OBS_TYPE.get(r["category"], "unknown"), "count": 1,
                "bboxX": round(x, 6), "bboxY": round(y, 6), "bboxWidth": round(max(w, 1e-6), 6),
                "bboxHeight": round(max(h, 1e-6), 6), "classificationMethod": "machine",
                "classifiedBy": r["detector"], "classificationProbability": round(min(max(r["conf"], 0), 1), 6)}
-        comments = []
+        comments = [f"video frame at {r['frame_offset_s']:.2f} s"] if media_id != r["media_id"] else []
         if is_leopard and r["category"] == 1:
             n_leo += 1
             row["scientificName"] = LEOPARD
@@ -296,9 +308,10 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
             comments.append(f"classifier label: {r['label']}")
         row["observationComments"] = "; ".join(comments) or None
         obs_rows.append(row)
-        with_obs.add(r["media_id"])
+        with_obs.add(media_id)
     if cfg.include_blanks:
-        processed = {r["media_id"] for r in cat.query("SELECT media_id FROM detection_status WHERE failure IS NULL")}
+        processed = {video_of.get(r["media_id"], r["media_id"])
+                     for r in cat.query("SELECT media_id FROM detection_status WHERE failure IS NULL")}
         for mid in sorted(processed - with_obs):
             if mid in media_ts:
                 dep = next(m["deploymentID"] for m in media_rows if m["mediaID"] == str(mid))

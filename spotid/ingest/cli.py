@@ -58,11 +58,12 @@ def ingest(
 
     Re-running adds nothing (frames are keyed by content hash). Broken files are listed, never fatal.
     --json prints {files_seen, media_added, duplicates, failures, warnings, sequences, ignored,
-    time_sources, time_from_unmatched, times_updated}; sequences counts the sequences holding this card's
+    time_sources, time_from_unmatched, times_updated, videos_sampled, video_frames}; sequences counts the sequences holding this card's
     frames, already-present ones included; time_sources counts its frames by media.time_source.
 
     Frames without EXIF time get the file's modification time (time_source mtime): they are counted in
-    the summary and kept out of bursts.
+    the summary and kept out of bursts. Videos are sampled into still frames (configs/ingest.yaml: video_*); a video
+    OpenCV cannot read is a failure.
 
     \b
     Examples:
@@ -101,6 +102,7 @@ def _print_summary(s, time_from: str = "exif") -> None:
            ["", "count"],
            [["files seen", s.files_seen], ["media added", s.media_added], ["duplicates", dup],
             ["failures", len(s.failures)], ["warnings", len(s.warnings)], ["ignored (not image/video)", s.ignored],
+            ["videos sampled / their frames", f"{s.videos_sampled} / {s.video_frames}"],
             ["sequences holding this card's frames", s.sequences], *_time_rows(s)])
     if s.failures:
         _table("failures (not ingested)", ["path", "reason"], [[f.path, f.reason] for f in s.failures])

@@ -436,7 +436,9 @@ class CameraCheck:
 
         deps = {r["id"]: dict(r) for r in cat.query("SELECT id, location_id, start, \"end\", tz FROM deployments")}
         media: dict[str, list[MediaTime]] = {d: [] for d in deps}
-        for r in cat.query("SELECT id, deployment_id, timestamp, path, rel_path FROM media WHERE kind = 'image'"):
+        # a video's sampled frames (parent_id) are no triggers of their own
+        for r in cat.query("SELECT id, deployment_id, timestamp, path, rel_path FROM media WHERE kind = 'image' "
+                           "AND parent_id IS NULL"):
             path, rel = r["path"] or "", r["rel_path"] or ""
             root = path[: len(path) - len(rel)] if rel and path.endswith(rel) else str(Path(path).parent)
             media.setdefault(r["deployment_id"], []).append(

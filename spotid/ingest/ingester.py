@@ -8,8 +8,11 @@ Guarantees:
   path it came from; re-running adds nothing.
 - Work is committed in transactions of ``batch_size`` files, so a kill loses at most one batch and
   a re-run completes it. Sequences are recomputed for the deployment at the end of every run.
-- A bad file never stops the run: it becomes an ``ingest_failures`` row with a reason.
-- Pixels are never decoded, except for a JPEG without end marker (at 1/8 scale).
+- A bad file never stops the run: it becomes an ``ingest_failures`` row with a reason; so does a video
+  OpenCV cannot read.
+- Photo pixels are never decoded, except for a JPEG without end marker (at 1/8 scale). Videos are decoded
+  once, to sample still frames into the frame cache beside the catalog (spotid/ingest/video.py); each
+  frame becomes a media row with ``parent_id`` = the video.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from spotid.ingest.media_root import RelocateError, attach_card
 from spotid.ingest.probe import Probe, file_kind, probe_file
 from spotid.ingest.sequences import recompute_sequences
 from spotid.ingest.timefrom import TimeFromError, parse_time_from
+from spotid.ingest.video import FrameSampler, VideoError, frames_dir, insert_frames, sample_probe, sampled_video_shas
 from spotid.util import batched, format_tz, parse_tz, progress
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,9 @@ class IngestConfig:
         missing part and counting the frame as seen-and-empty would bias detection rates.
     time_from: "exif" (EXIF, then the file's mtime) or "filename:PATTERN" (the time written in the
         file name, then EXIF, then mtime; PATTERN as in spotid.ingest.timefrom, e.g. %Y%m%d_%H%M%S).
+    video_every_s / video_max_frames / video_motion: frames sampled from each video (see
+        spotid.ingest.video.FrameSampler): one every this many seconds, plus frames where this fraction
+        of the pixels changed (0 = no motion frames), at most video_max_frames per video.
     """
 
     gap_s: float = 60.0
@@ -70,6 +77,9 @@ class IngestConfig:
     workers: int = 2
     min_decoded_fraction: float = 0.5
     time_from: str = "exif"
+    video_every_s: float = 1.0
+    video_max_frames: int = 12
+    video_motion: float = 0.01
 
     def __post_init__(self):
         if self.gap_s < 0:
@@ -78,6 +88,10 @@ class IngestConfig:
             raise IngestError("batch_size and workers must be at least 1")
         if not 0.0 <= self.min_decoded_fraction <= 1.0:
             raise IngestError("min_decoded_fraction must lie in [0, 1]")
+        try:
+            self.sampler()
+        except VideoError as e:
+            raise IngestError(str(e)) from None
         if self.tz is not None:
             try:
                 parse_tz(self.tz)
@@ -87,6 +101,9 @@ class IngestConfig:
             parse_time_from(self.time_from)
         except TimeFromError as e:
             raise IngestError(str(e)) from None
+
+    def sampler(self) -> FrameSampler:
+        return FrameSampler(every_s=self.video_every_s, max_frames=self.video_max_frames, motion=self.video_motion)
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,9 @@ class IngestSummary:
     time_from_unmatched = frames whose name did not match --time-from filename:PATTERN (they took
                   EXIF or mtime instead);
     times_updated = frames ingested earlier with mtime that this run gave a camera time (a re-run
-                  with --time-from).
+                  with --time-from);
+    videos_sampled / video_frames = videos sampled into still frames in this run and the frames they
+                  gave (frames are extra media rows, not files of the card: not in media_added).
     """
 
     card_dir: str
@@ -130,6 +149,8 @@ class IngestSummary:
     time_sources: dict[str, int] = field(default_factory=dict)
     time_from_unmatched: int = 0
     times_updated: int = 0
+    videos_sampled: int = 0
+    video_frames: int = 0
     media_root: str = ""  # the deployment's media root, which this card's rel_paths are relative to
 
     @property
@@ -149,6 +170,8 @@ class IngestSummary:
             "time_sources": dict(self.time_sources),
             "time_from_unmatched": self.time_from_unmatched,
             "times_updated": self.times_updated,
+            "videos_sampled": self.videos_sampled,
+            "video_frames": self.video_frames,
         }
 
 
@@ -249,10 +272,14 @@ class Ingester:
         start, end = dep.start_dt, dep.end_dt
         shas: list[str] = []
         used_default_zone = False
+        sampler, cache, sampled = cfg.sampler(), frames_dir(self.cat.path), sampled_video_shas(self.cat)
 
         def probe(item: tuple[Path, str]) -> Probe:
             try:
-                return probe_file(item[0], item[1], min_decoded_fraction=cfg.min_decoded_fraction)
+                p = probe_file(item[0], item[1], min_decoded_fraction=cfg.min_decoded_fraction)
+                if p.kind == "video" and not p.failure and p.sha not in sampled:
+                    sample_probe(p, sampler, cache)   # a video OpenCV cannot read becomes a failure
+                return p
             except Exception as e:  # a file we did not foresee must not stop the card
                 log.exception("unexpected error reading %s", item[0])
                 return Probe(path=item[0], kind=item[1],
@@ -271,7 +298,7 @@ class Ingester:
         try:
             for batch in batched(progress(probes(), total=len(files), description=f"ingest {dep.id}"),
                                  cfg.batch_size):
-                rows, failures = [], []
+                rows, failures, videos = [], [], []
                 for p in batch:
                     rel = p.path.relative_to(s.media_root).as_posix()
                     if p.failure:
@@ -287,7 +314,9 @@ class Ingester:
                     rows.append((dep.id, p.sha, str(p.path), rel, p.kind, ts.isoformat(), source, p.width, p.height,
                                  p.size, p.make, p.model, p.serial, "; ".join(warns) or None, s.run_id))
                     shas.append(p.sha)  # type: ignore[arg-type]
-                self._write(rows, failures, dep.id, s)
+                    if p.frames:
+                        videos.append(p)
+                self._write(rows, failures, dep.id, s, videos)
         finally:  # on Ctrl-C, drop the queued files instead of probing them first
             pool.shutdown(wait=True, cancel_futures=True)
         if s.elsewhere:
@@ -328,9 +357,10 @@ class Ingester:
                          "deployment dates")
         return ts, source, warns
 
-    def _write(self, rows: list[tuple], failures: list[Probe], dep_id: str, s: IngestSummary) -> None:
+    def _write(self, rows: list[tuple], failures: list[Probe], dep_id: str, s: IngestSummary,
+               videos: list[Probe] = ()) -> None:
         """One transaction per batch: INSERT OR IGNORE on the content hash makes duplicates (and a
-        resumed batch) no-ops."""
+        resumed batch) no-ops. ``videos``: probes whose sampled frames become the videos' child rows."""
         with self.cat.transaction():
             for r in rows:
                 cur = self.cat.execute(
@@ -350,6 +380,10 @@ class Ingester:
                     s.times_updated += 1
                 if owner != dep_id:
                     s.elsewhere[owner] = s.elsewhere.get(owner, 0) + 1
+            for p in videos:
+                n = insert_frames(self.cat, p.sha, p.frames, s.run_id)
+                s.videos_sampled += n > 0
+                s.video_frames += n
             # A file that ingests now is no longer a failure (it was re-copied).
             self.cat.conn.executemany("DELETE FROM ingest_failures WHERE path = ?", [(r[2],) for r in rows])
             self.cat.conn.executemany(

@@ -67,8 +67,8 @@ def attach_card(cat: Catalog, deployment_id: str, card: Path) -> Path:
 def _holds_ingested_files(cat: Catalog, deployment_id: str, folder: Path, probes: int = 5) -> bool:
     """True when ``folder`` has, at their stored rel_paths and sizes, some of the deployment's files
     (a few spread over the deployment): the card folder moved, rather than a new card."""
-    rows = cat.query("SELECT rel_path, size_bytes FROM media WHERE deployment_id = ? ORDER BY rel_path",
-                     (deployment_id,))
+    rows = cat.query("SELECT rel_path, size_bytes FROM media WHERE deployment_id = ? AND parent_id IS NULL "
+                     "ORDER BY rel_path", (deployment_id,))
     for i in _spread(len(rows), probes):
         f = folder.joinpath(*PurePosixPath(rows[i]["rel_path"]).parts)
         if f.is_file() and f.stat().st_size == rows[i]["size_bytes"]:
@@ -146,8 +146,9 @@ class MediaRelocator:
         if not new.is_dir():
             raise RelocateError(f"{new_root} is not a folder: pass the folder the card was moved to")
         old = media_root(cat, deployment_id)
-        rows = cat.query("SELECT id, rel_path, sha, size_bytes FROM media WHERE deployment_id = ? ORDER BY rel_path",
-                         (deployment_id,))
+        # a video's sampled frames live in the frame cache beside the catalog, not under the media root
+        rows = cat.query("SELECT id, rel_path, sha, size_bytes FROM media WHERE deployment_id = ? AND parent_id IS NULL "
+                         "ORDER BY rel_path", (deployment_id,))
         if not rows:
             raise RelocateError(f"deployment {deployment_id} has no media: nothing to relocate (ingest its card with "
                                 f"`spotid ingest CARD --deployment {deployment_id}`)")
@@ -208,7 +209,7 @@ class MediaRelocator:
                 "DELETE FROM detection_status WHERE media_id IN (SELECT id FROM media WHERE deployment_id = ?) "
                 "AND failure = 'file not found: ' || (SELECT m.path FROM media m WHERE m.id = media_id)",
                 (dep,)).rowcount
-            rows = cat.query("SELECT id, rel_path FROM media WHERE deployment_id = ?", (dep,))
+            rows = cat.query("SELECT id, rel_path FROM media WHERE deployment_id = ? AND parent_id IS NULL", (dep,))
             cat.conn.executemany("UPDATE media SET path = ? WHERE id = ?",
                                  [(str(new.joinpath(*PurePosixPath(r["rel_path"]).parts)), r["id"]) for r in rows])
             fails = cat.query("SELECT id, path FROM ingest_failures WHERE deployment_id = ?", (dep,))

@@ -74,6 +74,7 @@ class Probe:
     serial: str | None = None
     warnings: list[str] = field(default_factory=list)
     failure: str | None = None
+    frames: list = field(default_factory=list)  # a video's sampled frames (spotid.ingest.video.SavedFrame)
 
 
 def probe_file(path: str | Path, kind: str, *, min_decoded_fraction: float = 0.5) -> Probe:

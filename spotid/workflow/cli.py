@@ -159,7 +159,9 @@ def _print_process(res, db: Path, time_from: str = "exif") -> None:
     tab.add_row("failures (not ingested)", str(len(ing.get("failures") or [])))
     tab.add_row("warnings (e.g. clock, no EXIF time)", str(len(ing.get("warnings") or [])))
     tab.add_row("frames without camera time (file copy time used)", str((ing.get("time_sources") or {}).get("mtime", 0)))
+    tab.add_row("videos sampled / their frames", f"{ing.get('videos_sampled', 0)} / {ing.get('video_frames', 0)}")
     tab.add_row("frames detected / with animals", f"{det.get('frames')} / {det.get('animal_frames')}")
+    tab.add_row("frames not analysed (detect failures)", str(len(det.get("failures") or [])))
     tab.add_row("confident leopard boxes (static false positives)", f"{det.get('leopard_detections')} "
                                                                f"({det.get('static_fp')})")
     tab.add_row("sightings: known individual / new",
@@ -172,6 +174,8 @@ def _print_process(res, db: Path, time_from: str = "exif") -> None:
     for f in (ing.get("failures") or [])[:20]:
         con.print(f"[red]failed[/red] {f.get('path')}: {f.get('reason')}", highlight=False)
     print_time_notes(con, res.deployment, ing, time_from)
+    for f in (det.get("failures") or [])[:20]:
+        con.print(f"[red]not analysed[/red] {f.get('file')}: {f.get('reason')}", highlight=False)
     aside = " --include-set-aside" if ide.get("unusable") else ""   # the set-aside ones, with identify's reasons
     typer.echo(f"next: spotid review --db {db}{aside}   then   spotid census --db {db} --out census/")
 
