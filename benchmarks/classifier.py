@@ -1,6 +1,6 @@
 """The leopard classifier's three issue-20 targets, old classifier vs new, with the detector in the loop.
 
-For each classifier (``--old`` = the previous CropNet card, ``--new`` = the cascade card) the real
+For each classifier (``--new`` = the cascade card; optionally ``--old`` = a previous card) the real
 ``spotid detect`` path runs (:func:`spotid.detect.detector.make_detector`, builtin detector, the
 classifier's own detector threshold, no static-FP pass) over:
 
@@ -20,8 +20,8 @@ Held-out discipline: ``--heldout SOURCE=DIR`` evaluates SOURCE's frames with the
 ``--new`` (a fold trained without SOURCE). The shipped card is trained without megadetector-test;
 southwest figures must come from a fold trained without southwest.
 
-    python benchmarks/classifier.py --old /tmp/old_classifier --new models/classifier \
-        --heldout southwest=/tmp/fold-southwest [--synth /tmp/syn777] [--json]
+    python benchmarks/classifier.py --new models/classifier --heldout southwest=/tmp/fold-southwest \
+        [--old /tmp/old_classifier] [--synth /tmp/syn777] [--json]
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def summary(rep: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="the previous classifier folder (CropNet card)")
+    ap.add_argument("--old", type=Path, help="the previous classifier folder, for a side-by-side (optional)")
     ap.add_argument("--new", type=Path, default=ROOT / "models/classifier")
     ap.add_argument("--heldout", action="append", default=[], help="SOURCE=DIR: a fold trained without SOURCE")
     ap.add_argument("--synth", action="append", type=Path, default=[], help="synthetic card folder (truth.json)")
@@ -162,17 +162,20 @@ def main() -> None:
         src, _, d = h.partition("=")
         heldout[src] = Path(d)
     sets = truth_sets(args.shared, args.synth)
-    report = {"old": measure(args.old, sets, {}), "new": measure(args.new, sets, heldout),
-              "heldout_models": {k: str(v) for k, v in heldout.items()}}
-    report["summary"] = {"old": summary(report["old"]), "new": summary(report["new"])}
+    report = {"new": measure(args.new, sets, heldout), "heldout_models": {k: str(v) for k, v in heldout.items()}}
+    report["summary"] = {"new": summary(report["new"])}
+    if args.old is not None:
+        report["old"] = measure(args.old, sets, {})
+        report["summary"]["old"] = summary(report["old"])
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{'figure':42s} {'old (CropNet)':>16s} {'new (cascade)':>16s}")
+    old = report["summary"].get("old", {})
+    print(f"{'figure':42s} {'old':>16s} {'new':>16s}")
     for k in report["summary"]["new"]:
-        print(f"{k:42s} {report['summary']['old'].get(k)!s:>16s} {report['summary']['new'][k]!s:>16s}")
+        print(f"{k:42s} {old.get(k, '-')!s:>16s} {report['summary']['new'][k]!s:>16s}")
     for side in ("old", "new"):
-        for n, fr in report[side]["frames_with_leopard"].items():
+        for n, fr in report.get(side, {}).get("frames_with_leopard", {}).items():
             if fr:
                 print(f"{side}: {n} frames with a leopard box: {', '.join(f[:40] for f in fr)}")
 

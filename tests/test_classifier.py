@@ -122,6 +122,54 @@ def test_card_dispatch_and_not_animal_split(tmp_path: Path):
     assert weak.label == "not_animal" and clf.split([weak]) == ([], [weak])
 
 
+def test_imagenet_veto_moves_leopard_to_other(tmp_path: Path, monkeypatch):
+    """A card's imagenet_veto: when ImageNet puts P >= min_p on the non-leopard cats and more than on the
+    spotted big cats, P(leopard) moves to P(other) (head P = 0.8 / 0.1 / 0.1 here)."""
+    from spotid.detect.classifier import IMAGENET_OTHER_CATS
+
+    folder = _cascade_folder(tmp_path, [math.log(8.0), 0.0, 0.0])
+    card = json.loads((folder / "card.json").read_text())
+    card["imagenet_veto"] = {"classes": list(IMAGENET_OTHER_CATS), "min_p": 0.5}
+    (folder / "card.json").write_text(json.dumps(card))
+    clf = CropClassifier(model_dir=folder)
+    assert clf.veto_classes == IMAGENET_OTHER_CATS and clf.veto_min_p == 0.5
+
+    def imagenet(lynx: float, leopard: float):
+        p = torch.full((1, 1000), (1 - lynx - leopard) / 998)
+        p[0, 287], p[0, 288] = lynx, leopard
+        return lambda f: p.expand(len(f), -1)
+
+    crop = [np.full((32, 32, 3), 90, np.uint8)]
+    monkeypatch.setattr(clf.model, "imagenet_probs", imagenet(0.6, 0.1))      # a lynx: vetoed
+    assert clf.predict(crop)[0].tolist() == pytest.approx([0.0, 0.9, 0.1], abs=1e-3)
+    monkeypatch.setattr(clf.model, "imagenet_probs", imagenet(0.4, 0.1))      # under min_p: kept
+    assert clf.predict(crop)[0].tolist() == pytest.approx([0.8, 0.1, 0.1], abs=1e-3)
+    monkeypatch.setattr(clf.model, "imagenet_probs", imagenet(0.6, 0.0))
+    img = tmp_path / "f.jpg"
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(img)
+    sure = clf.classify_file(img, [Detection(1, 0.9, (0.1, 0.1, 0.3, 0.3))])[0]
+    assert sure.label == "other"
+    # without the card key nothing is vetoed
+    card.pop("imagenet_veto")
+    (folder / "card.json").write_text(json.dumps(card))
+    plain = CropClassifier(model_dir=folder)
+    monkeypatch.setattr(plain.model, "imagenet_probs", imagenet(0.6, 0.0))
+    assert plain.predict(crop)[0].tolist() == pytest.approx([0.8, 0.1, 0.1], abs=1e-3)
+
+
+def test_train_sources_keep_southwest_frames_out_of_its_fold():
+    """The sprites are pasted on southwest frames: a fold holding southwest out must not train on them."""
+    from spotid.train.classifier import CascadeTrainConfig, train_sources
+
+    assert "sprites" not in train_sources(CascadeTrainConfig(holdout=("southwest",), sprites=600))
+    assert "sprites" in train_sources(CascadeTrainConfig(holdout=("megadetector-test",), sprites=600))
+    assert "sprites" not in train_sources(CascadeTrainConfig())       # off by default
+    assert "atrw" in train_sources(CascadeTrainConfig())
+    assert "atrw" not in train_sources(CascadeTrainConfig(holdout=("atrw",)))
+
+
 def test_old_cropnet_card_still_loads(tmp_path: Path):
     folder = tmp_path / "old"
     folder.mkdir()
@@ -222,3 +270,42 @@ def test_shipped_classifier_on_held_out_real_photos(shared: Path):
     frames = list_frames(md)
     leopard_frames = [r.file for r in det(frames, md) if any(d.label == "leopard" for d in r.detections)]
     assert leopard_frames == []
+
+
+def _fake_cache(cache: Path) -> None:
+    """Feature files for every real source, so ``train classifier`` fits without ../shared images."""
+    rng = np.random.default_rng(0)
+    for name, labels in {"voc": [0, 2], "southwest": [1, 2], "camtrapR": [1], "nyala": [1], "atrw": [1]}.items():
+        y = np.repeat(labels, 6)
+        x = rng.normal(0, 1, (len(y), 1281)).astype(np.float16)
+        n = len(y)
+        np.savez(cache / f"{name}.npz", feats=x, labels=y, groups=np.array(["g"] * n), items=np.arange(n),
+                 views=np.zeros(n, int), kinds=np.array(["truth"] * n))
+
+
+def test_train_classifier_cli_writes_the_veto_and_the_licence(tmp_path: Path):
+    """--veto goes into the card (0: none); a head trained on ATRW says it inherits CC BY-NC-SA, one
+    trained with --holdout atrw is MIT; a veto outside 0..1 is a user mistake (exit 2)."""
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    cache, shared = tmp_path / "cache", tmp_path / "shared"
+    cache.mkdir()
+    shared.mkdir()
+    _fake_cache(cache)
+    runner = CliRunner()
+    base = ["train", "classifier", "--shared", str(shared), "--cache", str(cache)]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "a/card.json").read_text())
+    assert card["imagenet_veto"]["min_p"] == 0.5 and 287 in card["imagenet_veto"]["classes"]
+    assert "CC BY-NC-SA" in card["licence"] and "atrw" in card["training_data"]["per_source_base_crops"]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--veto", "0", "--holdout", "megadetector-test",
+                                "--holdout", "atrw"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "b/card.json").read_text())
+    assert "imagenet_veto" not in card and card["licence"].startswith("head: MIT")
+    assert CropClassifier(model_dir=tmp_path / "b").veto_classes == ()
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "c"), "--veto", "1.5"])
+    assert r.exit_code == 2 and "--veto" in r.output

@@ -14,7 +14,10 @@ Two architectures, chosen by the ``arch`` key of the model card (``card.json``):
   ``("leopard", "other")``.
 
 Per animal detection the stage adds ``classifications`` = ``((name, p), ...)`` over the card's classes,
-highest first. Person and vehicle detections get no classification.
+highest first. Person and vehicle detections get no classification. A backbone card may carry an
+``imagenet_veto`` (``{"classes": [ImageNet ids], "min_p": p}``): when the backbone's own ImageNet head
+puts P >= p on those non-leopard cats (lynx, cougar, tiger, ...) and more than on the spotted big cats,
+the crop's P(leopard) moves to P(other).
 
 Crop convention (training and inference share :func:`square_crop`): the square of side
 ``max(w, h) * (1 + 2 * context)`` centred on the box, in pixels of the image it is cut from,
@@ -36,6 +39,9 @@ CLASSES = ("leopard", "other")                      # CropNet cards
 CASCADE_CLASSES = ("leopard", "other", "not_animal")  # backbone cards
 NOT_ANIMAL = "not_animal"
 ARCH_BACKBONE = "efficientnet_lite0-linear"
+# ImageNet-1k classes of cats that are not spotted big cats: tabby, tiger cat, Persian, Siamese, Egyptian
+# cat, cougar, lynx, lion, tiger (the cascade's veto: a box ImageNet is sure is one of these is no leopard)
+IMAGENET_OTHER_CATS = (281, 282, 283, 284, 285, 286, 287, 291, 292)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -137,6 +143,10 @@ class BackboneCropNet(nn.Module):
         rest = torch.log(-torch.expm1(cat.clamp(max=-1e-6)))     # log(1 - P), stable near P = 1
         return torch.cat([pooled, (cat - rest).clamp(-12, 12)[:, None]], dim=1)
 
+    def imagenet_probs(self, f: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` features (pooled first) -> ``(B, 1000)`` probabilities of the ImageNet head."""
+        return torch.softmax(self.backbone.get_classifier()(f[:, :int(self.backbone.num_features)]), dim=1)
+
     def classify_features(self, f: torch.Tensor) -> torch.Tensor:
         """``(B, D)`` features -> ``(B, num_classes)`` logits."""
         return self.head((f - self.mean) / self.std)
@@ -199,6 +209,14 @@ class CropClassifier:
                              f"(cropnet | {ARCH_BACKBONE}): update spotid or pick another model folder")
         if "leopard" not in self.classes:
             raise ValueError(f"{self.card.folder}: the classes {self.classes} have no 'leopard'")
+        # the ImageNet veto (card "imagenet_veto"): when the backbone's own ImageNet head gives the
+        # non-leopard cats (IMAGENET_OTHER_CATS) P >= min_p and more than the spotted big cats, the box is
+        # an animal but no leopard (a bobcat at ImageNet P(lynx) 0.93 got leopard 0.95 from the head)
+        veto = self.card.get("imagenet_veto") if self.arch == ARCH_BACKBONE else None
+        self.veto_classes = tuple(int(c) for c in veto["classes"]) if veto else ()
+        self.veto_min_p = float(veto["min_p"]) if veto else 1.0
+        if veto and "other" not in self.classes:
+            raise ValueError(f"{self.card.folder}: an imagenet_veto needs an 'other' class (classes {self.classes})")
         thr = self.card.get("thresholds", {})
         self.not_animal_threshold = float(thr.get(NOT_ANIMAL, 0.5))
         cascade = self.card.get("cascade", {})
@@ -213,12 +231,33 @@ class CropClassifier:
         return self.card.version
 
     def predict(self, crops: list[np.ndarray], batch: int = 16) -> np.ndarray:
-        """``(N, K)`` class probabilities (columns = ``self.classes``) for uint8 RGB crops ``(S, S, 3)``."""
+        """``(N, K)`` class probabilities (columns = ``self.classes``) for uint8 RGB crops ``(S, S, 3)``,
+        after the card's ImageNet veto: a vetoed crop's leopard probability moves to "other"."""
         out = [np.zeros((0, len(self.classes)), np.float32)]
         with torch.inference_mode():
             for i in range(0, len(crops), batch):
-                out.append(torch.softmax(self.model(self._tensor(crops[i:i + batch])), dim=1).numpy())
+                x = self._tensor(crops[i:i + batch])
+                if not self.veto_classes:
+                    out.append(torch.softmax(self.model(x), dim=1).numpy())
+                    continue
+                f = self.model.features(x)
+                p = torch.softmax(self.model.classify_features(f), dim=1).numpy()
+                out.append(self._apply_veto(p, self.model.imagenet_probs(f).numpy()))
         return np.concatenate(out)
+
+    def _apply_veto(self, p: np.ndarray, imagenet: np.ndarray) -> np.ndarray:
+        """``p`` ``(N, K)`` head probabilities, ``imagenet`` ``(N, 1000)``: rows where ImageNet's other-cat
+        mass is >= ``veto_min_p`` and above its spotted-big-cat mass get P(leopard) moved to P(other)."""
+        from spotid.backbone import IMAGENET_SPOTTED_CATS
+
+        other_cats = imagenet[:, list(self.veto_classes)].sum(1)
+        spotted = imagenet[:, list(IMAGENET_SPOTTED_CATS)].sum(1)
+        veto = (other_cats >= self.veto_min_p) & (other_cats > spotted)
+        leo, oth = self.classes.index("leopard"), self.classes.index("other")
+        p = p.copy()
+        p[veto, oth] += p[veto, leo]
+        p[veto, leo] = 0.0
+        return p
 
     def probs(self, crops: list[np.ndarray]) -> np.ndarray:
         """``(N,)`` P(leopard) for crops ``(S, S, 3)`` uint8 RGB."""

@@ -16,8 +16,12 @@ are never read here: they are evaluation only):
 ``southwest``          the same with animl's MDv5a boxes
 ``camtrapR``           camtrapR species thumbnails (leopard cat, civets, ...; the whole frame) = other
 ``nyala``              nyala re-ID photos (striped antelope, DSLR like the web leopards) = other
+``atrw``               ATRW Amur tiger crops (zoo video frames; a big cat with a patterned coat) = other
 ``sprites``            spotid.synth leopards / cougar-like cats, tigers, deer, boar, badger pasted on
-                       real camera-trap backgrounds (:func:`detector_classifier.synthetic_sprites`)
+                       southwest frames (:func:`detector_classifier.synthetic_sprites`). Off by default
+                       (``sprites=0``): pasted on the southwest frames, leopard sprites taught the head
+                       those frames' cougar, bobcat, owl and car scenes; held out properly (no sprites in
+                       the fold without southwest) southwest false leopards fell from 4 to 1 frames
 ``synth:<folder>``     synthetic cards (COCO CT ``truth.json``): truth boxes = leopard / other,
                        detector boxes away from them = not_animal
 =====================  ==========================================================================
@@ -39,7 +43,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LABELS = {"leopard": 0, "other": 1, "not_animal": 2}
-REAL_SOURCES = ("voc", "megadetector-test", "southwest", "camtrapR", "nyala")
+REAL_SOURCES = ("voc", "megadetector-test", "southwest", "camtrapR", "nyala", "atrw")
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,11 @@ class CascadeTrainConfig:
     drop_below_conf: float = 0.25        # cascade: not_animal boxes are dropped only under this detector conf
     weight_decay: float = 1e-2           # L2 on the standardised head weights (chosen on held-out sources)
     prior: bool = True                   # ImageNet spotted-cat log-odds as an extra feature
+    veto_min_p: float = 0.5              # card imagenet_veto (0 = none): ImageNet other-cat P that vetoes leopard
     seed: int = 0
-    sprites: int = 600
+    sprites: int = 0                     # off: see the module docstring (southwest backgrounds)
     max_nyala: int = 200
+    max_atrw: int = 300
     patches_per_frame: int = 2
 
 
@@ -224,6 +230,13 @@ def collect_source(name: str, cfg: CascadeTrainConfig, model, out: Path) -> dict
             img = decode_reduced(p, 256).image
             if img is not None:
                 sink.add(img, (0.05, 0.05, 0.9, 0.9), "other", p.parent.name, n_views=2)
+    elif name == "atrw":
+        files = sorted((data / "reid/atrw-train").rglob("*.[jJ][pP][gG]"))
+        random.Random(cfg.seed).shuffle(files)
+        for p in files[:cfg.max_atrw]:
+            img = decode_reduced(p, 256).image
+            if img is not None:   # re-ID crops: the tiger fills the frame
+                sink.add(img, (0.05, 0.05, 0.9, 0.9), "other", p.parent.name, n_views=2)
     elif name == "sprites":
         from spotid.train.detector_classifier import CACHE_CONTEXT, synthetic_sprites
 
@@ -351,7 +364,10 @@ def train_sources(cfg: CascadeTrainConfig) -> list[str]:
     """The sources this configuration trains on (every known one but the held-out ones)."""
     names = [s for s in REAL_SOURCES if s not in cfg.holdout]
     if cfg.sprites > 0 and "sprites" not in cfg.holdout:
-        names.append("sprites")
+        if "southwest" in cfg.holdout:   # the sprites' backgrounds are southwest frames
+            log.warning("no sprites: their backgrounds are southwest frames, which are held out")
+        else:
+            names.append("sprites")
     names += [f"synth:{Path(s)}" for s in cfg.synth if f"synth:{Path(s)}" not in cfg.holdout]
     return names
 
@@ -363,7 +379,7 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
     import torch
 
     from spotid.config import save_config
-    from spotid.detect.classifier import ARCH_BACKBONE, CASCADE_CLASSES
+    from spotid.detect.classifier import ARCH_BACKBONE, CASCADE_CLASSES, IMAGENET_OTHER_CATS
     from spotid.modelstore import write_card
 
     out = Path(out)
@@ -387,14 +403,23 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
                imagenet_prior=cfg.prior,
                preprocessing=f"square crop of side max(w,h)*(1+2*{cfg.context}) centred on the box (grey 114 outside "
                              f"the frame), resized to {cfg.input_size}, RGB/255, ImageNet mean/std",
-               thresholds={"not_animal": 0.5}, decision="the top class is the label (leopard when P(leopard) is highest)",
+               thresholds={"not_animal": 0.5},
+               decision="the top class is the label (leopard when P(leopard) is highest), after the ImageNet veto",
+               **({"imagenet_veto": {"classes": list(IMAGENET_OTHER_CATS), "min_p": cfg.veto_min_p,
+                                     "names": "tabby, tiger cat, Persian, Siamese, Egyptian cat, cougar, lynx, lion, "
+                                              "tiger (ImageNet-1k)",
+                                     "rule": "ImageNet P(these) >= min_p and > P(leopard, snow leopard, jaguar, "
+                                             "cheetah): P(leopard) moves to P(other)"}}
+                  if cfg.veto_min_p > 0 else {}),
                cascade=cascade,
                training_data={"per_source_base_crops": per_source, "views_per_crop": "2-4 (mirror, jitter+colour, grey IR)"},
                holdout=holdout, weight_decay=cfg.weight_decay,
                recipe="models/classifier/reproduce.sh: spotid train classifier --holdout "
                       + " --holdout ".join(cfg.holdout) + " " + " ".join(f"--synth {s}" for s in cfg.synth)
                       + " (synthetic cards seeds 11 and 21; seed 777 only evaluates)",
-               licence="head: MIT (trained by spotid); backbone: Apache-2.0 (EfficientNet-Lite0 wheel)",
+               licence=("head: CC BY-NC-SA 4.0 (trained by spotid on ATRW Amur tiger crops, whose licence it "
+                        "inherits; retrain with --holdout atrw for an MIT head)" if "atrw" in names else
+                        "head: MIT (trained by spotid)") + "; backbone: Apache-2.0 (EfficientNet-Lite0 wheel)",
                metrics=metrics or {})
     return {"folder": str(out), "sources": names, "counts": counts}
 

@@ -293,10 +293,15 @@ def train_classifier(
     synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json; repeatable."),
     holdout: list[str] = typer.Option(["megadetector-test"], "--holdout",
                                       help="Source(s) kept out of training: megadetector-test | southwest | voc | "
-                                           "camtrapR | nyala | sprites."),
+                                           "camtrapR | nyala | atrw | sprites (atrw: the head inherits ATRW's "
+                                           "CC BY-NC-SA licence unless held out)."),
     cache: Path = typer.Option(Path("/tmp/spotid-classifier-features"), "--cache", help="Feature cache folder."),
     weight_decay: float = typer.Option(1e-2, "--weight-decay", help="L2 on the standardised head weights."),
     no_prior: bool = typer.Option(False, "--no-prior", help="Leave out the ImageNet spotted-cat feature."),
+    veto: float = typer.Option(0.5, "--veto", min=0.0, max=1.0,
+                               help="ImageNet P(non-leopard cats: lynx, cougar, tiger, ...) that vetoes a leopard "
+                                    "label (0: no veto)."),
+    sprites: int = typer.Option(0, "--sprites", min=0, help="Synthetic sprites pasted on southwest frames (0: none)."),
     detector_threshold: float = typer.Option(0.1, "--detector-threshold", help="Cascade: detector boxes kept and classified."),
     drop_below_conf: float = typer.Option(0.25, "--drop-below-conf",
                                           help="Cascade: not_animal boxes are dropped only below this detector conf."),
@@ -325,6 +330,7 @@ def train_classifier(
         raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
     cfg = CascadeTrainConfig(shared=str(shared), cache=str(cache), synth=tuple(str(s) for s in synth),
                              holdout=tuple(holdout), weight_decay=weight_decay, prior=not no_prior,
+                             veto_min_p=veto, sprites=sprites,
                              detector_threshold=detector_threshold, drop_below_conf=drop_below_conf, seed=seed)
     m = json.loads(metrics.read_text()) if metrics else None
     try:
