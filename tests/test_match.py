@@ -331,3 +331,19 @@ def test_matcher_with_calibrated_fusion_ranks_by_the_average_and_decides_with_th
     assert cands[0].probability == pytest.approx(want, abs=1e-3)
     with pytest.raises(ValueError, match="aliked features"):
         m.evidence(np.ones(4, np.float32) / 2, feats(0), g)
+
+
+def test_cluster_decide_with_the_fusion_decider_hand_computed():
+    """With the fusion, clusters merge on the fused pairwise P (decision (1, 0, 0): P = P_own), and the
+    inlier floor counts the most inliers either way, whichever direction had the higher P."""
+    from spotid.identify.fusion import Fusion, ScoreCalibration
+    from spotid.identify.match import FusionDecider, cluster_decide
+
+    dec = FusionDecider(Fusion({"sift": ScoreCalibration("log1p", 1.0, 0.0)}, {"sift": 1.0}, (1.0, 0.0, 0.0)))
+    prob = np.array([[0, 0.9, 0.2], [0.7, 0, 0.3], [0.2, 0.3, 0]])
+    inl = np.array([[0, 5.0, 2], [30, 0, 2], [2, 2, 0]])       # 0->1 has the higher P but only 5 inliers
+    cos = np.zeros((3, 3))
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob).tolist() == [0, 0, 1]
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=12).tolist() == [0, 0, 1]   # 30 either way
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=31).tolist() == [0, 1, 2]
+    assert cluster_decide(inl, cos, dec, 0.95, prob=prob).tolist() == [0, 1, 2]                  # 0.9 < 0.95

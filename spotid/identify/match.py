@@ -125,7 +125,7 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: flo
     pp0 = np.zeros((n, n)) if prob is None else np.asarray(prob, np.float64)
     s0 = np.asarray(dec.strength(inl0, pp0), np.float64)
     fwd = s0 >= s0.T                       # each pair keeps the direction with the stronger evidence
-    inl = np.where(fwd, inl0, inl0.T)
+    inl = np.maximum(inl0, inl0.T)         # ... but the inlier floor counts the most inliers either way
     cs = np.where(fwd, np.asarray(cos, np.float64), np.asarray(cos, np.float64).T)
     pp = np.where(fwd, pp0, pp0.T)
     st = np.maximum(s0, s0.T)
@@ -157,9 +157,11 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: flo
             break
         a, b = ids[min(a, b)], ids[max(a, b)]
         take = st[b] > st[a]
-        for mat in (cs, inl, pp):
+        for mat in (cs, pp):
             mat[a] = np.where(take, mat[b], mat[a])
             mat[:, a] = mat[a]
+        inl[a] = np.maximum(inl[a], inl[b])
+        inl[:, a] = inl[a]
         st[a] = np.maximum(st[a], st[b])
         st[:, a] = st[a]
         active[b] = False

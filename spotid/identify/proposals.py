@@ -21,10 +21,11 @@ from spotid.util import progress
 
 @dataclass
 class ClusterEvidence:
-    """What clustering the new bursts measured. ``inliers``/``cos``/``prob``/``ref`` ``(n, n)``: for
-    bursts g, h the best evidence of g's compared frames against h's (best by the decider's strength:
-    inliers, or the fused P), its inlier count, cosine, pairwise P(same) and h's detection id that gave
-    it (-1 = none); ``frames`` {detection id of a compared frame: {burst h: Evidence}}."""
+    """What clustering the new bursts measured. ``inliers``/``prob`` ``(n, n)``: for bursts g, h the
+    most inliers and the highest pairwise P(same) of g's compared frames against h's; ``cos``/``ref``
+    the cosine and h's detection id of the strongest of those evidences (by the decider's strength:
+    inliers, or the fused P; -1 = none); ``frames`` {detection id of a compared frame: {burst h:
+    Evidence}}."""
 
     inliers: np.ndarray
     cos: np.ndarray
@@ -133,8 +134,11 @@ def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
         ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g, r.place,
                                                      getattr(r, "extra", None))
         for h, e in ev.frames[r.detection_id].items():
+            # the strongest evidence (most inliers, or the highest fused P) gives the cosine and the
+            # reference; inliers and P keep their maxima (the inlier floor counts the most inliers)
             if dec.strength(e.inliers, e.pair_prob) > dec.strength(inl[g, h], pp[g, h]) or ev.ref[g, h] < 0:
-                inl[g, h], cos[g, h], pp[g, h], ev.ref[g, h] = e.inliers, e.cos, e.pair_prob, e.ref
+                cos[g, h], ev.ref[g, h] = e.cos, e.ref
+            inl[g, h], pp[g, h] = max(inl[g, h], e.inliers), max(pp[g, h], e.pair_prob)
     if linkage == "decision":
         return cluster_decide(inl, cos, dec, threshold, min_inliers=min_inliers, prob=pp), ev
     prob = np.zeros((n, n))
