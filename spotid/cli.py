@@ -96,9 +96,11 @@ def models_list(
     Example:
       spotid models list --db season.db
     """
+    from spotid.cliutil import catalog_errors
     from spotid.modelstore import available
 
-    rows = available(db)
+    with catalog_errors():
+        rows = available(db)
     if json_out:
         print_json(rows)
         return
@@ -122,10 +124,12 @@ def models_use(
     Example:
       spotid models use my-embedder --db season.db
     """
+    from spotid.cliutil import catalog_errors
     from spotid.modelstore import ModelError, use
 
     try:
-        card = use(path, db)
+        with catalog_errors():
+            card = use(path, db)
     except ModelError as e:
         raise typer.BadParameter(str(e), param_hint="PATH") from e
     typer.echo(f"active {card.kind} model for {db}: {card.version} ({card.folder})")

@@ -1,24 +1,42 @@
 """Command-line support shared by every stage's ``cli.py`` (typer lives here, not in the base modules).
 
 Only command-line modules import this (``tests/test_layers.py`` checks it).
+
+Exit codes of every command: 0 done (also when there was nothing new to do, e.g. a re-run); 1 the work ran
+but its result failed a check (e.g. ``export camtrapdp --validate-with`` found the package invalid) or an
+unexpected error; 2 a usage mistake, with a message naming the fix: bad option or input, a ``--db`` that is
+not a spotid catalog, or a stage run before the one it needs (:func:`require`); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def catalog_errors() -> Iterator[None]:
+    """Turn a :class:`~spotid.catalog.CatalogError` raised inside into a usage error on ``--db`` (exit 2),
+    for code that opens the catalog itself (``spotid models use``)."""
+    import typer
+
+    from spotid.catalog import CatalogError
+
+    try:
+        yield
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
 
 
 def open_catalog(db: str | Path, *, create: bool = True):
     """The catalog at ``db`` for a CLI command (``create``: a new file may be started, as ingest does);
     a file that is not a catalog, or a missing one when ``create`` is off, is a usage error on ``--db``
-    whose message names the fix (typer.BadParameter)."""
-    import typer
+    whose message names the fix (typer.BadParameter). Check the command's other input first: a command
+    that fails on it must not leave a new catalog behind."""
+    from spotid.catalog import Catalog
 
-    from spotid.catalog import Catalog, CatalogError
-
-    try:
+    with catalog_errors():
         return Catalog(db, create=create)
-    except CatalogError as e:
-        raise typer.BadParameter(str(e), param_hint="--db") from None
 
 
 def existing_catalog(db: str | Path):
@@ -46,3 +64,15 @@ def set_threads(n: int | None) -> int:
     torch.set_num_threads(n)
     cv2.setNumThreads(n)
     return n
+
+
+def require(cat, stage: str, deployment: str | None = None) -> None:
+    """Refuse (exit 2, on ``--db``) a stage run before the one it needs, naming the command to run first
+    (:func:`spotid.catalog.missing_step`)."""
+    import typer
+
+    from spotid.catalog import missing_step
+
+    why = missing_step(cat, stage, deployment)
+    if why:
+        raise typer.BadParameter(why, param_hint="--db")

@@ -81,10 +81,10 @@ def test_a_file_that_is_not_a_catalog_is_refused_with_the_fix(tmp_path):
     with pytest.raises(CatalogError, match="empty file"):
         Catalog(empty, create=False)
     assert empty.stat().st_size == 0   # untouched
-    for db in (text, empty):
+    for db, fix in ((text, "pass a new file name or an existing spotid catalog"), (empty, "pass the --db")):
         r = CliRunner().invoke(app, ["census", "--db", str(db)])
         said = " ".join(r.output.replace("│", " ").split())   # the usage box wraps the message
-        assert r.exit_code == 2 and "pass the --db" in said
+        assert r.exit_code == 2 and fix in said
 
 
 def test_flank_seen_rule_in_python_and_sql_agree(tmp_path):

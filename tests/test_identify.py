@@ -236,7 +236,7 @@ def test_cli_identify_and_errors(world, monkeypatch):
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--deployment", "elsewhere"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["detections"] == 0   # only that deployment's detections
+    assert r.exit_code == 2 and "no deployment elsewhere" in r.output   # a mistyped deployment: nothing run
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--threshold", "0.5"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

@@ -23,6 +23,9 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "spotid.db"
+# ``PRAGMA application_id`` of every spotid catalog (bytes 68-71 of the file header): ASCII "SPID". Set when
+# spotid creates a catalog, and on the next open of an older one (recognised by its schema_migrations table).
+APPLICATION_ID = 0x53504944
 
 
 def now_iso() -> str:
@@ -51,6 +54,39 @@ def set_aside_sql(sighting: str = "s") -> str:
     return f"({sighting}.status = 'unusable' AND {sighting}.set_aside_reason IS NOT NULL)"
 
 
+def missing_step(cat: "Catalog", stage: str, deployment: str | None = None) -> str | None:
+    """Why ``stage`` ('detect', 'identify' or 'census') has nothing to work on in ``cat`` because an earlier
+    stage has not run, as a sentence naming the command to run first; None when it can go ahead.
+
+    detect needs media; identify needs media through detect; census needs those and, when detect found
+    leopards, identify's sightings (a census of a survey whose detect found none is a real zero). With
+    ``deployment``, that deployment must exist and the media are its own."""
+    where, args = ("WHERE m.deployment_id = ?", [deployment]) if deployment else ("", [])
+    of = f" of deployment {deployment}" if deployment else ""
+    db = cat.path
+    if deployment and not cat.scalar("SELECT COUNT(*) FROM deployments WHERE id = ?", (deployment,)):
+        return f"no deployment {deployment} in {db}: pass an ID that `spotid deployments list --db {db}` shows"
+    if not cat.scalar(f"SELECT COUNT(*) FROM media m {where}", args):
+        return (f"no media{of} in {db}: run `spotid ingest CARD --deployment {deployment or 'ID'} --db {db}` "
+                "first")
+    if stage == "detect":
+        return None
+    detected = ("SELECT EXISTS (SELECT 1 FROM detection_status x JOIN media m ON m.id = x.media_id {w}) "
+                "OR EXISTS (SELECT 1 FROM detections x JOIN media m ON m.id = x.media_id {w})").format(w=where)
+    if not cat.scalar(detected, args * 2):   # detections without a status: made by review's demo or by hand
+        then = f" and then `spotid identify --db {db}`" if stage == "census" else ""
+        return f"no frame{of} in {db} has been through detect: run `spotid detect --db {db}`{then} first"
+    if stage == "identify":
+        return None
+    leopards = cat.scalar("SELECT COUNT(*) FROM detections d JOIN media m ON m.id = d.media_id LEFT JOIN sightings s "
+                          "ON s.detection_id = d.id WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL "
+                          + where.replace("WHERE", "AND"), args)
+    if leopards and not cat.scalar("SELECT COUNT(*) FROM sightings"):
+        return (f"no sightings in {db}: {leopards} leopard detection(s) have not been through identify: run "
+                f"`spotid identify --db {db}` first")
+    return None
+
+
 def migrations() -> list[tuple[str, str]]:
     """All shipped migrations as (name, sql), in the order they are applied."""
     files = resources.files("spotid.catalog") / "migrations"
@@ -70,11 +106,13 @@ class Catalog:
 
     def __init__(self, path: str | Path = DEFAULT_DB, *, timeout: float = 30.0, create: bool = True):
         """``create=False``: the file must exist (every stage after ingest), so a mistyped ``--db``
-        fails with the fix instead of silently starting an empty catalog."""
+        fails with the fix instead of silently starting an empty catalog. Any existing file that is not a
+        spotid catalog (:func:`refuse_foreign`) is refused, unchanged."""
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if not create and not self.path.exists():
             raise CatalogError(f"no catalog at {self.path}: run `spotid ingest CARD --deployment ID --db {self.path}` "
                                "first, or pass the --db you ingested into")
+        refuse_foreign(self.path)   # before SQLite touches the file: a refused one stays byte-identical
         if not create and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty catalog
             raise CatalogError(f"{self.path} is an empty file, not a catalog ingest wrote: pass the --db you "
                                "ingested into")
@@ -85,6 +123,9 @@ class Catalog:
         self.conn.row_factory = sqlite3.Row
         self._depth = 0
         try:
+            # the marker goes in before WAL, so a new file's header carries it from its first write
+            if self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -219,6 +260,58 @@ class Catalog:
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def refuse_foreign(path: Path) -> None:
+    """Raise :class:`CatalogError` unless ``path`` is absent, an empty file, or a spotid catalog: an SQLite
+    file with spotid's :data:`APPLICATION_ID`, or (older catalogs) with spotid's ``schema_migrations``.
+    Nothing is written: the header is read as bytes and the tables through an ``immutable`` connection,
+    which leaves no -wal/-shm behind (a plain read-only one would, on a WAL file)."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    why = None
+    if path.is_dir():
+        why = "a directory"
+    elif not path.is_file():
+        why = "not a regular file"
+    else:
+        with open(path, "rb") as f:
+            head = f.read(100)
+        if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+            why = "not an SQLite file"
+        else:
+            app_id = int.from_bytes(head[68:72], "big", signed=True)
+            if app_id == APPLICATION_ID:
+                return
+            why = (_foreign_tables(path) if app_id == 0
+                   else f"an SQLite file of another program, application_id {app_id:#x}")
+    if why:
+        raise CatalogError(f"{path} is not a spotid catalog ({why}): pass a new file name or an existing spotid "
+                           "catalog")
+
+
+def _foreign_tables(path: Path) -> str | None:
+    """None when ``path`` (an SQLite file without an application_id) is an older spotid catalog, one whose
+    ``schema_migrations`` lists spotid's first migration (Rails, for one, has a table of that name too);
+    else what it holds instead. A -wal file beside it may hold the newest schema: then read through it."""
+    wal = Path(f"{path}-wal").exists()
+    uri = f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            if "schema_migrations" in names:
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    if con.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (migrations()[0][0],)).fetchone():
+                        return None
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        return f"an unreadable SQLite file: {e}"
+    if not names:
+        return "an SQLite database without tables or spotid's marker"
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"an SQLite database of another program, with tables {', '.join(names[:5])}{more}"
 
 
 def _split_sql(sql: str) -> list[str]:

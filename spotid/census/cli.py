@@ -75,7 +75,7 @@ def census(
     from spotid.census.census import Census
     from spotid.census.config import CensusConfig
     from spotid.config import resolve_config
-    from spotid.cliutil import existing_catalog
+    from spotid.cliutil import existing_catalog, require
 
     overrides = dict(start=start, end=end, occasion_days=occasion_days,
                      independence_minutes=_parse_minutes(independence) if independence else None,
@@ -102,6 +102,7 @@ def census(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:
+        require(cat, "census")
         if cfg.outages:
             from spotid.ingest.health import OutagesError, read_outages
             try:        # a bad file is a usage error before any run is recorded

@@ -75,6 +75,11 @@ def detect(
                   megadetector_weights=megadetector_weights, threads=threads,
                   static_fp=False if no_static_fp else None)
     _threads(cfg.threads)
+    if db is not None:   # a wrong --db or a catalog without media fails before the detector loads
+        from spotid.cliutil import existing_catalog, require
+
+        with existing_catalog(db) as cat:
+            require(cat, "detect", deployment)
     det = _make(cfg)
     from spotid.detect.run import detect_catalog, detect_folder
 

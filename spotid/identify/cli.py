@@ -121,7 +121,7 @@ def identify(
       spotid identify --db season.db --threads 2
     """
     from spotid.identify.pipeline import Identifier
-    from spotid.cliutil import existing_catalog
+    from spotid.cliutil import existing_catalog, require
 
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
@@ -130,6 +130,7 @@ def identify(
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
         fx = _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
+        require(cat, "identify", deployment)
         res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor), extractor=fx)(
             cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:

@@ -71,14 +71,15 @@ def ingest(
       spotid ingest /media/card02 -d S02A --time-from filename:%Y%m%d_%H%M%S
     """
     from spotid.config import resolve_config
-    from spotid.ingest.ingester import IngestConfig, Ingester, IngestError
+    from spotid.ingest.ingester import IngestConfig, Ingester, IngestError, check_card
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
 
     try:
         cfg = resolve_config(IngestConfig, config, gap_s=gap, tz=tz, batch_size=batch_size, workers=workers,
                              time_from=time_from)
-    except (ValueError, OSError) as e:
+        check_card(card_dir)
+    except (ValueError, OSError) as e:   # IngestError is a ValueError
         raise typer.BadParameter(str(e)) from None
     with open_catalog(db) as cat:
         try:
@@ -204,11 +205,12 @@ def deployments_import(
     """
     from dataclasses import asdict
 
-    from spotid.ingest.deployments import DeploymentError, import_deployments_csv
+    from spotid.ingest.deployments import DeploymentError, import_deployments_csv, read_deployments_csv
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
 
     try:
+        read_deployments_csv(csv_file, tz=tz)   # a bad file fails before a new catalog is started
         with open_catalog(db) as cat:
             res = import_deployments_csv(cat, csv_file, tz=tz)
     except DeploymentError as e:
@@ -228,10 +230,10 @@ def deployments_list(db: Path = DB_OPT, json_out: bool = JSON_OPT) -> None:
       spotid deployments list --db season.db
     """
     from spotid.ingest.deployments import list_deployments
-    from spotid.cliutil import open_catalog
+    from spotid.cliutil import existing_catalog
     from spotid.util import print_json
 
-    with open_catalog(db) as cat:
+    with existing_catalog(db) as cat:
         deps = list_deployments(cat)
     if json_out:
         print_json([dict(d.to_dict(), n_media=n) for d, n in deps])
@@ -321,12 +323,12 @@ def media_list(
       spotid media list --db season.db --deployment S02A --limit 50
       spotid media list --db season.db --failures
     """
-    from spotid.cliutil import open_catalog
+    from spotid.cliutil import existing_catalog
     from spotid.util import print_json
 
     where, args = ("WHERE deployment_id = ?", [deployment]) if deployment else ("", [])
     lim = f" LIMIT {int(limit)}" if limit > 0 else ""
-    with open_catalog(db) as cat:
+    with existing_catalog(db) as cat:
         if failures:
             rows = [dict(r) for r in cat.query(
                 f"SELECT id, deployment_id, path, reason, run_id, recorded_at FROM ingest_failures {where} "

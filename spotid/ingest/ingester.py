@@ -209,6 +209,18 @@ def walk_card(card: Path) -> tuple[list[tuple[Path, str]], int]:
     return media, ignored
 
 
+def check_card(card_dir: str | Path) -> None:
+    """Raise :class:`IngestError` when ``card_dir`` is no folder or holds no image or video: the command line
+    checks this before it opens (and maybe creates) the catalog, so a mistyped card path leaves nothing behind."""
+    card = Path(card_dir).expanduser()
+    if not card.is_dir():
+        raise IngestError(f"card folder {card_dir} does not exist: pass the folder the SD card was copied to")
+    files, ignored = walk_card(card)
+    if not files:
+        raise IngestError(f"no image or video files in {card_dir}" + (f" ({ignored} other files)" if ignored else "")
+                          + ": pass the folder the SD card was copied to (the one holding DCIM)")
+
+
 class Ingester:
     """Ingest SD-card dumps into ``catalog`` with ``config``; call with (card_dir, deployment_id)."""
 

@@ -61,9 +61,9 @@ def review(
         built = build_demo_catalog(demo / "demo.db", demo / "images", texture="animal")
         db = built.db_path
         typer.echo(f"demo catalog: {db}", err=True)
-    if not db.is_file():
-        raise typer.BadParameter(f"no catalog at {db}: pass --db PATH (created by spotid ingest/identify)",
-                                 param_hint="--db")
+    from spotid.cliutil import existing_catalog
+
+    existing_catalog(db).close()   # missing, empty or not a spotid catalog: the usage error that names the fix
     who = (reviewer or _default_reviewer()).strip()
     if not who:
         raise typer.BadParameter("empty reviewer name: pass --reviewer NAME", param_hint="--reviewer")

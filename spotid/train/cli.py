@@ -107,8 +107,10 @@ def train_embedder_cmd(
 
     if not data and db is None:
         raise typer.BadParameter("nothing to train on: pass --data DIR (one folder per individual) and/or --db DB")
-    if db is not None and not Path(db).exists():
-        raise typer.BadParameter(f"no catalog at {db}: pass the --db you ingested into")
+    if db is not None:
+        from spotid.cliutil import existing_catalog
+
+        existing_catalog(db).close()   # missing or not a spotid catalog: the usage error that names the fix
     cfg = _train_config(TrainEmbedderConfig, config, epochs=epochs, seed=seed, arch=arch, loss=loss,
                         batch_size=batch_size, lr=lr, max_steps_per_epoch=max_steps, val_fraction=val_fraction,
                         threads=threads, keep_checkpoints=keep_checkpoints or None)

@@ -115,7 +115,7 @@ def process(
     """
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
-    from spotid.ingest.ingester import IngestConfig
+    from spotid.ingest.ingester import IngestConfig, IngestError, check_card
     from spotid.cliutil import open_catalog
     from spotid.detect.detector import DetectorError
     from spotid.workflow.process import PipelineError, process_card
@@ -126,6 +126,10 @@ def process(
                                     megadetector_weights=megadetector_weights, static_fp=False if no_static_fp else None)
     except ValueError as e:  # the message names the option (--tz, --time-from) or the file
         raise typer.BadParameter(str(e), param_hint="--config" if config else None) from None
+    try:
+        check_card(card)   # before the catalog: a wrong or empty folder leaves no new catalog behind
+    except IngestError as e:
+        raise typer.BadParameter(str(e), param_hint="CARD") from None
     from spotid.cliutil import set_threads
 
     set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
