@@ -73,6 +73,7 @@ def _commands(db: Path, inputs: dict) -> list[list]:
         ["deployments", "list", "--db", db],
         ["deployments", "check", "--db", db],
         ["media", "list", "--db", db],
+        ["media", "relocate", "--deployment", "S01", card, "--db", db],
         ["detect", "--db", db],
         ["identify", "--db", db],
         ["census", "--db", db],
