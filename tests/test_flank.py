@@ -11,8 +11,9 @@ from spotid.identify.flank import (CLASSES, POOLS, FlankClassifier, FlankNet, bu
 from spotid.modelstore import write_card
 from spotid.review.queue import flank_source
 from spotid.train.common import fp16_state, save_torch
-from spotid.train.flank import (calibrate_threshold, calibrate_threshold_per_source, expand, fit_head,
-                                flank_metrics, group_folds, head_probs, mirror_label, pooled, sample_weights)
+from spotid.train.flank import (calibrate_threshold, calibrate_threshold_per_source, choose_flank_shift, expand,
+                                fit_head, flank_metrics, group_folds, head_probs, mirror_label, pooled, sample_weights,
+                                shifted_probs)
 
 torch.set_num_threads(1)
 
@@ -140,6 +141,36 @@ def test_head_recipe_learns_a_mirror_consistent_rule():
     np.testing.assert_allclose(pm, p[:, [1, 0, 2, 3]], atol=1e-6)
 
 
+def test_shifted_probs_take_the_shift_from_front_and_back():
+    # image and mirror logits [0, 0, ln 2, -inf] -> [1/4, 1/4, 1/2, 0]; shift ln 2 -> front logit 0 -> thirds
+    lg = np.array([[[0.0, 0.0, np.log(2.0), -np.inf]] * 2], np.float32)
+    np.testing.assert_allclose(shifted_probs(lg, 0.0), [[0.25, 0.25, 0.5, 0]], atol=1e-6)
+    np.testing.assert_allclose(shifted_probs(lg, float(np.log(2.0))), [[1 / 3, 1 / 3, 1 / 3, 0]], atol=1e-6)
+
+
+def _shift_case():
+    """Out-of-fold logits (image, mirror = image with left/right swapped, so the flip average is the
+    image's softmax): 3 flank crops, 19 clear fronts and 1 front near a flank."""
+    rows = [[3, 0, 0, -9], [0, -5, 1, -9], [-5, 0, 2.5, -9]] + [[0, 0, 5, -9]] * 19 + [[0, -5, 1.2, -9]]
+    img = np.array(rows, np.float32)
+    return np.stack([img, img[:, [1, 0, 2, 3]]], 1), np.array([0, 0, 1] + [2] * 20)
+
+
+def test_choose_flank_shift_places_more_flanks_within_the_front_budget():
+    logits, labels = _shift_case()
+    # shift 0 / .5: 1 of 3 flanks placed; 1.5: 2 (the borderline front becomes left, P 0.57); 3: all 3, the
+    # same 1 front of 20 on a flank (P(left) 0.85 < 0.9); 6: 19 fronts on a flank -- over the 5% budget
+    shift, rows = choose_flank_shift(logits, labels, (0.5, 1.5, 3.0, 6.0), max_front_as_flank=0.05)
+    assert [r["left_right_right"] for r in rows] == [1, 1, 2, 3, 3]
+    assert [r["front_back_as_flank"] for r in rows] == [0, 0, 1, 1, 20]
+    assert shift == 3.0 and all(r["swapped"] == 0 for r in rows)
+    # no front may become a flank: the best of shifts 0 and .5 (a tie) is the smaller one
+    assert choose_flank_shift(logits, labels, (0.5, 1.5, 3.0), max_front_as_flank=0.0)[0] == 0.0
+    # a front crop pushed past P(flank) 0.9 vetoes the shift (none of them was at shift 0)
+    logits[-1, :, 2] = 0.5                           # the borderline front: P(left) at shift 3 = 0.92
+    assert choose_flank_shift(logits, labels, (0.5, 1.5, 3.0), max_front_as_flank=0.05)[0] == 1.5
+
+
 def test_sample_weights_balance_classes_and_sources():
     labels = np.array([0, 1, 2, 2, 0, 2])            # source a: 2 flank, 2 front; source b: 1 flank, 1 front
     sources = np.array(["a", "a", "a", "a", "b", "b"])
@@ -264,13 +295,15 @@ def test_tiny_flank_training_run(tmp_path):
                         a[:, :30] += 150                       # a bright "head" on the left
                     Image.fromarray(a).save(d / f"{k}.jpg")
     cfg = TrainFlankConfig(input_size=(64, 128), cache_size=(72, 144), aug_views=1, pools=("avg", "quarters"),
-                           weight_decays=(1e-2,), real_sources=("real",), folds=2, max_iter=30,
+                           weight_decays=(1e-2,), real_sources=("real",), folds=2, max_iter=30, flank_shifts=(0.5, 1.0),
                            cache_dir=str(tmp_path / "cache"))
     out = tmp_path / "flank"
     summary = train_flank(cfg, data=[tmp_path / "real", tmp_path / "syn"], out=out, show_progress=False)
     card = load_card(out, verify=True)
     assert card.kind == "flank" and card.get("classes") == list(CLASSES) and card.get("pool") in ("avg", "quarters")
     assert [r["pool"] for r in card.get("model_selection")] == ["avg", "quarters"]
+    assert card.get("chosen")["flank_shift"] in (0.0,) + cfg.flank_shifts
+    assert [r["shift"] for r in card.get("flank_shift_selection")] == sorted({0.0, *cfg.flank_shifts})
     assert set(card.get("metrics")["cross_validation"]) == {"real", "syn"}
     assert card.get("training_data")["real"]["by_flank"] == {"left": 8, "right": 0, "front": 8, "back": 0}
     assert set(torch.load(out / "weights.pt", weights_only=True)) == {"head.weight", "head.bias"}

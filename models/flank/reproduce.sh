@@ -10,6 +10,9 @@
 #   3. spotid train flank: features cached, pooling and L2 chosen by 5-fold cross-validation over the
 #      train-split photos (the real source decides), threshold from the same out-of-fold probabilities;
 #   4. evaluate on the test split and on seed 202, beside the previous model when given (OLD=folder).
+# The variants tried on 2026-12-03 and not shipped (README "what was tried"): the same command with --config
+# FILE, FILE = configs/train_flank.yaml with `pools: [quarters]`, `weight_decays: [0.01]` and either
+# `flank_shifts: [0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]` or `input_size: [256, 384]`, `cache_size: [320, 480]`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"

