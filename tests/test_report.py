@@ -109,12 +109,13 @@ def test_station_map_and_table_in_latitude_longitude(tmp_path, figures):
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("longitude", "latitude")
     xs = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     ys = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
-    assert xs and all(re.fullmatch(r"131\.\d{3}°E", t) for t in xs), xs
-    assert ys and all(re.fullmatch(r"4[23]\.\d{3}°N", t) for t in ys), ys
+    assert xs and all(re.fullmatch(r"131\.\d{4}°E", t) for t in xs), xs
+    assert ys and all(re.fullmatch(r"4[23]\.\d{4}°N", t) for t in ys), ys
     # stations 131.50 .. 131.62 E at 43.0 N: 9.8 km across, a 2 km scale bar 2 / (111.32 cos 43.0°) degrees long
     bars = [a for a in ax.artists if hasattr(a, "size_bar")]
     assert [b.txt_label.get_text() for b in bars] == ["2 km"]
     assert ax.get_aspect() == pytest.approx(1 / math.cos(math.radians(43.0)))
+    assert [report._nice_km(k) for k in (0.1, 2.0, 2.2, 9.8, 40.0)] == [0.1, 0.5, 0.5, 2, 10]
     html = report.write_report(res, tmp_path / "rep", cat=cat).read_text()
     assert "<th>latitude</th><th>longitude</th>" in html
     assert "<td>S01</td><td>43.00000</td><td>131.54000</td>" in html

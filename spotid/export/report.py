@@ -53,14 +53,14 @@ def _plt():
 
 
 def _deg(v: float, pos: str, neg: str) -> str:
-    return f"{abs(v):.3f}°{pos if v >= 0 else neg}"
+    return f"{abs(v):.4f}°{pos if v >= 0 else neg}"   # 0.0001° ~ 11 m: ticks a few hundred m apart stay distinct
 
 
 def _nice_km(span_km: float) -> float:
     """A round scale-bar length near a quarter of the map's width: 0.1, 0.2, 0.5, 1, 2, 5, 10 ... km."""
     target = max(span_km / 4, 0.1)
     mag = 10 ** math.floor(math.log10(target))
-    return max(m * mag for m in (1, 2, 5) if m * mag <= target)
+    return max(round(m * mag, 12) for m in (1, 2, 5) if m * mag <= target * (1 + 1e-9))
 
 
 def plot_stations(res: CensusResult, path: Path) -> Path:
