@@ -86,7 +86,7 @@ def _check_period(start: str, end: str) -> None:
         except OverflowError:
             raise ValueError(f"{name} {text} is out of range: give a date of the survey, e.g. 2024-03-01") from None
     if bounds[0] and bounds[1] and bounds[1] <= bounds[0]:
-        raise ValueError(f"end {end} is before start {start}: swap them")
+        raise ValueError(f"end {end} is not after start {start}: the period is empty; give an end after the start")
 
 
 def media_years(cat: Catalog) -> list[dict]:
