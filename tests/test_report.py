@@ -163,3 +163,15 @@ def test_a_photo_per_counted_individual_embedded_in_the_report(tmp_path):
     assert "no crop stored: run spotid identify" in by_name["AL-002-L"]
     assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', html))   # one self-contained file
     cat.close()
+
+
+def test_a_map_without_coordinates_says_how_to_add_them(tmp_path, figures):
+    cat = Catalog(tmp_path / "c.db")
+    b = Builder(cat)
+    b.deployment("A1", None, "2024-03-01T00:00:00+10:00", "2024-03-03T00:00:00+10:00")   # auto-created: no lat/lon
+    b.media("A1", "2024-03-02T10:00:00+10:00")
+    report.plot_stations(Census(CFG)(cat), tmp_path / "s.png")
+    ax = figures[0].axes[0]
+    assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []   # no 0..1 axes posing as degrees
+    assert "`spotid deployments add ID --lat .. --lon ..`" in [t.get_text() for t in ax.texts][0]
+    cat.close()

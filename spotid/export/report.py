@@ -104,8 +104,10 @@ def plot_stations(res: CensusResult, path: Path) -> Path:
         ax.tick_params(axis="y", labelsize=8)
         ax.legend(loc="best", fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no station coordinates in the catalog: add latitude/longitude to the deployments",
+        ax.text(0.5, 0.5, "no station coordinates in the catalog:\n`spotid deployments add ID --lat .. --lon ..`",
                 ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        ax.set_xticks([])   # 0..1 axes would read as degrees
+        ax.set_yticks([])
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title("Camera stations and leopard events (label: station (events))")
@@ -471,7 +473,7 @@ def write_report(res: CensusResult, out: str | Path, *, cat: Catalog | None = No
         steps = "".join(f"<li>{html.escape(w)}</li>" for w in empty)
         counted_html = (f'<div class="empty"><h2>Nothing counted yet</h2><p>No independent leopard event in this '
                         f"period, so there are no capture histories, discovery curve or estimates. What to do:</p>"
-                        f"<ul>{steps}</ul><p>Then write this report again.</p></div>")
+                        f"<ul>{steps}</ul></div>")
     else:
         counted_html = (_estimates_html(res, out) + secr_html
                         + "<h2>Capture histories</h2>"
