@@ -26,8 +26,8 @@ from spotid.census.estimators import EstimationResult
 from spotid.census.registry import estimate_all
 from spotid.census.history import FlankBounds, choose_flank
 from spotid.census.linking import FlankLink, find_flank_links
-from spotid.census.result import (CensusResult, Event, Sighting, Station, _local, parse_bound,
-                                  parse_ts)
+from spotid.census.result import (MAX_OCCASIONS, CensusResult, Event, PeriodTooLong, Sighting, Station, _local,
+                                  parse_bound, parse_ts)
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +288,8 @@ class Census:
             stop = max(cands) if cands else origin + timedelta(days=cfg.occasion_days)
         occ_len = timedelta(days=cfg.occasion_days)
         n_occ = max(1, math.ceil((stop - origin) / occ_len - 1e-9))
-        if n_occ > 5000:
-            raise ValueError(f"{n_occ} occasions of {cfg.occasion_days} day(s): give --start/--end or a longer "
-                             "--occasion-days")
+        if n_occ > MAX_OCCASIONS:
+            raise PeriodTooLong(n_occ, cfg.occasion_days, origin, stop)
         return Occasions(origin=origin, stop=origin + n_occ * occ_len, length=occ_len, n=n_occ)
 
     # -- 3. stations and effort ------------------------------------------------------------------------

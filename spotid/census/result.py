@@ -157,6 +157,19 @@ class CensusResult:
         }
 
 
+#: More occasions than a capture history, the estimators or a page can use (13 years of daily occasions).
+MAX_OCCASIONS = 5000
+
+
+class PeriodTooLong(ValueError):
+    """The census period cuts into more than :data:`MAX_OCCASIONS` occasions (a card mixing 2009 photos and 2025
+    clips does). ``origin``/``stop``: the period asked for or found in the catalog (naive local time)."""
+
+    def __init__(self, n: int, occasion_days: float, origin: datetime, stop: datetime):
+        super().__init__(f"{n} occasions of {occasion_days} day(s): give --start/--end or a longer --occasion-days")
+        self.n, self.occasion_days, self.origin, self.stop = n, occasion_days, origin, stop
+
+
 # -- time helpers ---------------------------------------------------------------------------------------
 def parse_ts(text: str | None) -> datetime | None:
     if not text:

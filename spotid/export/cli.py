@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from spotid.cliutil import existing_catalog
+from spotid.cliutil import existing_catalog, require
 
 export_app = typer.Typer(help="Export the catalog: Camtrap DP, MegaDetector JSON, census report."
                               "\n\n\b\nExample:\n"
@@ -124,7 +124,8 @@ def report(
     secr: Optional[bool] = typer.Option(None, "--secr/--no-secr", help="Include SECR density (census setting secr)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Census report: HTML with station map, capture-history heatmap, sightings over time, estimates.
+    """Census report: one self-contained HTML page (station map in latitude/longitude, capture-history heatmap,
+    sightings over time, estimates, a photo of each counted individual), its PNG plots and the census tables.
 
     \b
     Example:
@@ -141,11 +142,12 @@ def report(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with existing_catalog(db) as cat:
+        require(cat, "census")   # an empty catalog: say what to run first, not a report of an invented period
         try:
             res = Census(cfg)(cat)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
-    path = write_report(res, out)
+        path = write_report(res, out, cat=cat)
     if as_json:
         from spotid.util import print_json
 

@@ -1,7 +1,8 @@
 """The review web app: FastAPI + Jinja2, served on 127.0.0.1 by ``spotid review``.
 
 Pages (server-rendered, CSS and JS inlined, no network): ``/queue`` (one sighting at a time, most
-uncertain first), ``/individuals``, ``/individuals/{id}``, ``/census``, ``/history``.
+uncertain first), ``/individuals``, ``/individuals/{id}``, ``/census`` (``?start=&end=&occasion_days=``:
+the period form), ``/history``.
 JSON API used by the page's keyboard shortcuts: ``POST /api/sightings/{id}/{confirm|reject|new|
 unusable|skip}``, ``POST /api/merge``, ``POST /api/undo``; a stale ``version`` gives HTTP 409.
 Images: ``/img/crop/{detection_id}`` serves only the file named by that detection's
@@ -224,10 +225,12 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         return render("individual.html", cat, page="individuals", d=detail)
 
     @app.get("/census", response_class=HTMLResponse)
-    def census_page() -> HTMLResponse:
+    def census_page(start: str = "", end: str = "", occasion_days: str = "") -> HTMLResponse:
+        """The census of a period (the form's fields; empty = the census defaults). Any entry renders the page:
+        fields are parsed by the census view, not by FastAPI (which would answer a typo with JSON 422)."""
         cat = get_cat()
         return render("census.html", cat, page="census", summary=browse.catalog_summary(cat),
-                      census=census_view.census_figures(cat))
+                      census=census_view.census_figures(cat, start=start, end=end, occasion_days=occasion_days))
 
     @app.get("/history", response_class=HTMLResponse)
     def history_page() -> HTMLResponse:
