@@ -290,7 +290,16 @@ def train_detector(
 
 
 def train_classifier(
-    out: Path = typer.Option(Path("models/classifier"), "--out", help="Model folder to write (head + card)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model folder to write (head + card); default "
+                                       "models/classifier, with --db <catalog stem>-classifier beside the catalog."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also train on this catalog's review decisions (confirmed "
+                                      "and unusable = leopard, 'not a leopard' = other); a share is held out."),
+    review_weight: float = typer.Option(3.0, "--review-weight", min=0.0,
+                                        help="With --db: weight of the review crops relative to their sqrt share."),
+    heldout_fraction: float = typer.Option(0.3, "--heldout-fraction", min=0.05, max=0.9,
+                                           help="With --db: share of reviewed individuals/bursts held out."),
+    parent: Optional[Path] = typer.Option(None, "--parent", help="With --db: the classifier to compare with "
+                                          "(default: the catalog's active one)."),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
     synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json; repeatable."),
     holdout: list[str] = typer.Option(["megadetector-test"], "--holdout",
@@ -315,10 +324,13 @@ def train_classifier(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector).
+    With --db, the review decisions join the recipe's sources; the new head and the active one are measured
+    on the held-out review crops, and nothing is written when that set is too small.
 
     \b
-    Example:
+    Examples:
       spotid train classifier --out my-classifier --holdout megadetector-test
+      spotid train classifier --db season.db --out season-classifier
     """
     import json
 
@@ -328,21 +340,51 @@ def train_classifier(
     from spotid.util import print_json
 
     torch.set_num_threads(threads)
+    if db is not None:
+        from spotid.cliutil import existing_catalog
+
+        existing_catalog(db).close()   # missing or not a spotid catalog: the usage error that names the fix
     if not shared.is_dir():
         raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
+    if out is None:
+        out = db.resolve().with_name(f"{db.stem}-classifier") if db is not None else Path("models/classifier")
     cfg = CascadeTrainConfig(shared=str(shared), cache=str(cache), synth=tuple(str(s) for s in synth),
                              holdout=tuple(holdout), weight_decay=weight_decay, prior=not no_prior,
                              veto_min_p=veto, sprites=sprites,
                              detector_threshold=detector_threshold, drop_below_conf=drop_below_conf, seed=seed)
     m = json.loads(metrics.read_text()) if metrics else None
     try:
-        summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
+        if db is not None:
+            from spotid.train.classifier_review import TooLittleData, train_classifier_from_review
+
+            try:
+                summary = train_classifier_from_review(cfg, db, out, review_weight=review_weight,
+                                                       heldout_fraction=heldout_fraction, parent=parent)
+            except TooLittleData as e:
+                raise typer.BadParameter(str(e), param_hint="--db") from None
+        else:
+            summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
         print_json(summary)
-    else:
-        typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
+        return
+    typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
+    if db is not None:
+        typer.echo(f"held out {summary['heldout']['crops']} review crops of {summary['heldout']['groups']} "
+                   "individuals/bursts (never trained on):")
+        for key, name in (("before", f"parent {summary['parent']}"), ("new", "new head")):
+            typer.echo(f"  {name}: {_review_line(summary[key])}")
+        typer.echo(f"adopt it with: spotid models use classifier {summary['folder']} --db {db}")
+
+
+def _review_line(m: dict) -> str:
+    """Held-out review figures of one classifier, for people."""
+    def pct(v):
+        return "n/a" if v is None else f"{v:.3f}"
+    return (f"leopards labelled leopard {m['leopard']['labelled_leopard']}/{m['leopard']['n']}, "
+            f"'not a leopard' labelled leopard {m['other']['labelled_leopard']}/{m['other']['n']}, "
+            f"balanced accuracy {pct(m['balanced_accuracy'])}")
 
 
 train_commands = {"detector": train_detector, "classifier": train_classifier, "embedder": train_embedder_cmd,

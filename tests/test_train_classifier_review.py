@@ -1,0 +1,97 @@
+"""`spotid train classifier --db`: review decisions join the recipe's sources, a seeded share is held out by
+individual/burst, both heads are measured on it, and too little review data writes nothing (exit 2)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from spotid.catalog import Catalog
+from spotid.cli import app
+from spotid.export.training_crops import reviewed_crops
+from spotid.review.decisions import Reviewer
+from spotid.review.demo import build_demo_catalog
+from spotid.train.classifier_review import crop_group, split_review
+from test_classifier import _fake_cache  # noqa: E402  (tests/ is on sys.path)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tcr-demo")
+    d = build_demo_catalog(root / "demo.db", root / "img", n_individuals=4, n_pending=12, seed=5)
+    return root, d
+
+
+@pytest.fixture
+def demo(template, tmp_path):
+    root, d = template
+    shutil.copy(root / "demo.db", tmp_path / "demo.db")
+    cache, shared = tmp_path / "cache", tmp_path / "shared"
+    cache.mkdir()
+    shared.mkdir()
+    _fake_cache(cache)
+    return tmp_path / "demo.db", d, ["--shared", str(shared), "--cache", str(cache), "--threads", "1"]
+
+
+def _review(db: Path, d, n: int) -> None:
+    """The first ``n`` pending sightings: every third 'not a leopard', the others confirmed to their truth
+    (the new animal: a new individual)."""
+    with Catalog(db) as cat:
+        rv = Reviewer(cat, "anna")
+        for k, sid in enumerate(d.pending[:n]):
+            v = int(cat.scalar("SELECT version FROM sightings WHERE id = ?", (sid,)))
+            if k % 3 == 2:
+                rv.not_leopard(sid, v)
+            elif d.truth[sid] in d.individuals:
+                rv.confirm(sid, v, d.individuals[d.truth[sid]])
+            else:
+                rv.new_individual(sid, v)
+
+
+def test_split_keeps_individuals_and_bursts_whole_and_is_seeded(demo):
+    db, d, _ = demo
+    _review(db, d, 12)
+    with Catalog(db) as cat:
+        crops = reviewed_crops(cat)
+    s = split_review(crops, 0.3, seed=0)
+    assert not {crop_group(c) for c in s.train} & {crop_group(c) for c in s.heldout}
+    assert {c.label for c in s.heldout} == {"leopard", "other"}   # each label with 2+ groups gives 1+
+    assert split_review(list(reversed(crops)), 0.3, seed=0).groups_heldout == s.groups_heldout
+    assert len(s.train) + len(s.heldout) == len(crops) == 12
+
+
+def test_train_classifier_db_writes_a_measured_model(demo, tmp_path):
+    db, d, base = demo
+    _review(db, d, 12)
+    out = tmp_path / "season-classifier"
+    r = CliRunner().invoke(app, ["train", "classifier", "--db", str(db), "--out", str(out), *base])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    rev, m = card["review"], card["metrics"]
+    with Catalog(db) as cat:
+        crops = {c.detection_id: c for c in reviewed_crops(cat)}
+    held = rev["heldout_detections"]
+    assert held and set(held) <= set(crops)
+    assert sum(rev["train_crops"].values()) + len(held) == 12
+    assert card["training_data"]["per_source_base_crops"]["review"]["leopard"] == rev["train_crops"]["leopard"]
+    for key in ("review_heldout", "review_heldout_parent"):
+        fig = m[key]
+        assert fig["leopard"]["n"] + fig["other"]["n"] == len(held)
+        assert 0.0 <= fig["balanced_accuracy"] <= 1.0
+    assert card["parent"].startswith("cascade-classifier-lite0@")     # the shipped head, the catalog's active one
+    assert "parent cascade-classifier-lite0@" in r.output and "new head" in r.output
+    assert f"spotid models use classifier {out}" in r.output
+    assert not list(tmp_path.glob(".season-classifier.tmp-*"))
+
+
+def test_too_few_review_decisions_write_nothing_and_name_the_fix(demo, tmp_path):
+    db, d, base = demo
+    _review(db, d, 3)
+    out = tmp_path / "m"
+    r = CliRunner().invoke(app, ["train", "classifier", "--db", str(db), "--out", str(out), *base])
+    assert r.exit_code == 2, r.output
+    assert "confirm" in r.output and "spotid review" in r.output and "individuals" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".m.tmp-*"))
