@@ -95,3 +95,65 @@ def test_too_few_review_decisions_write_nothing_and_name_the_fix(demo, tmp_path)
     assert r.exit_code == 2, r.output
     assert "confirm" in r.output and "spotid review" in r.output and "individuals" in r.output
     assert not out.exists() and not list(tmp_path.glob(".m.tmp-*"))
+
+
+def _confirm_all(db: Path, d, n: int) -> None:
+    with Catalog(db) as cat:
+        rv = Reviewer(cat, "anna")
+        for sid in d.pending[:n]:
+            if d.truth[sid] in d.individuals:
+                rv.confirm(sid, int(cat.scalar("SELECT version FROM sightings WHERE id = ?", (sid,))),
+                           d.individuals[d.truth[sid]])
+
+
+def test_models_use_compares_on_the_same_reviewed_crops_and_refuses_a_worse_one(demo, tmp_path):
+    """Active: a head that calls every box leopard; candidate: one that calls every box other. On the
+    reviewed (all leopard) crops the candidate finds 0 of them: refused without a terminal (exit 2, the
+    active model kept), adopted with --force."""
+    from test_classifier import _cascade_folder  # noqa: E402
+
+    db, d, _ = demo
+    _confirm_all(db, d, 11)
+    with Catalog(db) as cat:
+        n = len(reviewed_crops(cat))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    leopard = _cascade_folder(tmp_path / "a", [6.0, 0.0, 0.0])
+    other = _cascade_folder(tmp_path / "b", [0.0, 6.0, 0.0])
+    runner = CliRunner()
+    r = runner.invoke(app, ["models", "use", "classifier", str(leopard), "--db", str(db), "--force"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["models", "use", "classifier", str(other), "--db", str(db)])
+    assert r.exit_code == 2, r.output
+    assert f"on {n} reviewed crops" in r.output
+    assert f"leopards labelled leopard {n}/{n}" in r.output and f"leopards labelled leopard 0/{n}" in r.output
+    assert "worse" in r.output and "--force" in r.output
+    with Catalog(db) as cat:
+        assert Path(cat.get_setting("model.classifier")) == leopard.resolve()
+    r = runner.invoke(app, ["models", "use", "classifier", str(other), "--db", str(db), "--force"])
+    assert r.exit_code == 0, r.output
+    with Catalog(db) as cat:
+        assert Path(cat.get_setting("model.classifier")) == other.resolve()
+    r = runner.invoke(app, ["models", "use", "embedder", str(other), "--db", str(db)])
+    assert r.exit_code == 2 and "not a embedder" in r.output.replace("an embedder", "a embedder")
+
+
+def test_models_use_refuses_a_card_with_nan_metrics(tmp_path):
+    """The issue's case: a model whose held-out metrics are NaN was adopted without a word."""
+    from spotid.modelstore import load_card, shipped, write_card
+
+    src = shipped("embedder")
+    folder = tmp_path / "nan-embedder"
+    shutil.copytree(src, folder)
+    meta = dict(load_card(folder).meta)
+    for k in ("name", "kind", "weights", "sha256"):
+        meta.pop(k)
+    meta["metrics"] = {"heldout_after": {"top1": float("nan"), "top5": float("nan"), "mAP": float("nan"),
+                                         "queries": 0}}
+    write_card(folder, name="nan-embedder", kind="embedder", weights=load_card(src).weights, **meta)
+    db = tmp_path / "c.db"
+    r = CliRunner().invoke(app, ["models", "use", str(folder), "--db", str(db)])
+    assert r.exit_code == 2, r.output
+    assert "NaN" in r.output and "--force" in r.output
+    r = CliRunner().invoke(app, ["models", "use", str(folder), "--db", str(db), "--force"])
+    assert r.exit_code == 0, r.output

@@ -210,6 +210,7 @@ def train_classifier_from_review(cfg: CascadeTrainConfig, db: str | Path, out: s
             "review": {"catalog": str(db.resolve()), "train_crops": per_label, "review_weight": review_weight,
                        "heldout_fraction": heldout_fraction, "seed": cfg.seed,
                        "heldout_detections": heldout_ids, "heldout_groups": split.groups_heldout,
+                       "train_detections": sorted(c.detection_id for c in split.train),
                        "split": "by individual (confirmed) or burst (unusable, not a leopard), seeded hash"}})
         new = evaluate_review(tmp, split.heldout, db)
         old = evaluate_review(parent_card.folder, split.heldout, db)
