@@ -157,3 +157,25 @@ def test_models_use_refuses_a_card_with_nan_metrics(tmp_path):
     assert "NaN" in r.output and "--force" in r.output
     r = CliRunner().invoke(app, ["models", "use", str(folder), "--db", str(db), "--force"])
     assert r.exit_code == 0, r.output
+
+
+def test_train_flank_db_cross_validates_the_reviewed_flanks(demo, tmp_path):
+    """`train flank --db`: the confirmed sightings' flanks are a real source 'review' with out-of-fold figures
+    in the card; with 2 confirmed crops it refuses (exit 2) and writes nothing."""
+    db, d, _ = demo
+    cfg = tmp_path / "flank.yaml"
+    cfg.write_text("input_size: [64, 128]\ncache_size: [72, 144]\naug_views: 1\npools: [avg]\n"
+                   "weight_decays: [0.01]\nfolds: 2\nmax_iter: 30\nthreads: 1\n")
+    runner = CliRunner()
+    _confirm_all(db, d, 2)
+    r = runner.invoke(app, ["train", "flank", "--db", str(db), "--config", str(cfg), "--out", str(tmp_path / "f0")])
+    assert r.exit_code == 2 and "too little review data" in r.output, r.output
+    assert not (tmp_path / "f0").exists()
+    _confirm_all(db, d, 11)
+    r = runner.invoke(app, ["train", "flank", "--db", str(db), "--config", str(cfg), "--out", str(tmp_path / "f1")])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "f1/card.json").read_text())
+    with Catalog(db) as cat:
+        n = sum(1 for c in reviewed_crops(cat) if c.flank)
+    assert card["training_data"]["review"]["by_flank"]["left"] == n
+    assert "review" in card["metrics"]["cross_validation"]

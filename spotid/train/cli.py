@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import sys
@@ -126,6 +127,8 @@ def train_flank_cmd(
     real: Optional[List[str]] = typer.Option(None, "--real", help="Name of a --data folder of real photos "
                                              "(repeatable): their cross-validated figures choose the model."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache backbone features here."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also train on this catalog's reviewed flanks (confirmed "
+                                      "sightings), a real source named 'review' whose cross-validated figures count."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1),
     config: Optional[Path] = typer.Option(None, "--config"),
@@ -135,17 +138,31 @@ def train_flank_cmd(
     frozen ImageNet backbone, chosen by cross-validation on the real sources.
 
     \b
-    Example:
+    Examples:
       spotid train flank --data crops/ --real crops --out my-flank
+      spotid train flank --data crops/ --real crops --db season.db --out season-flank
     """
-    from spotid.train.flank import TrainFlankConfig, train_flank
+    import tempfile
 
-    if not data:
-        raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names)")
+    from spotid.train.flank import TrainFlankConfig, review_source, train_flank
+
+    if not data and db is None:
+        raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names) and/or --db")
     cfg = _train_config(TrainFlankConfig, config, seed=seed, threads=threads,
                         real_sources=tuple(real) if real else None,
                         cache_dir=str(cache_dir) if cache_dir else None)
-    _run(lambda: train_flank(cfg, data=data, out=out, command=_command_line()), as_json)
+    data = list(data or [])
+    with tempfile.TemporaryDirectory(prefix="spotid-review-flank-") as work:
+        if db is not None:
+            from spotid.cliutil import existing_catalog
+
+            existing_catalog(db).close()
+            try:
+                data.append(review_source(db, work))
+            except ValueError as e:
+                raise typer.BadParameter(str(e), param_hint="--db") from None
+            cfg = dataclasses.replace(cfg, real_sources=tuple(dict.fromkeys((*cfg.real_sources, "review"))))
+        _run(lambda: train_flank(cfg, data=data, out=out, command=_command_line()), as_json)
 
 
 def cut_boxes_cmd(
