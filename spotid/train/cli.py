@@ -140,7 +140,7 @@ def train_flank_cmd(
     \b
     Examples:
       spotid train flank --data crops/ --real crops --out my-flank
-      spotid train flank --data crops/ --real crops --db season.db --out season-flank
+      spotid train flank --db season.db --out season-flank
     """
     import tempfile
 
