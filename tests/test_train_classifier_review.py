@@ -21,7 +21,7 @@ from test_classifier import _fake_cache  # noqa: E402  (tests/ is on sys.path)
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     root = tmp_path_factory.mktemp("tcr-demo")
-    d = build_demo_catalog(root / "demo.db", root / "img", n_individuals=4, n_pending=12, seed=5)
+    d = build_demo_catalog(root / "demo.db", root / "img", n_individuals=4, n_pending=20, seed=5)
     return root, d
 
 
@@ -61,6 +61,27 @@ def test_split_keeps_individuals_and_bursts_whole_and_is_seeded(demo):
     assert {c.label for c in s.heldout} == {"leopard", "other"}   # each label with 2+ groups gives 1+
     assert split_review(list(reversed(crops)), 0.3, seed=0).groups_heldout == s.groups_heldout
     assert len(s.train) + len(s.heldout) == len(crops) == 12
+
+
+def test_twenty_decisions_train_and_use_change_the_classifier(demo, tmp_path):
+    """Issue 23's done-when, on tiny data: 20 review decisions (the review page's code), `train classifier
+    --db`, `models use`: the catalog's classifier changes, measured on the held-out review crops."""
+    db, d, base = demo
+    _review(db, d, 20)
+    out = tmp_path / "season-classifier"
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "classifier", "--db", str(db), "--out", str(out), *base])
+    assert r.exit_code == 0, r.output
+    held = json.loads((out / "card.json").read_text())["review"]["heldout_detections"]
+    r = runner.invoke(app, ["models", "use", "classifier", str(out), "--db", str(db), "--force"])
+    assert r.exit_code == 0, r.output
+    assert f"on {len(held)} reviewed crops of demo.db neither model trained on" in r.output
+    assert "active cascade-classifier-lite0@" in r.output and "new    cascade-classifier-lite0@" in r.output
+    with Catalog(db) as cat:
+        from spotid.detect.run import with_catalog_models
+        from spotid.detect.config import DetectConfig
+
+        assert Path(with_catalog_models(cat, DetectConfig()).classifier) == out.resolve()
 
 
 def test_train_classifier_db_writes_a_measured_model(demo, tmp_path):

@@ -3,7 +3,8 @@
 The crops people labelled (:func:`spotid.export.training_crops.reviewed_crops`: confirmed and unusable =
 leopard, "not a leopard" = other) join the shipped recipe's sources (:func:`classifier.train_sources`, from
 the feature cache) as one more source, ``review``, weighted ``review_weight`` times its share. A seeded
-share of the review crops is held out, by group, so no individual or burst is on both sides:
+share of the review crops (``heldout_fraction`` per label) is held out, by group, so no individual or burst
+is on both sides:
 
 - a confirmed leopard's group is its individual (all its bursts);
 - an unusable leopard's and a "not a leopard" crop's group is its burst (``seq<id>``, else the frame).
@@ -50,16 +51,23 @@ def crop_group(c) -> str:
 
 
 def split_review(crops: list, fraction: float, seed: int) -> ReviewSplit:
-    """Per label, the ``round(fraction * groups)`` groups (at least 1 when a label has 2 or more groups)
-    with the smallest hash of (seed, group) are held out."""
+    """Per label, groups in the order of the hash of (seed, group) are held out until they hold
+    ``fraction`` of that label's crops; a label with 2 or more groups keeps at least one on each side."""
     held: set[str] = set()
     for label in ("leopard", "other"):
-        groups = sorted({crop_group(c) for c in crops if c.label == label})
-        n = int(round(fraction * len(groups)))
-        if len(groups) >= 2:
-            n = min(max(n, 1), len(groups) - 1)
-        ranked = sorted(groups, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
-        held |= set(ranked[:n])
+        mine = [c for c in crops if c.label == label]
+        size: dict[str, int] = {}
+        for c in mine:
+            size[crop_group(c)] = size.get(crop_group(c), 0) + 1
+        if len(size) < 2:
+            continue
+        ranked = sorted(size, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
+        n = 0
+        for g in ranked[:-1]:
+            held.add(g)
+            n += size[g]
+            if n >= fraction * len(mine):
+                break
     return ReviewSplit([c for c in crops if crop_group(c) not in held],
                        [c for c in crops if crop_group(c) in held], sorted(held))
 
@@ -188,8 +196,9 @@ def train_classifier_from_review(cfg: CascadeTrainConfig, db: str | Path, out: s
     with Catalog(db, create=False) as cat:
         crops = [c for c in reviewed_crops(cat) if _pixels(c, db) is not None]
         parent_card = resolve("classifier", parent, catalog=None if parent else cat)
-    hint = (f"confirm (or mark 'not a leopard') at least 12 sightings of 5 individuals or bursts in review "
-            f"(spotid review --db {db}), then retrain")
+    need = int(math.ceil(MIN_HELDOUT_CROPS / heldout_fraction))
+    hint = (f"confirm (or mark 'not a leopard') at least {need} sightings of {2 * MIN_HELDOUT_GROUPS} or more "
+            f"individuals or bursts in review (spotid review --db {db}), then retrain")
     if not crops:
         raise TooLittleData(f"{db} holds no reviewed crop with a readable frame or crop JPEG: {hint}")
     split = split_review(crops, heldout_fraction, cfg.seed)

@@ -314,7 +314,7 @@ def train_classifier(
     review_weight: float = typer.Option(3.0, "--review-weight", min=0.0,
                                         help="With --db: weight of the review crops relative to their sqrt share."),
     heldout_fraction: float = typer.Option(0.3, "--heldout-fraction", min=0.05, max=0.9,
-                                           help="With --db: share of reviewed individuals/bursts held out."),
+                                           help="With --db: share of the review crops held out (whole individuals/bursts)."),
     parent: Optional[Path] = typer.Option(None, "--parent", help="With --db: the classifier to compare with "
                                           "(default: the catalog's active one)."),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
