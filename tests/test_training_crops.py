@@ -120,3 +120,20 @@ def test_merged_individual_exports_under_the_surviving_name(demo, tmp_path):
         Reviewer(cat, "boris").merge(d.individuals[d.truth[d.pending[0]]], kedr)
         names = {c.individual for c in reviewed_crops(cat) if c.individual}
     assert names == {d.truth[d.pending[0]]}
+
+
+def test_camtrapdp_does_not_call_a_not_a_leopard_box_leopard(demo, tmp_path):
+    from spotid.export.camtrapdp import CamtrapDPConfig, export_camtrapdp
+
+    db, d = demo
+    sid = d.pending[1]
+    with Catalog(db) as cat:
+        Reviewer(cat, "anna").not_leopard(sid, _version(cat, sid))
+        det = int(cat.scalar("SELECT detection_id FROM sightings WHERE id = ?", (sid,)))
+        export_camtrapdp(cat, tmp_path / "pkg", CamtrapDPConfig())
+    rows = {r["observationID"]: r for r in csv.DictReader((tmp_path / "pkg/observations.csv").open())}
+    row = rows[f"det{det}"]
+    assert row["scientificName"] == "" and row["classificationMethod"] == "human" and row["classifiedBy"] == "anna"
+    assert "not a leopard" in row["observationComments"]
+    other = next(r for k, r in rows.items() if k != f"det{det}" and r["scientificName"])
+    assert other["scientificName"].startswith("Panthera pardus")
