@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Sequence
+from typing import List, Sequence
 
 import typer
 from typer.core import TyperGroup
@@ -115,24 +115,91 @@ def models_list(
 
 @models_app.command("use")
 def models_use(
-    path: str = typer.Argument(..., help="A model folder (with card.json), e.g. one written by `spotid train embedder`."),
+    args: List[str] = typer.Argument(..., metavar="[KIND] PATH",
+                                     help="A model folder (with card.json), e.g. one written by `spotid train "
+                                          "classifier --db`; KIND (classifier, embedder, ...) checks its card."),
     db: str = typer.Option("spotid.db", "--db", help="Catalog in which to record the choice."),
+    force: bool = typer.Option(False, "--force", help="Adopt it even when it measures worse than the active one."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Make the model at PATH the active one of its kind for this catalog.
+    """Make the model at PATH the active one of its kind for this catalog. It is first measured against the
+    active one on the same held-out data of the catalog (classifier: reviewed crops neither trained on;
+    embedder: confirmed sightings of individuals neither trained on); a worse one, or one whose card holds
+    NaN metrics, is adopted only after a yes (or with --force; without a terminal: refused, exit 2).
 
     \b
-    Example:
+    Examples:
+      spotid models use classifier season-classifier --db season.db
       spotid models use my-embedder --db season.db
     """
-    from spotid.cliutil import catalog_errors
-    from spotid.modelstore import ModelError, use
+    import sys
 
+    from spotid.cliutil import catalog_errors, open_catalog
+    from spotid.modelstore import KINDS, ModelError, load_card, resolve, use
+
+    if len(args) > 2 or (len(args) == 2 and args[0] not in KINDS):
+        raise typer.BadParameter(f"give [KIND] PATH, KIND one of {', '.join(KINDS)}", param_hint="[KIND] PATH")
+    kind, path = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+    try:
+        new = load_card(path, verify=True)
+    except ModelError as e:
+        raise typer.BadParameter(str(e), param_hint="PATH") from e
+    if kind is not None and new.kind != kind:
+        raise typer.BadParameter(f"{path} is a {new.kind} model, not a {kind}", param_hint="PATH")
+    with open_catalog(db) as cat:   # the model checked first: a wrong PATH leaves no new catalog behind
+        try:
+            current = resolve(new.kind, catalog=cat)
+        except ModelError:
+            current = None
+    cmp = None
+    if current is not None:
+        from spotid.train.compare import compare_models
+
+        cmp = compare_models(new, current, db)
+        _show_comparison(cmp, json_out)
+    if cmp is not None and cmp.worse:
+        if not force:
+            hint = ("pass --force to adopt it anyway, or retrain (spotid train "
+                    f"{new.kind} --db {db}) after reviewing more sightings")
+            if not sys.stdin.isatty():
+                raise typer.BadParameter(f"{new.version} measures worse than the active {current.version}: {hint}",
+                                         param_hint="PATH")
+            if not typer.confirm(f"{new.version} measures worse than the active model. Adopt it anyway?", default=False):
+                typer.echo(f"kept {current.version}")
+                raise typer.Exit(1)
     try:
         with catalog_errors():
             card = use(path, db)
     except ModelError as e:
         raise typer.BadParameter(str(e), param_hint="PATH") from e
-    typer.echo(f"active {card.kind} model for {db}: {card.version} ({card.folder})")
+    if not json_out:
+        typer.echo(f"active {card.kind} model for {db}: {card.version} ({card.folder})")
+
+
+def _show_comparison(cmp, json_out: bool) -> None:
+    """The candidate's and the active model's figures on the same data, for people (or JSON)."""
+    if json_out:
+        print_json(cmp.to_json())
+        return
+    if cmp.new is not None:
+        typer.echo(f"on {cmp.data}:")
+        for name, version, m in (("active", cmp.current_version, cmp.current), ("new", cmp.new_version, cmp.new)):
+            typer.echo(f"  {name:6s} {version}: {_figures(m)}")
+        verdict = {True: "worse", False: "not worse", None: "not comparable"}[cmp.worse]
+        typer.echo(f"  the new model is {verdict} ({cmp.score})")
+    for n in cmp.notes:
+        typer.echo(f"note: {n}")
+
+
+def _figures(m: dict) -> str:
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+    if "balanced_accuracy" in m:
+        return (f"leopards labelled leopard {m['leopard']['labelled_leopard']}/{m['leopard']['n']} "
+                f"(mean P {f(m['leopard']['mean_p_leopard'])}), 'not a leopard' labelled leopard "
+                f"{m['other']['labelled_leopard']}/{m['other']['n']} (mean P {f(m['other']['mean_p_leopard'])}), "
+                f"balanced accuracy {f(m['balanced_accuracy'])}")
+    return f"top-1 {f(m.get('top1'))}, top-5 {f(m.get('top5'))}, mAP {f(m.get('mAP'))} ({m.get('queries')} queries)"
 
 
 @app.callback()

@@ -334,3 +334,26 @@ def test_tiny_lite0_run_holds_out_test_individuals(tmp_path, tiny_data):
     assert v.shape == (1, 8)
     # the cache is reused: a second run does not decode again
     assert len(list((tmp_path / "cache").glob("lite0-*.pt"))) == 1
+
+
+def test_db_with_too_few_confirmed_sightings_is_refused_and_writes_nothing(tmp_path, tiny_data):
+    """6 confirmed sightings of 2 individuals: the 1 held-out individual gives 3 re-ID queries, too few to
+    measure a model (the metrics were NaN and the model was written anyway); exit 2, the fix named."""
+    from spotid.cli import app
+
+    db = _catalog_with_confirmed(tmp_path, tiny_data)
+    out = tmp_path / "m"
+    res = CliRunner().invoke(app, ["train", "embedder", "--db", str(db), "--from-scratch", "--arch", "mobilenet_v3_small",
+                                   "--val-fraction", "0.34", "--threads", "1", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "3 re-ID queries" in res.output and "Confirm at least" in res.output and "nothing was written" in res.output
+    assert not out.exists()
+
+
+def test_heldout_queries_hand_counted():
+    from spotid.train.common import Sample, heldout_queries
+
+    s = [Sample("a1", "A", "left", "e1"), Sample("a2", "A", "left", "e2"), Sample("a3", "A", "left", "e2"),
+         Sample("a4", "A", "right", "e3"),                       # its flank's only image
+         Sample("b1", "B", "left", "e4"), Sample("b2", "B", "left", "e4")]   # one encounter only
+    assert heldout_queries(s) == 3

@@ -78,8 +78,11 @@ def detect(
     if db is not None:   # a wrong --db or a catalog without media fails before the detector loads
         from spotid.cliutil import existing_catalog, require
 
+        from spotid.detect.run import with_catalog_models
+
         with existing_catalog(db) as cat:
             require(cat, "detect", deployment)
+            cfg = with_catalog_models(cat, cfg)   # `spotid models use classifier PATH --db` applies here
     det = _make(cfg)
     from spotid.detect.run import detect_catalog, detect_folder
 

@@ -213,6 +213,18 @@ def _suppress_folder(images: list[ImageResult], folder: Path, cfg: DetectConfig)
 
 
 # -- catalog mode ----------------------------------------------------------------------------------
+def with_catalog_models(cat, cfg: DetectConfig) -> DetectConfig:
+    """``cfg`` with the catalog's chosen classifier (setting ``model.classifier``, ``spotid models use``)
+    when ``cfg`` names none: a classifier retrained from this catalog's reviews then labels its new frames."""
+    import dataclasses
+
+    chosen = cat.get_setting("model.classifier")
+    if cfg.classifier is None and cfg.use_classifier and chosen:
+        log.info("leopard/other classifier chosen for this catalog: %s", chosen)
+        return dataclasses.replace(cfg, classifier=chosen)
+    return cfg
+
+
 def pending_media(cat, deployment: str | None = None) -> list:
     """Media rows detect still has to process: photos and video frames (videos go through their frames)."""
     sql = ("SELECT m.id, m.path, m.rel_path, m.kind, m.parent_id FROM media m "

@@ -262,12 +262,16 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
     with_obs = set()
     reviewers = {r["sighting_id"]: r["reviewer"] for r in cat.query(
         "SELECT sighting_id, reviewer FROM review_decisions WHERE undone_by IS NULL ORDER BY id")}
+    from spotid.export.training_crops import reviewed_crops
+
+    # a reviewer said "not a leopard": the box is an animal of unknown species, classified by a person
+    not_leopard = {c.detection_id: c.reviewer for c in reviewed_crops(cat) if c.decision == "not_leopard"}
     n_leo = n_ind = 0
     for r in cat.query(q):
         media_id = video_of.get(r["media_id"], r["media_id"])
         if media_id not in media_ts or r["static_fp"]:
             continue
-        is_leopard = r["label"] == "leopard" or r["sid"] is not None
+        is_leopard = (r["label"] == "leopard" or r["sid"] is not None) and r["id"] not in not_leopard
         if r["conf"] < cfg.min_conf and not is_leopard:
             continue
         ts = _iso(r["mts"]) if media_id != r["media_id"] else media_ts[media_id]
@@ -304,6 +308,9 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
                         if r["probability"] is not None:
                             row["classificationProbability"] = round(min(max(r["probability"], 0), 1), 6)
                     row["classificationTimestamp"] = _iso(r["updated_at"])
+        elif r["id"] in not_leopard:
+            row.update(classificationMethod="human", classifiedBy=not_leopard[r["id"]], classificationProbability=None)
+            comments.append(f"spotid sighting {r['sid']}: not a leopard (review)")
         elif r["label"] and r["category"] == 1:
             comments.append(f"classifier label: {r['label']}")
         row["observationComments"] = "; ".join(comments) or None

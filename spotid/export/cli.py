@@ -156,5 +156,40 @@ def report(
         typer.echo(f"report written to {path}")
 
 
+@export_app.command("training-crops")
+def training_crops(
+    db: Path = typer.Option(Path("spotid.db"), "--db", help="Catalog whose review decisions to export."),
+    out: Path = typer.Option(..., "--out", help="Folder for leopard-other/, flank/, identity/ and manifest.csv."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Crops people labelled on the review page, as training folders: leopard-other/{leopard,other}
+    (confirmed and unusable = leopard, "not a leopard" = other), flank/{left,right} and
+    identity/<individual>/<flank> (confirmed sightings), and manifest.csv (decision, reviewer, time).
+
+    \b
+    Example:
+      spotid export training-crops --db season.db --out reviewed/
+    """
+    from spotid.export.training_crops import export_training_crops
+
+    with existing_catalog(db) as cat:
+        try:
+            res = export_training_crops(cat, out)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--db") from None
+    summary = {"out": str(res.out), "crops": res.crops, "by_folder": res.by_folder,
+               "identities": res.individuals, "missing_crops": res.missing}
+    if as_json:
+        from spotid.util import print_json
+
+        print_json(summary)
+        return
+    folders = ", ".join(f"{k} {v}" for k, v in sorted(res.by_folder.items()))
+    typer.echo(f"{res.crops} reviewed crops written to {out} ({folders}; {res.individuals} identities)")
+    if res.missing:
+        typer.echo(f"{len(res.missing)} reviewed crops have no crop JPEG: re-run spotid identify --db {db} "
+                   "to cut them again", err=True)
+
+
 commands: dict = {}
 groups: dict = {"export": export_app}

@@ -4,7 +4,7 @@ Pages (server-rendered, CSS and JS inlined, no network): ``/queue`` (one sightin
 uncertain first), ``/individuals``, ``/individuals/{id}``, ``/census`` (``?start=&end=&occasion_days=``:
 the period form), ``/history``.
 JSON API used by the page's keyboard shortcuts: ``POST /api/sightings/{id}/{confirm|reject|new|
-unusable|skip}``, ``POST /api/merge``, ``POST /api/undo``; a stale ``version`` gives HTTP 409.
+unusable|not_leopard|skip}``, ``POST /api/merge``, ``POST /api/undo``; a stale ``version`` gives HTTP 409.
 Images: ``/img/crop/{detection_id}`` serves only the file named by that detection's
 ``crops.crop_path``; ``/img/frame/{media_id}`` a reduced copy of the frame named by ``media.path`` with its animal boxes.
 No request reads embeddings, keypoints or descriptors.
@@ -331,6 +331,11 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     def api_unusable(sighting_id: int, body: VersionBody) -> dict:
         cat = get_cat()
         return handle(lambda: rv(cat).unusable(sighting_id, body.version), cat)
+
+    @app.post("/api/sightings/{sighting_id}/not_leopard")
+    def api_not_leopard(sighting_id: int, body: VersionBody) -> dict:
+        cat = get_cat()
+        return handle(lambda: rv(cat).not_leopard(sighting_id, body.version), cat)
 
     @app.post("/api/sightings/{sighting_id}/new")
     def api_new(sighting_id: int, body: NewBody) -> dict:

@@ -1,6 +1,6 @@
 """Write side of review: every decision in one transaction, audited, undoable, optimistically locked.
 
-Each decision (confirm, reject, new individual, unusable, merge, skip) runs inside
+Each decision (confirm, reject, new individual, unusable, not a leopard, merge, skip) runs inside
 ``Catalog.transaction()`` (BEGIN IMMEDIATE, so two reviewers' writes serialise) and writes one
 ``review_decisions`` row whose ``previous_json`` / ``new_json`` hold the exact state of every row it
 touched::
@@ -30,7 +30,7 @@ from typing import Any
 from spotid.catalog import Catalog, flank_seen, now_iso
 from spotid.review.queue import NotFound, resolve
 
-ACTIONS = ("confirm", "reject", "new", "unusable", "merge", "skip", "undo")
+ACTIONS = ("confirm", "reject", "new", "unusable", "not_leopard", "merge", "skip", "undo")
 
 
 class Conflict(RuntimeError):
@@ -182,8 +182,15 @@ class Reviewer:
         return self._clear(sighting_id, version, "reject", "rejected")
 
     def unusable(self, sighting_id: int, version: int) -> Decision:
-        """No identity can be read from this crop (front/back view, blur, not a leopard)."""
+        """A leopard whose identity cannot be read from this crop (front/back view, blur, too small).
+        Not a leopard at all: :meth:`not_leopard`."""
         return self._clear(sighting_id, version, "unusable", "unusable")
+
+    def not_leopard(self, sighting_id: int, version: int) -> Decision:
+        """The box is no leopard (another animal, a person, vegetation): status 'rejected', no individual,
+        like :meth:`reject`, but the action ``not_leopard`` tells the leopard/other classifier's retraining
+        (``spotid export training-crops``) that this crop is "other", which a rejected match does not say."""
+        return self._clear(sighting_id, version, "not_leopard", "rejected")
 
     def _clear(self, sighting_id: int, version: int, action: str, status: str) -> Decision:
         with self.cat.transaction():

@@ -335,9 +335,12 @@ def sample_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
     return w / max(len(np.unique(labels)), 1)
 
 
-def train_head(cfg: CascadeTrainConfig, feats: dict[str, dict], sources: list[str]):
-    """Fit the head on ``sources`` (all views). Returns (state dict of the head: ``head.weight``
-    ``(3, D)``, ``head.bias``, ``mean``/``std`` ``(D,)``; crop counts per label, base views)."""
+def train_head(cfg: CascadeTrainConfig, feats: dict[str, dict], sources: list[str],
+               boost: dict[str, float] | None = None):
+    """Fit the head on ``sources`` (all views). ``boost``: source -> factor on its :func:`sample_weights`
+    (the review crops of ``spotid train classifier --db`` weigh more than their sqrt share).
+    Returns (state dict of the head: ``head.weight`` ``(3, D)``, ``head.bias``, ``mean``/``std`` ``(D,)``;
+    crop counts per label, base views)."""
     x = np.concatenate([feats[s]["feats"] for s in sources])
     y = np.concatenate([feats[s]["labels"] for s in sources])
     src = np.concatenate([np.full(len(feats[s]["labels"]), s) for s in sources])
@@ -345,7 +348,10 @@ def train_head(cfg: CascadeTrainConfig, feats: dict[str, dict], sources: list[st
         x = x[:, :-1]
     if len(np.unique(y)) < 3:
         raise RuntimeError(f"need leopard, other and not_animal crops, got classes {np.unique(y)}: check --shared")
-    mean, std, weight, bias = fit_head(x, y, sample_weights(y, src), weight_decay=cfg.weight_decay, seed=cfg.seed)
+    w = sample_weights(y, src)
+    for s, factor in (boost or {}).items():
+        w[src == s] *= factor
+    mean, std, weight, bias = fit_head(x, y, w, weight_decay=cfg.weight_decay, seed=cfg.seed)
     return {"head.weight": weight, "head.bias": bias, "mean": mean, "std": std}, \
         {name: int(((y == i) & (np.concatenate([feats[s]["views"] for s in sources]) == 0)).sum())
          for name, i in LABELS.items()}
@@ -373,9 +379,12 @@ def train_sources(cfg: CascadeTrainConfig) -> list[str]:
 
 
 def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | None = None,
-                   typical_threshold: float | None = None) -> dict:
-    """Fit the head on ``train_sources(cfg)`` and write the model folder ``out`` (head weights fp16,
-    card.json, train_config.yaml). Returns the summary (sources, crop counts)."""
+                   typical_threshold: float | None = None, extra: dict[str, dict] | None = None,
+                   boost: dict[str, float] | None = None, card_extra: dict | None = None) -> dict:
+    """Fit the head on ``train_sources(cfg)`` (plus the feature sets ``extra``, name -> as
+    :func:`load_features` gives, weighted by ``boost``) and write the model folder ``out`` (head weights
+    fp16, card.json with ``card_extra`` merged in, train_config.yaml). Returns the summary (sources, crop
+    counts)."""
     import torch
 
     from spotid.config import save_config
@@ -386,7 +395,9 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
     out.mkdir(parents=True, exist_ok=True)
     names = train_sources(cfg)
     feats = load_features(cfg, names)
-    state, counts = train_head(cfg, feats, names)
+    feats.update(extra or {})
+    names += list(extra or {})
+    state, counts = train_head(cfg, feats, names, boost)
     torch.save({k: v.half() for k, v in state.items()}, out / "head.pt")
     save_config(cfg, out / "train_config.yaml")
     per_source = {s: {n: int(((feats[s]["labels"] == i) & (feats[s]["views"] == 0)).sum()) for n, i in LABELS.items()}
@@ -420,7 +431,7 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
                licence=("head: CC BY-NC-SA 4.0 (trained by spotid on ATRW Amur tiger crops, whose licence it "
                         "inherits; retrain with --holdout atrw for an MIT head)" if "atrw" in names else
                         "head: MIT (trained by spotid)") + "; backbone: Apache-2.0 (EfficientNet-Lite0 wheel)",
-               metrics=metrics or {})
+               metrics=metrics or {}, **(card_extra or {}))
     return {"folder": str(out), "sources": names, "counts": counts}
 
 

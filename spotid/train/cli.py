@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import sys
@@ -126,6 +127,8 @@ def train_flank_cmd(
     real: Optional[List[str]] = typer.Option(None, "--real", help="Name of a --data folder of real photos "
                                              "(repeatable): their cross-validated figures choose the model."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache backbone features here."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also train on this catalog's reviewed flanks (confirmed "
+                                      "sightings), a real source named 'review' whose cross-validated figures count."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1),
     config: Optional[Path] = typer.Option(None, "--config"),
@@ -135,17 +138,31 @@ def train_flank_cmd(
     frozen ImageNet backbone, chosen by cross-validation on the real sources.
 
     \b
-    Example:
+    Examples:
       spotid train flank --data crops/ --real crops --out my-flank
+      spotid train flank --db season.db --out season-flank
     """
-    from spotid.train.flank import TrainFlankConfig, train_flank
+    import tempfile
 
-    if not data:
-        raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names)")
+    from spotid.train.flank import TrainFlankConfig, review_source, train_flank
+
+    if not data and db is None:
+        raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names) and/or --db")
     cfg = _train_config(TrainFlankConfig, config, seed=seed, threads=threads,
                         real_sources=tuple(real) if real else None,
                         cache_dir=str(cache_dir) if cache_dir else None)
-    _run(lambda: train_flank(cfg, data=data, out=out, command=_command_line()), as_json)
+    data = list(data or [])
+    with tempfile.TemporaryDirectory(prefix="spotid-review-flank-") as work:
+        if db is not None:
+            from spotid.cliutil import existing_catalog
+
+            existing_catalog(db).close()
+            try:
+                data.append(review_source(db, work))
+            except ValueError as e:
+                raise typer.BadParameter(str(e), param_hint="--db") from None
+            cfg = dataclasses.replace(cfg, real_sources=tuple(dict.fromkeys((*cfg.real_sources, "review"))))
+        _run(lambda: train_flank(cfg, data=data, out=out, command=_command_line()), as_json)
 
 
 def cut_boxes_cmd(
@@ -290,7 +307,16 @@ def train_detector(
 
 
 def train_classifier(
-    out: Path = typer.Option(Path("models/classifier"), "--out", help="Model folder to write (head + card)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model folder to write (head + card); default "
+                                       "models/classifier, with --db <catalog stem>-classifier beside the catalog."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also train on this catalog's review decisions (confirmed "
+                                      "and unusable = leopard, 'not a leopard' = other); a share is held out."),
+    review_weight: float = typer.Option(3.0, "--review-weight", min=0.0,
+                                        help="With --db: weight of the review crops relative to their sqrt share."),
+    heldout_fraction: float = typer.Option(0.3, "--heldout-fraction", min=0.05, max=0.9,
+                                           help="With --db: share of the review crops held out (whole individuals/bursts)."),
+    parent: Optional[Path] = typer.Option(None, "--parent", help="With --db: the classifier to compare with "
+                                          "(default: the catalog's active one)."),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
     synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json; repeatable."),
     holdout: list[str] = typer.Option(["megadetector-test"], "--holdout",
@@ -315,10 +341,13 @@ def train_classifier(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit the leopard / other / not_animal head on the frozen ImageNet backbone (cascade after the detector).
+    With --db, the review decisions join the recipe's sources; the new head and the active one are measured
+    on the held-out review crops, and nothing is written when that set is too small.
 
     \b
-    Example:
+    Examples:
       spotid train classifier --out my-classifier --holdout megadetector-test
+      spotid train classifier --db season.db --out season-classifier
     """
     import json
 
@@ -328,21 +357,51 @@ def train_classifier(
     from spotid.util import print_json
 
     torch.set_num_threads(threads)
+    if db is not None:
+        from spotid.cliutil import existing_catalog
+
+        existing_catalog(db).close()   # missing or not a spotid catalog: the usage error that names the fix
     if not shared.is_dir():
         raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
+    if out is None:
+        out = db.resolve().with_name(f"{db.stem}-classifier") if db is not None else Path("models/classifier")
     cfg = CascadeTrainConfig(shared=str(shared), cache=str(cache), synth=tuple(str(s) for s in synth),
                              holdout=tuple(holdout), weight_decay=weight_decay, prior=not no_prior,
                              veto_min_p=veto, sprites=sprites,
                              detector_threshold=detector_threshold, drop_below_conf=drop_below_conf, seed=seed)
     m = json.loads(metrics.read_text()) if metrics else None
     try:
-        summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
+        if db is not None:
+            from spotid.train.classifier_review import TooLittleData, train_classifier_from_review
+
+            try:
+                summary = train_classifier_from_review(cfg, db, out, review_weight=review_weight,
+                                                       heldout_fraction=heldout_fraction, parent=parent)
+            except TooLittleData as e:
+                raise typer.BadParameter(str(e), param_hint="--db") from None
+        else:
+            summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
         print_json(summary)
-    else:
-        typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
+        return
+    typer.echo(f"wrote {summary['folder']}: trained on {', '.join(summary['sources'])}; crops {summary['counts']}")
+    if db is not None:
+        typer.echo(f"held out {summary['heldout']['crops']} review crops of {summary['heldout']['groups']} "
+                   "individuals/bursts (never trained on):")
+        for key, name in (("before", f"parent {summary['parent']}"), ("new", "new head")):
+            typer.echo(f"  {name}: {_review_line(summary[key])}")
+        typer.echo(f"adopt it with: spotid models use classifier {summary['folder']} --db {db}")
+
+
+def _review_line(m: dict) -> str:
+    """Held-out review figures of one classifier, for people."""
+    def pct(v):
+        return "n/a" if v is None else f"{v:.3f}"
+    return (f"leopards labelled leopard {m['leopard']['labelled_leopard']}/{m['leopard']['n']}, "
+            f"'not a leopard' labelled leopard {m['other']['labelled_leopard']}/{m['other']['n']}, "
+            f"balanced accuracy {pct(m['balanced_accuracy'])}")
 
 
 train_commands = {"detector": train_detector, "classifier": train_classifier, "embedder": train_embedder_cmd,

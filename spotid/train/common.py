@@ -165,6 +165,34 @@ def split_individuals(individuals: Sequence[str], val_fraction: float, seed: int
     return set(ranked[n_val:]), set(ranked[:n_val])
 
 
+MIN_HELDOUT_QUERIES = 4
+
+
+def heldout_queries(samples: Sequence[Sample]) -> int:
+    """Queries :func:`reid_metrics` can score among ``samples``: images whose identity (individual, flank)
+    has another image from a different encounter."""
+    enc: dict[str, set[str]] = {}
+    for s in samples:
+        enc.setdefault(s.identity, set()).add(s.encounter)
+    return sum(1 for s in samples if len(enc[s.identity] - {s.encounter}) > 0 and s.flank in ("left", "right"))
+
+
+def require_heldout(heldout: Sequence[Sample], fraction: float, what: str = "--db/--data") -> None:
+    """Refuse (ValueError naming the fix) a training run whose held-out individuals give fewer than
+    :data:`MIN_HELDOUT_QUERIES` scorable queries: its metrics would be NaN or noise, and a model without
+    a measurement must not be written."""
+    n = heldout_queries(heldout)
+    if n >= MIN_HELDOUT_QUERIES:
+        return
+    need_ind = max(2, int(np.ceil(1.5 / max(fraction, 1e-3))))   # round(fraction * n) >= 2 held out
+    raise ValueError(
+        f"too little data to measure the model: the {len({s.individual for s in heldout})} held-out individuals "
+        f"give {n} re-ID queries (at least {MIN_HELDOUT_QUERIES} needed: images whose individual has another "
+        f"image of the same flank from another burst). Confirm at least {2 * need_ind} sightings of {need_ind} "
+        f"individuals, each in 2 or more bursts, in review (spotid review --db ...), or add {what} folders; "
+        "nothing was written")
+
+
 # -- image cache -----------------------------------------------------------------------------------
 def _decode(path: str, size_hw: tuple[int, int]) -> np.ndarray:
     import cv2

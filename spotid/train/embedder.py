@@ -36,8 +36,9 @@ import torch
 
 from spotid.identify.embedder import build_embedder, default_normalisation
 from spotid.train.common import (Augment, AugmentConfig, Sample, catalog_samples, embed_cached, load_images,
-                                 format_metrics, normalise, pk_batches, recalibrate_bn, reid_metrics, save_torch, save_weights_fp16,
-                                 scan_identity_dirs, set_bn_momentum, split_individuals)
+                                 format_metrics, normalise, pk_batches, recalibrate_bn, reid_metrics, require_heldout,
+                                 save_torch, save_weights_fp16, scan_identity_dirs, set_bn_momentum,
+                                 split_individuals)
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,8 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
         from spotid.train.embedder_pretrained import train_lite0
 
         if db is not None:
-            raise ValueError("the efficientnet_lite0 recipe trains on --data folders only (no --db yet): export "
-                             "the confirmed crops to a folder per individual")
+            raise ValueError(f"the efficientnet_lite0 recipe trains on --data folders only: run `spotid export "
+                             f"training-crops --db {db} --out DIR` and pass --data DIR/identity")
         return train_lite0(cfg, data=data, out=out, parent_card=parent_card, command=command)
     mean, std = default_normalisation(cfg.arch)
     if parent_card is not None:
@@ -243,6 +244,7 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
     index = {s.path: i for i, s in enumerate(samples)}
     train_s = [s for s in train_s if ok[index[s.path]]]
     val_s = [s for s in val_s if ok[index[s.path]]]
+    require_heldout(val_s, cfg.val_fraction)
     train_imgs = images[[index[s.path] for s in train_s]]
     val_imgs = images[[index[s.path] for s in val_s]]
     identities = sorted({s.identity for s in train_s})
@@ -365,6 +367,9 @@ def train_embedder(cfg: TrainEmbedderConfig, *, data: Sequence[str | Path], out:
         raise Interrupted(f"interrupted: checkpoint at {ckpt_path}; continue with --resume --out {out}")
 
     after = evaluate(model, val_imgs, val_s, input_hw, mean, std)
+    if not all(math.isfinite(after[k]) for k in ("top1", "top5", "mAP")):
+        raise ValueError(f"the held-out metrics are not finite ({after}): nothing written; check the data "
+                         f"(a checkpoint stays in {ckpt_dir} for --resume)")
     all_imgs = torch.cat([train_imgs, val_imgs]) if len(val_s) else train_imgs
     full = evaluate(model, all_imgs, train_s + val_s, input_hw, mean, std)
     summary = _export(model, cfg, out, samples=samples, train_s=train_s, val_s=val_s, before=before,

@@ -12,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from spotid.train.common import Sample, format_metrics, reid_metrics, save_torch, scan_identity_dirs, split_individuals
+from spotid.train.common import (Sample, format_metrics, reid_metrics, require_heldout, save_torch, scan_identity_dirs,
+                                 split_individuals)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ def train_lite0(cfg, *, data: Sequence[str | Path], out: str | Path, parent_card
         return reid_metrics(x, [samples[i].individual for i in ii], [samples[i].flank for i in ii],
                             [samples[i].encounter for i in ii])
 
+    require_heldout([samples[i] for i in idx["test"]], cfg.test_fraction, "--data")
     before = per_source(offshelf, samples, idx["test"])
     model = new_model(recipe)
     if parent_card is not None and parent_card.get("arch") == "efficientnet_lite0":
@@ -114,6 +117,10 @@ def train_lite0(cfg, *, data: Sequence[str | Path], out: str | Path, parent_card
         trained_on = idx["train"] + idx["val"]
         train_top(model, cache, samples, trained_on, dataclasses.replace(recipe, epochs=epochs))
     after = per_source(lambda ii: cached_metrics(model, cache, samples, ii, stage, pool), samples, idx["test"])
+    bad = [src for src, m in after.items() if not all(math.isfinite(m[k]) for k in ("top1", "top5", "mAP"))]
+    if bad:
+        raise ValueError(f"the held-out metrics of {', '.join(bad)} are not finite (too few test individuals with "
+                         "images from 2 or more encounters): nothing written; add more individuals to --data")
     for src, m in after.items():
         log.info("test individuals of %s: top1 %.3f top5 %.3f mAP %.3f (%d queries; off the shelf top1 %.3f)",
                  src, m["top1"], m["top5"], m["mAP"], m["queries"], before[src]["top1"])

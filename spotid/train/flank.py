@@ -394,11 +394,43 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
         model.head.weight.copy_(torch.from_numpy(W))
         model.head.bias.copy_(torch.from_numpy(b - shift * NOT_FLANK))
     counts = {c: int((labels == k).sum()) for k, c in enumerate(CLASSES)}
+    from spotid.train.compare import nan_metrics
+
+    nans = nan_metrics(cv)
+    if nans:
+        raise ValueError(f"the cross-validated flank figures are NaN ({', '.join(nans[:4])}): nothing written; "
+                         "each source needs flank-labelled images of 2 or more individuals")
     return _export(model, cfg, Path(out), samples=samples, folds=folds, counts=counts, cv=cv,
                    grid=[g[0] for g in grid], chosen=best_row | {"flank_shift": shift}, shift_rows=shift_rows,
                    per_source=per_source, threshold=threshold,
                    trained_classes=[c for c, m in zip(CLASSES, mask) if m], command=command,
                    seconds=time.time() - t0)
+
+
+def review_source(db: str | Path, workdir: str | Path, *, min_crops: int = 4, min_individuals: int = 2) -> Path:
+    """The catalog's reviewed flanks (``spotid export training-crops``: confirmed sightings, the flank the
+    reviewer set) as a data folder named ``review`` under ``workdir`` (``review/<individual>/<flank>/``), a
+    real source for :func:`train_flank`. Raises ValueError naming the fix when there are too few."""
+    from spotid.catalog import Catalog
+    from spotid.export.training_crops import export_training_crops
+
+    workdir = Path(workdir)
+    with Catalog(db, create=False) as cat:
+        try:
+            export_training_crops(cat, workdir / "export")
+        except ValueError as e:
+            raise ValueError(f"{e}; then retrain") from None
+    ident = workdir / "export" / "identity"
+    files = list(ident.rglob("*.jpg")) if ident.is_dir() else []
+    inds = {f.parent.parent.name for f in files}
+    if len(files) < min_crops or len(inds) < min_individuals:
+        raise ValueError(f"too little review data to measure a flank model: {len(files)} confirmed crops of "
+                         f"{len(inds)} individuals (at least {min_crops} of {min_individuals}): confirm more "
+                         f"sightings in review (spotid review --db {db}); nothing was written")
+    link = workdir / "review"
+    if not link.exists():
+        link.symlink_to(ident, target_is_directory=True)
+    return link
 
 
 def _cached_features(net, paths: list[str], cfg: TrainFlankConfig, n_aug: int, show_progress: bool) -> list:

@@ -39,9 +39,9 @@ def run_detect(cat: Catalog, deployment: str | None = None, cfg=None) -> dict:
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
     from spotid.detect.detector import make_detector
-    from spotid.detect.run import detect_catalog
+    from spotid.detect.run import detect_catalog, with_catalog_models
 
-    cfg = cfg or resolve_config(DetectConfig)
+    cfg = with_catalog_models(cat, cfg or resolve_config(DetectConfig))
     return detect_catalog(make_detector(cfg), cat, cfg, deployment=deployment).to_json()
 
 

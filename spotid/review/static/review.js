@@ -36,7 +36,7 @@ var spotid = (function () {
       .finally(function () { busy = false; });
   }
   function describe(d) {
-    var what = { confirm: "Confirmed", reject: "Rejected", "new": "New individual for", unusable: "Marked unusable",
+    var what = { confirm: "Confirmed", reject: "Rejected", "new": "New individual for", unusable: "Marked unusable", not_leopard: "Not a leopard:",
                  skip: "Skipped", merge: "Merged", undo: "Undid decision " + d.undoes + " on" }[d.action] || d.action;
     return what + (d.sighting_id ? " #" + d.sighting_id : "");
   }
@@ -250,6 +250,7 @@ var spotid = (function () {
 
     var buttons = { confirm: function () { confirm(sel); }, reject: function () { act("reject"); },
                     "new": function () { act("new"); }, unusable: function () { act("unusable"); },
+                    not_leopard: function () { act("not_leopard"); },
                     "new-left": function () { act("new", { flank: "left" }); },
                     "new-right": function () { act("new", { flank: "right" }); },
                     skip: function () { act("skip"); }, merge: openMerge, assign: openAssign };
@@ -268,6 +269,7 @@ var spotid = (function () {
       else if (k === "r") { if (item.set_aside_reason) toast("nothing to reject: identify set this sighting aside", true); else act("reject"); }
       else if (k === "n") act("new");
       else if (k === "x") act("unusable");
+      else if (k === "o") act("not_leopard");
       else if (k === "s") act("skip");
       else if (k === "m") openMerge();
       else if (k === "a") openAssign();
