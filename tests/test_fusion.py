@@ -252,3 +252,6 @@ def test_cli_train_fusion_refuses_bad_combine():
     assert r.exit_code == 2 and "noisy_or" in r.output
     r = CliRunner().invoke(app, ["train", "fusion", "/nonexistent", "--combine", "mean,max"])
     assert r.exit_code == 2 and "--select" in r.output
+    for bad in ("embedding=two", "embedding=-1,sift=1", "sift=0"):
+        r = CliRunner().invoke(app, ["train", "fusion", "/nonexistent", "--weights", bad])
+        assert r.exit_code == 2 and "embedding=2,sift=1,aliked=1" in r.output, bad

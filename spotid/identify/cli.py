@@ -439,7 +439,8 @@ def train_fusion(
     out: Path = typer.Option(Path("models/matcher/fusion"), "--out", help="Folder for fusion.json."),
     encounter: List[str] = typer.Option([], "--encounter", help="Encounter regex per DIR (repeat; '' = per file)."),
     verifiers: str = typer.Option("sift,aliked", "--verifiers", help="Local verifiers to calibrate beside the embedding."),
-    weights: str = typer.Option("equal", "--weights", help="equal, or auto: the simplex grid (step 0.25) weighting "
+    weights: str = typer.Option("equal", "--weights", help="equal; given, e.g. embedding=2,sift=1,aliked=1 (chosen by "
+                                                          "cross-validation elsewhere); or auto: the simplex grid (step 0.25) weighting "
                                                           "with the best mAP on these folders' queries (with "
                                                           "--select: the best (top-1 + mAP) / 2 on the --select folders')."),
     select: List[Path] = typer.Option([], "--select", help="Validation folders (repeat; individuals disjoint from "
@@ -450,6 +451,10 @@ def train_fusion(
                                                           "or several comma-separated for --select to choose from."),
     drop: bool = typer.Option(False, "--drop/--no-drop", help="With --weights auto: a scorer may get weight 0."),
     model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder."),
+    for_model: Optional[Path] = typer.Option(
+        None, "--for-model", help="The embedder this fusion is for, when --model is a stand-in that never trained "
+                                  "on DIRS (the same recipe without them): its cosines there are as honest as the "
+                                  "shipped embedder's on new animals (models/matcher/fusion/reproduce.sh)."),
     flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Queries per DIR (seeded subset)."),
     other_floor: List[float] = typer.Option([0.02, 0.05, 0.1], "--other-floor",
@@ -475,8 +480,15 @@ def train_fusion(
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    given = None
     if weights not in ("equal", "auto"):
-        raise typer.BadParameter(f"--weights {weights!r}: use equal or auto")
+        try:
+            given = {k.strip(): float(v) for k, v in (x.split("=") for x in weights.split(",") if x.strip())}
+        except ValueError:
+            given = None
+        if not given or any(v < 0 for v in given.values()) or not any(v > 0 for v in given.values()):
+            raise typer.BadParameter(f"--weights {weights!r}: use equal, auto, or scorer=weight pairs such as "
+                                     "embedding=2,sift=1,aliked=1 (weights >= 0, one > 0)", param_hint="--weights")
     from spotid.identify.fusion import COMBINES
 
     combines = [c.strip() for c in combine.split(",") if c.strip()]
@@ -511,7 +523,10 @@ def train_fusion(
                              "pairs": int(len(y)), "positives": int(y.sum())}
     raw = {key: np.concatenate(v) for key, v in raw.items()}
     same = np.concatenate(same)
-    fusion = fit_fusion(raw, same)
+    unknown = sorted(set(given or {}) - set(raw))
+    if unknown:
+        raise typer.BadParameter(f"--weights names {unknown}, not scorers here ({', '.join(raw)})", param_hint="--weights")
+    fusion = fit_fusion(raw, same, weights=given)
     if select:
         sel_runs, sel_meta = [], {}
         for k, d in enumerate(select):
@@ -536,7 +551,9 @@ def train_fusion(
     fusion = fit_decision(fusion, *(np.concatenate([r[i] for r in rows]) for i in range(3)),
                           floors=[0.0, *other_floor])
     fusion.meta.update({
-        "data": data_meta, "data_recipe": note, "embedder": emb.version, "verifiers": names,
+        "data": data_meta, "data_recipe": note, "verifiers": names,
+        "embedder": _models(_cfg(None, embedder_model=str(for_model)))[0].version if for_model else emb.version,
+        **({"cosines_from": emb.version} if for_model else {}),
         "versions": {"sift": f"{fx.version}+{ver.version}", **{n: m.version for n, m in matchers.items()}},
         "weights_from": weights + (" (chosen on the --select folders)" if select else ""), "pairs_from": "every gallery pair" if full_verifier else "the Matcher's shortlist",
         "shortlist": cfg.shortlist, "verify_all": cfg.verify_all, "decision_rows": int(sum(len(r[2]) for r in rows)),
