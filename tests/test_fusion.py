@@ -191,3 +191,67 @@ def test_weight_grid_prefers_the_scorer_that_ranks_right():
     g = weight_grid(f, [(data, s, {"embedding": emb, "sift": sift, "aliked": aliked})], ["sift", "aliked"])
     assert g.weights["sift"] > g.weights["aliked"] and g.meta["weights_grid_mAP"] == pytest.approx(1.0)
     assert g.calibrations == f.calibrations
+
+
+def test_noisy_or_and_max_combine_by_hand(tmp_path):
+    """Embedding P 0.5 (cos 0) and SIFT P 0.75 (2 inliers): mean 0.625; noisy-or 1 - sqrt(0.5 * 0.25)
+    = 1 - 2**-1.5; weighted 1:3 toward SIFT, 1 - 0.5**0.25 * 0.25**0.75 = 1 - 2**-1.75; max 0.75.
+    A scorer of weight 0 or NaN is left out; an old fusion.json without 'combine' means mean."""
+    cals = {"embedding": ScoreCalibration("cos", 1.0, 0.0), "sift": ScoreCalibration("log1p", 1.0, 0.0)}
+    raw = {"embedding": np.array([0.0, 0.0, 0.0]), "sift": np.array([2.0, np.nan, 8.0])}
+    eq = {"embedding": 1.0, "sift": 1.0}
+    np.testing.assert_allclose(Fusion(cals, eq).fuse(raw), [0.625, 0.5, 0.7])
+    np.testing.assert_allclose(Fusion(cals, eq, combine="noisy_or").fuse(raw),
+                               [1 - 2 ** -1.5, 0.5, 1 - math.sqrt(0.5 * 0.1)])
+    np.testing.assert_allclose(Fusion(cals, {"embedding": 1.0, "sift": 3.0}, combine="noisy_or").fuse(raw)[0], 1 - 2 ** -1.75)
+    np.testing.assert_allclose(Fusion(cals, eq, combine="max").fuse(raw), [0.75, 0.5, 0.9])
+    for how in ("mean", "noisy_or", "max"):   # weight 0: SIFT left out, the embedding's P alone
+        np.testing.assert_allclose(Fusion(cals, {"embedding": 1.0, "sift": 0.0}, combine=how).fuse(raw), [0.5] * 3)
+    f = Fusion(cals, eq, combine="noisy_or")
+    g = load_fusion(save_fusion(f, tmp_path / "n"))
+    assert g.combine == "noisy_or" and g.to_json()["combine"] == "noisy_or"
+    old = Fusion(cals, eq).to_json()
+    old.pop("combine")
+    assert Fusion.from_json(old).combine == "mean"
+    with pytest.raises(ValueError, match="noisy_or"):
+        Fusion(cals, eq, combine="median")
+
+
+def test_select_fusion_chooses_combine_and_weights_on_validation_runs():
+    """Query 0 (A): gallery image 1 is A (embedding P 0.5, SIFT P 0.9), image 2 is B (0.75 and 0.75).
+    Mean: 0.70 < 0.75, wrong; noisy-or: 1 - sqrt(0.5 * 0.1) = 0.776 > 0.75, right (max too, but
+    noisy-or comes first). Query 2 (B) is right under every rule. With the mean only, the grid's first
+    weighting that ranks query 0 right is 1:3 (0.8 > 0.75), or SIFT alone when a scorer may be dropped."""
+    from spotid.identify.multiscore import select_fusion
+
+    data, s = _toy_eval()
+    s.valid[0] = [False, True, True, False]
+    emb = np.where(s.valid, [[0, 0, L3, 0], [0, 0, 0, L3]], np.nan)
+    sift = np.where(s.valid, [[0, 8, 2, 0], [0, 0, 0, 8]], np.nan)
+    cals = {"embedding": ScoreCalibration("cos", 1.0, 0.0), "sift": ScoreCalibration("log1p", 1.0, 0.0)}
+    f = Fusion(cals, {"embedding": 1.0, "sift": 1.0})
+    runs = [(data, s, {"embedding": emb, "sift": sift})]
+    g = select_fusion(f, runs, ["sift"], combines=("mean", "noisy_or", "max"), step=1.0)
+    assert g.combine == "noisy_or" and g.weights == {"embedding": 0.5, "sift": 0.5}
+    best = g.meta["selection"]["best"]
+    assert best[0]["score"] == pytest.approx(1.0) and g.calibrations == cals
+    # the equal-weight mean: query 0 wrong (top-1 0.5), its AP 0.5 -> (0.5 + 0.75) / 2
+    assert {(b["combine"], b["score"]) for b in best} >= {("mean", 0.625)}
+    g = select_fusion(f, runs, ["sift"], combines=("mean",), step=0.25)
+    assert g.combine == "mean" and g.weights == {"embedding": 0.25, "sift": 0.75}
+    g = select_fusion(f, runs, ["sift"], combines=("mean",), step=0.25, drop=True)
+    assert g.weights == {"embedding": 0.0, "sift": 1.0}
+
+
+def test_cli_train_fusion_refuses_bad_combine():
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    r = CliRunner().invoke(app, ["train", "fusion", "/nonexistent", "--combine", "median"])
+    assert r.exit_code == 2 and "noisy_or" in r.output
+    r = CliRunner().invoke(app, ["train", "fusion", "/nonexistent", "--combine", "mean,max"])
+    assert r.exit_code == 2 and "--select" in r.output
+    for bad in ("embedding=two", "embedding=-1,sift=1", "sift=0"):
+        r = CliRunner().invoke(app, ["train", "fusion", "/nonexistent", "--weights", bad])
+        assert r.exit_code == 2 and "embedding=2,sift=1,aliked=1" in r.output, bad

@@ -139,7 +139,7 @@ class AlikedVerifier:
     cosine are dropped before the geometry. Night/night pairs lose ``ir_chance_inliers``, as in
     :class:`~spotid.identify.verify.Verifier` (0 here: not measured for ALIKED yet)."""
 
-    def __init__(self, *, min_sim: float = 0.75, reproj_threshold: float = 12.0, min_matches: int = 4,
+    def __init__(self, *, min_sim: float = 0.65, reproj_threshold: float = 12.0, min_matches: int = 4,
                  ir_chance_inliers: int = 0):
         self.min_sim = float(min_sim)
         self.reproj_threshold = float(reproj_threshold)

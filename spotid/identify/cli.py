@@ -448,9 +448,22 @@ def train_fusion(
     out: Path = typer.Option(Path("models/matcher/fusion"), "--out", help="Folder for fusion.json."),
     encounter: List[str] = typer.Option([], "--encounter", help="Encounter regex per DIR (repeat; '' = per file)."),
     verifiers: str = typer.Option("sift,aliked", "--verifiers", help="Local verifiers to calibrate beside the embedding."),
-    weights: str = typer.Option("equal", "--weights", help="equal, or auto: the simplex grid (step 0.25) weighting "
-                                                          "with the best mAP on these folders' queries."),
+    weights: str = typer.Option("equal", "--weights", help="equal; given, e.g. embedding=2,sift=1,aliked=1 (chosen by "
+                                                          "cross-validation elsewhere); or auto: the simplex grid (step 0.25) weighting "
+                                                          "with the best mAP on these folders' queries (with "
+                                                          "--select: the best (top-1 + mAP) / 2 on the --select folders')."),
+    select: List[Path] = typer.Option([], "--select", help="Validation folders (repeat; individuals disjoint from "
+                                                            "DIRS and from every folder you evaluate on) on which "
+                                                            "--weights auto and --combine choose; nothing is fitted on them."),
+    select_encounter: List[str] = typer.Option([], "--select-encounter", help="Encounter regex per --select folder."),
+    combine: str = typer.Option("mean", "--combine", help="How the calibrated P are combined: mean, noisy_or, max, "
+                                                          "or several comma-separated for --select to choose from."),
+    drop: bool = typer.Option(False, "--drop/--no-drop", help="With --weights auto: a scorer may get weight 0."),
     model: Optional[Path] = typer.Option(None, "--model", help="Embedder model folder."),
+    for_model: Optional[Path] = typer.Option(
+        None, "--for-model", help="The embedder this fusion is for, when --model is a stand-in that never trained "
+                                  "on DIRS (the same recipe without them): its cosines there are as honest as the "
+                                  "shipped embedder's on new animals (models/matcher/fusion/reproduce.sh)."),
     flank_model: Optional[Path] = typer.Option(None, "--flank-model", help="Flank classifier folder."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Queries per DIR (seeded subset)."),
     other_floor: List[float] = typer.Option([0.02, 0.05, 0.1], "--other-floor",
@@ -476,12 +489,31 @@ def train_fusion(
 
     from spotid.identify.evaluate import compute_scores, list_items, prepare
     from spotid.identify.fusion import fit_decision, fit_fusion, save_fusion
-    from spotid.identify.multiscore import fusion_decision_rows, fusion_pairs, raw_scores, weight_grid
+    from spotid.identify.multiscore import (fusion_decision_rows, fusion_pairs, raw_scores, select_fusion,
+                                             weight_grid)
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    given = None
     if weights not in ("equal", "auto"):
-        raise typer.BadParameter(f"--weights {weights!r}: use equal or auto")
+        try:
+            given = {k.strip(): float(v) for k, v in (x.split("=") for x in weights.split(",") if x.strip())}
+        except ValueError:
+            given = None
+        if not given or any(v < 0 for v in given.values()) or not any(v > 0 for v in given.values()):
+            raise typer.BadParameter(f"--weights {weights!r}: use equal, auto, or scorer=weight pairs such as "
+                                     "embedding=2,sift=1,aliked=1 (weights >= 0, one > 0)", param_hint="--weights")
+    from spotid.identify.fusion import COMBINES
+
+    combines = [c.strip() for c in combine.split(",") if c.strip()]
+    bad = [c for c in combines if c not in COMBINES]
+    if bad or not combines:
+        raise typer.BadParameter(f"--combine {combine!r}: use one or more of {', '.join(COMBINES)}, comma-separated",
+                                 param_hint="--combine")
+    if len(combines) > 1 and not select:
+        raise typer.BadParameter("several --combine rules need --select folders to choose among them", param_hint="--combine")
+    if select_encounter and len(select_encounter) != len(select):
+        raise typer.BadParameter("give one --select-encounter per --select folder (use '' for one encounter per file)")
     cfg = _cfg(config, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None)
     _threads(threads)
     names, matchers = _locals(verifiers, cfg)
@@ -505,16 +537,39 @@ def train_fusion(
                              "pairs": int(len(y)), "positives": int(y.sum())}
     raw = {key: np.concatenate(v) for key, v in raw.items()}
     same = np.concatenate(same)
-    fusion = fit_fusion(raw, same)
-    if weights == "auto":
+    unknown = sorted(set(given or {}) - set(raw))
+    if unknown:
+        raise typer.BadParameter(f"--weights names {unknown}, not scorers here ({', '.join(raw)})", param_hint="--weights")
+    fusion = fit_fusion(raw, same, weights=given)
+    if select:
+        sel_runs, sel_meta = [], {}
+        for k, d in enumerate(select):
+            rx = (select_encounter[k] or None) if select_encounter else None
+            data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
+            s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=False,
+                               verify_all=cfg.verify_all)
+            _, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
+                                     full_verifier=False)
+            sel_runs.append((data, s, short))
+            sel_meta[str(d)] = {"encounter_regex": rx, "images": len(data.items), "queries": int(len(s.queries)),
+                                "individuals": len({it.individual for it in data.items})}
+        fusion = select_fusion(fusion, sel_runs, names, combines=combines, step=0.25 if weights == "auto" else 1.0,
+                               drop=drop)
+        fusion.meta["selection"]["data"] = sel_meta
+    elif weights == "auto":
         fusion = weight_grid(fusion, runs, names)
+    if combines != [fusion.combine] and len(combines) == 1:   # one rule asked for, no selection
+        from spotid.identify.fusion import Fusion
+        fusion = Fusion(fusion.calibrations, fusion.weights, fusion.decision, fusion.floor, fusion.meta, combines[0])
     rows = [fusion_decision_rows(s, data, fusion, short, names) for data, s, short in runs]
     fusion = fit_decision(fusion, *(np.concatenate([r[i] for r in rows]) for i in range(3)),
                           floors=[0.0, *other_floor])
     fusion.meta.update({
-        "data": data_meta, "data_recipe": note, "embedder": emb.version, "verifiers": names,
+        "data": data_meta, "data_recipe": note, "verifiers": names,
+        "embedder": _models(_cfg(None, embedder_model=str(for_model)))[0].version if for_model else emb.version,
+        **({"cosines_from": emb.version} if for_model else {}),
         "versions": {"sift": f"{fx.version}+{ver.version}", **{n: m.version for n, m in matchers.items()}},
-        "weights_from": weights, "pairs_from": "every gallery pair" if full_verifier else "the Matcher's shortlist",
+        "weights_from": weights + (" (chosen on the --select folders)" if select else ""), "pairs_from": "every gallery pair" if full_verifier else "the Matcher's shortlist",
         "shortlist": cfg.shortlist, "verify_all": cfg.verify_all, "decision_rows": int(sum(len(r[2]) for r in rows)),
         "command": "spotid train fusion " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "spotid train fusion"})
     path = save_fusion(fusion, out)

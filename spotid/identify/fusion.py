@@ -8,7 +8,19 @@ monotone logistic ``P = sigmoid(w * t(raw) + b)``, ``w >= 0``, ``t`` the identit
 Averaging probabilities (not logits) keeps one confident scorer from being outvoted to nothing and
 one overconfident scorer from taking over: each can move the fused P by at most its weight.
 A scorer without a score for a pair (NaN: e.g. a crop too small for that matcher) is left out of that
-pair's average, the weights of the others renormalised.
+pair's average, the weights of the others renormalised; a scorer of weight 0 is left out everywhere.
+
+How the calibrated P are combined (``combine``, chosen on validation individuals by ``spotid train
+fusion --select``; ``mean`` when a fusion.json does not say):
+
+- ``mean``: the weighted mean of the P (WildFusion);
+- ``noisy_or``: ``1 - prod_k (1 - P_k) ** (weight_k / sum weight)``, the weighted geometric mean of the
+  "not the same animal" probabilities: one scorer that is sure of a match lifts the fused P more than
+  in the mean, while scorers near 0 pull it down less (a verifier that finds nothing on a pair of
+  photos with different light says little);
+- ``max``: the largest P of the scorers with weight > 0.
+
+Each stays between the smallest and the largest of the scorers' P.
 
 The decision ("is this individual the query's?") keeps the competitor logic of
 :class:`~spotid.identify.calibrate.Decision`: from the fused P of the individual's best crop and of the
@@ -33,6 +45,7 @@ from spotid.util import atomic_write_json, models_dir
 
 FUSION_FILE = "fusion.json"
 TRANSFORMS = ("cos", "log1p")
+COMBINES = ("mean", "noisy_or", "max")
 _EPS = 1e-6
 
 
@@ -80,13 +93,19 @@ def fit_score_calibration(raw, same, transform: str) -> ScoreCalibration:
 
 @dataclass(frozen=True)
 class Fusion:
-    """Per-scorer calibrations, averaging weights and the competitor-aware decision (a, c, e, floor)."""
+    """Per-scorer calibrations, averaging weights, the combine rule (:data:`COMBINES`) and the
+    competitor-aware decision (a, c, e, floor)."""
 
     calibrations: dict[str, ScoreCalibration]
     weights: dict[str, float]
     decision: tuple[float, float, float] = (1.0, 0.0, 0.0)
     floor: float = 0.0
     meta: dict = field(default_factory=dict, compare=False)
+    combine: str = "mean"
+
+    def __post_init__(self):
+        if self.combine not in COMBINES:
+            raise ValueError(f"fusion combine {self.combine!r}: use one of {', '.join(COMBINES)}")
 
     @property
     def scorers(self) -> list[str]:
@@ -105,20 +124,29 @@ class Fusion:
         return {k: self.calibrations[k](v) for k, v in raw.items()}
 
     def fuse(self, raw: Mapping[str, np.ndarray], use: Sequence[str] | None = None) -> np.ndarray:
-        """Weighted average of the calibrated P(same) of the scorers in ``use`` (default: all of
-        ``raw``); arrays broadcast. Per element, scorers with NaN are left out; all NaN -> NaN."""
+        """The calibrated P(same) of the scorers in ``use`` (default: all of ``raw``) combined by
+        ``combine`` with their weights; arrays broadcast. Per element, scorers with NaN (and scorers of
+        weight 0) are left out; none left -> NaN."""
         use = list(use) if use is not None else list(raw)
         p = self.probs({k: raw[k] for k in use})
         arrs = np.broadcast_arrays(*(p[k] for k in use))
         num = np.zeros(arrs[0].shape)
         den = np.zeros(arrs[0].shape)
+        top = np.full(arrs[0].shape, -np.inf)
         for k, a in zip(use, arrs):
-            ok = ~np.isnan(a)
             w = float(self.weights.get(k, 1.0))
-            num += np.where(ok, w * np.nan_to_num(a), 0.0)
+            ok = ~np.isnan(a) & (w > 0)
+            a = np.nan_to_num(a)
+            if self.combine == "noisy_or":  # log of the miss probability, clipped so P = 1 stays finite
+                a = np.log1p(-np.minimum(a, 1 - _EPS))
+            num += np.where(ok, w * a, 0.0)
             den += np.where(ok, w, 0.0)
+            top = np.where(ok, np.maximum(top, a), top)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+            if self.combine == "max":
+                return np.where(den > 0, top, np.nan)
+            mean = num / np.where(den > 0, den, 1.0)
+            return np.where(den > 0, -np.expm1(mean) if self.combine == "noisy_or" else mean, np.nan)
 
     def decide(self, p_own, p_other) -> np.ndarray:
         """P(this individual is the query's) from the fused P of its best crop and of the best other
@@ -129,10 +157,11 @@ class Fusion:
 
     def to_json(self) -> dict:
         return {"calibrations": {k: {"transform": c.transform, "w": c.w, "b": c.b} for k, c in self.calibrations.items()},
-                "weights": dict(self.weights), "decision": {"a": self.decision[0], "c": self.decision[1],
+                "weights": dict(self.weights), "combine": self.combine, "decision": {"a": self.decision[0], "c": self.decision[1],
                                                             "e": self.decision[2], "floor": self.floor},
-                "model": "P_k = sigmoid(w_k * t_k(raw_k) + b_k), t = cos | log1p(inliers); "
-                         "P = sum_k weight_k P_k / sum_k weight_k over the scorers with a score; "
+                "model": "P_k = sigmoid(w_k * t_k(raw_k) + b_k), t = cos | log1p(inliers); over the scorers "
+                         "with a score and weight > 0: mean P = sum_k weight_k P_k / sum_k weight_k, noisy_or P = "
+                         "1 - prod_k (1 - P_k)^(weight_k / sum_k weight_k), max P = max_k P_k; "
                          "decision = sigmoid(a * logit(P_own) + c * logit(max(P_other, floor)) + e)",
                 **self.meta}
 
@@ -141,10 +170,10 @@ class Fusion:
         cals = {k: ScoreCalibration(str(v["transform"]), float(v["w"]), float(v["b"]))
                 for k, v in data["calibrations"].items()}
         d = data.get("decision") or {}
-        meta = {k: v for k, v in data.items() if k not in ("calibrations", "weights", "decision", "model")}
+        meta = {k: v for k, v in data.items() if k not in ("calibrations", "weights", "decision", "model", "combine")}
         return cls(cals, {k: float(v) for k, v in data.get("weights", {}).items()},
                    (float(d.get("a", 1.0)), float(d.get("c", 0.0)), float(d.get("e", 0.0))),
-                   float(d.get("floor", 0.0)), meta)
+                   float(d.get("floor", 0.0)), meta, str(data.get("combine", "mean")))
 
 
 def fit_fusion(raw: Mapping[str, np.ndarray], same, *, weights: Mapping[str, float] | None = None,
@@ -170,7 +199,8 @@ def fit_decision(fusion: Fusion, p_own, p_other, correct, floors: Sequence[float
         if best is None or nll < best[0] - 1e-9:
             best = (nll, w, b, fl)
     _, w, b, fl = best
-    return Fusion(fusion.calibrations, fusion.weights, (float(w[0]), float(w[1]), float(b)), float(fl), fusion.meta)
+    return Fusion(fusion.calibrations, fusion.weights, (float(w[0]), float(w[1]), float(b)), float(fl), fusion.meta,
+                  fusion.combine)
 
 
 def decision_rows(p: np.ndarray, query_labels: Sequence, labels: Sequence, in_gallery: np.ndarray, top: int = 3
@@ -208,7 +238,8 @@ def save_fusion(fusion: Fusion, folder: str | Path) -> Path:
 
     body = fusion.to_json()
     body.pop("version", None)
-    digest = hashlib.sha256(json.dumps([body["calibrations"], body["weights"], body["decision"]],
-                                       sort_keys=True).encode()).hexdigest()[:12]
+    # "mean" is left out of the digest so a refit of an old mean fusion keeps its version
+    parts = [body["calibrations"], body["weights"], body["decision"]] + ([body["combine"]] if body["combine"] != "mean" else [])
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
     body["version"] = f"matcher-fusion@{digest}"
     return atomic_write_json(Path(folder) / FUSION_FILE, body, indent=2)

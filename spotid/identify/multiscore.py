@@ -206,6 +206,54 @@ def fusion_decision_rows(s, data, fusion, short: dict, names: list[str], *, unkn
     return a[:, 0].astype(float), a[:, 1].astype(float), a[:, 2].astype(bool)
 
 
+def _fused_metrics(fusion, runs: list, use: list[str]) -> tuple[float, float]:
+    """Mean top-1 and mean mAP of ``fusion`` over ``runs`` [(data, scores, shortlist raw scores)]."""
+    from spotid.identify.match import retrieval_metrics
+
+    top1, maps = [], []
+    for data, s, short in runs:
+        ind = np.array([it.individual for it in data.items], dtype=object)
+        p = np.where(s.valid, fusion.fuse({k: short[k] for k in use}), np.nan)
+        m = retrieval_metrics(p, ind[s.queries], ind)
+        top1.append(m["top1"])
+        maps.append(m["mAP"])
+    return float(np.mean(top1)), float(np.mean(maps))
+
+
+def select_fusion(fusion, runs: list, names: list[str], *, combines=("mean",), step: float = 0.25,
+                  drop: bool = False):
+    """The fusion with the combine rule (of ``combines``) and averaging weights (a simplex grid of
+    ``step``; every scorer > 0, or ``drop``: a scorer may get 0, at least one > 0) that score best on
+    ``runs`` [(data, scores, shortlist raw scores)]: the mean over runs of (top-1 + mAP) / 2, top-1
+    alone being too coarse on a few hundred queries. Pass validation individuals' runs, never the
+    evaluation's. The first candidate wins ties: equal weights and the first combine first.
+    ``meta['selection']`` records the choice and the best candidates."""
+    import itertools
+
+    from spotid.identify.fusion import Fusion
+
+    use = ["embedding", *names]
+    n = int(round(1 / step))
+    lo = 0 if drop else 1
+    grid = [c for c in itertools.product(range(lo, n + 1), repeat=len(use)) if sum(c) == n]
+    table = []
+    for how in combines:
+        for c in [tuple([1] * len(use))] + grid:
+            w = {k: float(v) / max(sum(c), 1) for k, v in zip(use, c)}
+            f = Fusion(fusion.calibrations, w, fusion.decision, fusion.floor, fusion.meta, how)
+            top1, m = _fused_metrics(f, runs, use)
+            table.append(((top1 + m) / 2, top1, m, how, w))
+    best = max(table, key=lambda r: r[0])       # max keeps the first of equal scores
+    ranked = sorted(table, key=lambda r: -r[0])
+    meta = dict(fusion.meta)
+    meta["selection"] = {"criterion": "mean over the selection folders of (top-1 + mAP) / 2",
+                         "combines": list(combines), "step": step, "drop": drop, "candidates": len(table),
+                         "best": [{"score": round(r[0], 4), "top1": round(r[1], 4), "mAP": round(r[2], 4),
+                                   "combine": r[3], "weights": {k: round(v, 3) for k, v in r[4].items()}}
+                                  for r in ranked[:5]]}
+    return Fusion(fusion.calibrations, best[4], fusion.decision, fusion.floor, meta, best[3])
+
+
 def weight_grid(fusion, runs: list, names: list[str], step: float = 0.25):
     """The fusion with the averaging weights (a simplex grid of ``step``, every scorer > 0) that give
     the best mean mAP over ``runs`` [(data, scores, shortlist raw scores)], the calibration folders'
