@@ -357,3 +357,12 @@ def test_heldout_queries_hand_counted():
          Sample("a4", "A", "right", "e3"),                       # its flank's only image
          Sample("b1", "B", "left", "e4"), Sample("b2", "B", "left", "e4")]   # one encounter only
     assert heldout_queries(s) == 3
+
+
+def test_summary_line_says_n_a_for_a_set_that_was_not_measured():
+    """`spotid train embedder` with refit: false used to crash printing its summary (KeyError 'top1')."""
+    from spotid.train.common import format_metrics
+
+    assert format_metrics({"skipped": "no held-out individuals"}) == "n/a"
+    assert format_metrics(None) == "n/a"
+    assert format_metrics({"top1": 0.5, "top5": 1.0, "mAP": 0.25, "queries": 4}).startswith("top-1 0.500")

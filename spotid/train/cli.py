@@ -24,22 +24,18 @@ def _command_line() -> str:
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
+    from spotid.train.common import format_metrics   # here: torch stays out of `spotid --help`
     from spotid.util import print_json
 
     if as_json:
         print_json(summary)
         return
 
-    def fmt(m):
-        if not m:
-            return "n/a"
-        return f"top-1 {m['top1']:.3f}  top-5 {m['top5']:.3f}  mAP {m['mAP']:.3f}  ({m['queries']} queries)"
-
     typer.echo(f"model written: {summary['model']}  ({summary['version']})")
     for key, label in (("before", "held-out before"), ("after", "held-out after "),
                        ("full", "full set (partly trained on)")):
         if key in summary:
-            typer.echo(f"  {label}: {fmt(summary[key])}")
+            typer.echo(f"  {label}: {format_metrics(summary[key])}")
     if "accuracy" in summary:
         typer.echo(f"  held-out accuracy: {summary['accuracy']}")
     if "iou" in (summary.get("heldout") or {}):

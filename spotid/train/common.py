@@ -407,7 +407,8 @@ def pk_batches(by_identity: dict[int, list[int]], n_steps: int, batch_size: int,
 
 
 def format_metrics(m: dict | None) -> str:
-    """Re-ID metrics (top1, top5, mAP, queries) as one line of a model card; 'n/a' without them."""
-    if not m:
+    """Re-ID metrics (top1, top5, mAP, queries) as one line of a model card; 'n/a' without them (also
+    for a summary entry that holds no metrics, e.g. a set that was not measured)."""
+    if not m or not all(k in m for k in ("top1", "top5", "mAP", "queries")):
         return "n/a"
     return f"top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f}, mAP {m['mAP']:.3f} ({m['queries']} queries)"
