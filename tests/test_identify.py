@@ -565,3 +565,19 @@ def test_each_collaborator_gets_its_own_settings():
     ident = Identifier(cfg, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL)
     assert ident.store.cfg == cfg.crops and ident.writer.cfg == cfg.writer
     assert isinstance(cfg.verifier, VerifierSettings) and ident.verifier.reproj_threshold == 9.0
+
+
+def test_cli_identify_with_a_missing_fusion_names_the_fix(world, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+    import spotid.identify.cli as icli
+
+    cat, _, _, _ = world
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"identify:\n  scorer: fusion\n  fusion: {tmp_path / 'nowhere'}\n")
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--config", str(bad)])
+    assert r.exit_code == 2 and "no fusion calibration" in r.output and "spotid train fusion" in r.output
+    assert cat.scalar("SELECT COUNT(*) FROM sightings") == 0

@@ -131,8 +131,12 @@ def identify(
         emb, fl = _models(cfg, cat)
         fx = _extractor(cfg, cat)  # a missing or broken foreground model is a usage error before any work
         require(cat, "identify", deployment)
-        res = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor), extractor=fx)(
-            cat, deployment=deployment, retry_set_aside=retry_set_aside)
+        try:  # scorer: fusion names a fusion file that is missing or fitted on other matchers
+            ident = Identifier(cfg, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),
+                               extractor=fx, catalog=cat)
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e), param_hint="--config (identify: fusion)") from None
+        res = ident(cat, deployment=deployment, retry_set_aside=retry_set_aside)
     if json_out:
         from spotid.util import print_json
         print_json(res.to_json())
