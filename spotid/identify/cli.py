@@ -523,22 +523,28 @@ def train_fusion(
     names, matchers = _locals(verifiers, cfg)
     emb, fl = _models(cfg)
     fx, ver, cal = _extractor(cfg), _verifier(cfg), _calibration(cfg.calibration, cfg.descriptor)
+
+    def scored(d, rx, full: bool):
+        """One labelled folder's data, scores, raw matrices and what to record of it."""
+        data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
+        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=full,
+                           verify_all=cfg.verify_all)
+        brute, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
+                                     full_verifier=full)
+        meta = {"encounter_regex": rx, "images": len(data.items), "queries": int(len(s.queries)),
+                "individuals": len({it.individual for it in data.items})}
+        return data, s, brute, short, meta
+
     raw, same, runs, data_meta = {}, [], [], {}
     for k, d in enumerate(directories):
         rx = (encounter[k] or None) if encounter else None
-        data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
-        s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=full_verifier,
-                           verify_all=cfg.verify_all)
-        brute, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
-                                     full_verifier=full_verifier)
+        data, s, brute, short, meta = scored(d, rx, full_verifier)
         r, y = fusion_pairs(s, data, brute, shortlist_only=not full_verifier)
         for key, v in r.items():
             raw.setdefault(key, []).append(v)
         same.append(y)
         runs.append((data, s, short))
-        data_meta[str(d)] = {"encounter_regex": rx, "images": len(data.items), "queries": int(len(s.queries)),
-                             "individuals": len({it.individual for it in data.items}),
-                             "pairs": int(len(y)), "positives": int(y.sum())}
+        data_meta[str(d)] = {**meta, "pairs": int(len(y)), "positives": int(y.sum())}
     raw = {key: np.concatenate(v) for key, v in raw.items()}
     same = np.concatenate(same)
     unknown = sorted(set(given or {}) - set(raw))
@@ -549,14 +555,8 @@ def train_fusion(
         sel_runs, sel_meta = [], {}
         for k, d in enumerate(select):
             rx = (select_encounter[k] or None) if select_encounter else None
-            data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
-            s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=False,
-                               verify_all=cfg.verify_all)
-            _, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
-                                     full_verifier=False)
+            data, s, _, short, sel_meta[str(d)] = scored(d, rx, False)
             sel_runs.append((data, s, short))
-            sel_meta[str(d)] = {"encounter_regex": rx, "images": len(data.items), "queries": int(len(s.queries)),
-                                "individuals": len({it.individual for it in data.items})}
         fusion = select_fusion(fusion, sel_runs, names, combines=combines, step=0.25 if weights == "auto" else 1.0,
                                drop=drop)
         fusion.meta["selection"]["data"] = sel_meta
