@@ -167,7 +167,7 @@ class CropStore:
 
     def local_features(self, cat: Catalog, rows: Sequence) -> dict[int, dict[str, Features]]:
         """{detection id: {matcher name: Features}} of every local matcher in ``self.local`` for ``rows``
-        (mappings with ``detection_id`` or ``id``, ``crop_path`` and the box ``x, y, w, h``), read from
+        (mappings with ``detection_id``, ``crop_path`` and the box ``x, y, w, h``), read from
         ``crop_local_features`` and computed from the crop JPEG where missing or of another version.
         A crop whose JPEG cannot be read gets empty features (logged): that matcher then finds
         nothing for it, which the fusion reads as 0 inliers."""
@@ -175,7 +175,7 @@ class CropStore:
 
         if not self.local or not rows:
             return {}
-        ids = [int(r["detection_id"] if "detection_id" in r.keys() else r["id"]) for r in rows]
+        ids = [int(r["detection_id"]) for r in rows]
         have: dict[int, dict[str, Features]] = {i: {} for i in ids}
         for chunk in batched(ids, 500):
             for r in cat.query("SELECT * FROM crop_local_features WHERE detection_id IN "

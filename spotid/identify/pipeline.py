@@ -294,6 +294,7 @@ class Identifier:
 
     def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
         out = []
+        crops = []   # what the other local matchers' features need of each crop: its JPEG and box
         for chunk in batched(ids, 500):
             got = {r["detection_id"]: r for r in cat.query(
                 f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(chunk))})", chunk)}
@@ -310,14 +311,10 @@ class Identifier:
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
+                crops.append({"detection_id": d, "crop_path": c["crop_path"],
+                              **{k: m[k] for k in ("x", "y", "w", "h")}})
         if self.matcher.local:
-            ok = [r for r in out if not r.failed]
-            paths = {r["detection_id"]: r["crop_path"] for chunk in batched([r.detection_id for r in ok], 500)
-                     for r in cat.query("SELECT detection_id, crop_path FROM crops WHERE detection_id IN "
-                                        f"({','.join('?' * len(chunk))})", chunk)}
-            local = self.store.local_features(cat, [
-                {"detection_id": r.detection_id, "crop_path": paths[r.detection_id], "x": r.box[0], "y": r.box[1],
-                 "w": r.box[2], "h": r.box[3]} for r in ok])
+            local = self.store.local_features(cat, crops)
             out = [replace(r, extra=local[r.detection_id]) if not r.failed else r for r in out]
         return out
 
