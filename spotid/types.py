@@ -52,3 +52,122 @@ class ImageResult:
     failure: str | None = None
     max_detection_conf: float = 0.0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+# -- catalog rows ---------------------------------------------------------------------------------
+# One frozen dataclass per main catalog table, with the table's columns (docs/catalog.md) as fields.
+# The SQL that fills them lives in spotid/catalog/tables/; a query that selects only some columns leaves the
+# others None. Boxes are the catalog's normalised (x, y, w, h), see the module docstring.
+class _Row:
+    @classmethod
+    def from_row(cls, row) -> "_Row":
+        """Build from a ``sqlite3.Row`` (or mapping): the columns it has that are fields of this row type."""
+        keys = row.keys() if hasattr(row, "keys") else row
+        names = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        return cls(**{k: row[k] for k in keys if k in names})
+
+
+@dataclass(frozen=True)
+class MediaRow(_Row):
+    """One ``media`` row: a photo, a video, or a frame sampled from a video (``parent_id`` set)."""
+
+    id: int | None = None
+    deployment_id: str | None = None
+    sha: str | None = None
+    path: str | None = None
+    rel_path: str | None = None
+    kind: str | None = None
+    timestamp: str | None = None
+    time_source: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size_bytes: int | None = None
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    sequence_id: int | None = None
+    frame_num: int | None = None
+    warning: str | None = None
+    run_id: int | None = None
+    parent_id: int | None = None
+    frame_offset_s: float | None = None
+
+
+@dataclass(frozen=True)
+class DetectionRow(_Row):
+    """One ``detections`` row: a box (normalised x, y, w, h) the detector found in one media row."""
+
+    id: int | None = None
+    media_id: int | None = None
+    run_id: int | None = None
+    detector: str | None = None
+    category: int | None = None
+    conf: float | None = None
+    x: float | None = None
+    y: float | None = None
+    w: float | None = None
+    h: float | None = None
+    label: str | None = None
+    label_conf: float | None = None
+    classifications_json: str | None = None
+    static_fp: int | None = None
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class CropRow(_Row):
+    """One ``crops`` row: identify's cached crop of a detection, its quality, flank and features
+    (``embedding``: float32 bytes, ``keypoints``/``descriptors``: float32 bytes, see docs/catalog.md)."""
+
+    detection_id: int | None = None
+    quality: float | None = None
+    blur: float | None = None
+    size_px: int | None = None
+    touches_edge: int | None = None
+    flank: str | None = None
+    flank_conf: float | None = None
+    embedding: bytes | None = None
+    embedder: str | None = None
+    keypoints: bytes | None = None
+    descriptors: bytes | None = None
+    features_version: str | None = None
+    crop_path: str | None = None
+    flank_model: str | None = None
+    infrared: int | None = None
+    motion_keypoints: bytes | None = None
+    motion_descriptors: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SightingRow(_Row):
+    """One ``sightings`` row: one leopard box assigned (or proposed, or set aside) to an individual."""
+
+    id: int | None = None
+    detection_id: int | None = None
+    individual_id: int | None = None
+    flank: str | None = None
+    status: str | None = None
+    probability: float | None = None
+    run_id: int | None = None
+    model_version: str | None = None
+    version: int | None = None
+    updated_at: str | None = None
+    set_aside_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IndividualRow(_Row):
+    """One ``individuals`` row: a leopard (one flank of it), proposed by identify or named by a person."""
+
+    id: int | None = None
+    name: str | None = None
+    flank: str | None = None
+    status: str | None = None
+    merged_into: int | None = None
+    created_at: str | None = None
+    created_by: str | None = None
+    truth_id: str | None = None
+    notes: str | None = None

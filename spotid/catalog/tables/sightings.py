@@ -1,0 +1,2 @@
+"""SQL on the catalog tables sightings and match_candidates (see docs/catalog.md for their columns and who writes and reads them)."""
+from __future__ import annotations
