@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import BaseModel
 
 from spotid.catalog import Catalog, flank_seen
+from spotid.catalog.tables import crops, detections, individuals, media, reviews
 from spotid.review import browse, census_view
 from spotid.review.config import ReviewConfig
 from spotid.review.decisions import (Conflict, Decision, InvalidDecision, Reviewer, describe_change,
@@ -161,9 +162,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
 
     def session_stats(cat: Catalog) -> dict:
         today = datetime.now(timezone.utc).date().isoformat()
-        done = cat.scalar("SELECT COUNT(*) FROM review_decisions WHERE reviewer = ? AND decided_at >= ? "
-                          "AND undone_by IS NULL AND action NOT IN ('skip', 'undo')", (reviewer, today))
-        return {"decided_today": int(done or 0)}
+        return {"decided_today": reviews.count_live_since(cat, reviewer, today)}
 
     # -- pages -----------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -196,14 +195,11 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
                "next": (ids[pos + 1] if pos is not None and pos + 1 < len(ids) else None) if pos is not None
                else (ids[0] if ids else None)}
         entry = order[pos] if pos is not None else None
-        last = cat.conn.execute("SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
-                                "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id DESC LIMIT 1",
-                                (sid,)).fetchone()
+        last = reviews.last_for_sighting(cat, sid, live_only=True)
         # a flank identify only inferred from a match is not fixed: either flank's individuals
         fixed = item.flank in ("left", "right") and flank_seen(item.query.flank, item.status)
-        assignable = [{"id": int(r["id"]), "name": r["name"], "status": r["status"], "flank": r["flank"]} for r in cat.query(
-            "SELECT id, name, status, flank FROM individuals WHERE flank IN (?, ?) AND status IN ('confirmed', 'proposed') "
-            "ORDER BY name", (item.flank, item.flank) if fixed else ("left", "right"))]
+        assignable = [{"id": int(r.id), "name": r.name, "status": r.status, "flank": r.flank}
+                      for r in individuals.assignable(cat, (item.flank,) if fixed else ("left", "right"))]
         return render("queue.html", cat, page="queue", item=item, item_json=_jsonable(item), nav=nav, entry=entry,
                       assignable=assignable,
                       threshold=threshold, stats=stats, last=dict(last) if last else None,
@@ -236,7 +232,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     def history_page() -> HTMLResponse:
         cat = get_cat()
         decisions = recent_decisions(cat, 200)
-        names = {int(r[0]): r[1] for r in cat.query("SELECT id, name FROM individuals")}
+        names = individuals.names(cat)
         for d in decisions:  # individuals deleted by an undo keep their name in the audit record
             for state in (d.previous, d.new):
                 for key, ind in state.get("individuals", {}).items():
@@ -259,7 +255,7 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
     @app.get("/img/crop/{detection_id}")
     def crop_image(detection_id: int) -> FileResponse:
         cat = get_cat()
-        raw = cat.scalar("SELECT crop_path FROM crops WHERE detection_id = ?", (detection_id,))
+        raw = crops.crop_path(cat, detection_id)
         return FileResponse(_catalog_file(raw, f"detection {detection_id}"),
                             headers={"Cache-Control": "private, max-age=600"})
 
@@ -269,23 +265,23 @@ def create_app(db_path: str | Path, *, reviewer: str, config: ReviewConfig | Non
         with frames_lock:
             data = frames.get(media_id)
         if data is None:
-            row = cat.query("SELECT path, deployment_id FROM media WHERE id = ? AND kind = 'image'", (media_id,))
-            if not row:
+            row = media.image(cat, media_id)
+            if row is None:
                 raise HTTPException(404, f"media {media_id} has no stored image")
             # a frame goes missing when its card folder moves: identify cannot bring it back, relocate can
-            path = _catalog_file(row[0]["path"], f"media {media_id}",
-                                 f"expected at {row[0]['path']}. If the card folder moved, run `spotid media relocate "
-                                 f"--deployment {row[0]['deployment_id']} NEW_FOLDER --db {db_path}`")
+            path = _catalog_file(row.path, f"media {media_id}",
+                                 f"expected at {row.path}. If the card folder moved, run `spotid media relocate "
+                                 f"--deployment {row.deployment_id} NEW_FOLDER --db {db_path}`")
             from spotid.util import open_image_reduced
             from PIL import ImageDraw
-            boxes = cat.query("SELECT x, y, w, h FROM detections WHERE media_id = ? AND category = 1", (media_id,))
+            boxes = detections.animal_boxes(cat, media_id)
             try:
                 im, _ = open_image_reduced(path, FRAME_MAX_SIDE)
                 im.thumbnail((FRAME_MAX_SIDE, FRAME_MAX_SIDE))
                 draw = ImageDraw.Draw(im)
                 W, H = im.size  # boxes are normalised, so the reduced size is all we need
                 for b in boxes:
-                    draw.rectangle([b["x"] * W, b["y"] * H, (b["x"] + b["w"]) * W, (b["y"] + b["h"]) * H],
+                    draw.rectangle([b.x * W, b.y * H, (b.x + b.w) * W, (b.y + b.h) * H],
                                    outline=(255, 208, 0), width=max(2, W // 400))
                 buf = io.BytesIO()
                 im.save(buf, "JPEG", quality=85)

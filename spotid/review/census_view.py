@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from spotid.catalog import Catalog, missing_step
+from spotid.catalog.tables import media
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,8 @@ def _check_period(start: str, end: str) -> None:
 def media_years(cat: Catalog) -> list[dict]:
     """Per calendar year of the frames' local camera time: first and last day, frames and counted sightings;
     links to census one year at a time when the whole catalog is too long a period."""
-    # (aliases must not be column names: detections has a column y, which GROUP BY would pick)
-    rows = cat.query("SELECT substr(m.timestamp, 1, 4) yr, MIN(substr(m.timestamp, 1, 10)) day0, "
-                     "MAX(substr(m.timestamp, 1, 10)) day1, COUNT(DISTINCT m.id) n_media, "
-                     "COUNT(s.id) n_counted FROM media m LEFT JOIN detections d ON d.media_id = m.id "
-                     "LEFT JOIN sightings s ON s.detection_id = d.id AND s.status IN ('auto', 'confirmed') "
-                     "AND s.individual_id IS NOT NULL WHERE m.timestamp IS NOT NULL GROUP BY yr ORDER BY yr")
     return [{"year": r["yr"], "first": r["day0"], "last": r["day1"], "frames": int(r["n_media"]),
-             "sightings": int(r["n_counted"])} for r in rows]
+             "sightings": int(r["n_counted"])} for r in media.per_year(cat)]
 
 
 def census_figures(cat: Catalog, *, start: str = "", end: str = "", occasion_days: str = "") -> CensusFigures:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotid.catalog import Catalog, flank_seen, now_iso
+from spotid.catalog.tables import individuals, reviews, sightings
 from spotid.review.queue import NotFound, resolve
+from spotid.types import IndividualRow, SightingRow
 
 ACTIONS = ("confirm", "reject", "new", "unusable", "not_leopard", "merge", "skip", "undo")
 
@@ -70,86 +72,73 @@ class Reviewer:
         self.reviewer = reviewer.strip()
 
     # -- state snapshots -------------------------------------------------------------------------
-    def _sighting(self, sid: int) -> dict[str, Any]:
-        r = self.cat.conn.execute(
-            "SELECT id, individual_id, status, probability, version, flank, set_aside_reason FROM sightings WHERE id = ?", (sid,)
-        ).fetchone()
+    def _sighting(self, sid: int) -> SightingRow:
+        r = sightings.review_state(self.cat, sid)
         if r is None:
             raise NotFound(f"no sighting {sid} in the catalog")
-        return dict(r)
+        return r
 
-    def _snapshot(self, sightings: list[int], individuals: list[int]) -> dict:
+    def _snapshot(self, sids: list[int], inds: list[int]) -> dict:
         out: dict = {"sightings": {}, "individuals": {}}
-        for sid in sightings:
+        for sid in sids:
             r = self._sighting(sid)
-            out["sightings"][str(sid)] = {k: r[k] for k in _S_FIELDS}
-        for iid in individuals:
-            r = self.cat.conn.execute(f"SELECT {', '.join(_I_FIELDS)} FROM individuals WHERE id = ?", (iid,)).fetchone()
-            out["individuals"][str(iid)] = None if r is None else dict(r)
+            out["sightings"][str(sid)] = {k: getattr(r, k) for k in _S_FIELDS}
+        for iid in inds:
+            ind = individuals.get(self.cat, iid)
+            out["individuals"][str(iid)] = None if ind is None else {k: getattr(ind, k) for k in _I_FIELDS}
         return out
 
-    def _check_version(self, sid: int, version: int) -> dict:
+    def _check_version(self, sid: int, version: int) -> SightingRow:
         cur = self._sighting(sid)
-        if int(cur["version"]) != int(version):
-            last = self.cat.conn.execute(
-                "SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ? "
-                "ORDER BY id DESC LIMIT 1", (sid,)).fetchone()
+        if int(cur.version) != int(version):
+            last = reviews.last_for_sighting(self.cat, sid)
             who = f" ({last['action']} by {last['reviewer']} at {last['decided_at']})" if last else ""
             raise Conflict(f"sighting {sid} changed since this page loaded it{who}: it is now "
-                           f"'{cur['status']}' (version {cur['version']}, page had {version}); reloaded")
+                           f"'{cur.status}' (version {cur.version}, page had {version}); reloaded")
         return cur
 
     def _set_sighting(self, sid: int, **values: Any) -> None:
-        cols = ", ".join(f"{k} = ?" for k in values)
-        cur = self.cat.conn.execute(
-            f"UPDATE sightings SET {cols}, version = version + 1, updated_at = ? WHERE id = ?",
-            (*values.values(), now_iso(), sid))
-        if cur.rowcount != 1:
+        if sightings.update_reviewed(self.cat, sid, **values) != 1:
             raise NotFound(f"no sighting {sid} in the catalog")
 
-    def _individual(self, iid: int) -> dict:
-        r = self.cat.conn.execute("SELECT id, name, flank, status, merged_into FROM individuals WHERE id = ?",
-                                  (iid,)).fetchone()
+    def _individual(self, iid: int) -> IndividualRow:
+        r = individuals.get(self.cat, iid)
         if r is None:
             raise NotFound(f"no individual {iid} in the catalog")
-        return dict(r)
+        return r
 
     def _record(self, action: str, sid: int | None, prev: dict, new: dict, undoes: int | None = None) -> Decision:
         at = now_iso()
-        cur = self.cat.conn.execute(
-            "INSERT INTO review_decisions (sighting_id, action, reviewer, decided_at, previous_json, new_json, undoes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sid, action, self.reviewer, at, json.dumps(prev, sort_keys=True), json.dumps(new, sort_keys=True), undoes))
-        return Decision(int(cur.lastrowid), action, sid, self.reviewer, at, prev, new, undoes)
+        did = reviews.insert(self.cat, sighting_id=sid, action=action, reviewer=self.reviewer, decided_at=at,
+                             previous_json=json.dumps(prev, sort_keys=True), new_json=json.dumps(new, sort_keys=True),
+                             undoes=undoes)
+        return Decision(did, action, sid, self.reviewer, at, prev, new, undoes)
 
     def _next_name(self, flank: str) -> str:
         """Identify's naming convention (``L-0007`` / ``R-0012``), continued, so that people's and the
         machine's individuals share one sequence per flank."""
         prefix = {"left": "L", "right": "R"}[flank]
-        nums = [int(m.group(1)) for (name,) in self.cat.conn.execute("SELECT name FROM individuals WHERE name LIKE ?",
-                                                                     (f"{prefix}-%",))
+        nums = [int(m.group(1)) for name in individuals.names_like(self.cat, f"{prefix}-%")
                 if (m := re.fullmatch(rf"{prefix}-(\d+)", name))]
         n = max(nums, default=0) + 1
         while True:
             name = f"{prefix}-{n:04d}"
-            if self.cat.scalar("SELECT 1 FROM individuals WHERE name = ?", (name,)) is None:
+            if individuals.id_by_name(self.cat, name) is None:
                 return name
             n += 1
 
-    def _flank(self, s: dict) -> str | None:
-        if s["flank"] in ("left", "right"):
-            return s["flank"]
-        f = self.cat.scalar("SELECT c.flank FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
-                            "WHERE s.id = ?", (s["id"],))
+    def _flank(self, s: SightingRow) -> str | None:
+        if s.flank in ("left", "right"):
+            return s.flank
+        f = sightings.crop_flank(self.cat, s.id)
         return f if f in ("left", "right") else None
 
-    def _fixed_flank(self, s: dict) -> str | None:
+    def _fixed_flank(self, s: SightingRow) -> str | None:
         """The flank the sighting is known to show: as :meth:`_flank`, but None when identify only
         inferred it from a match (:func:`~spotid.catalog.flank_seen`), so a person may assign such a
         view to an individual of either flank."""
-        crop = self.cat.scalar("SELECT c.flank FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
-                               "WHERE s.id = ?", (s["id"],))
-        return self._flank(s) if flank_seen(crop, s["status"]) else None
+        crop = sightings.crop_flank(self.cat, s.id)
+        return self._flank(s) if flank_seen(crop, s.status) else None
 
     # -- decisions on one sighting ---------------------------------------------------------------
     def confirm(self, sighting_id: int, version: int, individual_id: int) -> Decision:
@@ -159,22 +148,21 @@ class Reviewer:
             s = self._check_version(sighting_id, version)
             target = self._individual(resolve(self.cat, individual_id))
             flank = self._fixed_flank(s)
-            if flank is not None and target["flank"] != flank:
-                raise InvalidDecision(f"{target['name']} is a {target['flank']} flank and sighting {sighting_id} "
+            if flank is not None and target.flank != flank:
+                raise InvalidDecision(f"{target.name} is a {target.flank} flank and sighting {sighting_id} "
                                       f"shows the {flank} flank: link flanks instead of assigning")
-            if target["status"] in ("rejected", "merged"):
-                raise InvalidDecision(f"{target['name']} is {target['status']}: choose another individual")
+            if target.status in ("rejected", "merged"):
+                raise InvalidDecision(f"{target.name} is {target.status}: choose another individual")
             # Only rows the decision changes go in the audit record, so that two confirms to one
             # individual stay independently undoable.
-            inds = [target["id"]] if target["status"] == "proposed" else []
+            inds = [target.id] if target.status == "proposed" else []
             prev = self._snapshot([sighting_id], inds)
-            p = self.cat.scalar("SELECT probability FROM match_candidates WHERE sighting_id = ? AND individual_id = ?",
-                                (sighting_id, individual_id))
+            p = sightings.candidate_probability(self.cat, sighting_id, individual_id)
             # a sighting without a left/right flank takes its individual's: the person has read the coat
-            self._set_sighting(sighting_id, individual_id=target["id"], status="confirmed", probability=p,
-                               set_aside_reason=None, flank=target["flank"])
+            self._set_sighting(sighting_id, individual_id=target.id, status="confirmed", probability=p,
+                               set_aside_reason=None, flank=target.flank)
             if inds:
-                self.cat.execute("UPDATE individuals SET status = 'confirmed' WHERE id = ?", (target["id"],))
+                individuals.confirm(self.cat, target.id)
             return self._record("confirm", sighting_id, prev, self._snapshot([sighting_id], inds))
 
     def reject(self, sighting_id: int, version: int) -> Decision:
@@ -214,26 +202,22 @@ class Reviewer:
             if flank is None:
                 raise InvalidDecision(f"sighting {sighting_id} has no left/right flank: choose the flank the photo "
                                       "shows (left or right), or mark it unusable")
-            if name is not None and self.cat.scalar("SELECT id FROM individuals WHERE name = ?", (name,)) is not None:
+            if name is not None and individuals.id_by_name(self.cat, name) is not None:
                 raise InvalidDecision(f"an individual named {name!r} exists: choose another name or confirm it")
             proposed = None
-            if s["individual_id"] is not None:
-                ind = self._individual(resolve(self.cat, s["individual_id"]))
-                n_other = self.cat.scalar("SELECT COUNT(*) FROM sightings WHERE individual_id = ? AND id != ? "
-                                          "AND status IN ('auto', 'confirmed')", (ind["id"], sighting_id))
-                if ind["status"] == "proposed" and ind["flank"] == flank and n_other == 0:
+            if s.individual_id is not None:
+                ind = self._individual(resolve(self.cat, s.individual_id))
+                n_other = sightings.count_of_individual(self.cat, ind.id, counted_only=True, except_id=sighting_id)
+                if ind.status == "proposed" and ind.flank == flank and n_other == 0:
                     proposed = ind
             if proposed is not None:
-                prev = self._snapshot([sighting_id], [proposed["id"]])
-                self.cat.execute("UPDATE individuals SET status = 'confirmed', name = COALESCE(?, name) WHERE id = ?",
-                                 (name, proposed["id"]))
-                iid = proposed["id"]
+                prev = self._snapshot([sighting_id], [proposed.id])
+                individuals.confirm(self.cat, proposed.id, name=name)
+                iid = proposed.id
             else:
                 prev = self._snapshot([sighting_id], [])
-                cur = self.cat.execute(
-                    "INSERT INTO individuals (name, flank, status, created_at, created_by) VALUES (?, ?, 'confirmed', ?, ?)",
-                    (name or self._next_name(flank), flank, now_iso(), f"reviewer:{self.reviewer}"))
-                iid = int(cur.lastrowid)
+                iid = individuals.insert(self.cat, name=name or self._next_name(flank), flank=flank, status="confirmed",
+                                         created_at=now_iso(), created_by=f"reviewer:{self.reviewer}")
                 prev["individuals"][str(iid)] = None
             self._set_sighting(sighting_id, individual_id=iid, status="confirmed", probability=None,
                                set_aside_reason=None, flank=flank)
@@ -254,30 +238,27 @@ class Reviewer:
         ``sighting_id`` records the queue item the reviewer was looking at (context only)."""
         with self.cat.transaction():
             keep, absorb = self._individual(keep_id), self._individual(absorb_id)
-            if keep["id"] == absorb["id"]:
+            if keep.id == absorb.id:
                 raise InvalidDecision("cannot merge an individual into itself")
             for ind in (keep, absorb):
-                if ind["status"] in ("merged", "rejected"):
-                    into = f" into {ind['merged_into']}" if ind["merged_into"] else ""
-                    raise Conflict(f"{ind['name']} is already {ind['status']}{into}; reloaded")
-            if keep["flank"] != absorb["flank"]:
-                raise InvalidDecision(f"{keep['name']} is {keep['flank']} and {absorb['name']} is {absorb['flank']}: "
+                if ind.status in ("merged", "rejected"):
+                    into = f" into {ind.merged_into}" if ind.merged_into else ""
+                    raise Conflict(f"{ind.name} is already {ind.status}{into}; reloaded")
+            if keep.flank != absorb.flank:
+                raise InvalidDecision(f"{keep.name} is {keep.flank} and {absorb.name} is {absorb.flank}: "
                                       "one individual per flank; a left and a right flank are linked, not merged")
-            moved = [int(r[0]) for r in self.cat.query("SELECT id FROM sightings WHERE individual_id = ? ORDER BY id",
-                                                       (absorb["id"],))]
-            inds = [keep["id"], absorb["id"]]
+            moved = sightings.ids_of_individual(self.cat, absorb.id)
+            inds = [keep.id, absorb.id]
             prev = self._snapshot(moved, inds)
             for sid in moved:
-                self._set_sighting(sid, individual_id=keep["id"])
-            self.cat.execute("UPDATE individuals SET status = 'merged', merged_into = ? WHERE id = ?",
-                             (keep["id"], absorb["id"]))
-            self.cat.execute("UPDATE individuals SET status = 'confirmed' WHERE id = ?", (keep["id"],))
+                self._set_sighting(sid, individual_id=keep.id)
+            individuals.mark_merged(self.cat, absorb.id, into=keep.id)
+            individuals.confirm(self.cat, keep.id)
             return self._record("merge", sighting_id, prev, self._snapshot(moved, inds))
 
     # -- undo ------------------------------------------------------------------------------------
     def last_undoable(self) -> int | None:
-        return self.cat.scalar("SELECT id FROM review_decisions WHERE reviewer = ? AND action != 'undo' "
-                               "AND undone_by IS NULL ORDER BY id DESC LIMIT 1", (self.reviewer,))
+        return reviews.last_undoable_id(self.cat, self.reviewer)
 
     def undo(self, decision_id: int | None = None) -> Decision:
         """Undo ``decision_id`` (default: this reviewer's latest live decision), restoring exactly
@@ -297,7 +278,7 @@ class Reviewer:
             current = self._snapshot(sids, iids)
             if d.action == "skip":  # nothing was changed, nothing to restore
                 u = self._record("undo", d.sighting_id, current, current, undoes=d.id)
-                self.cat.execute("UPDATE review_decisions SET undone_by = ? WHERE id = ?", (u.id, d.id))
+                reviews.set_undone_by(self.cat, d.id, u.id)
                 return u
             for kind in ("sightings", "individuals"):
                 for key, after in d.new[kind].items():
@@ -313,8 +294,8 @@ class Reviewer:
             for key, before in d.previous["individuals"].items():
                 if before is None:
                     continue
-                self.cat.execute("UPDATE individuals SET name = ?, status = ?, merged_into = ? WHERE id = ?",
-                                 (before["name"], before["status"], before["merged_into"], int(key)))
+                individuals.restore(self.cat, int(key), name=before["name"], status=before["status"],
+                                    merged_into=before["merged_into"])
             for key, before in d.previous["individuals"].items():
                 if before is None:  # created by the decision
                     self._delete_created(int(key), d.id)
@@ -323,29 +304,28 @@ class Reviewer:
                 if before is None:
                     after_undo["individuals"][key] = None
             u = self._record("undo", d.sighting_id, current, after_undo, undoes=d.id)
-            self.cat.execute("UPDATE review_decisions SET undone_by = ? WHERE id = ?", (u.id, d.id))
+            reviews.set_undone_by(self.cat, d.id, u.id)
             return u
 
     def _later_hint(self, after_id: int, kind: str, key: str) -> str:
-        for r in self.cat.query("SELECT id, action, reviewer, new_json FROM review_decisions WHERE id > ? "
-                                "AND undone_by IS NULL AND action NOT IN ('undo', 'skip') ORDER BY id", (after_id,)):
+        for r in reviews.live_after(self.cat, after_id):
             if key in json.loads(r["new_json"]).get(kind, {}):
                 return f" (decision {r['id']}: {r['action']} by {r['reviewer']})"
         return ""
 
     def _delete_created(self, iid: int, decision_id: int) -> None:
         refs = {
-            "sightings": "SELECT COUNT(*) FROM sightings WHERE individual_id = ?",
-            "match candidates": "SELECT COUNT(*) FROM match_candidates WHERE individual_id = ?",
-            "merged individuals": "SELECT COUNT(*) FROM individuals WHERE merged_into = ?",
-            "flank links": "SELECT COUNT(*) FROM flank_links WHERE left_id = ? OR right_id = ?",
+            "sightings": sightings.count_of_individual,
+            "match candidates": sightings.count_candidates_of_individual,
+            "merged individuals": individuals.count_merged_into,
+            "flank links": individuals.count_flank_links,
         }
-        for what, sql in refs.items():
-            n = self.cat.scalar(sql, (iid,) * sql.count("?"))
+        for what, count in refs.items():
+            n = count(self.cat, iid)
             if n:
                 raise Conflict(f"individual {iid} created by decision {decision_id} now has {n} {what}: "
                                "undo or reassign those first")
-        self.cat.execute("DELETE FROM individuals WHERE id = ?", (iid,))
+        individuals.delete(self.cat, iid)
 
 
 def _differs(now: dict | None, after: dict | None) -> bool:
@@ -358,7 +338,7 @@ def _differs(now: dict | None, after: dict | None) -> bool:
 
 
 def get_decision(cat: Catalog, decision_id: int) -> Decision:
-    r = cat.conn.execute("SELECT * FROM review_decisions WHERE id = ?", (decision_id,)).fetchone()
+    r = reviews.get(cat, decision_id)
     if r is None:
         raise NotFound(f"no review decision {decision_id}")
     return Decision(int(r["id"]), r["action"], r["sighting_id"], r["reviewer"], r["decided_at"],
@@ -366,12 +346,7 @@ def get_decision(cat: Catalog, decision_id: int) -> Decision:
 
 
 def recent_decisions(cat: Catalog, limit: int = 50, reviewer: str | None = None) -> list[Decision]:
-    sql = "SELECT id FROM review_decisions"
-    params: tuple = ()
-    if reviewer is not None:
-        sql += " WHERE reviewer = ?"
-        params = (reviewer,)
-    return [get_decision(cat, int(r[0])) for r in cat.query(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))]
+    return [get_decision(cat, did) for did in reviews.recent_ids(cat, limit, reviewer)]
 
 
 def describe_change(d: Decision, names: dict[int, str]) -> str:

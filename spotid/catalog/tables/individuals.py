@@ -1,2 +1,83 @@
 """SQL on the catalog tables individuals and flank_links (see docs/catalog.md for their columns and who writes and reads them)."""
 from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Sequence
+
+from spotid.types import IndividualRow
+
+if TYPE_CHECKING:
+    from spotid.catalog import Catalog
+
+
+# -- used by review (decisions, app) --
+def get(cat: Catalog | sqlite3.Connection, individual_id: int) -> IndividualRow | None:
+    """The whole ``individuals`` row ``individual_id``; None if absent."""
+    r = cat.execute("SELECT * FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+    return None if r is None else IndividualRow.from_row(r)
+
+
+def id_by_name(cat: Catalog | sqlite3.Connection, name: str) -> int | None:
+    """The id of the individual named ``name`` (names are unique); None if no individual has it."""
+    r = cat.execute("SELECT id FROM individuals WHERE name = ?", (name,)).fetchone()
+    return None if r is None else int(r[0])
+
+
+def names_like(cat: Catalog | sqlite3.Connection, pattern: str) -> list[str]:
+    """Names matching the SQL LIKE ``pattern`` (e.g. ``'L-%'``), in table order."""
+    return [r[0] for r in cat.execute("SELECT name FROM individuals WHERE name LIKE ?", (pattern,))]
+
+
+def names(cat: Catalog | sqlite3.Connection) -> dict[int, str]:
+    """id -> name of every individual, merged and rejected ones included."""
+    return {int(r[0]): r[1] for r in cat.execute("SELECT id, name FROM individuals")}
+
+
+def assignable(cat: Catalog | sqlite3.Connection, flanks: Sequence[str]) -> list[IndividualRow]:
+    """Confirmed and proposed individuals of the given flanks (id, name, status, flank), by name."""
+    marks = ", ".join("?" * len(flanks))
+    return [IndividualRow.from_row(r) for r in cat.execute(
+        f"SELECT id, name, status, flank FROM individuals WHERE flank IN ({marks}) "
+        "AND status IN ('confirmed', 'proposed') ORDER BY name", tuple(flanks))]
+
+
+def insert(cat: Catalog | sqlite3.Connection, *, name: str, flank: str, status: str, created_at: str,
+           created_by: str | None) -> int:
+    """Add an individual; returns its id."""
+    cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                      (name, flank, status, created_at, created_by))
+    return int(cur.lastrowid)
+
+
+def confirm(cat: Catalog | sqlite3.Connection, individual_id: int, *, name: str | None = None) -> None:
+    """Status 'confirmed' (a person vouched for it), renamed to ``name`` when given."""
+    cat.execute("UPDATE individuals SET status = 'confirmed', name = COALESCE(?, name) WHERE id = ?",
+                (name, individual_id))
+
+
+def mark_merged(cat: Catalog | sqlite3.Connection, individual_id: int, *, into: int) -> None:
+    """Status 'merged' with ``merged_into = into``."""
+    cat.execute("UPDATE individuals SET status = 'merged', merged_into = ? WHERE id = ?", (into, individual_id))
+
+
+def restore(cat: Catalog | sqlite3.Connection, individual_id: int, *, name: str, status: str,
+            merged_into: int | None) -> None:
+    """Set name, status and merged_into back to a recorded state (review's undo)."""
+    cat.execute("UPDATE individuals SET name = ?, status = ?, merged_into = ? WHERE id = ?",
+                (name, status, merged_into, individual_id))
+
+
+def delete(cat: Catalog | sqlite3.Connection, individual_id: int) -> None:
+    """Remove the individual (its flank links go with it: ON DELETE CASCADE)."""
+    cat.execute("DELETE FROM individuals WHERE id = ?", (individual_id,))
+
+
+def count_merged_into(cat: Catalog | sqlite3.Connection, individual_id: int) -> int:
+    """How many individuals were merged into ``individual_id``."""
+    return int(cat.execute("SELECT COUNT(*) FROM individuals WHERE merged_into = ?", (individual_id,)).fetchone()[0])
+
+
+def count_flank_links(cat: Catalog | sqlite3.Connection, individual_id: int) -> int:
+    """How many ``flank_links`` rows name ``individual_id`` as their left or right flank."""
+    return int(cat.execute("SELECT COUNT(*) FROM flank_links WHERE left_id = ? OR right_id = ?",
+                           (individual_id, individual_id)).fetchone()[0])

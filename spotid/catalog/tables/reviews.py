@@ -1,2 +1,68 @@
 """SQL on the catalog tables review_decisions (see docs/catalog.md for their columns and who writes and reads them)."""
 from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotid.catalog import Catalog
+
+# a decision that changed something and still stands (skips change nothing; undos are not undone in turn)
+_LIVE = "undone_by IS NULL AND action NOT IN ('undo', 'skip')"
+
+
+# -- used by review (decisions, app) --
+def insert(cat: Catalog | sqlite3.Connection, *, sighting_id: int | None, action: str, reviewer: str,
+           decided_at: str, previous_json: str, new_json: str, undoes: int | None = None) -> int:
+    """Record one decision (``previous_json`` / ``new_json``: the audited state, see review.decisions); its id."""
+    cur = cat.execute(
+        "INSERT INTO review_decisions (sighting_id, action, reviewer, decided_at, previous_json, new_json, undoes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", (sighting_id, action, reviewer, decided_at, previous_json, new_json, undoes))
+    return int(cur.lastrowid)
+
+
+def get(cat: Catalog | sqlite3.Connection, decision_id: int) -> sqlite3.Row | None:
+    """The whole ``review_decisions`` row ``decision_id``; None if absent."""
+    return cat.execute("SELECT * FROM review_decisions WHERE id = ?", (decision_id,)).fetchone()
+
+
+def recent_ids(cat: Catalog | sqlite3.Connection, limit: int, reviewer: str | None = None) -> list[int]:
+    """Ids of the latest ``limit`` decisions (all, or ``reviewer``'s), newest first; undos and skips included."""
+    sql, params = "SELECT id FROM review_decisions", ()
+    if reviewer is not None:
+        sql += " WHERE reviewer = ?"
+        params = (reviewer,)
+    return [int(r[0]) for r in cat.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))]
+
+
+def last_for_sighting(cat: Catalog | sqlite3.Connection, sighting_id: int, *,
+                      live_only: bool = False) -> sqlite3.Row | None:
+    """(action, reviewer, decided_at) of the latest decision on the sighting; ``live_only``: the latest that
+    changed something and was not undone. None when there is none."""
+    live = f" AND {_LIVE}" if live_only else ""
+    return cat.execute(f"SELECT action, reviewer, decided_at FROM review_decisions WHERE sighting_id = ?{live} "
+                       "ORDER BY id DESC LIMIT 1", (sighting_id,)).fetchone()
+
+
+def last_undoable_id(cat: Catalog | sqlite3.Connection, reviewer: str) -> int | None:
+    """Id of ``reviewer``'s latest decision that is not an undo and not undone (skips included); None if none."""
+    r = cat.execute("SELECT id FROM review_decisions WHERE reviewer = ? AND action != 'undo' "
+                    "AND undone_by IS NULL ORDER BY id DESC LIMIT 1", (reviewer,)).fetchone()
+    return None if r is None else int(r[0])
+
+
+def live_after(cat: Catalog | sqlite3.Connection, after_id: int) -> list[sqlite3.Row]:
+    """(id, action, reviewer, new_json) of the standing decisions after ``after_id`` that changed something, by id."""
+    return cat.execute(f"SELECT id, action, reviewer, new_json FROM review_decisions WHERE id > ? AND {_LIVE} "
+                       "ORDER BY id", (after_id,)).fetchall()
+
+
+def set_undone_by(cat: Catalog | sqlite3.Connection, decision_id: int, undone_by: int) -> None:
+    """Mark decision ``decision_id`` as undone by decision ``undone_by``."""
+    cat.execute("UPDATE review_decisions SET undone_by = ? WHERE id = ?", (undone_by, decision_id))
+
+
+def count_live_since(cat: Catalog | sqlite3.Connection, reviewer: str, since: str) -> int:
+    """How many standing decisions that changed something ``reviewer`` made at or after ``since`` (ISO text)."""
+    return int(cat.execute(f"SELECT COUNT(*) FROM review_decisions WHERE reviewer = ? AND decided_at >= ? AND {_LIVE}",
+                           (reviewer, since)).fetchone()[0])
