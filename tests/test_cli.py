@@ -134,3 +134,20 @@ def test_process_takes_detects_backend_options(tmp_path, monkeypatch):
         assert cat.scalar("SELECT COUNT(*) FROM detections") == 1
     r = runner.invoke(app, ["process", str(card), "-d", "D1", "--db", str(db), "--detector", "yolo", "--threads", "1"])
     assert r.exit_code == 2 and "use builtin, megadetector or mdjson" in " ".join(r.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("detector, says", [("yolo", "use builtin, megadetector or mdjson"),
+                                            ("mdjson:{tmp}/missing.json", "no such MegaDetector results file"),
+                                            ("megadetector", "needs a weights file")])
+def test_process_refuses_a_bad_detector_before_it_creates_a_catalog(tmp_path, detector, says):
+    """A misspelt --detector, a missing MD JSON or MegaDetector without weights: exit 2, and no new catalog."""
+    from test_detect import _jpeg
+
+    card = tmp_path / "card"
+    _jpeg(card / "DCIM/100RECNX" / "IMG_0000.JPG", seed=0)
+    db = tmp_path / "new.db"
+    r = runner.invoke(app, ["process", str(card), "-d", "D1", "--db", str(db), "--threads", "1",
+                            "--detector", detector.format(tmp=tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert says in " ".join(r.output.replace("│", " ").split())
+    assert not db.exists()

@@ -112,14 +112,7 @@ class MegaDetectorBackend(_SkipVideos):
     """MegaDetector via the ``megadetector`` package (``pip install 'spotid[megadetector]'``)."""
 
     def __init__(self, cfg: DetectConfig):
-        weights = cfg.megadetector_weights
-        if not weights:
-            raise DetectorError("the megadetector backend needs a weights file: pass --megadetector-weights "
-                                "md_v5a.0.0.pt (or a model name such as MDV5A that the megadetector package "
-                                "downloads when you have the network)")
-        if Path(weights).suffix and not Path(weights).exists():
-            raise DetectorError(f"MegaDetector weights {weights} do not exist: download them "
-                                "(https://github.com/agentmorris/MegaDetector) and pass the path")
+        weights = _check_megadetector_weights(cfg)
         try:
             from megadetector.detection.run_detector import load_detector
             from megadetector.visualization.visualization_utils import load_image
@@ -219,6 +212,44 @@ class MDJsonBackend:
                 continue
             dets = tuple(d for d in im.detections if d.conf >= self.threshold)
             yield ImageResult(name, dets, None, max((d.conf for d in dets), default=0.0), dict(im.extra))
+
+
+def _check_megadetector_weights(cfg: DetectConfig) -> str:
+    weights = cfg.megadetector_weights
+    if not weights:
+        raise DetectorError("the megadetector backend needs a weights file: pass --megadetector-weights "
+                            "md_v5a.0.0.pt (or a model name such as MDV5A that the megadetector package "
+                            "downloads when you have the network)")
+    if Path(weights).suffix and not Path(weights).exists():
+        raise DetectorError(f"MegaDetector weights {weights} do not exist: download them "
+                            "(https://github.com/agentmorris/MegaDetector) and pass the path")
+    return weights
+
+
+def check_detector(cfg: DetectConfig) -> None:
+    """Refuse a detector choice that cannot work, cheaply and before anything is written (no model loaded):
+    an unknown backend name, MegaDetector without weights or package, an MD JSON file that is missing or not
+    MD JSON. ``spotid process`` calls it before it creates a catalog, so a typo leaves nothing behind."""
+    name = cfg.detector
+    if name == "builtin":
+        return
+    if name == "megadetector":
+        _check_megadetector_weights(cfg)
+        import importlib.util
+
+        if importlib.util.find_spec("megadetector") is None:
+            raise DetectorError("the megadetector backend needs the megadetector package: "
+                                "pip install 'spotid[megadetector]'")
+        return
+    if name.startswith("mdjson:"):
+        from spotid.detect.mdjson import MDJsonError, read_batch
+
+        try:
+            read_batch(name.split(":", 1)[1])
+        except MDJsonError as e:
+            raise DetectorError(str(e)) from None
+        return
+    raise DetectorError(f"unknown detector {name!r}: use builtin, megadetector or mdjson:FILE.json")
 
 
 def make_detector(cfg: DetectConfig) -> Detector:

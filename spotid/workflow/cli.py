@@ -117,7 +117,7 @@ def process(
     from spotid.detect.config import DetectConfig
     from spotid.ingest.ingester import IngestConfig, IngestError, check_card
     from spotid.cliutil import open_catalog
-    from spotid.detect.detector import DetectorError
+    from spotid.detect.detector import DetectorError, check_detector
     from spotid.workflow.process import PipelineError, process_card
 
     try:
@@ -130,6 +130,10 @@ def process(
         check_card(card)   # before the catalog: a wrong or empty folder leaves no new catalog behind
     except IngestError as e:
         raise typer.BadParameter(str(e), param_hint="CARD") from None
+    try:
+        check_detector(detect_cfg)   # likewise a misspelt --detector or a missing MD JSON file
+    except DetectorError as e:
+        raise typer.BadParameter(str(e), param_hint="--detector") from None
     from spotid.cliutil import set_threads
 
     set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
