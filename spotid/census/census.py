@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import deployments, individuals, media, sightings
 from spotid.census.config import CensusConfig
 from spotid.census.estimators import EstimationResult
 from spotid.census.registry import estimate_all
@@ -28,13 +29,14 @@ from spotid.census.history import FlankBounds, choose_flank
 from spotid.census.linking import FlankLink, find_flank_links
 from spotid.census.result import (MAX_OCCASIONS, CensusResult, Event, PeriodTooLong, Sighting, Station, _local,
                                   parse_bound, parse_ts)
+from spotid.types import IndividualRow
 
 log = logging.getLogger(__name__)
 
 
 # -- loading ------------------------------------------------------------------------------------------
-def _resolver(rows) -> dict[int, int]:
-    parent = {r["id"]: r["merged_into"] for r in rows}
+def _resolver(rows: list[IndividualRow]) -> dict[int, int]:
+    parent = {r.id: r.merged_into for r in rows}
     out = {}
     for i in parent:
         cur, seen = i, set()
@@ -170,23 +172,19 @@ class Census:
     # -- 1. the catalog --------------------------------------------------------------------------------
     def _read(self, cat: Catalog, warnings: list[str]) -> _Catalogued:
         cfg = self.config
-        ind_rows = cat.query("SELECT id, name, flank, status, merged_into FROM individuals")
+        ind_rows = individuals.brief_rows(cat)
         resolve = _resolver(ind_rows)
-        ind = {r["id"]: dict(r) for r in ind_rows}
+        # id -> {id, name, flank, status, merged_into}: linking and the outputs read these as dicts
+        ind = {r.id: {"id": r.id, "name": r.name, "flank": r.flank, "status": r.status,
+                      "merged_into": r.merged_into} for r in ind_rows}
 
-        deps = {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")}
-        media_span = {r["deployment_id"]: (r["t0"], r["t1"]) for r in cat.query(
-            "SELECT deployment_id, MIN(timestamp) t0, MAX(timestamp) t1 FROM media "
-            "WHERE timestamp IS NOT NULL GROUP BY deployment_id")}
+        deps = {r["id"]: dict(r) for r in deployments.rows(cat)}
+        media_span = media.time_span_by_deployment(cat)
 
-        q = ("SELECT s.id sid, s.individual_id iid, s.status, d.id did, m.id mid, m.timestamp ts, "
-             "m.deployment_id dep FROM sightings s JOIN detections d ON d.id = s.detection_id "
-             "JOIN media m ON m.id = d.media_id WHERE s.individual_id IS NOT NULL AND s.status IN (%s)"
-             % ",".join("?" * len(cfg.statuses)))
         outages, untrusted, cameras = self._camera_check(cat, deps, warnings)
         all_s: list[Sighting] = []
         no_time = bad_ident = bad_clock = 0
-        for r in cat.query(q, tuple(cfg.statuses)):
+        for r in sightings.assigned_with_media(cat, cfg.statuses):
             if r["mid"] in untrusted:
                 bad_clock += 1
                 continue
@@ -211,9 +209,7 @@ class Census:
         if bad_ident:
             warnings.append(f"{bad_ident} counted sighting(s) point at a rejected or unresolvable individual "
                             "and were left out: review them")
-        uncounted = {r["status"]: r["n"] for r in cat.query(
-            "SELECT status, COUNT(*) AS n FROM sightings WHERE status NOT IN (%s) GROUP BY status"
-            % ",".join("?" * len(cfg.statuses)), tuple(cfg.statuses))}
+        uncounted = sightings.count_by_status(cat, not_in=cfg.statuses)
         if uncounted.get("pending"):
             warnings.append(f"{uncounted['pending']} sighting(s) wait for review and are not counted: "
                             "`spotid review` (or --include-pending to count them as proposed)")
@@ -264,8 +260,7 @@ class Census:
         """Leopards photographed but not identifiable (front/back view, weak box, coat hidden), by reason:
         a minimum count cannot include an animal seen only that way, so the reader is told how many."""
         reasons: dict[str, int] = {}
-        for r in cat.query("SELECT m.timestamp ts, s.set_aside_reason why FROM sightings s JOIN detections d "
-                           "ON d.id = s.detection_id JOIN media m ON m.id = d.media_id WHERE s.status = 'unusable'"):
+        for r in sightings.unusable_with_time(cat):
             t = parse_ts(r["ts"])
             if t is not None and t.tzinfo is not None and within(_local(t)):
                 why = r["why"] or "marked unusable in review"   # a person's decision clears identify's reason

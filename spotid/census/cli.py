@@ -104,9 +104,10 @@ def census(
     with existing_catalog(db) as cat:
         require(cat, "census")
         if cfg.outages:
+            from spotid.catalog.tables import deployments
             from spotid.ingest.health import OutagesError, read_outages
             try:        # a bad file is a usage error before any run is recorded
-                read_outages(cfg.outages, {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")})
+                read_outages(cfg.outages, {r["id"]: dict(r) for r in deployments.rows(cat)})
             except OutagesError as e:
                 raise typer.BadParameter(str(e), param_hint="--outages") from None
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from spotid.catalog import Catalog, now_iso
+from spotid.catalog.tables import individuals
 from spotid.census.config import CensusConfig
 
 
@@ -32,7 +33,7 @@ def find_flank_links(cat: Catalog, sightings: list, resolve: dict, ind: dict, wa
     """
     links: list[FlankLink] = []
     taken: dict[int, int] = {}
-    for r in cat.query("SELECT left_id, right_id, reason, evidence_json FROM flank_links"):
+    for r in individuals.flank_links(cat):
         l, rr = resolve.get(r["left_id"], r["left_id"]), resolve.get(r["right_id"], r["right_id"])
         if ind.get(l, {}).get("flank") != "left" or ind.get(rr, {}).get("flank") != "right":
             warnings.append(f"stored flank link {r['left_id']}-{r['right_id']} does not join a left and a "
@@ -96,11 +97,8 @@ def find_flank_links(cat: Catalog, sightings: list, resolve: dict, ind: dict, wa
     if cfg.write_flank_links:
         new = [lk for lk in links if lk.source == "paired-station"]
         if new:
-            with cat.transaction():
+            with cat.transaction() as conn:
                 for lk in new:
-                    cat.execute(
-                        "INSERT INTO flank_links (left_id, right_id, reason, evidence_json, created_at) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(left_id, right_id) DO UPDATE SET "
-                        "reason = excluded.reason, evidence_json = excluded.evidence_json",
-                        (lk.left_id, lk.right_id, lk.reason, json.dumps(lk.evidence), now_iso()))
+                    individuals.upsert_flank_link(conn, lk.left_id, lk.right_id, reason=lk.reason,
+                                                  evidence_json=json.dumps(lk.evidence), created_at=now_iso())
     return links, conflicts

@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from spotid.catalog import Catalog, now_iso
+from spotid.catalog.tables import deployments, detections, individuals, media, reviews
 from spotid.export.paths import export_path
 from spotid.util import atomic_write_json, atomic_write_text
 
@@ -144,10 +145,10 @@ def _iso(ts: str | None) -> str | None:
 
 def _animal_ids(cat: Catalog) -> dict[int, str]:
     """individual id -> animal id (resolved merges; flank-linked identities share one id)."""
-    rows = cat.query("SELECT id, name, flank, merged_into FROM individuals")
-    parent = {r["id"]: r["merged_into"] for r in rows}
-    names = {r["id"]: r["name"] for r in rows}
-    flanks = {r["id"]: r["flank"] for r in rows}
+    rows = individuals.brief_rows(cat)
+    parent = {r.id: r.merged_into for r in rows}
+    names = {r.id: r.name for r in rows}
+    flanks = {r.id: r.flank for r in rows}
 
     def resolve(i):
         seen = set()
@@ -164,7 +165,7 @@ def _animal_ids(cat: Catalog) -> dict[int, str]:
             a = uf[a]
         return a
 
-    for r in cat.query("SELECT left_id, right_id FROM flank_links"):
+    for r in individuals.flank_links(cat):
         a, b = resolve(r["left_id"]), resolve(r["right_id"])
         if a in uf and b in uf:
             uf[find(a)] = find(b)
@@ -191,12 +192,10 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
     cfg = cfg or CamtrapDPConfig()
     out = Path(out)
     warnings: list[str] = []
-    deps = [dict(r) for r in cat.query("SELECT * FROM deployments ORDER BY id")]
+    deps = [dict(r) for r in deployments.rows(cat, by_id=True)]
     if not deps:
         raise ExportError("the catalog has no deployments: ingest a card first (`spotid ingest`)")
-    span = {r["deployment_id"]: (r["t0"], r["t1"]) for r in cat.query(
-        "SELECT deployment_id, MIN(timestamp) t0, MAX(timestamp) t1 FROM media WHERE timestamp IS NOT NULL "
-        "GROUP BY deployment_id")}
+    span = media.time_span_by_deployment(cat)
     missing_xy = [d["id"] for d in deps if d.get("latitude") is None or d.get("longitude") is None]
     if missing_xy:
         raise ExportError(f"deployment(s) {', '.join(missing_xy)} have no latitude/longitude, which Camtrap DP "
@@ -232,42 +231,36 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
     media_rows, media_ts = [], {}
     no_ts = 0
     video_of: dict[int, int] = {}   # sampled frame's media id -> its video's (frames are no media of the package)
-    for m in cat.query("SELECT id, deployment_id, rel_path, kind, timestamp, warning, parent_id FROM media ORDER BY id"):
-        if m["parent_id"] is not None:
-            video_of[m["id"]] = m["parent_id"]
+    for m in media.for_export(cat):
+        if m.parent_id is not None:
+            video_of[m.id] = m.parent_id
             continue
-        ts = _iso(m["timestamp"])
-        if ts is None or m["deployment_id"] not in dep_ids:
+        ts = _iso(m.timestamp)
+        if ts is None or m.deployment_id not in dep_ids:
             no_ts += 1
             continue
-        path = export_path(m["deployment_id"], m["rel_path"], m["id"])
-        mt = mimetypes.guess_type(path)[0] or ("image/jpeg" if m["kind"] == "image" else "video/mp4")
+        path = export_path(m.deployment_id, m.rel_path, m.id)
+        mt = mimetypes.guess_type(path)[0] or ("image/jpeg" if m.kind == "image" else "video/mp4")
         if not mt.startswith(("image/", "video/")):
-            mt = "image/jpeg" if m["kind"] == "image" else "video/mp4"
-        media_rows.append({"mediaID": str(m["id"]), "deploymentID": m["deployment_id"],
+            mt = "image/jpeg" if m.kind == "image" else "video/mp4"
+        media_rows.append({"mediaID": str(m.id), "deploymentID": m.deployment_id,
                            "captureMethod": "activityDetection", "timestamp": ts, "filePath": path,
                            "filePublic": False, "fileName": PurePosixPath(path).name, "fileMediatype": mt,
-                           "mediaComments": m["warning"]})
-        media_ts[m["id"]] = ts
+                           "mediaComments": m.warning})
+        media_ts[m.id] = ts
     if no_ts:
         warnings.append(f"{no_ts} media without a timestamp (or deployment) were left out: Camtrap DP requires one")
 
     animal = _animal_ids(cat)
     obs_rows = []
-    q = ("SELECT d.id, d.media_id, d.category, d.conf, d.x, d.y, d.w, d.h, d.label, d.label_conf, d.detector, "
-         "d.static_fp, m.deployment_id, m.sequence_id, m.timestamp mts, m.frame_offset_s, s.id sid, s.individual_id, "
-         "s.status sstatus, s.flank sflank, "
-         "s.probability, s.model_version, s.updated_at FROM detections d JOIN media m ON m.id = d.media_id "
-         "LEFT JOIN sightings s ON s.detection_id = d.id ORDER BY d.media_id, d.id")
     with_obs = set()
-    reviewers = {r["sighting_id"]: r["reviewer"] for r in cat.query(
-        "SELECT sighting_id, reviewer FROM review_decisions WHERE undone_by IS NULL ORDER BY id")}
+    reviewers = reviews.reviewer_by_sighting(cat)
     from spotid.export.training_crops import reviewed_crops
 
     # a reviewer said "not a leopard": the box is an animal of unknown species, classified by a person
     not_leopard = {c.detection_id: c.reviewer for c in reviewed_crops(cat) if c.decision == "not_leopard"}
     n_leo = n_ind = 0
-    for r in cat.query(q):
+    for r in detections.with_media_and_sighting(cat):
         media_id = video_of.get(r["media_id"], r["media_id"])
         if media_id not in media_ts or r["static_fp"]:
             continue
@@ -317,8 +310,7 @@ def export_camtrapdp(cat: Catalog, out: str | Path, cfg: CamtrapDPConfig | None 
         obs_rows.append(row)
         with_obs.add(media_id)
     if cfg.include_blanks:
-        processed = {video_of.get(r["media_id"], r["media_id"])
-                     for r in cat.query("SELECT media_id FROM detection_status WHERE failure IS NULL")}
+        processed = {video_of.get(i, i) for i in detections.processed_media_ids(cat)}
         for mid in sorted(processed - with_obs):
             if mid in media_ts:
                 dep = next(m["deploymentID"] for m in media_rows if m["mediaID"] == str(mid))

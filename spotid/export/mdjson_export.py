@@ -12,23 +12,19 @@ import json
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import detections
 from spotid.export.paths import export_path
 from spotid.types import Detection, ImageResult
 
 
 def catalog_images(cat: Catalog, deployment: str | None = None) -> tuple[list[ImageResult], str]:
     """(images, detector name) for every processed frame, in media id order."""
-    where, params = "", ()
-    if deployment:
-        where, params = "WHERE m.deployment_id = ?", (deployment,)
-    status = cat.query(f"SELECT m.id, m.deployment_id, m.rel_path, ds.failure, ds.detector FROM detection_status ds "
-                       f"JOIN media m ON m.id = ds.media_id {where} ORDER BY m.id", params)
+    status = detections.status_with_media(cat, deployment)
     dets: dict[int, list] = {}
-    for r in cat.query("SELECT media_id, category, conf, x, y, w, h, classifications_json, static_fp "
-                       "FROM detections ORDER BY media_id, conf DESC"):
-        cls = tuple((str(n), float(c)) for n, c in json.loads(r["classifications_json"] or "[]"))
-        dets.setdefault(r["media_id"], []).append(
-            (Detection(int(r["category"]), float(r["conf"]), (r["x"], r["y"], r["w"], r["h"]), cls), bool(r["static_fp"])))
+    for r in detections.for_mdjson(cat):
+        cls = tuple((str(n), float(c)) for n, c in json.loads(r.classifications_json or "[]"))
+        dets.setdefault(r.media_id, []).append(
+            (Detection(int(r.category), float(r.conf), (r.x, r.y, r.w, r.h), cls), bool(r.static_fp)))
     images, detectors = [], set()
     for r in status:
         detectors.add(r["detector"])

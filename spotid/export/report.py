@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from spotid.catalog import Catalog, missing_step
+from spotid.catalog.tables import detections, sightings
 from spotid.census.result import CensusResult
 from spotid.census.outputs import write_census
 from spotid.util import atomic_write_bytes, atomic_write_text, open_image_reduced
@@ -293,24 +294,20 @@ def counted_crops(cat: Catalog, res: CensusResult) -> dict[int, CropRef | None]:
     owner = {sid: e.identity for e in res.events for sid in e.sighting_ids}
     ids = sorted(owner)
     best: dict[int, tuple] = {}
-    for k in range(0, len(ids), 500):   # SQLite's variable limit
-        chunk = ids[k:k + 500]
-        for r in cat.query("SELECT s.id sid, s.status, d.id det, c.quality, c.crop_path FROM sightings s "
-                           "JOIN detections d ON d.id = s.detection_id LEFT JOIN crops c ON c.detection_id = d.id "
-                           f"WHERE s.id IN ({','.join('?' * len(chunk))})", chunk):
-            path = None
-            if r["crop_path"]:
-                path = Path(r["crop_path"])
-                if not path.is_absolute():   # stages may store paths relative to the catalog's folder
-                    path = Path(cat.path).parent / path
-                path = path if path.is_file() else None
-            q = r["quality"]
-            key = (path is not None, bool(r["crop_path"]), r["status"] == "confirmed", -math.inf if q is None else q,
-                   -r["det"])
-            ref = CropRef(int(r["det"]), r["status"], q, bool(r["crop_path"]), path)
-            i = owner[r["sid"]]
-            if i not in best or key > best[i][0]:
-                best[i] = (key, ref)
+    for r in sightings.with_crops(cat, ids):
+        path = None
+        if r["crop_path"]:
+            path = Path(r["crop_path"])
+            if not path.is_absolute():   # stages may store paths relative to the catalog's folder
+                path = Path(cat.path).parent / path
+            path = path if path.is_file() else None
+        q = r["quality"]
+        key = (path is not None, bool(r["crop_path"]), r["status"] == "confirmed", -math.inf if q is None else q,
+               -r["det"])
+        ref = CropRef(int(r["det"]), r["status"], q, bool(r["crop_path"]), path)
+        i = owner[r["sid"]]
+        if i not in best or key > best[i][0]:
+            best[i] = (key, ref)
     return {i: best[i][1] if i in best else None for i in res.identities}
 
 
@@ -348,15 +345,12 @@ def nothing_counted(res: CensusResult, cat: Catalog | None = None, *, review: st
     if why:
         return [why]
     review = review or f"`spotid review --db {db}`"
-    one = cat.scalar
-    unidentified = one("SELECT COUNT(*) FROM detections d LEFT JOIN sightings s ON s.detection_id = d.id "
-                       "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
-    pending = one("SELECT COUNT(*) FROM sightings WHERE status = 'pending'")
-    unusable = one("SELECT COUNT(*) FROM sightings WHERE status = 'unusable'")
+    unidentified = detections.count_leopards(cat, without_sighting=True)
+    pending = sightings.count_with_status(cat, "pending")
+    unusable = sightings.count_with_status(cat, "unusable")
     statuses = tuple(res.config.statuses)
-    counted = one(f"SELECT COUNT(*) FROM sightings WHERE individual_id IS NOT NULL AND status IN "
-                  f"({','.join('?' * len(statuses))})", statuses)
-    leopards = one("SELECT COUNT(*) FROM detections WHERE label = 'leopard' AND static_fp = 0")
+    counted = sightings.count_assigned(cat, statuses)
+    leopards = detections.count_leopards(cat)
     if not sum(st.trap_nights for st in res.stations.values()):
         out.append(f"no camera was operating in {period}: choose a period within the deployments' dates "
                    f"(`spotid deployments list --db {db}`)")

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import individuals as individuals_table  # (export_training_crops counts "individuals")
+from spotid.catalog.tables import reviews
 from spotid.util import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -67,28 +69,19 @@ def _current_individual(cat: Catalog, iid: int | None) -> str | None:
     seen = set()
     while iid is not None and iid not in seen:
         seen.add(iid)
-        r = cat.conn.execute("SELECT name, merged_into FROM individuals WHERE id = ?", (iid,)).fetchone()
+        r = individuals_table.get(cat, iid)
         if r is None:
             return None
-        if r["merged_into"] is None:
-            return r["name"]
-        iid = int(r["merged_into"])
+        if r.merged_into is None:
+            return r.name
+        iid = int(r.merged_into)
     return None
 
 
 def reviewed_crops(cat: Catalog) -> list[ReviewedCrop]:
     """Every sighting whose current state a person decided (see the module docstring), oldest first.
     Crops whose JPEG is missing are kept (``crop_path`` may be ''): callers that need pixels check."""
-    rows = cat.query(
-        "SELECT rd.action, rd.reviewer, rd.decided_at, s.id AS sid, s.status, s.individual_id, s.flank, "
-        "d.id AS did, d.x, d.y, d.w, d.h, d.conf, m.id AS mid, m.path, m.sequence_id, c.crop_path "
-        "FROM review_decisions rd JOIN sightings s ON s.id = rd.sighting_id "
-        "JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id "
-        "LEFT JOIN crops c ON c.detection_id = d.id "
-        "WHERE rd.undone_by IS NULL AND rd.action IN ('confirm', 'new', 'unusable', 'not_leopard') "
-        "AND rd.id = (SELECT MAX(r2.id) FROM review_decisions r2 WHERE r2.sighting_id = s.id "
-        "             AND r2.undone_by IS NULL AND r2.action NOT IN ('skip', 'undo')) "
-        "ORDER BY rd.id")
+    rows = reviews.labelling_decisions(cat)
     out = []
     for r in rows:
         if DECISION_STATUS[r["action"]] != r["status"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import detections
 from spotid.types import iou as _iou
 
 
@@ -25,8 +26,7 @@ def truth_boxes(cat: Catalog, truth: dict, card_root: Path, min_iou: float = 0.3
                 by_file.setdefault(str(Path(im["file_name"]).as_posix()), []).append((a, im))
     root = card_root.resolve()
     out: dict[int, dict] = {}
-    for r in cat.query("SELECT d.id, d.x, d.y, d.w, d.h, m.path, m.width, m.height FROM detections d "
-                       "JOIN media m ON m.id = d.media_id"):
+    for r in detections.boxes_with_frames(cat):
         try:
             rel = Path(r["path"]).resolve().relative_to(root).as_posix()
         except ValueError:

@@ -139,14 +139,10 @@ def catalog_samples(db: str | Path) -> list[Sample]:
     """Confirmed sightings of a spotid catalog with a cached crop: identity = (individual, flank),
     encounter = the media's sequence (a burst)."""
     from spotid.catalog import Catalog
+    from spotid.catalog.tables import sightings
 
     with Catalog(db, create=False) as cat:
-        rows = cat.query(
-            "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id "
-            "FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
-            "JOIN individuals i ON i.id = s.individual_id JOIN detections d ON d.id = s.detection_id "
-            "JOIN media m ON m.id = d.media_id "
-            "WHERE s.status = 'confirmed' AND c.crop_path IS NOT NULL")
+        rows = sightings.confirmed_with_crops(cat)
     out = []
     for r in rows:
         if r["flank"] not in ("left", "right") or not os.path.exists(r["crop_path"]):

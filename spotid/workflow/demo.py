@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import sightings
 from spotid.ingest.cardset import ingest_card_set
 from spotid.workflow.process import PipelineError, run_detect, run_identify
 from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth, true_density
@@ -107,8 +108,7 @@ class Demo:
                     res = Census(ccfg)(cat)
                 write_census(res, out / "census")
             check = check_against_truth(cat, truth, card_root)
-            check["sightings_by_status"] = {r["status"]: r["n"] for r in cat.query(
-                "SELECT status, COUNT(*) n FROM sightings GROUP BY status")}
+            check["sightings_by_status"] = sightings.count_by_status(cat)
         best = res.best_estimate()
         census = {"mna": res.mna, "mna_min": res.bounds.mna_min, "mna_max": res.bounds.mna_max,
                   "N": best.N if best else None, "lcl": best.lcl if best else None,

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import deployments, detections, individuals, media, sightings
 from spotid.synth.truth import truth_boxes
 
 
@@ -45,9 +46,7 @@ def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
     proposed before anybody reviewed it).
     """
     boxes = truth_boxes(cat, truth, card_root, min_iou=0.1)
-    rows = cat.query(
-        "SELECT s.individual_id, s.detection_id, i.flank FROM sightings s JOIN individuals i ON i.id = s.individual_id "
-        f"WHERE s.status IN ({','.join('?' * len(statuses))})", tuple(statuses))
+    rows = sightings.assigned_with_flank(cat, statuses)
     ident_truth: dict[int, dict] = {}
     unmatched = 0
     for r in rows:
@@ -77,13 +76,8 @@ def accept_new_individuals(cat: Catalog) -> int:
     Identify leaves them 'pending' for a biologist; matches to known individuals were already
     auto-accepted at the re-ID model's threshold, and the rest stay pending (not counted).
     """
-    from spotid.catalog import now_iso
-
-    with cat.transaction():
-        cur = cat.execute(
-            "UPDATE sightings SET status = 'auto', updated_at = ? WHERE status = 'pending' AND probability IS NULL "
-            "AND individual_id IN (SELECT id FROM individuals WHERE status = 'proposed')", (now_iso(),))
-    return int(cur.rowcount)
+    with cat.transaction() as conn:
+        return sightings.accept_founders_of_proposed(conn)
 
 
 def catalog_from_world(cat: Catalog, world) -> dict[tuple[str, str], int]:
@@ -98,26 +92,22 @@ def catalog_from_world(cat: Catalog, world) -> dict[tuple[str, str], int]:
 
     ind: dict[tuple[str, str], int] = {}
     end = (world.start + timedelta(days=world.cfg.days)).isoformat()
-    with cat.transaction():
+    with cat.transaction() as conn:
         for dep, st in world.deployments:
-            cat.execute("INSERT INTO deployments (id, location_id, latitude, longitude, start, end, created_at) "
-                        "VALUES (?,?,?,?,?,?,?)", (dep, st.id, st.latitude, st.longitude, world.start.isoformat(),
-                                                   end, now_iso()))
+            deployments.insert(conn, dep, location_id=st.id, latitude=st.latitude, longitude=st.longitude,
+                               start=world.start.isoformat(), end=end, created_at=now_iso())
         for k, t in enumerate(world.triggers()):
             if t.species != "leopard" or t.view not in ("left", "right"):
                 continue
-            m = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
-                            "VALUES (?,?,?,?,?,?,?)", (t.deployment, f"s{k}", f"/world/{k}.jpg", f"{k}.jpg", "image",
-                                                       t.start.isoformat(), 1)).lastrowid
+            m = media.insert(conn, deployment_id=t.deployment, sha=f"s{k}", path=f"/world/{k}.jpg", rel_path=f"{k}.jpg",
+                             kind="image", timestamp=t.start.isoformat(), size_bytes=1)
             key = (t.individual, t.view)
             if key not in ind:
-                ind[key] = cat.execute("INSERT INTO individuals (name, flank, status, created_at, truth_id) "
-                                       "VALUES (?,?,?,?,?)", (f"{key[0]}-{key[1]}", key[1], "confirmed", now_iso(),
-                                                              key[0])).lastrowid
-            d = cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
-                            "VALUES (?,?,?,?,?,?,?,?,?)", (m, "truth", 1, 1.0, 0.1, 0.1, 0.3, 0.3, "leopard")).lastrowid
-            cat.execute("INSERT INTO sightings (detection_id, individual_id, status, updated_at) VALUES (?,?,?,?)",
-                        (d, ind[key], "confirmed", now_iso()))
+                ind[key] = individuals.insert_with_truth(conn, name=f"{key[0]}-{key[1]}", flank=key[1],
+                                                         status="confirmed", created_at=now_iso(), truth_id=key[0])
+            d = detections.insert(conn, media_id=m, detector="truth", category=1, conf=1.0, x=0.1, y=0.1, w=0.3,
+                                  h=0.3, label="leopard")
+            sightings.insert(conn, detection_id=d, individual_id=ind[key], status="confirmed", updated_at=now_iso())
     return ind
 
 

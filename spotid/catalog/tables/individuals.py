@@ -81,3 +81,35 @@ def count_flank_links(cat: Catalog | sqlite3.Connection, individual_id: int) -> 
     """How many ``flank_links`` rows name ``individual_id`` as their left or right flank."""
     return int(cat.execute("SELECT COUNT(*) FROM flank_links WHERE left_id = ? OR right_id = ?",
                            (individual_id, individual_id)).fetchone()[0])
+
+
+# -- used by export / census / workflow (camtrapdp, census, linking, training_crops, workflow truth) --
+def brief_rows(cat: Catalog | sqlite3.Connection) -> list[IndividualRow]:
+    """id, name, flank, status and merged_into of every individual (merged and rejected ones included), in table
+    order."""
+    return [IndividualRow.from_row(r) for r in cat.execute(
+        "SELECT id, name, flank, status, merged_into FROM individuals")]
+
+
+def flank_links(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every stored flank link (columns left_id, right_id, reason, evidence_json), in table order; the ids are
+    as stored, merges not followed."""
+    return cat.execute("SELECT left_id, right_id, reason, evidence_json FROM flank_links").fetchall()
+
+
+def upsert_flank_link(cat: Catalog | sqlite3.Connection, left_id: int, right_id: int, *, reason: str,
+                      evidence_json: str, created_at: str) -> None:
+    """Store the link of a left and a right identity; an existing link of the pair gets the new reason and
+    evidence (its created_at is kept)."""
+    cat.execute("INSERT INTO flank_links (left_id, right_id, reason, evidence_json, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(left_id, right_id) DO UPDATE SET "
+                "reason = excluded.reason, evidence_json = excluded.evidence_json",
+                (left_id, right_id, reason, evidence_json, created_at))
+
+
+def insert_with_truth(cat: Catalog | sqlite3.Connection, *, name: str, flank: str, status: str, created_at: str,
+                      truth_id: str) -> int:
+    """Add an individual of a synthetic world, with the true animal's id (``truth_id``); returns its id."""
+    cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, truth_id) VALUES (?,?,?,?,?)",
+                      (name, flank, status, created_at, truth_id))
+    return int(cur.lastrowid)

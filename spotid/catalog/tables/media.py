@@ -28,3 +28,27 @@ def per_year(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
                        "LEFT JOIN sightings s ON s.detection_id = d.id AND s.status IN ('auto', 'confirmed') "
                        "AND s.individual_id IS NOT NULL WHERE m.timestamp IS NOT NULL GROUP BY yr ORDER BY yr"
                        ).fetchall()
+
+
+# -- used by export / census / workflow (camtrapdp, census, workflow truth) --
+def time_span_by_deployment(cat: Catalog | sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    """deployment_id -> (first, last) ``media.timestamp`` (ISO text as stored) of its timestamped media;
+    deployments without one are absent."""
+    return {r["deployment_id"]: (r["t0"], r["t1"]) for r in cat.execute(
+        "SELECT deployment_id, MIN(timestamp) t0, MAX(timestamp) t1 FROM media WHERE timestamp IS NOT NULL "
+        "GROUP BY deployment_id")}
+
+
+def for_export(cat: Catalog | sqlite3.Connection) -> list[MediaRow]:
+    """Every media row (id, deployment_id, rel_path, kind, timestamp, warning, parent_id), by id; sampled video
+    frames (``parent_id`` set) included."""
+    return [MediaRow.from_row(r) for r in cat.execute(
+        "SELECT id, deployment_id, rel_path, kind, timestamp, warning, parent_id FROM media ORDER BY id")]
+
+
+def insert(cat: Catalog | sqlite3.Connection, *, deployment_id: str, sha: str, path: str, rel_path: str, kind: str,
+           timestamp: str | None, size_bytes: int) -> int:
+    """Add a media row with only these columns (the others stay NULL); returns its id."""
+    cur = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
+                      "VALUES (?,?,?,?,?,?,?)", (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes))
+    return int(cur.lastrowid)

@@ -66,3 +66,29 @@ def count_live_since(cat: Catalog | sqlite3.Connection, reviewer: str, since: st
     """How many standing decisions that changed something ``reviewer`` made at or after ``since`` (ISO text)."""
     return int(cat.execute(f"SELECT COUNT(*) FROM review_decisions WHERE reviewer = ? AND decided_at >= ? AND {_LIVE}",
                            (reviewer, since)).fetchone()[0])
+
+
+# -- used by export / census / workflow (camtrapdp, training_crops) --
+def reviewer_by_sighting(cat: Catalog | sqlite3.Connection) -> dict[int | None, str]:
+    """sighting_id -> reviewer of the latest decision on it that was not undone (any action, undos and skips
+    included)."""
+    return {r["sighting_id"]: r["reviewer"] for r in cat.execute(
+        "SELECT sighting_id, reviewer FROM review_decisions WHERE undone_by IS NULL ORDER BY id")}
+
+
+def labelling_decisions(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
+    """Per sighting whose latest live decision that changed something (not undone, not a skip or undo) is a
+    confirm, new, unusable or not_leopard, that decision with its sighting, box, frame and crop, oldest first.
+    Columns: action, reviewer, decided_at; ``sid``, status, individual_id, flank (the sighting's); ``did``, x, y,
+    w, h, conf (the detection's); ``mid``, path, sequence_id (the media's); crop_path (NULL without a crop row).
+    The sighting's status may have changed since (callers compare)."""
+    return cat.execute(
+        "SELECT rd.action, rd.reviewer, rd.decided_at, s.id AS sid, s.status, s.individual_id, s.flank, "
+        "d.id AS did, d.x, d.y, d.w, d.h, d.conf, m.id AS mid, m.path, m.sequence_id, c.crop_path "
+        "FROM review_decisions rd JOIN sightings s ON s.id = rd.sighting_id "
+        "JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id "
+        "LEFT JOIN crops c ON c.detection_id = d.id "
+        "WHERE rd.undone_by IS NULL AND rd.action IN ('confirm', 'new', 'unusable', 'not_leopard') "
+        "AND rd.id = (SELECT MAX(r2.id) FROM review_decisions r2 WHERE r2.sighting_id = s.id "
+        "             AND r2.undone_by IS NULL AND r2.action NOT IN ('skip', 'undo')) "
+        "ORDER BY rd.id").fetchall()

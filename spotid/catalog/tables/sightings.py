@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from spotid.catalog import now_iso
 from spotid.types import SightingRow
@@ -72,3 +72,99 @@ def count_candidates_of_individual(cat: Catalog | sqlite3.Connection, individual
     """How many ``match_candidates`` rows propose ``individual_id``."""
     return int(cat.execute("SELECT COUNT(*) FROM match_candidates WHERE individual_id = ?",
                            (individual_id,)).fetchone()[0])
+
+
+# -- used by export / census / workflow (census, report, workflow truth, workflow demo, train common) --
+def _marks(values: Sequence) -> str:
+    """``?, ?, ...`` for an IN-list of ``values`` (empty for none: ``IN ()`` matches nothing)."""
+    return ",".join("?" * len(values))
+
+
+def assigned_with_media(cat: Catalog | sqlite3.Connection, statuses: Sequence[str]) -> list[sqlite3.Row]:
+    """The sightings with an individual and one of ``statuses``, with their frame, in table order. Columns:
+    ``sid`` (sighting id), ``iid`` (individual id as stored, merges not followed), status, ``did`` (detection
+    id), ``mid`` (media id), ``ts`` (media timestamp), ``dep`` (deployment id)."""
+    return cat.execute(
+        "SELECT s.id sid, s.individual_id iid, s.status, d.id did, m.id mid, m.timestamp ts, "
+        "m.deployment_id dep FROM sightings s JOIN detections d ON d.id = s.detection_id "
+        f"JOIN media m ON m.id = d.media_id WHERE s.individual_id IS NOT NULL AND s.status IN ({_marks(statuses)})",
+        tuple(statuses)).fetchall()
+
+
+def count_by_status(cat: Catalog | sqlite3.Connection, *, not_in: Sequence[str] | None = None) -> dict[str, int]:
+    """status -> number of sightings, statuses with none absent; ``not_in``: leaving out those statuses."""
+    sql, params = "SELECT status, COUNT(*) AS n FROM sightings", ()
+    if not_in is not None:
+        sql += f" WHERE status NOT IN ({_marks(not_in)})"
+        params = tuple(not_in)
+    return {r["status"]: r["n"] for r in cat.execute(sql + " GROUP BY status", params)}
+
+
+def unusable_with_time(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
+    """The sightings set aside as not identifiable (status 'unusable'), in table order. Columns: ``ts`` (their
+    media's timestamp) and ``why`` (``set_aside_reason``; NULL when a person marked it)."""
+    return cat.execute("SELECT m.timestamp ts, s.set_aside_reason why FROM sightings s JOIN detections d "
+                       "ON d.id = s.detection_id JOIN media m ON m.id = d.media_id "
+                       "WHERE s.status = 'unusable'").fetchall()
+
+
+def with_crops(cat: Catalog | sqlite3.Connection, sighting_ids: Sequence[int]) -> list[sqlite3.Row]:
+    """The sightings ``sighting_ids`` with their crop (read 500 ids at a time, SQLite's variable limit; in table
+    order within each 500). Columns: ``sid``, status, ``det`` (detection id), quality and crop_path (the crop's;
+    NULL without a crop row)."""
+    ids = list(sighting_ids)
+    out: list[sqlite3.Row] = []
+    for k in range(0, len(ids), 500):
+        chunk = ids[k:k + 500]
+        out += cat.execute("SELECT s.id sid, s.status, d.id det, c.quality, c.crop_path FROM sightings s "
+                           "JOIN detections d ON d.id = s.detection_id LEFT JOIN crops c ON c.detection_id = d.id "
+                           f"WHERE s.id IN ({_marks(chunk)})", chunk).fetchall()
+    return out
+
+
+def count_with_status(cat: Catalog | sqlite3.Connection, status: str) -> int:
+    """How many sightings have ``status``."""
+    return int(cat.execute("SELECT COUNT(*) FROM sightings WHERE status = ?", (status,)).fetchone()[0])
+
+
+def count_assigned(cat: Catalog | sqlite3.Connection, statuses: Sequence[str]) -> int:
+    """How many sightings have an individual and one of ``statuses``."""
+    return int(cat.execute(f"SELECT COUNT(*) FROM sightings WHERE individual_id IS NOT NULL AND status IN "
+                           f"({_marks(statuses)})", tuple(statuses)).fetchone()[0])
+
+
+def assigned_with_flank(cat: Catalog | sqlite3.Connection, statuses: Sequence[str]) -> list[sqlite3.Row]:
+    """The sightings with one of ``statuses`` and an individual that exists, in table order. Columns:
+    individual_id, detection_id and flank (the individual's)."""
+    return cat.execute("SELECT s.individual_id, s.detection_id, i.flank FROM sightings s "
+                       f"JOIN individuals i ON i.id = s.individual_id WHERE s.status IN ({_marks(statuses)})",
+                       tuple(statuses)).fetchall()
+
+
+def confirmed_with_crops(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
+    """Confirmed sightings whose crop has a stored path, in table order. Columns: crop_path, name (the
+    individual's as stored, merges not followed), flank (the sighting's, else the individual's), sequence_id and
+    media_id (the frame's)."""
+    return cat.execute(
+        "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id "
+        "FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
+        "JOIN individuals i ON i.id = s.individual_id JOIN detections d ON d.id = s.detection_id "
+        "JOIN media m ON m.id = d.media_id "
+        "WHERE s.status = 'confirmed' AND c.crop_path IS NOT NULL").fetchall()
+
+
+def accept_founders_of_proposed(cat: Catalog | sqlite3.Connection) -> int:
+    """Status 'auto' for the pending sightings without a match probability whose individual is 'proposed' (the
+    sightings that founded a machine-proposed individual), ``updated_at`` stamped; returns how many."""
+    cur = cat.execute(
+        "UPDATE sightings SET status = 'auto', updated_at = ? WHERE status = 'pending' AND probability IS NULL "
+        "AND individual_id IN (SELECT id FROM individuals WHERE status = 'proposed')", (now_iso(),))
+    return int(cur.rowcount)
+
+
+def insert(cat: Catalog | sqlite3.Connection, *, detection_id: int, individual_id: int | None, status: str,
+           updated_at: str) -> int:
+    """Add a sighting with only these columns (the others take the schema's defaults); returns its id."""
+    cur = cat.execute("INSERT INTO sightings (detection_id, individual_id, status, updated_at) VALUES (?,?,?,?)",
+                      (detection_id, individual_id, status, updated_at))
+    return int(cur.lastrowid)
