@@ -27,6 +27,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterator
 
+from spotid.catalog.tables import detections, media
 from spotid.config import save_config
 from spotid.detect.config import DetectConfig
 from spotid.detect.detector import Detector
@@ -226,29 +227,21 @@ def with_catalog_models(cat, cfg: DetectConfig) -> DetectConfig:
 
 
 def pending_media(cat, deployment: str | None = None) -> list:
-    """Media rows detect still has to process: photos and video frames (videos go through their frames)."""
-    sql = ("SELECT m.id, m.path, m.rel_path, m.kind, m.parent_id FROM media m "
-           "LEFT JOIN detection_status s ON s.media_id = m.id WHERE s.media_id IS NULL AND m.kind != 'video'")
-    args: tuple = ()
-    if deployment:
-        sql += " AND m.deployment_id = ?"
-        args = (deployment,)
-    return cat.query(sql + " ORDER BY m.id", args)
+    """Media rows detect still has to process: photos and video frames (videos go through their frames),
+    by id (:func:`spotid.catalog.tables.media.awaiting_detection`)."""
+    return media.awaiting_detection(cat, deployment)
 
 
 def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | None = None) -> DetectSummary:
     from spotid.catalog import now_iso
 
     rows = pending_media(cat, deployment)
-    dep_sql, dep_args = (" AND deployment_id = ?", (deployment,)) if deployment else ("", ())
-    total = cat.scalar("SELECT COUNT(*) FROM media WHERE kind != 'video'" + dep_sql, dep_args)
-    s = DetectSummary(skipped_done=int(total) - len(rows), detector=det.version,
+    total = media.count_frames(cat, deployment)
+    s = DetectSummary(skipped_done=total - len(rows), detector=det.version,
                       video_frames=sum(r["parent_id"] is not None for r in rows),
-                      ingest_failures=int(cat.scalar("SELECT COUNT(*) FROM ingest_failures WHERE 1" + dep_sql, dep_args)))
-    for v in cat.query("SELECT v.rel_path FROM media v WHERE v.kind = 'video' AND NOT EXISTS "
-                       "(SELECT 1 FROM media c WHERE c.parent_id = v.id)" + dep_sql.replace("deployment_id", "v.deployment_id"),
-                       dep_args):
-        s.failures.append({"file": v["rel_path"], "reason": "video without sampled frames (ingested by an older "
+                      ingest_failures=media.count_ingest_failures(cat, deployment))
+    for rel_path in media.videos_without_frames(cat, deployment):
+        s.failures.append({"file": rel_path, "reason": "video without sampled frames (ingested by an older "
                            "spotid): re-run `spotid ingest` on its card to sample it, then detect again"})
     t0 = time.perf_counter()
     with cat.run("detect", cfg, det.version) as run_id:
@@ -273,18 +266,17 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
 
 
 def _commit(cat, pairs, version: str, run_id: int, when: str, s: DetectSummary, typical: float) -> None:
-    with cat.transaction():
+    with cat.transaction() as conn:
         for media_id, r in pairs:
-            cur = cat.execute("INSERT OR IGNORE INTO detection_status (media_id, run_id, detector, failure, processed_at) "
-                              "VALUES (?, ?, ?, ?, ?)", (media_id, run_id, version, r.failure, when))
-            if cur.rowcount == 0:
+            if not detections.insert_status(conn, media_id, run_id=run_id, detector=version, failure=r.failure,
+                                            processed_at=when):
                 continue  # another run got there first: never duplicate detections
             for d in r.detections:
-                cat.execute(
-                    "INSERT INTO detections (media_id, run_id, detector, category, conf, x, y, w, h, label, label_conf, "
-                    "classifications_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (media_id, run_id, version, d.category, d.conf, *d.bbox, d.label, d.label_conf,
-                     json.dumps([list(c) for c in d.classifications]) if d.classifications else None))
+                x, y, w, h = d.bbox
+                detections.insert(conn, media_id, run_id=run_id, detector=version, category=d.category, conf=d.conf,
+                                  x=x, y=y, w=w, h=h, label=d.label, label_conf=d.label_conf,
+                                  classifications_json=json.dumps([list(c) for c in d.classifications])
+                                  if d.classifications else None)
             _count(s, r, typical)
 
 
@@ -294,12 +286,10 @@ def flag_static_catalog(cat, cfg: DetectConfig, deployment: str | None = None) -
     Frames whose time is the file's copy time (``media.time_source`` 'mtime': no EXIF time) are left out: their times and bursts say nothing about the camera, and unrelated photos dumped on one card
     would otherwise look like one box repeated for hours.
     """
-    deps = [deployment] if deployment else [r[0] for r in cat.query("SELECT DISTINCT deployment_id FROM media")]
+    deps = [deployment] if deployment else media.deployment_ids(cat)
     n = 0
     for dep in deps:
-        rows = cat.query(
-            "SELECT d.id, d.media_id, d.x, d.y, d.w, d.h, d.conf, m.sequence_id, m.timestamp, m.time_source "
-            "FROM detections d JOIN media m ON m.id = d.media_id WHERE m.deployment_id = ?", (dep,))
+        rows = detections.boxes_of_deployment(cat, dep)
         boxes = []
         for r in rows:
             if r["time_source"] == "mtime":
@@ -314,13 +304,8 @@ def flag_static_catalog(cat, cfg: DetectConfig, deployment: str | None = None) -
         flagged = find_static(boxes, iou_thresh=cfg.static_fp_iou, min_frames=cfg.static_fp_min_frames,
                               min_sequences=cfg.static_fp_min_sequences, min_hours=cfg.static_fp_min_hours,
                               min_conf=cfg.static_fp_min_conf)
-        with cat.transaction():
-            ids = [r["id"] for r in rows]
-            for chunk in batched(ids, 500):
-                marks = ",".join("?" * len(chunk))
-                cat.execute(f"UPDATE detections SET static_fp = 0 WHERE id IN ({marks})", chunk)
-            for chunk in batched(sorted(flagged), 500):
-                marks = ",".join("?" * len(chunk))
-                cat.execute(f"UPDATE detections SET static_fp = 1 WHERE id IN ({marks})", chunk)
+        with cat.transaction() as conn:
+            detections.set_static_fp(conn, [r["id"] for r in rows], False)
+            detections.set_static_fp(conn, sorted(flagged), True)
         n += len(flagged)
     return n

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import detections
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def card_catalog(card: str | Path, work: str | Path) -> Path:
     db = work / f"{card.resolve().name}.db"
     if db.exists():
         with Catalog(db, create=False) as cat:
-            if cat.query("SELECT COUNT(*) AS n FROM detections")[0]["n"]:
+            if detections.count(cat):
                 return db
     with Catalog(db) as cat:
         ingest_card_set(cat, card)

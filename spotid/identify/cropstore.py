@@ -14,27 +14,24 @@ from typing import Sequence
 import numpy as np
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import crops
 from spotid.identify.crops import crop_dir, crop_geometry, save_crop
 from spotid.identify.result import IdentifyResult
 from spotid.identify.verify import Features
+from spotid.types import CropRow
 from spotid.util import batched, progress
 
 log = logging.getLogger(__name__)
 
 
-FEATURE_COLUMNS = ("keypoints", "descriptors", "infrared", "motion_keypoints", "motion_descriptors")
-INSERT_COLUMNS = ("detection_id", "quality", "blur", "size_px", "touches_edge", "flank", "flank_conf", "embedding",
-                  "embedder", *FEATURE_COLUMNS, "features_version", "crop_path", "flank_model")
-
-
-def stored_features(row) -> Features:
-    """The :class:`Features` of a ``crops`` row (any mapping with :data:`FEATURE_COLUMNS`)."""
-    return Features.from_bytes(row["keypoints"], row["descriptors"], bool(row["infrared"]),
-                               row["motion_keypoints"], row["motion_descriptors"])
+def stored_features(row: CropRow) -> Features:
+    """The :class:`Features` of a ``crops`` row (its ``crops.FEATURE_COLUMNS``)."""
+    return Features.from_bytes(row.keypoints, row.descriptors, bool(row.infrared),
+                               row.motion_keypoints, row.motion_descriptors)
 
 
 def feature_values(f: Features) -> tuple:
-    """The values of :data:`FEATURE_COLUMNS` for ``f``, in that order."""
+    """The values of :data:`spotid.catalog.tables.crops.FEATURE_COLUMNS` for ``f``, in that order."""
     return (*f.to_bytes(), int(f.infrared), *f.motion_bytes())
 
 
@@ -59,11 +56,11 @@ class CropStore:
         self.features_version = features_version
         self.flank_version = flank_version
 
-    def current(self, c) -> bool:
+    def current(self, c: CropRow) -> bool:
         """A ``crops`` row embedded and featured by the models this store runs (what both the new
         detections of :meth:`ensure` and the gallery crops of :meth:`refresh` are checked against)."""
-        return (c["embedding"] is not None and c["embedder"] == self.embedder.version
-                and c["features_version"] == self.features_version and c["infrared"] is not None)
+        return (c.embedding is not None and c.embedder == self.embedder.version
+                and c.features_version == self.features_version and c.infrared is not None)
 
     def features(self, stored, box: tuple[float, float, float, float]) -> Features:
         """Features of a stored crop image (PIL RGB) cut around ``box`` (normalised x, y, w, h): keypoints
@@ -79,17 +76,16 @@ class CropStore:
         folder = crop_dir(cat.path)
         for batch in batched(progress(rows, total=len(rows), description="crops"), self.cfg.batch_size):
             ids = [r["id"] for r in batch]
-            cached = {r["detection_id"]: r for r in cat.query(
-                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(ids))})", ids)}
+            cached = crops.of_detections(cat, ids)
             work = []
             for r in batch:
                 c = cached.get(r["id"])
-                if (c is not None and self.current(c) and c["flank"] and c["flank_model"] == self.flank_version
-                        and c["crop_path"] and Path(c["crop_path"]).exists()):
+                if (c is not None and self.current(c) and c.flank and c.flank_model == self.flank_version
+                        and c.crop_path and Path(c.crop_path).exists()):
                     continue
                 try:
-                    if c is not None and c["crop_path"] and Path(c["crop_path"]).exists():
-                        img = Image.open(c["crop_path"]).convert("RGB")
+                    if c is not None and c.crop_path and Path(c.crop_path).exists():
+                        img = Image.open(c.crop_path).convert("RGB")
                         crop = None
                     else:
                         crop = self.cropper(r["path"], (r["x"], r["y"], r["w"], r["h"]))
@@ -113,8 +109,8 @@ class CropStore:
                     save_crop(img, path)
                     q = (crop.quality, crop.blur, crop.size_px, int(crop.touches_edge))
                 else:
-                    q = (c["quality"], c["blur"], c["size_px"], c["touches_edge"])
-                    path = Path(c["crop_path"])
+                    q = (c.quality, c.blur, c.size_px, c.touches_edge)
+                    path = Path(c.crop_path)
                 # features of the stored JPEG (a fresh crop is read back after its JPEG encoding), so a
                 # crop featured now and one featured later from the cache get the same features
                 stored = img if crop is None else Image.open(path).convert("RGB")
@@ -122,11 +118,8 @@ class CropStore:
                 rows_out.append((r["id"], *q, fp.flank, float(fp.conf), np.asarray(e, "<f4").tobytes(),
                                  self.embedder.version, *feature_values(feats),
                                  self.features_version, str(path), self.flank_version))
-            with cat.transaction():
-                cat.conn.executemany(
-                    f"INSERT INTO crops ({', '.join(INSERT_COLUMNS)}) VALUES ({','.join('?' * len(INSERT_COLUMNS))}) "
-                    "ON CONFLICT(detection_id) DO UPDATE SET "
-                    + ", ".join(f"{c}=excluded.{c}" for c in INSERT_COLUMNS[1:]), rows_out)
+            with cat.transaction() as conn:
+                crops.upsert_cache(conn, rows_out)   # values in crops.CACHE_COLUMNS order
             result.crops_computed += len(rows_out)
 
     def refresh(self, cat: Catalog, rows: Sequence) -> int:
@@ -135,7 +128,7 @@ class CropStore:
         Returns how many were updated."""
         from PIL import Image
 
-        stale = [r for r in rows if not self.current(r)]
+        stale = [r for r in rows if not self.current(CropRow.from_row(r))]
         if not stale:
             return 0
         log.info("updating %d gallery crops made by an older model or feature version", len(stale))
@@ -157,11 +150,8 @@ class CropStore:
                 f = self.features(im, (r["x"], r["y"], r["w"], r["h"]))
                 out.append((np.asarray(e, "<f4").tobytes(), self.embedder.version, *feature_values(f),
                             self.features_version, r["detection_id"]))
-            with cat.transaction():
-                cat.conn.executemany(
-                    "UPDATE crops SET " + ", ".join(f"{c}=?" for c in ("embedding", "embedder", *FEATURE_COLUMNS,
-                                                                      "features_version"))
-                    + " WHERE detection_id=?", out)
+            with cat.transaction() as conn:
+                crops.update_features(conn, out)   # crops.REFRESH_COLUMNS, then the detection id
             done += len(out)
         return done
 
@@ -177,13 +167,11 @@ class CropStore:
             return {}
         ids = [int(r["detection_id"]) for r in rows]
         have: dict[int, dict[str, Features]] = {i: {} for i in ids}
-        for chunk in batched(ids, 500):
-            for r in cat.query("SELECT * FROM crop_local_features WHERE detection_id IN "
-                               f"({','.join('?' * len(chunk))})", chunk):
-                m = self.local.get(r["matcher"])
-                if m is not None and r["version"] == m.version:
-                    have[int(r["detection_id"])][r["matcher"]] = Features.from_bytes(
-                        r["keypoints"], r["descriptors"], bool(r["infrared"]))
+        for r in crops.local_features(cat, ids):
+            m = self.local.get(r["matcher"])
+            if m is not None and r["version"] == m.version:
+                have[int(r["detection_id"])][r["matcher"]] = Features.from_bytes(
+                    r["keypoints"], r["descriptors"], bool(r["infrared"]))
         todo = [(i, r) for i, r in zip(ids, rows) if len(have[i]) < len(self.local)]
         for batch in batched(progress(todo, total=len(todo), description="local features"), self.cfg.batch_size):
             out = []
@@ -205,10 +193,6 @@ class CropStore:
                     have[i][name] = f
                     if img is not None:
                         out.append((i, name, m.version, *f.to_bytes(), int(f.infrared)))
-            with cat.transaction():
-                cat.conn.executemany(
-                    "INSERT INTO crop_local_features (detection_id, matcher, version, keypoints, descriptors, infrared) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(detection_id, matcher) DO UPDATE SET "
-                    "version=excluded.version, keypoints=excluded.keypoints, descriptors=excluded.descriptors, "
-                    "infrared=excluded.infrared", out)
+            with cat.transaction() as conn:
+                crops.upsert_local_features(conn, out)
         return have

@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.catalog import Catalog, flank_seen_sql, now_iso, set_aside_sql
+from spotid.catalog import Catalog, now_iso
+from spotid.catalog.tables import crops, deployments, detections, individuals, sightings
 from spotid.identify.bursts import (
     burst_flank_vote,
     group_bursts,
@@ -66,6 +67,7 @@ from spotid.identify.proposals import (
 from spotid.identify.verify import FeatureExtractor, Features, Place, Verifier
 from spotid.identify.result import IdentifyResult
 from spotid.identify.writer import SightingWriter
+from spotid.types import CropRow
 from spotid.util import batched, progress
 
 log = logging.getLogger(__name__)
@@ -186,36 +188,19 @@ class Identifier:
 
     # -- step 1: crops and per-crop features -------------------------------------------------------
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
-        sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
-               # a file copy time (no EXIF time) says nothing about when the camera fired: no paired-station time
-               "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
-               "COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
-               "JOIN media m ON m.id = d.media_id LEFT JOIN sequences q ON q.id = m.sequence_id "
-               "LEFT JOIN sightings s ON s.detection_id = d.id "
-               "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
-        args: list = []
-        if deployment:
-            sql += " AND m.deployment_id = ?"
-            args.append(deployment)
-        return cat.query(sql + " ORDER BY m.timestamp, d.id", args)
+        # a file copy time (no EXIF time) says nothing about when the camera fired: it comes back NULL, so
+        # such a frame gets no paired-station time
+        return detections.leopards_to_identify(cat, deployment)
 
     # -- step 2: gallery ---------------------------------------------------------------------------
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:
         """Known crops of one flank; merged individuals resolve to the one they were merged into.
         Crops embedded or featured by another model version (an older spotid) are brought up to date
         from their cached JPEGs first, so every pair is scored on the scale the calibration was fitted on."""
-        sql = ("SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, "
-               "c.motion_keypoints, c.motion_descriptors, c.features_version, c.crop_path, "
-               "d.x, d.y, d.w, d.h, m.deployment_id, "
-               "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
-               "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
-               "JOIN media m ON m.id = d.media_id "
-               "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
-               f"AND i.flank = ? AND {flank_seen_sql()} ORDER BY s.detection_id")   # see _write_unknown_flank
-        rows = cat.query(sql, (flank,))
+        rows = sightings.gallery(cat, flank)   # seen flanks only: see _write_unknown_flank
         if self.store.refresh(cat, rows):
-            rows = cat.query(sql, (flank,))
-        names = {r["id"]: r["name"] for r in cat.query("SELECT id, name FROM individuals")}
+            rows = sightings.gallery(cat, flank)
+        names = individuals.names(cat)
         local = self.store.local_features(cat, rows)
         extra = {name: [local[int(r["detection_id"])][name] for r in rows] for name in self.matcher.local}
         embs, feats, inds, refs, places = [], [], [], [], []
@@ -224,7 +209,7 @@ class Identifier:
             # embedding from another model is on another scale (maybe another size): it gets none
             fresh = r["embedding"] is not None and r["embedder"] == self.embedder.version
             embs.append(np.frombuffer(r["embedding"], "<f4").astype(np.float32) if fresh else None)
-            feats.append(stored_features(r))
+            feats.append(stored_features(CropRow.from_row(r)))
             inds.append(int(r["ind"]))
             refs.append(int(r["detection_id"]))
             places.append(self._place(r["deployment_id"], (r["x"], r["y"], r["w"], r["h"]), r["crop_path"]))
@@ -265,14 +250,8 @@ class Identifier:
     def _forget_set_aside(self, cat: Catalog, deployment: str | None) -> int:
         """Delete identify's set-aside sightings (a person's decision clears ``set_aside_reason``, so
         theirs stay); their candidates go with them, their crops stay cached."""
-        sql = f"DELETE FROM sightings WHERE {set_aside_sql('sightings')}"
-        args: list = []
-        if deployment:
-            sql += (" AND detection_id IN (SELECT d.id FROM detections d JOIN media m ON m.id = d.media_id "
-                    "WHERE m.deployment_id = ?)")
-            args.append(deployment)
-        with cat.transaction():
-            return cat.execute(sql, args).rowcount
+        with cat.transaction() as conn:
+            return sightings.delete_set_aside(conn, deployment)
 
     def crop_rows(self, cat: Catalog, *, deployment: str | None = None,
                   result: IdentifyResult | None = None) -> list[_Row]:
@@ -294,27 +273,26 @@ class Identifier:
 
     def _load_rows(self, cat: Catalog, ids: list[int], meta: dict) -> list[_Row]:
         out = []
-        crops = []   # what the other local matchers' features need of each crop: its JPEG and box
+        crop_refs = []   # what the other local matchers' features need of each crop: its JPEG and box
         for chunk in batched(ids, 500):
-            got = {r["detection_id"]: r for r in cat.query(
-                f"SELECT * FROM crops WHERE detection_id IN ({','.join('?' * len(chunk))})", chunk)}
+            got = crops.of_detections(cat, chunk)
             for d in chunk:
                 c, m = got.get(d), meta[d]
-                if c is None or c["embedding"] is None:
+                if c is None or c.embedding is None:
                     out.append(_Row(d, m["sequence_id"], m["media_id"], "unknown", 0.0, np.zeros(1, np.float32),
                                     Features.empty(), failed=True, camera=m["deployment_id"], time=m["timestamp"],
                                     conf=float(m["conf"]), box=(m["x"], m["y"], m["w"], m["h"])))
                     continue
-                out.append(_Row(d, m["sequence_id"], m["media_id"], c["flank"] or "unknown", float(c["quality"] or 0),
-                                np.frombuffer(c["embedding"], "<f4").astype(np.float32),
+                out.append(_Row(d, m["sequence_id"], m["media_id"], c.flank or "unknown", float(c.quality or 0),
+                                np.frombuffer(c.embedding, "<f4").astype(np.float32),
                                 stored_features(c),
-                                self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c["crop_path"]),
+                                self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c.crop_path),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
-                crops.append({"detection_id": d, "crop_path": c["crop_path"],
-                              **{k: m[k] for k in ("x", "y", "w", "h")}})
+                crop_refs.append({"detection_id": d, "crop_path": c.crop_path,
+                                  **{k: m[k] for k in ("x", "y", "w", "h")}})
         if self.matcher.local:
-            local = self.store.local_features(cat, crops)
+            local = self.store.local_features(cat, crop_refs)
             out = [replace(r, extra=local[r.detection_id]) if not r.failed else r for r in out]
         return out
 
@@ -333,7 +311,7 @@ class Identifier:
             self.writer.set_aside(cat, rows, run_id, result, reason)
             return
         galleries = [g for g in (self._gallery(cat, f)[0] for f in ("left", "right")) if g.individuals]
-        flank_of = {int(r["id"]): r["flank"] for r in cat.query("SELECT id, flank FROM individuals")}
+        flank_of = individuals.flanks(cat)
         aside, evidence, joined = [], {}, []
         for m in rows:
             ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
@@ -399,8 +377,7 @@ class Identifier:
 
     def _join_paired(self, cat: Catalog, plans: dict) -> int:
         """Join new clusters through paired-station co-occurrences (:func:`join_paired_clusters`)."""
-        station = {r["id"]: str(r["st"])
-                   for r in cat.query("SELECT id, COALESCE(location_id, id) AS st FROM deployments")}
+        station = deployments.stations(cat)
         merges = join_paired_clusters(plans, station, self.cfg.pair_seconds)
         if merges:
             log.info("paired stations joined %d new-individual cluster(s) with their other flank's match", merges)
@@ -410,14 +387,13 @@ class Identifier:
                      result: IdentifyResult) -> None:
         evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
         thin = thin_clusters([m for m, _ in new_groups], labels, self.cfg.found_min_frames)
-        with cat.transaction():
+        with cat.transaction() as conn:
             new_ids = {}
             for lab in sorted(set(labels.tolist()) - thin):
                 name = self._next_name(cat, flank)
-                cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by, notes) "
-                                  "VALUES (?, ?, 'proposed', ?, ?, ?)",
-                                  (name, flank, now_iso(), f"run:{run_id}", plan.notes.get(lab)))
-                new_ids[lab] = int(cur.lastrowid)
+                new_ids[lab] = individuals.insert(conn, name=name, flank=flank, status="proposed",
+                                                  created_at=now_iso(), created_by=f"run:{run_id}",
+                                                  notes=plan.notes.get(lab))
                 result.new_individuals.append(name)
 
         def siblings(g: int, members) -> dict:
@@ -455,7 +431,7 @@ class Identifier:
 
     def _next_name(self, cat: Catalog, flank: str) -> str:
         prefix = _flank_prefix(flank)
-        nums = [int(m.group(1)) for (n,) in cat.query("SELECT name FROM individuals WHERE name LIKE ?", (f"{prefix}-%",))
+        nums = [int(m.group(1)) for n in individuals.names_like(cat, f"{prefix}-%")
                 if (m := re.fullmatch(rf"{prefix}-(\d+)", n))]
         return f"{prefix}-{(max(nums) + 1 if nums else 1):04d}"
 

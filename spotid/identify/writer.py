@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from spotid.catalog import Catalog, now_iso
+from spotid.catalog.tables import sightings
 from spotid.util import batched
 
 
@@ -30,18 +31,17 @@ class SightingWriter:
         for chunk in batched(rows, 500):
             with cat.transaction():
                 for r in chunk:
-                    cur = cat.execute(
-                        "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
-                        "model_version, updated_at, set_aside_reason) VALUES (?, NULL, ?, 'unusable', ?, ?, ?, ?)",
-                        (r.detection_id, r.flank, run_id, self.model_version, now_iso(), reason))
-                    if cur.rowcount == 0:
+                    sid = sightings.insert_set_aside(cat, detection_id=r.detection_id, flank=r.flank, run_id=run_id,
+                                                     model_version=self.model_version, updated_at=now_iso(),
+                                                     reason=reason)
+                    if sid is None:
                         continue
                     result.unusable += 1
                     ev = (evidence or {}).get(r.detection_id)
                     probs, extra = (more or {}).get(r.detection_id, ({}, []))
                     cands = (self.matcher.decide([ev]) if ev else []) + extra
                     if cands:
-                        self.candidates(cat, int(cur.lastrowid), {**(burst or {}), **probs}, cands, run_id)
+                        self.candidates(cat, sid, {**(burst or {}), **probs}, cands, run_id)
 
     def sighting(self, cat: Catalog, r, ind: int, p: float | None, burst: dict, cands: list, run_id: int,
                  result) -> None:
@@ -50,13 +50,11 @@ class SightingWriter:
         cfg = self.cfg
         known = p is not None
         status = "auto" if known and cfg.auto_accept and p >= cfg.auto_accept_threshold else "pending"
-        cur = cat.execute(
-            "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
-            "model_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (r.detection_id, ind, r.flank, status, p, run_id, self.model_version, now_iso()))
-        if cur.rowcount == 0:
+        sid = sightings.insert_identified(cat, detection_id=r.detection_id, individual_id=ind, flank=r.flank,
+                                          status=status, probability=p, run_id=run_id,
+                                          model_version=self.model_version, updated_at=now_iso())
+        if sid is None:
             return
-        sid = int(cur.lastrowid)
         if not known:
             result.new_sightings += 1
         elif status == "auto":
@@ -72,9 +70,7 @@ class SightingWriter:
         order = sorted(by_ind, key=lambda i: -burst.get(i, 0.0))
         for rank, i in enumerate(order[: self.cfg.top_k], start=1):
             c = by_ind[i]
-            cat.execute(
-                "INSERT OR IGNORE INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "
-                "probability, reference_detection_id, evidence_json, run_id, model_version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (sid, int(i), rank, c.embed_score, c.inliers, c.probability, int(c.ref), json.dumps(c.evidence),
-                 run_id, self.model_version))
+            sightings.insert_candidate(cat, sighting_id=sid, individual_id=int(i), rank=rank,
+                                       embed_score=c.embed_score, verify_inliers=c.inliers, probability=c.probability,
+                                       reference_detection_id=int(c.ref), evidence_json=json.dumps(c.evidence),
+                                       run_id=run_id, model_version=self.model_version)

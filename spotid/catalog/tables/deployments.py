@@ -20,3 +20,9 @@ def insert(cat: Catalog | sqlite3.Connection, deployment_id: str, *, location_id
     """Add a deployment with its station (``location_id``), position and start/end (ISO text)."""
     cat.execute("INSERT INTO deployments (id, location_id, latitude, longitude, start, end, created_at) "
                 "VALUES (?,?,?,?,?,?,?)", (deployment_id, location_id, latitude, longitude, start, end, created_at))
+
+
+# -- used by detect / identify (identify.pipeline) --
+def stations(cat: Catalog | sqlite3.Connection) -> dict[str, str]:
+    """deployment id -> its station: ``location_id`` (two paired cameras share one), else its own id."""
+    return {r[0]: str(r[1]) for r in cat.execute("SELECT id, COALESCE(location_id, id) AS st FROM deployments")}

@@ -71,9 +71,68 @@ def boxes_with_frames(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
                        "JOIN media m ON m.id = d.media_id").fetchall()
 
 
-def insert(cat: Catalog | sqlite3.Connection, *, media_id: int, detector: str, category: int, conf: float,
-           x: float, y: float, w: float, h: float, label: str | None) -> int:
-    """Add a detection (box normalised x, y, w, h) with its classifier label; returns its id."""
-    cur = cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
-                      "VALUES (?,?,?,?,?,?,?,?,?)", (media_id, detector, category, conf, x, y, w, h, label))
+# -- used by detect / identify (detect.run, identify.pipeline, identify.calibrate_cards) --
+# ids per UPDATE ... IN (...) statement, below SQLite's limit on bound parameters
+_IN_CHUNK = 500
+
+
+def insert_status(cat: Catalog | sqlite3.Connection, media_id: int, *, run_id: int, detector: str,
+                  failure: str | None, processed_at: str) -> bool:
+    """Record that detect processed ``media_id`` (``failure``: MegaDetector's failure text, None when read);
+    False, and nothing written, when it already has a ``detection_status`` row (another run got there first)."""
+    cur = cat.execute("INSERT OR IGNORE INTO detection_status (media_id, run_id, detector, failure, processed_at) "
+                      "VALUES (?, ?, ?, ?, ?)", (media_id, run_id, detector, failure, processed_at))
+    return cur.rowcount != 0
+
+
+def insert(cat: Catalog | sqlite3.Connection, media_id: int, *, detector: str, category: int, conf: float,
+           x: float, y: float, w: float, h: float, label: str | None = None, run_id: int | None = None,
+           label_conf: float | None = None, classifications_json: str | None = None) -> int:
+    """Add one box (normalised x, y, w, h, top-left origin) of ``media_id``; returns its id.
+    ``classifications_json``: ``[[name, conf], ...]``, highest first; ``run_id``: the detect run (None for boxes
+    that come from elsewhere, e.g. a synthetic truth)."""
+    cur = cat.execute("INSERT INTO detections (media_id, run_id, detector, category, conf, x, y, w, h, label, "
+                      "label_conf, classifications_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (media_id, run_id, detector, category, conf, x, y, w, h, label, label_conf,
+                       classifications_json))
     return int(cur.lastrowid)
+
+
+def boxes_of_deployment(cat: Catalog | sqlite3.Connection, deployment: str) -> list[sqlite3.Row]:
+    """Every detection of the deployment's media (all runs), in table order: ``id, media_id, x, y, w, h, conf``
+    and its frame's ``sequence_id, timestamp, time_source`` (what repeat-detection suppression needs)."""
+    return cat.execute("SELECT d.id, d.media_id, d.x, d.y, d.w, d.h, d.conf, m.sequence_id, m.timestamp, "
+                       "m.time_source FROM detections d JOIN media m ON m.id = d.media_id WHERE m.deployment_id = ?",
+                       (deployment,)).fetchall()
+
+
+def set_static_fp(cat: Catalog | sqlite3.Connection, ids, flagged: bool) -> None:
+    """Set ``static_fp`` to 1 (``flagged``) or 0 on the detections ``ids``, in statements of 500 ids, in order."""
+    ids = list(ids)
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i:i + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        cat.execute(f"UPDATE detections SET static_fp = {int(bool(flagged))} WHERE id IN ({marks})", chunk)
+
+
+def count(cat: Catalog | sqlite3.Connection) -> int:
+    """How many detections the catalog holds (all runs, all categories)."""
+    return int(cat.execute("SELECT COUNT(*) AS n FROM detections").fetchone()[0])
+
+
+def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> list[sqlite3.Row]:
+    """Leopard detections (``label = 'leopard'``, not ``static_fp``) without a sighting, of all media or of
+    ``deployment``'s, by frame time then id: detection ``id, x, y, w, h, conf``; its frame's ``path, media_id,
+    sequence_id, deployment_id`` and ``timestamp`` (NULL when it is a file copy time, ``time_source`` 'mtime':
+    that says nothing about when the camera fired); ``burst_frames``: frames of its sequence (1 without one)."""
+    sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
+           "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
+           "COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
+           "JOIN media m ON m.id = d.media_id LEFT JOIN sequences q ON q.id = m.sequence_id "
+           "LEFT JOIN sightings s ON s.detection_id = d.id "
+           "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
+    args: list = []
+    if deployment:
+        sql += " AND m.deployment_id = ?"
+        args.append(deployment)
+    return cat.execute(sql + " ORDER BY m.timestamp, d.id", args).fetchall()

@@ -42,10 +42,11 @@ def assignable(cat: Catalog | sqlite3.Connection, flanks: Sequence[str]) -> list
 
 
 def insert(cat: Catalog | sqlite3.Connection, *, name: str, flank: str, status: str, created_at: str,
-           created_by: str | None) -> int:
-    """Add an individual; returns its id."""
-    cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-                      (name, flank, status, created_at, created_by))
+           created_by: str | None, notes: str | None = None) -> int:
+    """Add an individual (``created_by``: a reviewer's name or ``run:<id>``; ``notes``: e.g. why identify
+    joined its bursts); returns its id."""
+    cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by, notes) "
+                      "VALUES (?, ?, ?, ?, ?, ?)", (name, flank, status, created_at, created_by, notes))
     return int(cur.lastrowid)
 
 
@@ -113,3 +114,9 @@ def insert_with_truth(cat: Catalog | sqlite3.Connection, *, name: str, flank: st
     cur = cat.execute("INSERT INTO individuals (name, flank, status, created_at, truth_id) VALUES (?,?,?,?,?)",
                       (name, flank, status, created_at, truth_id))
     return int(cur.lastrowid)
+
+
+# -- used by detect / identify (identify.pipeline) --
+def flanks(cat: Catalog | sqlite3.Connection) -> dict[int, str]:
+    """id -> flank of every individual, merged and rejected ones included."""
+    return {int(r[0]): r[1] for r in cat.execute("SELECT id, flank FROM individuals")}

@@ -52,3 +52,44 @@ def insert(cat: Catalog | sqlite3.Connection, *, deployment_id: str, sha: str, p
     cur = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
                       "VALUES (?,?,?,?,?,?,?)", (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes))
     return int(cur.lastrowid)
+
+
+# -- used by detect / identify (detect.run) --
+def _of_deployment(deployment: str | None, column: str = "deployment_id") -> tuple[str, tuple]:
+    """The optional `` AND <column> = ?`` part and its argument (none without ``deployment``)."""
+    return (f" AND {column} = ?", (deployment,)) if deployment else ("", ())
+
+
+def awaiting_detection(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> list[sqlite3.Row]:
+    """Media detect still has to process (no ``detection_status`` row): photos and video frames, not videos
+    (they go through their frames), of all deployments or of ``deployment``, by id: ``id, path, rel_path, kind,
+    parent_id``."""
+    where, args = _of_deployment(deployment, "m.deployment_id")
+    return cat.execute("SELECT m.id, m.path, m.rel_path, m.kind, m.parent_id FROM media m "
+                       "LEFT JOIN detection_status s ON s.media_id = m.id WHERE s.media_id IS NULL "
+                       f"AND m.kind != 'video'{where} ORDER BY m.id", args).fetchall()
+
+
+def count_frames(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> int:
+    """How many media rows detect analyses (every kind but 'video'), of all deployments or of ``deployment``."""
+    where, args = _of_deployment(deployment)
+    return int(cat.execute(f"SELECT COUNT(*) FROM media WHERE kind != 'video'{where}", args).fetchone()[0])
+
+
+def count_ingest_failures(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> int:
+    """How many files ingest could not read, of all deployments or of ``deployment``."""
+    where, args = _of_deployment(deployment)
+    return int(cat.execute(f"SELECT COUNT(*) FROM ingest_failures WHERE 1{where}", args).fetchone()[0])
+
+
+def videos_without_frames(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> list[str]:
+    """``rel_path`` of the videos no frame was sampled from (ingested by a spotid that did not sample videos),
+    of all deployments or of ``deployment``, in table order."""
+    where, args = _of_deployment(deployment, "v.deployment_id")
+    return [r[0] for r in cat.execute("SELECT v.rel_path FROM media v WHERE v.kind = 'video' AND NOT EXISTS "
+                                      f"(SELECT 1 FROM media c WHERE c.parent_id = v.id){where}", args)]
+
+
+def deployment_ids(cat: Catalog | sqlite3.Connection) -> list[str]:
+    """The distinct ``deployment_id`` of the media rows, in the order SQLite returns them."""
+    return [r[0] for r in cat.execute("SELECT DISTINCT deployment_id FROM media")]

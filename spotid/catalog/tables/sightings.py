@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Sequence
 
-from spotid.catalog import now_iso
+from spotid.catalog import flank_seen_sql, now_iso, set_aside_sql
 from spotid.types import SightingRow
 
 if TYPE_CHECKING:
@@ -168,3 +168,68 @@ def insert(cat: Catalog | sqlite3.Connection, *, detection_id: int, individual_i
     cur = cat.execute("INSERT INTO sightings (detection_id, individual_id, status, updated_at) VALUES (?,?,?,?)",
                       (detection_id, individual_id, status, updated_at))
     return int(cur.lastrowid)
+
+
+# -- used by detect / identify (identify.pipeline, identify.writer) --
+def gallery(cat: Catalog | sqlite3.Connection, flank: str) -> list[sqlite3.Row]:
+    """identify's known crops of one flank, by detection id: sightings auto, confirmed or pending of
+    individuals confirmed, proposed or merged of that flank whose flank was seen (:func:`flank_seen_sql`), with
+    their crop's ``detection_id, embedding, embedder, keypoints, descriptors, infrared, motion_keypoints,
+    motion_descriptors, features_version, crop_path``, the box ``x, y, w, h``, the frame's ``deployment_id`` and
+    ``ind``: the individual, or the one it was merged into."""
+    return cat.execute(
+        "SELECT c.detection_id, c.embedding, c.embedder, c.keypoints, c.descriptors, c.infrared, "
+        "c.motion_keypoints, c.motion_descriptors, c.features_version, c.crop_path, "
+        "d.x, d.y, d.w, d.h, m.deployment_id, "
+        "COALESCE(i.merged_into, i.id) AS ind FROM sightings s JOIN individuals i ON i.id = s.individual_id "
+        "JOIN crops c ON c.detection_id = s.detection_id JOIN detections d ON d.id = s.detection_id "
+        "JOIN media m ON m.id = d.media_id "
+        "WHERE s.status IN ('auto', 'confirmed', 'pending') AND i.status IN ('confirmed', 'proposed', 'merged') "
+        f"AND i.flank = ? AND {flank_seen_sql()} ORDER BY s.detection_id", (flank,)).fetchall()
+
+
+def delete_set_aside(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> int:
+    """Delete the sightings identify set aside that no person has decided since (:func:`set_aside_sql`), of
+    all deployments or of ``deployment``'s media; their candidates go with them. Returns how many."""
+    sql = f"DELETE FROM sightings WHERE {set_aside_sql('sightings')}"
+    args: list = []
+    if deployment:
+        sql += (" AND detection_id IN (SELECT d.id FROM detections d JOIN media m ON m.id = d.media_id "
+                "WHERE m.deployment_id = ?)")
+        args.append(deployment)
+    return cat.execute(sql, args).rowcount
+
+
+def insert_set_aside(cat: Catalog | sqlite3.Connection, *, detection_id: int, flank: str, run_id: int,
+                     model_version: str, updated_at: str, reason: str) -> int | None:
+    """Add a sighting without an individual, status 'unusable', with its ``set_aside_reason``; its id, or None
+    (nothing written) when the detection already has a sighting."""
+    cur = cat.execute(
+        "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, run_id, "
+        "model_version, updated_at, set_aside_reason) VALUES (?, NULL, ?, 'unusable', ?, ?, ?, ?)",
+        (detection_id, flank, run_id, model_version, updated_at, reason))
+    return None if cur.rowcount == 0 else int(cur.lastrowid)
+
+
+def insert_identified(cat: Catalog | sqlite3.Connection, *, detection_id: int, individual_id: int, flank: str,
+                      status: str, probability: float | None, run_id: int, model_version: str,
+                      updated_at: str) -> int | None:
+    """Add a sighting assigned to ``individual_id`` (``probability`` None: a new individual's founding frame);
+    its id, or None (nothing written) when the detection already has a sighting."""
+    cur = cat.execute(
+        "INSERT OR IGNORE INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
+        "model_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (detection_id, individual_id, flank, status, probability, run_id, model_version, updated_at))
+    return None if cur.rowcount == 0 else int(cur.lastrowid)
+
+
+def insert_candidate(cat: Catalog | sqlite3.Connection, *, sighting_id: int, individual_id: int, rank: int,
+                     embed_score: float | None, verify_inliers: int | None, probability: float | None,
+                     reference_detection_id: int, evidence_json: str, run_id: int, model_version: str) -> None:
+    """Add one ranked candidate individual of a sighting (ignored when it is one of its candidates already)."""
+    cat.execute(
+        "INSERT OR IGNORE INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "
+        "probability, reference_detection_id, evidence_json, run_id, model_version) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (sighting_id, individual_id, rank, embed_score, verify_inliers, probability, reference_detection_id,
+         evidence_json, run_id, model_version))
