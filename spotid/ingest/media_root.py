@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import deployments, detections, media
 from spotid.ingest.probe import CHUNK, DIGEST_BYTES
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class RelocateError(ValueError):
 
 def media_root(cat: Catalog, deployment_id: str) -> Path | None:
     """The deployment's media root, or None (no ingest yet, or media written by something else)."""
-    root = cat.scalar("SELECT media_root FROM deployments WHERE id = ?", (deployment_id,))
+    root = deployments.media_root(cat, deployment_id)
     return Path(root) if root else None
 
 
@@ -39,10 +40,10 @@ def attach_card(cat: Catalog, deployment_id: str, card: Path) -> Path:
     """Make ``card`` (an absolute, resolved folder) part of the deployment's media root; returns the root
     the card's rel_paths are to be taken from. Widening the root rewrites the stored rel_paths in the
     same transaction."""
-    with cat.transaction():
+    with cat.transaction() as conn:
         old = media_root(cat, deployment_id)
         if old is None:
-            cat.execute("UPDATE deployments SET media_root = ? WHERE id = ?", (str(card), deployment_id))
+            deployments.set_media_root(conn, deployment_id, str(card))
             return card
         if card == old or card.is_relative_to(old):
             return old
@@ -53,8 +54,8 @@ def attach_card(cat: Catalog, deployment_id: str, card: Path) -> Path:
                 "instead of ingesting it again (a new card of this deployment ingests as usual)")
         new = Path(os.path.commonpath([old, card]))
         prefix = old.relative_to(new).as_posix() + "/"
-        cat.execute("UPDATE deployments SET media_root = ? WHERE id = ?", (str(new), deployment_id))
-        cat.execute("UPDATE media SET rel_path = ? || rel_path WHERE deployment_id = ?", (prefix, deployment_id))
+        deployments.set_media_root(conn, deployment_id, str(new))
+        media.prefix_rel_paths(conn, deployment_id, prefix)
     if new == Path(new.anchor):
         log.warning("deployment %s: its cards %s and %s share no folder but %s, which is now its media root; "
                     "ingest each camera's cards under one folder (e.g. cards/%s/) so paths stay short",
@@ -67,11 +68,10 @@ def attach_card(cat: Catalog, deployment_id: str, card: Path) -> Path:
 def _holds_ingested_files(cat: Catalog, deployment_id: str, folder: Path, probes: int = 5) -> bool:
     """True when ``folder`` has, at their stored rel_paths and sizes, some of the deployment's files
     (a few spread over the deployment): the card folder moved, rather than a new card."""
-    rows = cat.query("SELECT rel_path, size_bytes FROM media WHERE deployment_id = ? AND parent_id IS NULL "
-                     "ORDER BY rel_path", (deployment_id,))
+    rows = media.files_of_deployment(cat, deployment_id)
     for i in _spread(len(rows), probes):
-        f = folder.joinpath(*PurePosixPath(rows[i]["rel_path"]).parts)
-        if f.is_file() and f.stat().st_size == rows[i]["size_bytes"]:
+        f = folder.joinpath(*PurePosixPath(rows[i].rel_path).parts)
+        if f.is_file() and f.stat().st_size == rows[i].size_bytes:
             return True
     return False
 
@@ -140,15 +140,14 @@ class MediaRelocator:
 
     def __call__(self, deployment_id: str, new_root: str | Path) -> RelocateResult:
         cat = self.cat
-        if cat.scalar("SELECT COUNT(*) FROM deployments WHERE id = ?", (deployment_id,)) == 0:
+        if deployments.get(cat, deployment_id) is None:
             raise RelocateError(f"no deployment {deployment_id!r} in {cat.path}: see `spotid deployments list`")
         new = Path(new_root).expanduser().resolve()
         if not new.is_dir():
             raise RelocateError(f"{new_root} is not a folder: pass the folder the card was moved to")
         old = media_root(cat, deployment_id)
         # a video's sampled frames live in the frame cache beside the catalog, not under the media root
-        rows = cat.query("SELECT id, rel_path, sha, size_bytes FROM media WHERE deployment_id = ? AND parent_id IS NULL "
-                         "ORDER BY rel_path", (deployment_id,))
+        rows = media.files_of_deployment(cat, deployment_id)
         if not rows:
             raise RelocateError(f"deployment {deployment_id} has no media: nothing to relocate (ingest its card with "
                                 f"`spotid ingest CARD --deployment {deployment_id}`)")
@@ -159,27 +158,27 @@ class MediaRelocator:
         res = RelocateResult(deployment_id, str(old), str(new), len(rows))
         picked = set(_spread(len(rows), self.sample))
         for i, r in enumerate(rows):
-            f = new.joinpath(*PurePosixPath(r["rel_path"]).parts)
+            f = new.joinpath(*PurePosixPath(r.rel_path).parts)
             try:
                 size = f.stat().st_size
             except OSError:
-                res.missing.append(r["rel_path"])
+                res.missing.append(r.rel_path)
                 if i in picked:
-                    res.mismatches.append(Mismatch(r["rel_path"], "missing"))
+                    res.mismatches.append(Mismatch(r.rel_path, "missing"))
                 continue
             res.checked_sizes += 1
-            if size != r["size_bytes"]:
-                res.mismatches.append(Mismatch(r["rel_path"], f"{size} bytes, the catalog has {r['size_bytes']}"))
+            if size != r.size_bytes:
+                res.mismatches.append(Mismatch(r.rel_path, f"{size} bytes, the catalog has {r.size_bytes}"))
                 continue
             if i in picked:
                 res.checked_hashes += 1
                 try:
-                    same = content_hash(f) == r["sha"]
+                    same = content_hash(f) == r.sha
                 except OSError as e:
-                    res.mismatches.append(Mismatch(r["rel_path"], f"unreadable ({e.strerror or e})"))
+                    res.mismatches.append(Mismatch(r.rel_path, f"unreadable ({e.strerror or e})"))
                     continue
                 if not same:
-                    res.mismatches.append(Mismatch(r["rel_path"], "different content (hash)"))
+                    res.mismatches.append(Mismatch(r.rel_path, "different content (hash)"))
         if res.mismatches:
             raise RelocateError(self._refusal(res))
         if res.missing:
@@ -202,26 +201,21 @@ class MediaRelocator:
 
     def _move(self, res: RelocateResult, old: Path, new: Path) -> None:
         cat, dep = self.cat, res.deployment_id
-        with cat.transaction():
-            cat.execute("UPDATE deployments SET media_root = ? WHERE id = ?", (str(new), dep))
+        with cat.transaction() as conn:
+            deployments.set_media_root(conn, dep, str(new))
             # detect/run.py's failure text for a frame it could not find, at the path being replaced
-            cleared = cat.execute(
-                "DELETE FROM detection_status WHERE media_id IN (SELECT id FROM media WHERE deployment_id = ?) "
-                "AND failure = 'file not found: ' || (SELECT m.path FROM media m WHERE m.id = media_id)",
-                (dep,)).rowcount
-            rows = cat.query("SELECT id, rel_path FROM media WHERE deployment_id = ? AND parent_id IS NULL", (dep,))
-            cat.conn.executemany("UPDATE media SET path = ? WHERE id = ?",
-                                 [(str(new.joinpath(*PurePosixPath(r["rel_path"]).parts)), r["id"]) for r in rows])
-            fails = cat.query("SELECT id, path FROM ingest_failures WHERE deployment_id = ?", (dep,))
-            moved = []
-            for r in fails:
+            cleared = detections.clear_file_not_found(conn, dep)
+            rows = media.files_of_deployment(conn, dep)
+            media.set_paths(conn, {r.id: str(new.joinpath(*PurePosixPath(r.rel_path).parts)) for r in rows})
+            moved = {}
+            for r in media.failures(conn, dep):
                 p = Path(r["path"])
                 if p.is_relative_to(old):
-                    moved.append((str(new / p.relative_to(old)), r["id"]))
+                    moved[r["id"]] = str(new / p.relative_to(old))
             # a failure already recorded at the new place (ingested there before) keeps its own row
-            taken = {r["path"] for r in cat.query("SELECT path FROM ingest_failures")}
-            moved = [m for m in moved if m[0] not in taken]
-            cat.conn.executemany("UPDATE ingest_failures SET path = ? WHERE id = ?", moved)
+            taken = media.failure_paths(conn)
+            moved = {i: p for i, p in moved.items() if p not in taken}
+            media.set_failure_paths(conn, moved)
         res.moved, res.failures_moved, res.detect_cleared = True, len(moved), cleared
         log.debug("deployment %s: media root %s -> %s (%d media)", dep, old, new, len(rows))
 

@@ -136,3 +136,14 @@ def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | No
         sql += " AND m.deployment_id = ?"
         args.append(deployment)
     return cat.execute(sql + " ORDER BY m.timestamp, d.id", args).fetchall()
+
+
+# -- used by ingest (media_root) --
+def clear_file_not_found(cat: Catalog | sqlite3.Connection, deployment_id: str) -> int:
+    """Delete the ``detection_status`` rows of the deployment's media whose failure is detect's
+    ``file not found: <media.path>`` at the media row's current path (so the next detect run processes those
+    frames again); returns how many were deleted. Call before the paths change."""
+    return cat.execute(
+        "DELETE FROM detection_status WHERE media_id IN (SELECT id FROM media WHERE deployment_id = ?) "
+        "AND failure = 'file not found: ' || (SELECT m.path FROM media m WHERE m.id = media_id)",
+        (deployment_id,)).rowcount
