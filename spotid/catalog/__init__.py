@@ -227,6 +227,12 @@ class Catalog:
             )
         return int(cur.lastrowid)
 
+    def record_run(self, stage: str, model_version: str | None = None, status: str = "done") -> int:
+        """Record a run that is already over (no config, no finish time): a catalog built by hand, such as
+        the review page's demo; returns its id. Inside the caller's transaction."""
+        return int(self.conn.execute("INSERT INTO runs (stage, started_at, status, model_version) VALUES (?, ?, ?, ?)",
+                                     (stage, now_iso(), status, model_version)).lastrowid)
+
     def finish_run(self, run_id: int, status: str = "done", summary: dict | None = None) -> None:
         with self.transaction():
             self.conn.execute(

@@ -264,6 +264,7 @@ def deployments_check(
       spotid deployments check --db season.db --outages known_outages.csv
     """
     from spotid.config import resolve_config
+    from spotid.catalog.tables import deployments as deployments_table
     from spotid.ingest.health import CameraCheck, HealthConfig, OutagesError, read_outages, reports_to_json
     from spotid.cliutil import open_catalog
     from spotid.util import print_json
@@ -273,7 +274,7 @@ def deployments_check(
     except (ValueError, OSError) as e:
         raise typer.BadParameter(str(e), param_hint="--config") from None
     with open_catalog(db, create=False) as cat:
-        deps = {r["id"]: dict(r) for r in cat.query("SELECT * FROM deployments")}
+        deps = {r["id"]: dict(r) for r in deployments_table.rows(cat)}
         if deployment is not None and deployment not in deps:
             raise typer.BadParameter(f"no deployment {deployment!r}; see `spotid deployments list`",
                                      param_hint="--deployment")
@@ -326,18 +327,11 @@ def media_list(
     from spotid.cliutil import existing_catalog
     from spotid.util import print_json
 
-    where, args = ("WHERE deployment_id = ?", [deployment]) if deployment else ("", [])
-    lim = f" LIMIT {int(limit)}" if limit > 0 else ""
+    from spotid.catalog.tables import media as media_table
+
     with existing_catalog(db) as cat:
-        if failures:
-            rows = [dict(r) for r in cat.query(
-                f"SELECT id, deployment_id, path, reason, run_id, recorded_at FROM ingest_failures {where} "
-                f"ORDER BY path{lim}", args)]
-        else:
-            rows = [dict(r) for r in cat.query(
-                "SELECT id, deployment_id, timestamp, time_source, sequence_id, frame_num, kind, width, height, "
-                "make, model, serial, sha, rel_path, path, warning FROM media "
-                f"{where} ORDER BY deployment_id, timestamp, path{lim}", args)]
+        listed = media_table.failures if failures else media_table.listing
+        rows = [dict(r) for r in listed(cat, deployment, limit)]
     if json_out:
         print_json(rows)
     elif failures:

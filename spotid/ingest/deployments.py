@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, time
 from pathlib import Path
 
-from spotid.catalog import Catalog, now_iso
+from spotid.catalog import Catalog
+from spotid.catalog.tables import deployments as deployments_table
+from spotid.catalog.tables import media as media_table
 from spotid.util import format_tz, parse_tz
 
 log = logging.getLogger(__name__)
@@ -168,16 +170,13 @@ def _from_row(r) -> Deployment:
 
 
 def get_deployment(cat: Catalog, deployment_id: str) -> Deployment | None:
-    rows = cat.query("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
-    return _from_row(rows[0]) if rows else None
+    row = deployments_table.get(cat, deployment_id)
+    return _from_row(row) if row is not None else None
 
 
 def list_deployments(cat: Catalog) -> list[tuple[Deployment, int]]:
     """All deployments with their number of media, ordered by id."""
-    rows = cat.query(
-        "SELECT d.*, (SELECT COUNT(*) FROM media m WHERE m.deployment_id = d.id) AS n_media "
-        "FROM deployments d ORDER BY d.id"
-    )
+    rows = deployments_table.with_media_counts(cat)
     return [(_from_row(r), int(r["n_media"])) for r in rows]
 
 
@@ -186,15 +185,11 @@ def upsert_deployment(cat: Catalog, dep: Deployment) -> str:
     old = get_deployment(cat, dep.id)
     if old is not None and old == dep:
         return "unchanged"
-    values = [getattr(dep, c) for c in _COLS]
-    extra = json.dumps(dep.extra, sort_keys=True) if dep.extra else None
+    values = {c: getattr(dep, c) for c in _COLS}
+    values["extra_json"] = json.dumps(dep.extra, sort_keys=True) if dep.extra else None
+    values["auto_created"] = int(dep.auto_created)
     with cat.transaction():
-        cat.execute(
-            f"INSERT INTO deployments ({', '.join(_COLS)}, extra_json, auto_created, created_at) "
-            f"VALUES ({', '.join('?' * (len(_COLS) + 3))}) ON CONFLICT(id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _COLS[1:] + ["extra_json", "auto_created"]),
-            (*values, extra, int(dep.auto_created), now_iso()),
-        )
+        deployments_table.upsert(cat, values)
     return "added" if old is None else "updated"
 
 
@@ -207,7 +202,7 @@ def add_deployment(cat: Catalog, dep: Deployment, *, replace_existing: bool = Fa
             f"deployment {dep.id} already exists with other details: pass --replace to overwrite it, "
             "or choose another ID")
     if old is not None and dep.tz != old.tz and old.tz is not None:
-        n = cat.scalar("SELECT COUNT(*) FROM media WHERE deployment_id = ?", (dep.id,))
+        n = media_table.count_of_deployment(cat, dep.id)
         if n:
             log.warning("deployment %s: tz changes %s -> %s; its %d media keep the times they were "
                         "ingested with (re-ingest into a fresh catalog to re-time them)", dep.id, old.tz, dep.tz, n)

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from spotid.catalog.tables import deployments as deployments_table
+from spotid.catalog.tables import media as media_table
 from spotid.util import parse_tz
 
 log = logging.getLogger(__name__)
@@ -434,15 +436,15 @@ class CameraCheck:
     def __call__(self, cat, known: list[Outage] | tuple = ()) -> list[CameraReport]:
         from spotid.census.result import parse_ts
 
-        deps = {r["id"]: dict(r) for r in cat.query("SELECT id, location_id, start, \"end\", tz FROM deployments")}
+        deps = {r["id"]: {k: r[k] for k in ("id", "location_id", "start", "end", "tz")}
+                for r in deployments_table.rows(cat)}
         media: dict[str, list[MediaTime]] = {d: [] for d in deps}
         # a video's sampled frames (parent_id) are no triggers of their own
-        for r in cat.query("SELECT id, deployment_id, timestamp, path, rel_path FROM media WHERE kind = 'image' "
-                           "AND parent_id IS NULL"):
-            path, rel = r["path"] or "", r["rel_path"] or ""
+        for r in media_table.camera_photos(cat):
+            path, rel = r.path or "", r.rel_path or ""
             root = path[: len(path) - len(rel)] if rel and path.endswith(rel) else str(Path(path).parent)
-            media.setdefault(r["deployment_id"], []).append(
-                MediaTime(r["id"], parse_ts(r["timestamp"]), (root,) + natural_key(rel or path)))
+            media.setdefault(r.deployment_id, []).append(
+                MediaTime(r.id, parse_ts(r.timestamp), (root,) + natural_key(rel or path)))
         first = {d: check_series(d, ms, start=parse_ts(deps.get(d, {}).get("start")),
                                  end=parse_ts(deps.get(d, {}).get("end")),
                                  station=deps.get(d, {}).get("location_id") or d, config=self.config, now=self.now)

@@ -23,13 +23,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from spotid.catalog import Catalog, now_iso
+from spotid.catalog import Catalog
+from spotid.catalog.tables import media
 from spotid.ingest.deployments import Deployment, ensure_deployment, set_deployment_tz
 from spotid.ingest.media_root import RelocateError, attach_card
 from spotid.ingest.probe import Probe, file_kind, probe_file
 from spotid.ingest.sequences import recompute_sequences
 from spotid.ingest.timefrom import TimeFromError, parse_time_from
 from spotid.ingest.video import FrameSampler, VideoError, frames_dir, insert_frames, sample_probe, sampled_video_shas
+from spotid.types import MediaRow
 from spotid.util import batched, format_tz, parse_tz, progress
 
 log = logging.getLogger(__name__)
@@ -221,6 +223,11 @@ def check_card(card_dir: str | Path) -> None:
                           + ": pass the folder the SD card was copied to (the one holding DCIM)")
 
 
+# the media columns of the row tuples ingest builds for _write, in their order
+_ROW_COLUMNS = ("deployment_id", "sha", "path", "rel_path", "kind", "timestamp", "time_source", "width", "height",
+                "size_bytes", "make", "model", "serial", "warning", "run_id")
+
+
 class Ingester:
     """Ingest SD-card dumps into ``catalog`` with ``config``; call with (card_dir, deployment_id)."""
 
@@ -375,49 +382,32 @@ class Ingester:
         resumed batch) no-ops. ``videos``: probes whose sampled frames become the videos' child rows."""
         with self.cat.transaction():
             for r in rows:
-                cur = self.cat.execute(
-                    "INSERT OR IGNORE INTO media (deployment_id, sha, path, rel_path, kind, timestamp, time_source, "
-                    "width, height, size_bytes, make, model, serial, warning, run_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
-                if cur.rowcount == 1:
+                row = MediaRow(**dict(zip(_ROW_COLUMNS, r)))
+                if media.insert_if_new(self.cat, row):
                     s.media_added += 1
                     continue
                 s.duplicates += 1
-                path, owner, source = self.cat.query(
-                    "SELECT path, deployment_id, time_source FROM media WHERE sha = ?", (r[1],))[0]
-                s.already_ingested += path == r[2]
-                if path == r[2] and source == "mtime" and r[6] != "mtime":  # a re-run that found the camera time
-                    self.cat.execute("UPDATE media SET timestamp = ?, time_source = ?, warning = ? WHERE sha = ?",
-                                     (r[5], r[6], r[13], r[1]))
+                old = media.by_sha(self.cat, row.sha)
+                s.already_ingested += old.path == row.path
+                if old.path == row.path and old.time_source == "mtime" and row.time_source != "mtime":
+                    # a re-run that found the camera time
+                    media.set_time(self.cat, row.sha, row.timestamp, row.time_source, row.warning)
                     s.times_updated += 1
-                if owner != dep_id:
-                    s.elsewhere[owner] = s.elsewhere.get(owner, 0) + 1
+                if old.deployment_id != dep_id:
+                    s.elsewhere[old.deployment_id] = s.elsewhere.get(old.deployment_id, 0) + 1
             for p in videos:
                 n = insert_frames(self.cat, p.sha, p.frames, s.run_id)
                 s.videos_sampled += n > 0
                 s.video_frames += n
             # A file that ingests now is no longer a failure (it was re-copied).
-            self.cat.conn.executemany("DELETE FROM ingest_failures WHERE path = ?", [(r[2],) for r in rows])
-            self.cat.conn.executemany(
-                "INSERT INTO ingest_failures (run_id, deployment_id, path, reason, recorded_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(path) DO UPDATE SET run_id = excluded.run_id, deployment_id = excluded.deployment_id, "
-                "reason = excluded.reason, recorded_at = excluded.recorded_at",
-                [(s.run_id, dep_id, str(p.path), p.failure, now_iso()) for p in failures])
+            media.clear_failures(self.cat, [r[2] for r in rows])
+            media.record_failures(self.cat, s.run_id, dep_id, [(str(p.path), p.failure) for p in failures])
 
     def _count_time_sources(self, shas: list[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for chunk in batched(shas, 500):
-            for source, n in self.cat.query(
-                    f"SELECT time_source, COUNT(*) FROM media WHERE sha IN ({', '.join('?' * len(chunk))}) "
-                    "GROUP BY time_source", chunk):
-                counts[source or "none"] = counts.get(source or "none", 0) + n
+        for source, n in media.count_by_time_source(self.cat, shas).items():
+            counts[source or "none"] = counts.get(source or "none", 0) + n
         return dict(sorted(counts.items()))
 
     def _count_sequences(self, shas: list[str]) -> int:
-        seqs: set[int] = set()
-        for chunk in batched(shas, 500):
-            rows = self.cat.query(
-                f"SELECT DISTINCT sequence_id FROM media WHERE sha IN ({', '.join('?' * len(chunk))}) "
-                "AND sequence_id IS NOT NULL", chunk)
-            seqs.update(r[0] for r in rows)
-        return len(seqs)
+        return len(media.sequence_ids_of(self.cat, shas))

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import datetime
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import media as media_table
 
 
 def group_by_gap(times: list[float], gap_s: float, alone: list[bool] | None = None) -> list[list[int]]:
@@ -48,13 +49,11 @@ def recompute_sequences(cat: Catalog, deployment_id: str, gap_s: float) -> int:
     ``time_source`` 'mtime' are sequences of one (see the module docstring).
     """
     with cat.transaction():
-        rows = cat.query(
-            "SELECT id, timestamp, rel_path, path, sequence_id, frame_num, time_source FROM media "
-            "WHERE deployment_id = ? AND timestamp IS NOT NULL", (deployment_id,))
-        old_ids = {r[0] for r in cat.query("SELECT id FROM sequences WHERE deployment_id = ?", (deployment_id,))}
+        rows = media_table.timed_of_deployment(cat, deployment_id)
+        old_ids = media_table.sequence_ids_of_deployment(cat, deployment_id)
         media = sorted(
-            ((datetime.fromisoformat(r["timestamp"]), r["path"], r["id"], r["sequence_id"], r["frame_num"],
-              r["time_source"] == "mtime") for r in rows),
+            ((datetime.fromisoformat(r.timestamp), r.path, r.id, r.sequence_id, r.frame_num,
+              r.time_source == "mtime") for r in rows),
             key=lambda m: (m[0].timestamp(), m[1]),
         )
         groups = group_by_gap([m[0].timestamp() for m in media], gap_s, [m[5] for m in media])
@@ -68,15 +67,12 @@ def recompute_sequences(cat: Catalog, deployment_id: str, gap_s: float) -> int:
                 best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
                 seq_updates.append((start, end, len(frames), best))
             else:
-                best = int(cat.execute(
-                    "INSERT INTO sequences (deployment_id, start, end, n_media) VALUES (?, ?, ?, ?)",
-                    (deployment_id, start, end, len(frames))).lastrowid)
+                best = media_table.insert_sequence(cat, deployment_id, start, end, len(frames))
             claimed.add(best)
             for k, m in enumerate(frames):
                 if (m[3], m[4]) != (best, k):
                     media_updates.append((best, k, m[2]))
-        cat.conn.executemany("UPDATE sequences SET start = ?, end = ?, n_media = ? WHERE id = ?", seq_updates)
-        cat.conn.executemany("UPDATE media SET sequence_id = ?, frame_num = ? WHERE id = ?", media_updates)
-        stale = old_ids - claimed
-        cat.conn.executemany("DELETE FROM sequences WHERE id = ?", [(i,) for i in stale])
+        media_table.update_sequences(cat, seq_updates)
+        media_table.set_sequence_frames(cat, media_updates)
+        media_table.delete_sequences(cat, old_ids - claimed)
     return len(groups)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from spotid.catalog.tables import media as media_table
+from spotid.types import MediaRow
 from spotid.util import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -262,8 +264,7 @@ def sample_probe(probe, sampler: FrameSampler, cache: Path) -> None:
 
 def sampled_video_shas(cat) -> set[str]:
     """Content hashes of the catalog's videos that already have frames (an ingest re-run skips them)."""
-    return {r[0] for r in cat.query(
-        "SELECT v.sha FROM media v WHERE v.kind = 'video' AND EXISTS (SELECT 1 FROM media c WHERE c.parent_id = v.id)")}
+    return media_table.sampled_video_shas(cat)
 
 
 def frame_rel_path(video_rel: str, index: int) -> str:
@@ -275,24 +276,19 @@ def insert_frames(cat, video_sha: str, frames: list[SavedFrame], run_id: int | N
     """Add ``frames`` as media children of the video with content hash ``video_sha`` (inside the caller's
     transaction); returns the number added. A video that already has frames gets none (a re-run, or the same
     clip on a second card). Frame time = the video's start + offset, to the second, with its time source."""
-    rows = cat.query("SELECT id, deployment_id, rel_path, timestamp, time_source, make, model, serial FROM media "
-                     "WHERE sha = ? AND kind = 'video'", (video_sha,))
-    if not rows or not frames:
+    v = media_table.video_by_sha(cat, video_sha)
+    if v is None or not frames:
         return 0
-    v = rows[0]
-    if cat.scalar("SELECT 1 FROM media WHERE parent_id = ? LIMIT 1", (v["id"],)):
+    if media_table.has_frames(cat, v.id):
         return 0
-    start = datetime.fromisoformat(v["timestamp"]) if v["timestamp"] else None
+    start = datetime.fromisoformat(v.timestamp) if v.timestamp else None
     added = 0
     with cat.transaction():
         for f in frames:
             ts = (start + timedelta(seconds=f.offset_s)).replace(microsecond=0).isoformat() if start else None
-            cur = cat.execute(
-                "INSERT OR IGNORE INTO media (deployment_id, sha, path, rel_path, kind, timestamp, time_source, width, "
-                "height, size_bytes, make, model, serial, warning, run_id, parent_id, frame_offset_s) "
-                "VALUES (?, ?, ?, ?, 'image', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (v["deployment_id"], f.sha, str(f.path), frame_rel_path(v["rel_path"], f.index), ts, v["time_source"],
-                 f.width, f.height, f.size_bytes, v["make"], v["model"], v["serial"], None, run_id, v["id"],
-                 f.offset_s))
-            added += cur.rowcount
+            added += media_table.insert_if_new(cat, MediaRow(
+                deployment_id=v.deployment_id, sha=f.sha, path=str(f.path), rel_path=frame_rel_path(v.rel_path, f.index),
+                kind="image", timestamp=ts, time_source=v.time_source, width=f.width, height=f.height,
+                size_bytes=f.size_bytes, make=v.make, model=v.model, serial=v.serial, warning=None, run_id=run_id,
+                parent_id=v.id, frame_offset_s=f.offset_s))
     return added

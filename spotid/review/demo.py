@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from spotid.catalog import Catalog, now_iso
+from spotid.catalog.tables import crops, deployments, detections, individuals, media, sightings
+from spotid.types import MediaRow
 
 CROP_W, CROP_H = 420, 280
 FRAME_W, FRAME_H = 960, 640
@@ -154,16 +156,15 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
         return coats[(i, flank)]
 
     with Catalog(db_path) as cat, cat.transaction():
-        if cat.scalar("SELECT COUNT(*) FROM sightings"):
+        if sightings.count(cat):
             raise ValueError(f"{db_path} already holds sightings: build the demo in a new file")
-        run = cat.execute("INSERT INTO runs (stage, started_at, status, model_version) VALUES ('identify', ?, 'done', ?)",
-                          (now_iso(), "demo-embedder@000000000000")).lastrowid
+        run = cat.record_run("identify", "demo-embedder@000000000000")
         for k, st in enumerate(STATIONS):
             for cam in "AB":
-                cat.execute("INSERT INTO deployments (id, location_id, location_name, latitude, longitude, start, end, tz, "
-                            "camera_model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '+10:00', 'Reconyx HP2X', ?)",
-                            (f"{st}{cam}", st, f"Ridge trail {k + 1}", 43.1 + 0.02 * k, 131.5 + 0.03 * k,
-                             start.isoformat(), (start + timedelta(days=60)).isoformat(), now_iso()))
+                deployments.upsert(cat, {"id": f"{st}{cam}", "location_id": st, "location_name": f"Ridge trail {k + 1}",
+                                         "latitude": 43.1 + 0.02 * k, "longitude": 131.5 + 0.03 * k,
+                                         "start": start.isoformat(), "end": (start + timedelta(days=60)).isoformat(),
+                                         "tz": "+10:00", "camera_model": "Reconyx HP2X"})
         n_media = 0
 
         def add_detection(i: int, flank: str, A: np.ndarray, when: datetime, station: str, quality: float) -> int:
@@ -180,22 +181,17 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
             frame_path = image_dir / f"frame_{n_media:04d}.jpg"
             cv2.imwrite(str(frame_path), frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
             dep = f"{station}{'AB'[n_media % 2]}"
-            mid = cat.execute(
-                "INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, time_source, width, height, "
-                "size_bytes) VALUES (?, ?, ?, ?, 'image', ?, 'DateTimeOriginal', ?, ?, ?)",
-                (dep, f"demo{seed}-{n_media:06d}", str(frame_path), f"DCIM/100RECNX/IMG_{n_media:04d}.JPG",
-                 when.isoformat(), FRAME_W, FRAME_H, frame_path.stat().st_size)).lastrowid
-            did = cat.execute(
-                "INSERT INTO detections (media_id, run_id, detector, category, conf, x, y, w, h, label, label_conf) "
-                "VALUES (?, ?, 'demo', 1, 0.93, ?, ?, ?, ?, 'leopard', 0.97)",
-                (mid, run, x0 / FRAME_W, y0 / FRAME_H, cw / FRAME_W, ch / FRAME_H)).lastrowid
+            mid = media.insert(cat, MediaRow(
+                deployment_id=dep, sha=f"demo{seed}-{n_media:06d}", path=str(frame_path),
+                rel_path=f"DCIM/100RECNX/IMG_{n_media:04d}.JPG", kind="image", timestamp=when.isoformat(),
+                time_source="DateTimeOriginal", width=FRAME_W, height=FRAME_H, size_bytes=frame_path.stat().st_size))
+            did = detections.insert(cat, mid, run_id=run, detector="demo", category=1, conf=0.93, x=x0 / FRAME_W,
+                                    y=y0 / FRAME_H, w=cw / FRAME_W, h=ch / FRAME_H, label="leopard", label_conf=0.97)
             # Feature columns hold bytes, as identify leaves them; review must never read them.
-            cat.execute(
-                "INSERT INTO crops (detection_id, quality, blur, size_px, touches_edge, flank, flank_conf, embedding, "
-                "embedder, keypoints, descriptors, features_version, crop_path) "
-                "VALUES (?, ?, 0.1, ?, 0, ?, 0.95, ?, 'demo-embedder@000000000000', ?, ?, 'demo', ?)",
-                (did, quality, CROP_W, flank, r.random(128).astype("<f4").tobytes(),
-                 r.random((4, 2)).astype("<f4").tobytes(), r.random((4, 128)).astype("<f4").tobytes(), str(crop_path)))
+            emb = r.random(128).astype("<f4").tobytes()
+            kps, descs = r.random((4, 2)).astype("<f4").tobytes(), r.random((4, 128)).astype("<f4").tobytes()
+            crops.upsert_cache(cat, [(did, quality, 0.1, CROP_W, 0, flank, 0.95, emb, "demo-embedder@000000000000",
+                                      kps, descs, None, None, None, "demo", str(crop_path), None)])
             if animal is not None:
                 animal.images[int(did)] = crop
             return int(did)
@@ -211,8 +207,8 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
         for i in range(n_individuals):
             name = f"{'L' if flanks[i] == 'left' else 'R'}-{flanks[:i + 1].count(flanks[i]):04d}"  # identify's names
             names.append(name)
-            iid = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) "
-                              "VALUES (?, ?, 'confirmed', ?, 'import')", (name, flanks[i], now_iso())).lastrowid
+            iid = individuals.insert(cat, name=name, flank=flanks[i], status="confirmed", created_at=now_iso(),
+                                     created_by="import")
             out.individuals[name] = int(iid)
             ids.append(int(iid))
             out.references[name] = []
@@ -220,17 +216,17 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
                 A = _view(r, coat(i, flanks[i]).shape[:2])
                 did = add_detection(i, flanks[i], A, when_at(), STATIONS[int(r.integers(0, len(STATIONS)))],
                                     round(float(r.uniform(0.45, 0.95)), 2))
-                sid = cat.execute("INSERT INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
-                                  "model_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'demo', ?)",
-                                  (did, iid, flanks[i], "confirmed" if k % 2 == 0 else "auto",
-                                   round(float(r.uniform(0.9, 0.99)), 3), run, now_iso())).lastrowid
+                sid = sightings.insert_identified(cat, detection_id=did, individual_id=iid, flank=flanks[i],
+                                                  status="confirmed" if k % 2 == 0 else "auto",
+                                                  probability=round(float(r.uniform(0.9, 0.99)), 3), run_id=run,
+                                                  model_version="demo", updated_at=now_iso())
                 views[int(sid)] = A
                 out.references[name].append(int(sid))
         if n_individuals >= 2:  # the first left and the first right flank are one animal
             li = next(ids[i] for i in range(n_individuals) if flanks[i] == "left")
             ri = next(ids[i] for i in range(n_individuals) if flanks[i] == "right")
-            cat.execute("INSERT INTO flank_links (left_id, right_id, reason, created_at) VALUES (?, ?, 'paired-station', ?)",
-                        (li, ri, now_iso()))
+            individuals.upsert_flank_link(cat, li, ri, reason="paired-station", evidence_json=None,
+                                          created_at=now_iso())
 
         left = [i for i in range(n_individuals) if flanks[i] == "left"]
         n_new = 0
@@ -253,7 +249,7 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
             rows = []
             for ci, pr in zip(cand, probs):
                 ref_sid = out.references[names[ci]][0]
-                ref_det = int(cat.scalar("SELECT detection_id FROM sightings WHERE id = ?", (ref_sid,)))
+                ref_det = sightings.detection_of(cat, ref_sid)
                 n_pts = int(8 + 30 * pr) if ci == true_i else int(r.integers(0, 5))
                 if animal is not None:
                     ev = animal.evidence(did, ref_det)
@@ -272,19 +268,17 @@ def build_demo_catalog(db_path: str | Path, image_dir: str | Path, *, n_individu
                 rows.sort(key=lambda t: -t[1])
             proposed = ids[rows[0][0]]
             if new_animal or rows[0][1] < 0.3:
-                proposed = cat.execute("INSERT INTO individuals (name, flank, status, created_at, created_by) "
-                                       "VALUES (?, 'left', 'proposed', ?, ?)",
-                                       (f"L-{len(left) + n_new + 1:04d}", now_iso(), f"run:{run}")).lastrowid
+                proposed = individuals.insert(cat, name=f"L-{len(left) + n_new + 1:04d}", flank="left",
+                                              status="proposed", created_at=now_iso(), created_by=f"run:{run}")
                 n_new += 1
-            sid = cat.execute("INSERT INTO sightings (detection_id, individual_id, flank, status, probability, run_id, "
-                              "model_version, updated_at) VALUES (?, ?, 'left', 'pending', ?, ?, 'demo', ?)",
-                              (did, proposed, rows[0][1], run, now_iso())).lastrowid
+            sid = sightings.insert_identified(cat, detection_id=did, individual_id=proposed, flank="left",
+                                              status="pending", probability=rows[0][1], run_id=run,
+                                              model_version="demo", updated_at=now_iso())
             out.pending.append(int(sid))
             out.truth[int(sid)] = "new" if new_animal else names[true_i]
             for rank, (ci, pr, ref_det, ev) in enumerate(rows, start=1):
-                cat.execute("INSERT INTO match_candidates (sighting_id, individual_id, rank, embed_score, verify_inliers, "
-                            "probability, reference_detection_id, evidence_json, run_id, model_version) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'demo')",
-                            (sid, ids[ci], rank, round(0.4 + 0.5 * pr, 3), len(ev["query_pts"]), round(pr, 3), ref_det,
-                             json.dumps(ev), run))
+                sightings.insert_candidate(cat, sighting_id=sid, individual_id=ids[ci], rank=rank,
+                                           embed_score=round(0.4 + 0.5 * pr, 3), verify_inliers=len(ev["query_pts"]),
+                                           probability=round(pr, 3), reference_detection_id=ref_det,
+                                           evidence_json=json.dumps(ev), run_id=run, model_version="demo")
     return out

@@ -19,7 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from spotid.catalog import Catalog, flank_seen_sql, set_aside_sql
+from spotid.catalog import Catalog
+from spotid.catalog.tables import crops, detections, individuals, reviews, sightings
 from spotid.review.config import ReviewConfig
 
 log = logging.getLogger(__name__)
@@ -154,16 +155,6 @@ def uncertainty(p1: float | None, p2: float | None, threshold: float) -> float:
     return abs(p1 - threshold)
 
 
-def _queued(include_auto: bool, include_set_aside: bool) -> str:
-    """SQL condition on sightings ``s`` for what the queue holds."""
-    cond = ["s.status = 'pending'"]
-    if include_auto:
-        cond.append("s.status = 'auto'")
-    if include_set_aside:
-        cond.append(set_aside_sql())
-    return "(" + " OR ".join(cond) + ")"
-
-
 #: Queue groups in order: pending first, then machine-accepted, then set aside by identify.
 _GROUP = {"pending": 0, "auto": 1, "unusable": 2}
 
@@ -177,27 +168,8 @@ def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
     identify set aside ('unusable' with a ``set_aside_reason``: no left/right flank, matched nobody
     and not identifiable), so a person can rescue the ones the machine could not read; any decision
     takes one off the queue."""
-    where = _queued(include_auto, include_set_aside)
-    rows = cat.query(
-        f"""
-        SELECT s.id, s.probability,
-               (SELECT MAX(probability) FROM match_candidates mc WHERE mc.sighting_id = s.id) AS p1,
-               (SELECT probability FROM match_candidates mc WHERE mc.sighting_id = s.id
-                  ORDER BY probability DESC LIMIT 1 OFFSET 1) AS p2,
-               m.timestamp, s.status
-        FROM sightings s
-        JOIN detections d ON d.id = s.detection_id
-        JOIN media m ON m.id = d.media_id
-        WHERE {where}
-        """
-    )
-    skipped: dict[int, str] = {}
-    if reviewer is not None:
-        for r in cat.query(
-            "SELECT sighting_id, MAX(decided_at) FROM review_decisions "
-            "WHERE action = 'skip' AND undone_by IS NULL AND reviewer = ? AND sighting_id IS NOT NULL "
-            "GROUP BY sighting_id", (reviewer,)):
-            skipped[int(r[0])] = r[1]
+    rows = sightings.queue_rows(cat, include_auto, include_set_aside)
+    skipped: dict[int, str] = reviews.live_skips(cat, reviewer) if reviewer is not None else {}
     entries = []
     for r in rows:
         p1 = r["p1"] if r["p1"] is not None else r["probability"]
@@ -213,21 +185,10 @@ def queue_order(cat: Catalog, *, threshold: float, reviewer: str | None = None,
 def pending_count(cat: Catalog, include_auto: bool = False, include_set_aside: bool = False) -> int:
     """Sightings on the queue (pending, plus 'auto' ones with ``include_auto``, plus set-aside ones
     with ``include_set_aside``)."""
-    return int(cat.scalar(f"SELECT COUNT(*) FROM sightings s WHERE {_queued(include_auto, include_set_aside)}"))
+    return sightings.queue_count(cat, include_auto, include_set_aside)
 
 
 # -- crops -----------------------------------------------------------------------------------------
-#: Columns and joins of a CropInfo row; compose as f"SELECT {extra}, {CROP_COLS} {CROP_FROM} ...".
-CROP_COLS = """d.id AS detection_id, d.media_id, d.x, d.y, d.w, d.h,
-           c.quality, c.flank, c.crop_path IS NOT NULL AS has_image,
-           m.timestamp, m.deployment_id, COALESCE(dep.location_id, m.deployment_id) AS station, m.rel_path"""
-CROP_FROM = """FROM detections d
-    JOIN media m ON m.id = d.media_id
-    LEFT JOIN crops c ON c.detection_id = d.id
-    LEFT JOIN deployments dep ON dep.id = m.deployment_id"""
-_CROP_SQL = f"SELECT {CROP_COLS} {CROP_FROM}"
-
-
 def crop_from_row(r) -> CropInfo:
     return CropInfo(int(r["detection_id"]), int(r["media_id"]), r["quality"], r["flank"], bool(r["has_image"]),
                     r["timestamp"], r["deployment_id"], r["station"], r["rel_path"],
@@ -238,8 +199,7 @@ def crop_infos(cat: Catalog, detection_ids: Iterable[int]) -> dict[int, CropInfo
     ids = sorted({int(i) for i in detection_ids})
     if not ids:
         return {}
-    marks = ",".join("?" * len(ids))
-    return {int(r["detection_id"]): crop_from_row(r) for r in cat.query(f"{_CROP_SQL} WHERE d.id IN ({marks})", ids)}
+    return {int(r["detection_id"]): crop_from_row(r) for r in detections.crop_records(cat, ids)}
 
 
 def best_references(cat: Catalog, individual_id: int, flank: str | None, n: int) -> list[CropInfo]:
@@ -247,16 +207,7 @@ def best_references(cat: Catalog, individual_id: int, flank: str | None, n: int)
     of ``flank`` (any flank when None). As in identify's gallery, a view whose flank identify only
     inferred from a match (the classifier saw none, no person confirmed it) is no reference: a face
     would stand in for a flank."""
-    sql = (f"{_CROP_SQL} JOIN sightings s ON s.detection_id = d.id "
-           "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL "
-           f"AND {flank_seen_sql()}")
-    params: list = [individual_id]
-    if flank in ("left", "right"):
-        sql += " AND COALESCE(s.flank, c.flank) = ?"
-        params.append(flank)
-    sql += " ORDER BY c.quality IS NULL, c.quality DESC, d.id LIMIT ?"
-    params.append(n)
-    return [crop_from_row(r) for r in cat.query(sql, params)]
+    return [crop_from_row(r) for r in detections.best_reference_records(cat, individual_id, flank, n)]
 
 
 # -- individuals -----------------------------------------------------------------------------------
@@ -266,7 +217,7 @@ def resolve(cat: Catalog, individual_id: int) -> int:
     cur = int(individual_id)
     while cur not in seen:
         seen.add(cur)
-        nxt = cat.scalar("SELECT merged_into FROM individuals WHERE id = ?", (cur,))
+        nxt = individuals.merged_into(cat, cur)
         if nxt is None:
             return cur
         cur = int(nxt)
@@ -277,19 +228,12 @@ def resolve(cat: Catalog, individual_id: int) -> int:
 def individual_ref(cat: Catalog, individual_id: int | None) -> IndividualRef | None:
     if individual_id is None:
         return None
-    r = cat.conn.execute("SELECT id, name, flank, status, notes FROM individuals WHERE id = ?",
-                         (individual_id,)).fetchone()
-    return None if r is None else IndividualRef(int(r["id"]), r["name"], r["flank"], r["status"], r["notes"])
+    r = individuals.brief(cat, individual_id)
+    return None if r is None else IndividualRef(int(r.id), r.name, r.flank, r.status, r.notes)
 
 
 def _individual_stats(cat: Catalog, individual_id: int) -> tuple[int, tuple[str, ...], str | None]:
-    rows = cat.query(
-        """SELECT COUNT(*) AS n, MAX(m.timestamp) AS last_seen,
-                  GROUP_CONCAT(DISTINCT COALESCE(dep.location_id, m.deployment_id)) AS stations
-           FROM sightings s JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id
-           LEFT JOIN deployments dep ON dep.id = m.deployment_id
-           WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed')""", (individual_id,))
-    r = rows[0]
+    r = sightings.counted_stats(cat, individual_id)
     stations = tuple(sorted(set((r["stations"] or "").split(",")) - {""}))
     return int(r["n"]), stations, r["last_seen"]
 
@@ -314,17 +258,12 @@ def parse_evidence(text: str | None) -> Evidence | None:
 
 def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
     """The sighting with its query crop and ranked candidates (merged candidates resolved, deduped)."""
-    s = cat.conn.execute(
-        "SELECT id, detection_id, individual_id, flank, status, probability, model_version, version, "
-        "set_aside_reason FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+    s = sightings.get(cat, sighting_id)
     if s is None:
         raise NotFound(f"no sighting {sighting_id} in the catalog")
-    query = crop_infos(cat, [s["detection_id"]])[int(s["detection_id"])]
-    flank = s["flank"] or query.flank
-    rows = cat.query(
-        "SELECT individual_id, rank, embed_score, verify_inliers, probability, reference_detection_id, evidence_json "
-        "FROM match_candidates WHERE sighting_id = ? "
-        "ORDER BY rank, probability IS NULL, probability DESC", (sighting_id,))
+    query = crop_infos(cat, [s.detection_id])[int(s.detection_id)]
+    flank = s.flank or query.flank
+    rows = sightings.candidates(cat, sighting_id)
     refs = crop_infos(cat, [r["reference_detection_id"] for r in rows if r["reference_detection_id"] is not None])
     candidates: list[Candidate] = []
     seen: set[int] = set()
@@ -346,9 +285,9 @@ def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:
             n_sightings=n, stations=stations, last_seen=last_seen))
         if len(candidates) == cfg.max_candidates:
             break
-    proposed = individual_ref(cat, resolve(cat, s["individual_id"])) if s["individual_id"] is not None else None
+    proposed = individual_ref(cat, resolve(cat, s.individual_id)) if s.individual_id is not None else None
     proposed_rank = next((c.rank for c in candidates if proposed and c.individual_id == proposed.id), None)
-    conf = cat.scalar("SELECT flank_conf FROM crops WHERE detection_id = ?", (s["detection_id"],))
-    return QueueItem(int(s["id"]), int(s["version"]), s["status"], flank, s["probability"], s["model_version"],
-                     proposed, proposed_rank, query, tuple(candidates), s["set_aside_reason"],
-                     flank_source(flank, query.flank, s["status"]), None if conf is None else float(conf))
+    conf = crops.flank_conf(cat, s.detection_id)
+    return QueueItem(int(s.id), int(s.version), s.status, flank, s.probability, s.model_version,
+                     proposed, proposed_rank, query, tuple(candidates), s.set_aside_reason,
+                     flank_source(flank, query.flank, s.status), conf)

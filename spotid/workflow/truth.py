@@ -10,6 +10,7 @@ from pathlib import Path
 from spotid.catalog import Catalog
 from spotid.catalog.tables import deployments, detections, individuals, media, sightings
 from spotid.synth.truth import truth_boxes
+from spotid.types import MediaRow
 
 
 def read_truth(card_root: Path) -> tuple[int, int, dict]:
@@ -99,8 +100,9 @@ def catalog_from_world(cat: Catalog, world) -> dict[tuple[str, str], int]:
         for k, t in enumerate(world.triggers()):
             if t.species != "leopard" or t.view not in ("left", "right"):
                 continue
-            m = media.insert(conn, deployment_id=t.deployment, sha=f"s{k}", path=f"/world/{k}.jpg", rel_path=f"{k}.jpg",
-                             kind="image", timestamp=t.start.isoformat(), size_bytes=1)
+            m = media.insert(conn, MediaRow(deployment_id=t.deployment, sha=f"s{k}", path=f"/world/{k}.jpg",
+                                            rel_path=f"{k}.jpg", kind="image", timestamp=t.start.isoformat(),
+                                            size_bytes=1))
             key = (t.individual, t.view)
             if key not in ind:
                 ind[key] = individuals.insert_with_truth(conn, name=f"{key[0]}-{key[1]}", flank=key[1],

@@ -77,3 +77,10 @@ def upsert_local_features(cat: Catalog | sqlite3.Connection, rows: Iterable[tupl
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(detection_id, matcher) DO UPDATE SET "
         "version=excluded.version, keypoints=excluded.keypoints, descriptors=excluded.descriptors, "
         "infrared=excluded.infrared", rows)
+
+
+# -- used by review (queue) --
+def flank_conf(cat: Catalog | sqlite3.Connection, detection_id: int) -> float | None:
+    """The flank classifier's confidence for the detection's crop; None without a crop or a value."""
+    r = cat.execute("SELECT flank_conf FROM crops WHERE detection_id = ?", (detection_id,)).fetchone()
+    return None if r is None or r[0] is None else float(r[0])

@@ -74,3 +74,9 @@ def media_root(cat: Catalog | sqlite3.Connection, deployment_id: str) -> str | N
 def set_media_root(cat: Catalog | sqlite3.Connection, deployment_id: str, root: str) -> None:
     """Set ``deployments.media_root`` (an absolute folder, see spotid/ingest/media_root.py) of one deployment."""
     cat.execute("UPDATE deployments SET media_root = ? WHERE id = ?", (root, deployment_id))
+
+
+# -- used by review (browse) --
+def count_stations(cat: Catalog | sqlite3.Connection) -> int:
+    """Stations: distinct location_id (a deployment without one is a station of its own)."""
+    return int(cat.execute("SELECT COUNT(DISTINCT COALESCE(location_id, id)) FROM deployments").fetchone()[0] or 0)

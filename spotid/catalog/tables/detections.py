@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
+from spotid.catalog import flank_seen_sql
 from spotid.types import DetectionRow
 
 if TYPE_CHECKING:
@@ -147,3 +148,63 @@ def clear_file_not_found(cat: Catalog | sqlite3.Connection, deployment_id: str) 
         "DELETE FROM detection_status WHERE media_id IN (SELECT id FROM media WHERE deployment_id = ?) "
         "AND failure = 'file not found: ' || (SELECT m.path FROM media m WHERE m.id = media_id)",
         (deployment_id,)).rowcount
+
+
+# -- used by review (queue, browse) --
+#: Columns and joins of the review page's crop record (a detection with its crop, frame and station);
+#: compose as f"SELECT {extra}, {CROP_COLS} {CROP_FROM} ...".
+CROP_COLS = """d.id AS detection_id, d.media_id, d.x, d.y, d.w, d.h,
+           c.quality, c.flank, c.crop_path IS NOT NULL AS has_image,
+           m.timestamp, m.deployment_id, COALESCE(dep.location_id, m.deployment_id) AS station, m.rel_path"""
+CROP_FROM = """FROM detections d
+    JOIN media m ON m.id = d.media_id
+    LEFT JOIN crops c ON c.detection_id = d.id
+    LEFT JOIN deployments dep ON dep.id = m.deployment_id"""
+_CROP_SQL = f"SELECT {CROP_COLS} {CROP_FROM}"
+
+
+def crop_records(cat: Catalog | sqlite3.Connection, detection_ids: Sequence[int]) -> list[sqlite3.Row]:
+    """The crop records (columns of :data:`CROP_COLS`) of these detections, in table order."""
+    ids = list(detection_ids)
+    return cat.execute(f"{_CROP_SQL} WHERE d.id IN ({','.join('?' * len(ids))})", ids).fetchall()
+
+
+def best_reference_records(cat: Catalog | sqlite3.Connection, individual_id: int, flank: str | None,
+                           n: int) -> list[sqlite3.Row]:
+    """Crop records of the individual's ``n`` best crops (highest ``crops.quality``, then detection id) among its
+    auto/confirmed sightings with a crop image whose flank was seen (:func:`flank_seen_sql`); of ``flank`` ('left'
+    or 'right', the sighting's flank or else the crop's) or any flank."""
+    sql = (f"{_CROP_SQL} JOIN sightings s ON s.detection_id = d.id "
+           "WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL "
+           f"AND {flank_seen_sql()}")
+    params: list = [individual_id]
+    if flank in ("left", "right"):
+        sql += " AND COALESCE(s.flank, c.flank) = ?"
+        params.append(flank)
+    sql += " ORDER BY c.quality IS NULL, c.quality DESC, d.id LIMIT ?"
+    params.append(n)
+    return cat.execute(sql, params).fetchall()
+
+
+def best_crop_records(cat: Catalog | sqlite3.Connection, individual_ids: Sequence[int]) -> list[sqlite3.Row]:
+    """For each of these individuals, the crop record (:data:`CROP_COLS` plus ``individual_id``, ``rn``) of its
+    best auto/confirmed sighting with a crop image (highest quality, then lowest detection id)."""
+    ids = list(individual_ids)
+    return cat.execute(
+        f"""SELECT * FROM (
+            SELECT s.individual_id, ROW_NUMBER() OVER (PARTITION BY s.individual_id
+                   ORDER BY c.quality IS NULL, c.quality DESC, d.id) AS rn, {CROP_COLS} {CROP_FROM}
+            JOIN sightings s ON s.detection_id = d.id
+            WHERE s.status IN ('auto', 'confirmed') AND c.crop_path IS NOT NULL
+              AND s.individual_id IN ({','.join('?' * len(ids))}))
+            WHERE rn = 1""", ids).fetchall()
+
+
+def sighting_crop_records(cat: Catalog | sqlite3.Connection, individual_ids: Sequence[int]) -> list[sqlite3.Row]:
+    """Every sighting of these individuals as ``sid, sstatus, probability, version`` plus its crop record
+    (:data:`CROP_COLS`), by frame time then sighting id."""
+    ids = list(individual_ids)
+    return cat.execute(
+        f"SELECT s.id AS sid, s.status AS sstatus, s.probability, s.version, {CROP_COLS} {CROP_FROM}"
+        f" JOIN sightings s ON s.detection_id = d.id WHERE s.individual_id IN ({','.join('?' * len(ids))})"
+        " ORDER BY m.timestamp, s.id", ids).fetchall()

@@ -120,3 +120,82 @@ def insert_with_truth(cat: Catalog | sqlite3.Connection, *, name: str, flank: st
 def flanks(cat: Catalog | sqlite3.Connection) -> dict[int, str]:
     """id -> flank of every individual, merged and rejected ones included."""
     return {int(r[0]): r[1] for r in cat.execute("SELECT id, flank FROM individuals")}
+
+
+# -- used by review (queue, browse) --
+def merged_into(cat: Catalog | sqlite3.Connection, individual_id: int) -> int | None:
+    """The individual ``individual_id`` was merged into; None when it was not (or does not exist)."""
+    r = cat.execute("SELECT merged_into FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+    return None if r is None or r[0] is None else int(r[0])
+
+
+def brief(cat: Catalog | sqlite3.Connection, individual_id: int) -> IndividualRow | None:
+    """id, name, flank, status and notes of one individual; None if absent."""
+    r = cat.execute("SELECT id, name, flank, status, notes FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+    return None if r is None else IndividualRow.from_row(r)
+
+
+_SUMMARY_SQL = """
+    SELECT i.id, i.name, i.flank, i.status, i.merged_into,
+           COALESCE(SUM(s.status IN ('auto', 'confirmed')), 0) AS n_counted,
+           COALESCE(SUM(s.status = 'pending'), 0) AS n_pending,
+           MIN(CASE WHEN s.status IN ('auto', 'confirmed') THEN m.timestamp END) AS first_seen,
+           MAX(CASE WHEN s.status IN ('auto', 'confirmed') THEN m.timestamp END) AS last_seen,
+           GROUP_CONCAT(DISTINCT CASE WHEN s.status IN ('auto', 'confirmed')
+                        THEN COALESCE(dep.location_id, m.deployment_id) END) AS stations
+    FROM individuals i
+    LEFT JOIN sightings s ON s.individual_id = i.id
+    LEFT JOIN detections d ON d.id = s.detection_id
+    LEFT JOIN media m ON m.id = d.media_id
+    LEFT JOIN deployments dep ON dep.id = m.deployment_id
+"""
+
+
+def summaries(cat: Catalog | sqlite3.Connection, individual_id: int | None = None) -> list[sqlite3.Row]:
+    """Every individual (or only ``individual_id``) by flank then name, with its sightings summed: ``id, name,
+    flank, status, merged_into``, ``n_counted`` (auto/confirmed) and ``n_pending`` sightings, ``first_seen`` and
+    ``last_seen`` (frame times of the counted ones) and ``stations`` (comma-joined; NULL when none)."""
+    where, params = ("WHERE i.id = ?", (individual_id,)) if individual_id is not None else ("", ())
+    return cat.execute(f"{_SUMMARY_SQL} {where} GROUP BY i.id ORDER BY i.flank, i.name", params).fetchall()
+
+
+def linked_ids(cat: Catalog | sqlite3.Connection, individual_id: int) -> list[int]:
+    """The identities of the other flank linked to ``individual_id`` (``flank_links``), in table order."""
+    return [int(r[0]) for r in cat.execute(
+        "SELECT CASE WHEN left_id = ? THEN right_id ELSE left_id END FROM flank_links "
+        "WHERE left_id = ? OR right_id = ?", (individual_id,) * 3)]
+
+
+def merged_from_ids(cat: Catalog | sqlite3.Connection, individual_id: int) -> list[int]:
+    """The individuals merged into ``individual_id``, by name."""
+    return [int(r[0]) for r in cat.execute("SELECT id FROM individuals WHERE merged_into = ? ORDER BY name",
+                                           (individual_id,))]
+
+
+def same_flank(cat: Catalog | sqlite3.Connection, flank: str, exclude_id: int) -> list[IndividualRow]:
+    """Confirmed and proposed individuals of ``flank`` other than ``exclude_id`` (id, name, flank, status), by name."""
+    return [IndividualRow.from_row(r) for r in cat.execute(
+        "SELECT id, name, flank, status FROM individuals WHERE flank = ? AND id != ? "
+        "AND status IN ('confirmed', 'proposed') ORDER BY name", (flank, exclude_id))]
+
+
+def notes(cat: Catalog | sqlite3.Connection, individual_id: int) -> str | None:
+    """The individual's notes; None when it has none (or does not exist)."""
+    r = cat.execute("SELECT notes FROM individuals WHERE id = ?", (individual_id,)).fetchone()
+    return None if r is None else r[0]
+
+
+def counted_per_flank(cat: Catalog | sqlite3.Connection) -> dict[str, int]:
+    """flank -> confirmed/proposed individuals with at least one auto/confirmed sighting."""
+    return {r[0]: int(r[1]) for r in cat.execute(
+        "SELECT i.flank, COUNT(DISTINCT i.id) FROM individuals i JOIN sightings s ON s.individual_id = i.id "
+        "WHERE s.status IN ('auto', 'confirmed') AND i.status IN ('confirmed', 'proposed') GROUP BY i.flank")}
+
+
+def count_counted_links(cat: Catalog | sqlite3.Connection) -> int:
+    """Flank links whose left and right identities both have auto/confirmed sightings."""
+    return int(cat.execute(
+        """SELECT COUNT(*) FROM flank_links fl
+           WHERE EXISTS (SELECT 1 FROM sightings s WHERE s.individual_id = fl.left_id AND s.status IN ('auto','confirmed'))
+             AND EXISTS (SELECT 1 FROM sightings s WHERE s.individual_id = fl.right_id AND s.status IN ('auto','confirmed'))"""
+    ).fetchone()[0] or 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import fields
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -47,14 +48,6 @@ def for_export(cat: Catalog | sqlite3.Connection) -> list[MediaRow]:
     frames (``parent_id`` set) included."""
     return [MediaRow.from_row(r) for r in cat.execute(
         "SELECT id, deployment_id, rel_path, kind, timestamp, warning, parent_id FROM media ORDER BY id")]
-
-
-def insert(cat: Catalog | sqlite3.Connection, *, deployment_id: str, sha: str, path: str, rel_path: str, kind: str,
-           timestamp: str | None, size_bytes: int) -> int:
-    """Add a media row with only these columns (the others stay NULL); returns its id."""
-    cur = cat.execute("INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes) "
-                      "VALUES (?,?,?,?,?,?,?)", (deployment_id, sha, path, rel_path, kind, timestamp, size_bytes))
-    return int(cur.lastrowid)
 
 
 # -- used by detect / identify (detect.run) --
@@ -199,6 +192,14 @@ def sampled_video_shas(cat: Catalog | sqlite3.Connection) -> set[str]:
         "SELECT v.sha FROM media v WHERE v.kind = 'video' AND EXISTS (SELECT 1 FROM media c WHERE c.parent_id = v.id)")}
 
 
+def video_by_sha(cat: Catalog | sqlite3.Connection, sha: str) -> MediaRow | None:
+    """The video (kind 'video') with content hash ``sha``: id, deployment_id, rel_path, timestamp, time_source,
+    make, model and serial; None if there is none."""
+    r = cat.execute("SELECT id, deployment_id, rel_path, timestamp, time_source, make, model, serial FROM media "
+                    "WHERE sha = ? AND kind = 'video'", (sha,)).fetchone()
+    return None if r is None else MediaRow.from_row(r)
+
+
 def has_frames(cat: Catalog | sqlite3.Connection, video_id: int) -> bool:
     """True when some media row is a sampled frame of media row ``video_id``."""
     return cat.execute("SELECT 1 FROM media WHERE parent_id = ? LIMIT 1", (video_id,)).fetchone() is not None
@@ -280,3 +281,12 @@ def _where_deployment(deployment_id: str | None) -> tuple[str, list]:
 
 def _limit(limit: int) -> str:
     return f" LIMIT {int(limit)}" if limit > 0 else ""
+
+
+# -- used by review (demo) and workflow (truth) --
+def insert(cat: Catalog | sqlite3.Connection, row: MediaRow) -> int:
+    """Add a media row with the fields of ``row`` that are not None (``id`` is assigned); returns its id."""
+    values = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "id" and getattr(row, f.name) is not None}
+    cur = cat.execute(f"INSERT INTO media ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                      tuple(values.values()))
+    return int(cur.lastrowid)

@@ -92,3 +92,23 @@ def labelling_decisions(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
         "AND rd.id = (SELECT MAX(r2.id) FROM review_decisions r2 WHERE r2.sighting_id = s.id "
         "             AND r2.undone_by IS NULL AND r2.action NOT IN ('skip', 'undo')) "
         "ORDER BY rd.id").fetchall()
+
+
+# -- used by review (queue, browse) --
+def live_skips(cat: Catalog | sqlite3.Connection, reviewer: str) -> dict[int, str]:
+    """sighting id -> when ``reviewer`` last skipped it, for skips not undone."""
+    return {int(r[0]): r[1] for r in cat.execute(
+        "SELECT sighting_id, MAX(decided_at) FROM review_decisions "
+        "WHERE action = 'skip' AND undone_by IS NULL AND reviewer = ? AND sighting_id IS NOT NULL "
+        "GROUP BY sighting_id", (reviewer,))}
+
+
+def count_live_decisions(cat: Catalog | sqlite3.Connection) -> int:
+    """Decisions not undone, skips and undos left out."""
+    return int(cat.execute("SELECT COUNT(*) FROM review_decisions WHERE undone_by IS NULL "
+                           "AND action NOT IN ('skip', 'undo')").fetchone()[0] or 0)
+
+
+def reviewers(cat: Catalog | sqlite3.Connection) -> tuple[str, ...]:
+    """Every reviewer name that made a decision, sorted."""
+    return tuple(r[0] for r in cat.execute("SELECT DISTINCT reviewer FROM review_decisions ORDER BY reviewer"))

@@ -233,3 +233,98 @@ def insert_candidate(cat: Catalog | sqlite3.Connection, *, sighting_id: int, ind
         "VALUES (?,?,?,?,?,?,?,?,?,?)",
         (sighting_id, individual_id, rank, embed_score, verify_inliers, probability, reference_detection_id,
          evidence_json, run_id, model_version))
+
+
+# -- used by review (browse, demo, queue) --
+def count(cat: Catalog | sqlite3.Connection) -> int:
+    """How many sightings the catalog holds."""
+    return int(cat.execute("SELECT COUNT(*) FROM sightings").fetchone()[0])
+
+
+def detection_of(cat: Catalog | sqlite3.Connection, sighting_id: int) -> int | None:
+    """The detection id of a sighting; None if there is no such sighting."""
+    r = cat.execute("SELECT detection_id FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+    return None if r is None else int(r[0])
+
+
+def queued_sql(include_auto: bool, include_set_aside: bool) -> str:
+    """SQL condition on sightings ``s`` for what the review queue holds: pending, plus 'auto' with
+    ``include_auto``, plus those identify set aside (:func:`set_aside_sql`) with ``include_set_aside``."""
+    cond = ["s.status = 'pending'"]
+    if include_auto:
+        cond.append("s.status = 'auto'")
+    if include_set_aside:
+        cond.append(set_aside_sql())
+    return "(" + " OR ".join(cond) + ")"
+
+
+def queue_rows(cat: Catalog | sqlite3.Connection, include_auto: bool, include_set_aside: bool) -> list[sqlite3.Row]:
+    """The queued sightings (:func:`queued_sql`), in table order: ``id, probability``, the best and second-best
+    candidate probabilities ``p1, p2``, the frame's ``timestamp`` and the sighting's ``status``."""
+    return cat.execute(
+        f"""
+        SELECT s.id, s.probability,
+               (SELECT MAX(probability) FROM match_candidates mc WHERE mc.sighting_id = s.id) AS p1,
+               (SELECT probability FROM match_candidates mc WHERE mc.sighting_id = s.id
+                  ORDER BY probability DESC LIMIT 1 OFFSET 1) AS p2,
+               m.timestamp, s.status
+        FROM sightings s
+        JOIN detections d ON d.id = s.detection_id
+        JOIN media m ON m.id = d.media_id
+        WHERE {queued_sql(include_auto, include_set_aside)}
+        """).fetchall()
+
+
+def queue_count(cat: Catalog | sqlite3.Connection, include_auto: bool, include_set_aside: bool) -> int:
+    """How many sightings the review queue holds (:func:`queued_sql`)."""
+    return int(cat.execute(f"SELECT COUNT(*) FROM sightings s WHERE {queued_sql(include_auto, include_set_aside)}"
+                           ).fetchone()[0])
+
+
+def counted_stats(cat: Catalog | sqlite3.Connection, individual_id: int) -> sqlite3.Row:
+    """Of the individual's auto/confirmed sightings: ``n``, ``last_seen`` (latest frame time) and ``stations``
+    (comma-joined distinct stations: location_id, else deployment id; NULL when none)."""
+    return cat.execute(
+        """SELECT COUNT(*) AS n, MAX(m.timestamp) AS last_seen,
+                  GROUP_CONCAT(DISTINCT COALESCE(dep.location_id, m.deployment_id)) AS stations
+           FROM sightings s JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id
+           LEFT JOIN deployments dep ON dep.id = m.deployment_id
+           WHERE s.individual_id = ? AND s.status IN ('auto', 'confirmed')""", (individual_id,)).fetchone()
+
+
+def get(cat: Catalog | sqlite3.Connection, sighting_id: int) -> SightingRow | None:
+    """Sighting ``sighting_id``: id, detection_id, individual_id, flank, status, probability, model_version,
+    version and set_aside_reason; None if absent."""
+    r = cat.execute("SELECT id, detection_id, individual_id, flank, status, probability, model_version, version, "
+                    "set_aside_reason FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+    return None if r is None else SightingRow.from_row(r)
+
+
+def candidates(cat: Catalog | sqlite3.Connection, sighting_id: int) -> list[sqlite3.Row]:
+    """The sighting's ranked candidates (``match_candidates``: individual_id, rank, embed_score, verify_inliers,
+    probability, reference_detection_id, evidence_json), by rank, then probability (highest first, NULL last)."""
+    return cat.execute(
+        "SELECT individual_id, rank, embed_score, verify_inliers, probability, reference_detection_id, evidence_json "
+        "FROM match_candidates WHERE sighting_id = ? "
+        "ORDER BY rank, probability IS NULL, probability DESC", (sighting_id,)).fetchall()
+
+
+def time_span(cat: Catalog | sqlite3.Connection) -> tuple[str | None, str | None]:
+    """Earliest and latest frame time of any sighting (None, None without sightings)."""
+    r = cat.execute("SELECT MIN(m.timestamp), MAX(m.timestamp) FROM sightings s JOIN detections d ON d.id = "
+                    "s.detection_id JOIN media m ON m.id = d.media_id").fetchone()
+    return r[0], r[1]
+
+
+def count_stations_with_counted(cat: Catalog | sqlite3.Connection) -> int:
+    """Stations (location_id, else deployment id) with at least one auto/confirmed sighting."""
+    return int(cat.execute(
+        "SELECT COUNT(DISTINCT COALESCE(dep.location_id, m.deployment_id)) FROM sightings s "
+        "JOIN detections d ON d.id = s.detection_id JOIN media m ON m.id = d.media_id "
+        "LEFT JOIN deployments dep ON dep.id = m.deployment_id WHERE s.status IN ('auto', 'confirmed')"
+    ).fetchone()[0] or 0)
+
+
+def count_set_aside(cat: Catalog | sqlite3.Connection) -> int:
+    """Sightings identify set aside that no person has decided since (:func:`set_aside_sql`)."""
+    return int(cat.execute(f"SELECT COUNT(*) FROM sightings s WHERE {set_aside_sql()}").fetchone()[0] or 0)
