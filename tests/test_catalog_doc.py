@@ -197,3 +197,35 @@ def test_compare_names_every_difference():
              .replace("| gone | TEXT | | not in the schema |\n", "")
              .replace("### `z`", "### `c`").replace("| q | TEXT | |", "| k | TEXT | PK |"))
     assert compare(documented_schema(fixed), actual_schema(conn)) == []
+
+
+def _table_module_users() -> dict[str, set[str]]:
+    """module path under spotid/ (outside spotid/catalog/) -> the spotid.catalog.tables modules it imports."""
+    import ast
+
+    pkg = DOC.parent.parent / "spotid"
+    users: dict[str, set[str]] = {}
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg).as_posix()
+        if rel.startswith("catalog/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "spotid.catalog.tables":
+                users.setdefault(rel, set()).update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spotid.catalog.tables."):
+                users.setdefault(rel, set()).add(node.module.rsplit(".", 1)[1])
+    return users
+
+
+def test_the_sql_map_names_every_caller_of_the_table_modules():
+    """The section 'Where the SQL lives' lists each module that reaches the catalog through spotid/catalog/tables and the
+    table modules it calls, exactly as the imports say (so the map cannot drift from the code)."""
+    body = next((b for _, h, b in _sections(DOC.read_text(encoding="utf-8")) if h == "Where the SQL lives"), None)
+    assert body is not None, "docs/catalog.md needs a '## Where the SQL lives' section"
+    rows = _table(body, "module")
+    assert rows, "'Where the SQL lives' needs a table whose header starts with '| module |'"
+    documented = {r[0].strip("`"): {m.strip(" `") for m in r[1].split(",") if m.strip()} for r in rows}
+    actual = _table_module_users()
+    wrong = [f"{m}: page says {sorted(documented.get(m, ()))}, code imports {sorted(actual.get(m, ()))}"
+             for m in sorted(set(documented) | set(actual)) if documented.get(m) != actual.get(m)]
+    assert not wrong, "docs/catalog.md 'Where the SQL lives' is out of date:\n" + "\n".join(wrong)
