@@ -309,3 +309,24 @@ def test_train_classifier_cli_writes_the_veto_and_the_licence(tmp_path: Path):
     assert CropClassifier(model_dir=tmp_path / "b").veto_classes == ()
     r = runner.invoke(app, [*base, "--out", str(tmp_path / "c"), "--veto", "1.5"])
     assert r.exit_code == 2 and "--veto" in r.output
+
+
+def test_train_detector_never_writes_the_old_cropnet_over_the_backbone_classifier(tmp_path):
+    """`spotid train detector` (default --part all) fine-tunes and measures the detector; the from-scratch
+    CropNet recipe runs only with --part classifier, and never over a folder holding the backbone classifier."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from spotid.cli import app
+
+    cls = tmp_path / "classifier"
+    cls.mkdir()
+    card = {"name": "c", "kind": "classifier", "arch": "efficientnet_lite0-linear", "weights": "head.pt"}
+    (cls / "card.json").write_text(json.dumps(card))
+    before = (cls / "card.json").read_bytes()
+    r = CliRunner().invoke(app, ["train", "detector", "--part", "classifier", "--shared", str(tmp_path),
+                                 "--classifier-out", str(cls)])
+    assert r.exit_code == 2, r.output
+    assert "spotid train classifier" in r.output and "--classifier-out" in r.output
+    assert (cls / "card.json").read_bytes() == before and sorted(p.name for p in cls.iterdir()) == ["card.json"]

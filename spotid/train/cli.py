@@ -235,11 +235,29 @@ def train_foreground_cmd(
     _run(lambda: train_foreground(cfg, data=data, out=out, resume=resume, command=_command_line()), as_json)
 
 
+def _refuse_to_replace_a_backbone_classifier(folder: Path) -> None:
+    """``--part classifier`` trains the old from-scratch CropNet; writing it over the shipped backbone cascade
+    classifier (its card's ``arch`` is not ``cropnet``) would silently swap in a model that fails on real photos."""
+    import json
+
+    card = folder / "card.json"
+    if not card.is_file():
+        return
+    try:
+        arch = str(json.loads(card.read_text(encoding="utf-8")).get("arch", "cropnet"))
+    except (OSError, ValueError):
+        return
+    if arch != "cropnet":
+        raise typer.BadParameter(f"{folder} holds a {arch} classifier; --part classifier would replace it with the old "
+                                 "CropNet. Pass --classifier-out NEW_FOLDER, or train the backbone classifier with "
+                                 "`spotid train classifier`", param_hint="--classifier-out")
+
 def train_detector(
     out: Path = typer.Option(Path("models/detector"), "--out", help="Model folder to write (weights + card)."),
-    part: str = typer.Option("all", "--part", help="detector | classifier | all | eval (measure and write metrics into the cards); "
-                                                   "classifier = the previous CropNet recipe (the shipped cascade "
-                                                   "classifier comes from `spotid train classifier`)"),
+    part: str = typer.Option("all", "--part", help="detector | eval (measure and write metrics into the cards) | all "
+                                                   "(detector, then eval) | classifier (the previous from-scratch "
+                                                   "CropNet recipe, only when asked: the shipped cascade classifier "
+                                                   "comes from `spotid train classifier`)"),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="Root of the real data (../shared/data)."),
     synth: list[Path] = typer.Option([], "--synth", help="Synthetic card folder(s) with truth.json (COCO CT); repeatable."),
     classifier_out: Path = typer.Option(Path("models/classifier"), "--classifier-out", help="Classifier folder to write."),
@@ -257,7 +275,8 @@ def train_detector(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint in OUT."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Reproducible CPU recipe: fine-tune YOLOX-tiny and/or train the leopard/other crop classifier.
+    """Reproducible CPU recipe: fine-tune YOLOX-tiny, then measure it with the cascade classifier and write the metrics
+    into both cards (--part all). The cascade classifier itself comes from `spotid train classifier`.
 
     \b
     Example:
@@ -272,8 +291,10 @@ def train_detector(
         raise typer.BadParameter("use detector, classifier, all or eval", param_hint="--part")
     if not shared.is_dir():
         raise typer.BadParameter(f"no data at {shared}: pass --shared /path/to/shared/data", param_hint="--shared")
+    if part == "classifier":
+        _refuse_to_replace_a_backbone_classifier(classifier_out)
     summary = {}
-    if part in {"classifier", "all"}:
+    if part == "classifier":
         from spotid.train.detector import export_classifier
 
         summary["classifier"] = export_classifier(classifier_out, shared=shared, synth=synth, epochs=epochs,
