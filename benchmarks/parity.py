@@ -3,6 +3,9 @@
     python benchmarks/parity.py --before 5f28ed8 [--after HEAD] [--seeds 0 1 2 3] [--out /tmp/spotid-parity]
         [--skip census_truth,real_card,...] [--json OUT]
 
+With --skip, each revision's outputs of the skipped checks from an earlier run (OUT/<sha>-work/outputs.json)
+are kept and compared too: re-run one check without redoing the rest.
+
 Issue 21 asks for "no behaviour change: the demo census and every benchmark give the same numbers before and
 after". A refactor that moves code (the catalog SQL into ``spotid/catalog/tables``, say) must not change one
 row of what a user gets. For each revision this script checks the revision out into a detached worktree
@@ -42,6 +45,7 @@ CHECKS = ("demo", "ingest", "census_truth", "real_card", "secr_reference")
 # keys whose values are wall-clock figures or places on disk, not results
 _VOLATILE_KEY = re.compile(r"(second|_s$|^s$|_ms$|time_|elapsed|duration|wall|cpu|path|dir$|folder|"
                            r"^out$|created|started|finished|version|^db$|^file|url|sha256)", re.I)
+_TIMING_KEY = re.compile(r"(second|elapsed|duration|wall|cpu)", re.I)   # a parent key that holds timings
 _TODAY = dt.date.today().isoformat()[:7]  # run timestamps: this month (the demo's photos are dated years ago)
 
 
@@ -128,7 +132,7 @@ def bench_outputs(tree: Path, work: Path, name: str, seeds: list[int]) -> dict[s
     f = work / f"{name}.json"
     args = {"census_truth": ["--seeds", *map(str, seeds), "--out", str(work / "census_truth"), "--json", str(f)],
             "real_card": ["--out", str(work / "real_card"), "--json", str(f)],
-            "secr_reference": ["--json", str(f)]}[name]
+            "secr_reference": ["--shared", str(SHARED), "--json", str(f)]}[name]
     p = run(tree, [str(tree / "benchmarks" / f"{name}.py"), *args], work / "logs" / f"{name}.txt")
     if p.returncode != 0 or not f.is_file():
         f.write_text(json.dumps({"exit": p.returncode}))
@@ -157,8 +161,10 @@ def _load(f: Path) -> dict[str, object]:
 
 
 def _volatile(key: str, before, after) -> bool:
-    last = re.sub(r"\[\d+\]", "", key.rsplit(".", 1)[-1])
-    if _VOLATILE_KEY.search(last):
+    parts = [re.sub(r"\[\d+\]", "", s) for s in key.split(".")]
+    if _VOLATILE_KEY.search(parts[-1]):
+        return True
+    if any(_TIMING_KEY.search(s) for s in parts[:-1]):   # seconds.detect, cpu_seconds.total
         return True
     return all(isinstance(v, str) and (v.startswith(_TODAY) or v.startswith("/")) for v in (before, after))
 
@@ -207,6 +213,8 @@ def main() -> int:
                     outs.update(ingest_outputs(tree, work))
                 else:
                     outs.update(bench_outputs(tree, work, check, args.seeds))
+        if outs and skip:   # a partial re-run (--skip) keeps the other checks' earlier outputs of this revision
+            outs = {**_known(work), **outs}
         sides[side] = (rev, tree.name, outs)
         if args.only in (None, side):
             (work / "outputs.json").write_text(json.dumps({k: str(v) for k, v in outs.items()}, indent=1))
