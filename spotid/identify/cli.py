@@ -234,6 +234,12 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
     _threads(threads)
     names, matchers = _locals(verifiers, cfg)
     fus = _fusion(fusion) if names else None
+    if fus is not None and (missing := [n for n in names if n not in fus.scorers]):
+        # refuse before minutes of feature extraction, not after
+        raise typer.BadParameter(
+            f"fusion {fus.version} has no calibration for {missing} (it has {fus.scorers}): fit one with "
+            f"`spotid train fusion DIR --verifiers {','.join(names)} --out FOLDER` on folders you do not evaluate "
+            "on, then pass --fusion FOLDER", param_hint="--verifiers")
     emb, fl = _models(cfg)
     try:
         rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),
