@@ -11,20 +11,6 @@ from spotid.identify.local import LOCAL_MATCHERS, build_local, parse_verifiers
 from spotid.identify.verify import Features, Verification
 
 
-def spots(seed: int, h: int = 200, w: int = 260) -> np.ndarray:
-    """(h, w, 3) uint8 'coat': dark blobs of random size on a lighter ground, slightly blurred."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    im = np.full((h, w), 190, np.uint8)
-    for _ in range(140):
-        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        ax = (int(rng.integers(3, 10)), int(rng.integers(3, 10)))
-        cv2.ellipse(im, c, ax, float(rng.uniform(0, 180)), 0, 360, int(rng.integers(20, 90)), -1)
-    im = cv2.GaussianBlur(im, (0, 0), 1.0)
-    return np.dstack([im, (im * 0.8).astype(np.uint8), (im * 0.6).astype(np.uint8)])
-
-
 @pytest.fixture(scope="module")
 def aliked():
     return build_local("aliked")
@@ -54,7 +40,7 @@ def test_mutual_nn_by_hand():
     assert len(qi) == 0
 
 
-def test_aliked_finds_a_known_shift(aliked):
+def test_aliked_finds_a_known_shift(aliked, spots):
     """Two crops of one synthetic coat, the second shifted by (9, 6) px: many inliers, and every
     inlier pair differs by the shift; a different coat gets far fewer."""
     big = spots(0)
@@ -71,7 +57,7 @@ def test_aliked_finds_a_known_shift(aliked):
 
 
 @pytest.mark.parametrize("name", sorted(LOCAL_MATCHERS))
-def test_interface_contract(name):
+def test_interface_contract(name, spots):
     """Every local matcher: Features in the image's pixels with unit descriptors, a Verification whose
     evidence the review page can draw, a version naming features and verifier, empty crops tolerated."""
     m = build_local(name, **({"min_side": 0} if name == "aliked" else {}))
@@ -94,7 +80,7 @@ def test_interface_contract(name):
     assert len(empty) == 0 and m.verify(empty, f).inliers == 0
 
 
-def test_small_crops_get_no_aliked_score():
+def test_small_crops_get_no_aliked_score(spots):
     m = build_local("aliked", min_side=200)
     small = spots(3, 100, 150)
     f = m.features(small)

