@@ -55,7 +55,10 @@ def _git(*args: str) -> str:
 
 def checkout(rev: str, out: Path) -> Path:
     """A detached worktree of ``rev`` under ``out`` (reused if present); returns its folder."""
-    sha = _git("rev-parse", "--short=12", rev)
+    try:
+        sha = _git("rev-parse", "--short=12", "--verify", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"parity: {rev!r} is not a commit of {ROOT}: pass a sha or branch (git log --oneline)") from None
     tree = out / sha
     if not (tree / "spotid").is_dir():
         subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), sha], cwd=ROOT, check=True,
