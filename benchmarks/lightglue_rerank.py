@@ -99,7 +99,7 @@ def rerank(base: np.ndarray, lg: dict, queries: np.ndarray, k: int, mode: str) -
 
 
 def lg_pair(verifier, q, r, reproj: float) -> dict:
-    import cv2
+    from spotid.identify.verify import affine_inlier_mask
 
     qi, ri, sc = verifier.match(q, r)
     out = {}
@@ -109,8 +109,7 @@ def lg_pair(verifier, q, r, reproj: float) -> dict:
         n = int(keep.sum())
         inl = 0
         if n >= 4:
-            _, mask = cv2.estimateAffine2D(q.keypoints[qi[keep]], r.keypoints[ri[keep]], method=cv2.USAC_MAGSAC,
-                                           ransacReprojThreshold=reproj, maxIters=2000, confidence=0.995)
+            mask = affine_inlier_mask(q.keypoints[qi[keep]], r.keypoints[ri[keep]], reproj)
             inl = int(mask.sum()) if mask is not None else 0
         out[f"magsac@{t:g}"] = inl if inl >= 4 else 0
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.identify.verify import Features, Verification, _to_gray, is_monochrome
+from spotid.identify.verify import Features, Verification, _to_gray, affine_inlier_mask, is_monochrome
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +148,15 @@ class AlikedVerifier:
         self.version = f"{ALIKED_VERIFIER_VERSION}-sim{self.min_sim:g}-px{self.reproj_threshold:g}"
 
     def __call__(self, q: Features, r: Features, q_place=None, r_place=None) -> Verification:
-        import cv2
-
         qi, ri = mutual_nn(q.descriptors, r.descriptors, self.min_sim)
         n = len(qi)
         empty = np.zeros((0, 2), np.float32)
         if n < self.min_matches:
             return Verification(0, n, empty, empty)
         qp, rp = q.keypoints[qi], r.keypoints[ri]
-        _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC, ransacReprojThreshold=self.reproj_threshold,
-                                       maxIters=2000, confidence=0.995)
-        if mask is None:
+        m = affine_inlier_mask(qp, rp, self.reproj_threshold)
+        if m is None:
             return Verification(0, n, empty, empty)
-        m = mask.ravel().astype(bool)
         chance = self.ir_chance_inliers if q.infrared and r.infrared else 0
         k = int(m.sum())
         if k - chance < self.min_matches:

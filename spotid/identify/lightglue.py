@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.identify.verify import Features, Verification
+from spotid.identify.verify import Features, Verification, affine_inlier_mask
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,9 @@ class LightGlueVerifier:
         qp, rp = q.keypoints[qi], r.keypoints[ri]
         if not self.geometry:
             return Verification(n, n, qp, rp)
-        import cv2
-
-        _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC, ransacReprojThreshold=self.reproj_threshold,
-                                       maxIters=2000, confidence=0.995)
-        if mask is None:
+        keep = affine_inlier_mask(qp, rp, self.reproj_threshold)
+        if keep is None:
             return Verification(0, n, empty, empty)
-        keep = mask.ravel().astype(bool)
         k = int(keep.sum())
         if k < self.min_matches:
             return Verification(0, n, empty, empty)

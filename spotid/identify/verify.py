@@ -153,6 +153,17 @@ class Verification:
         return {"query_pts": q, "ref_pts": r, **({"chance": self.chance} if self.chance else {})}
 
 
+def affine_inlier_mask(qp: np.ndarray, rp: np.ndarray, reproj_threshold: float) -> np.ndarray | None:
+    """Inliers ``(N,) bool`` of the affine map from keypoints ``qp`` to ``rp`` (both ``(N, 2)`` float32
+    pixels) fitted by MAGSAC++ within ``reproj_threshold`` px; None when no model is found. The one
+    geometry step of every local verifier (RootSIFT, ALIKED, LightGlue)."""
+    import cv2
+
+    _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC, ransacReprojThreshold=float(reproj_threshold),
+                                   maxIters=2000, confidence=0.995)
+    return None if mask is None else mask.ravel().astype(bool)
+
+
 def is_monochrome(image, tol: float = 4.0) -> bool:
     """True for a single-channel image or an RGB one whose channels agree within ``tol`` (mean absolute
     difference, 0-255): infrared night frames, which camera traps store as grey RGB JPEGs."""
@@ -445,15 +456,13 @@ class Verifier:
             return Verification(0, n, empty, empty)
         qp, rp = q.keypoints[qi], r.keypoints[ri]
         if self.model == "affine":
-            _, mask = cv2.estimateAffine2D(qp, rp, method=cv2.USAC_MAGSAC,
-                                           ransacReprojThreshold=self.reproj_threshold,
-                                           maxIters=2000, confidence=0.995)
+            m = affine_inlier_mask(qp, rp, self.reproj_threshold)
         else:
             _, mask = cv2.findHomography(qp, rp, cv2.USAC_MAGSAC, self.reproj_threshold,
                                          maxIters=2000, confidence=0.995)
-        if mask is None:
+            m = None if mask is None else mask.ravel().astype(bool)
+        if m is None:
             return Verification(0, n, empty, empty)
-        m = mask.ravel().astype(bool)
         k = int(m.sum())
         if k - chance < self.min_matches:  # a transform through the minimal sample alone is no evidence
             return Verification(0, n, empty, empty)
