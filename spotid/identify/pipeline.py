@@ -190,7 +190,7 @@ class Identifier:
     def _todo(self, cat: Catalog, deployment: str | None) -> list:
         # a file copy time (no EXIF time) says nothing about when the camera fired: it comes back NULL, so
         # such a frame gets no paired-station time
-        return detections.leopards_to_identify(cat, deployment)
+        return detections.leopards_to_identify(cat, deployment, burst_s=self.cfg.found_burst_s)
 
     # -- step 2: gallery ---------------------------------------------------------------------------
     def _gallery(self, cat: Catalog, flank: str) -> tuple[Gallery, dict[int, str]]:

@@ -121,18 +121,27 @@ def count(cat: Catalog | sqlite3.Connection) -> int:
     return int(cat.execute("SELECT COUNT(*) AS n FROM detections").fetchone()[0])
 
 
-def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | None = None) -> list[sqlite3.Row]:
+def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | None = None, *,
+                         burst_s: float | None = None) -> list[sqlite3.Row]:
     """Leopard detections (``label = 'leopard'``, not ``static_fp``) without a sighting, of all media or of
     ``deployment``'s, by frame time then id: detection ``id, x, y, w, h, conf``; its frame's ``path, media_id,
     sequence_id, deployment_id`` and ``timestamp`` (NULL when it is a file copy time, ``time_source`` 'mtime':
-    that says nothing about when the camera fired); ``burst_frames``: frames of its sequence (1 without one)."""
+    that says nothing about when the camera fired); ``burst_frames``: frames of its sequence (1 without one),
+    only those taken within ``burst_s`` seconds of this frame when it is given and the frame has a time (a
+    sequence joins frames up to ingest's gap apart, 60 s by default: frames 49 s apart are two passes of the
+    animal, not one burst)."""
     sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
            "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
-           "COALESCE(q.n_media, 1) AS burst_frames FROM detections d "
+           "CASE WHEN m.sequence_id IS NULL THEN 1 "
+           "WHEN ? IS NULL OR m.timestamp IS NULL THEN COALESCE(q.n_media, 1) "
+           "ELSE (SELECT COUNT(*) FROM media b WHERE b.sequence_id = m.sequence_id "
+           "AND ABS(CAST(strftime('%s', b.timestamp) AS INTEGER) - CAST(strftime('%s', m.timestamp) AS INTEGER)) <= ?) "
+           "END AS burst_frames "
+           "FROM detections d "
            "JOIN media m ON m.id = d.media_id LEFT JOIN sequences q ON q.id = m.sequence_id "
            "LEFT JOIN sightings s ON s.detection_id = d.id "
            "WHERE d.label = 'leopard' AND d.static_fp = 0 AND s.id IS NULL")
-    args: list = []
+    args: list = [burst_s, burst_s]
     if deployment:
         sql += " AND m.deployment_id = ?"
         args.append(deployment)
