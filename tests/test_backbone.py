@@ -71,7 +71,15 @@ def test_imagenet_head_ranks_a_big_cat_first_on_real_leopards(shared):
     with torch.inference_mode():
         top = net(normalise(x)).argmax(1).tolist()
     assert all(t in IMAGENET_BIG_CATS for t in top), top
-    # and the mapping matters: the same crops through a random network are not big cats
+    # and the mapping matters: the same crops through a random network are not big cats. Its argmax says
+    # little (an untrained network gives nearly every input the same class, now and then a big cat), so
+    # compare the probability put on the big-cat classes: most of it for the mapped weights, a sliver for
+    # random ones (its largest softmax output is ~0.03-0.1)
+    cats = list(IMAGENET_BIG_CATS)
+    torch.manual_seed(0)
     rnd = build_backbone(weights=None)
     with torch.inference_mode():
-        assert sum(t in IMAGENET_BIG_CATS for t in rnd(normalise(x)).argmax(1).tolist()) < len(crops)
+        p_mapped = net(normalise(x)).softmax(1)[:, cats].sum(1)
+        p_random = rnd(normalise(x)).softmax(1)[:, cats].sum(1)
+    assert (p_mapped > 0.5).all(), p_mapped
+    assert (p_random < 0.5).all(), p_random

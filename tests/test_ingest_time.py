@@ -200,6 +200,7 @@ def test_bad_time_from_exits_2_naming_the_fix_and_creates_no_catalog(tmp_path, c
 def test_identify_gives_copy_time_frames_no_time_for_paired_station_evidence(tmp_path):
     """Paired-station pairing joins a left and a right burst photographed within seconds at one station;
     two cards copied in the same second must not look like that."""
+    from spotid.identify.config import IdentifyConfig
     from spotid.identify.pipeline import Identifier
 
     with Catalog(tmp_path / "c.db") as cat, cat.transaction():
@@ -211,5 +212,5 @@ def test_identify_gives_copy_time_frames_no_time_for_paired_station_evidence(tmp
             cat.execute("INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label) "
                         "VALUES (?, 't', 1, 0.9, 0.1, 0.1, 0.2, 0.2, 'leopard')", (i + 1,))
     with Catalog(tmp_path / "c.db") as cat:
-        rows = Identifier._todo(None, cat, None)   # reads the catalog only
+        rows = Identifier._todo(SimpleNamespace(cfg=IdentifyConfig()), cat, None)   # reads the catalog and cfg only
     assert {r["media_id"]: r["timestamp"] for r in rows} == {1: None, 2: "2024-03-01T01:00:00+10:00"}
