@@ -12,6 +12,8 @@
 # cosines, and used with the shipped embedder (--for-model).
 # The combine rule (mean) and the weights (embedding 1, sift 1, aliked 2) were chosen by 3-fold
 # cross-validation over the 27 validation individuals (README.md); the 45 test individuals chose nothing.
+# Re-check them after a change of features: python benchmarks/fusion_cv.py --embedder "$WORK/embedder-trainonly"
+# (after step 1 below).
 # CPU only, 1 thread. Refit whenever the embedder or a verifier changes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"

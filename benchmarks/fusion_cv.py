@@ -1,0 +1,150 @@
+"""Which combine rule and weights should the calibrated fusion use? K-fold cross-validation over the
+embedder's nyala *validation* individuals, as models/matcher/fusion/README.md describes.
+
+    OMP_NUM_THREADS=1 python benchmarks/fusion_cv.py --embedder WORK/embedder-trainonly \\
+        [--folds 3] [--seeds 0,1,2,3,4] [--combines mean,noisy_or,max] [--out /tmp/spotid-fusion-cv] [--json OUT]
+
+The protocol of ``spotid train fusion`` (``models/matcher/fusion/reproduce.sh``): the 27 validation
+individuals of ``models/embedder/split.json``, queries across encounters (``^(\\d+)_``), the Matcher's
+shortlist with ``verify_all: 0``, RootSIFT and ALIKED (the ALIKED card's settings) on it, the cosines
+of ``--embedder`` (the stand-in head that never trained on these individuals: the shipped one did, and
+its cosines there are memorised). Individuals are split into ``--folds`` folds (once per ``--seeds`` seed; the table averages them); for each fold
+the per-scorer calibrations are fitted on the shortlist pairs of the other folds' queries against the
+other folds' photos, and every candidate (combine rule x weights: equal, and a simplex grid of
+quarters where a scorer may get 0) ranks the held-out fold's queries against the held-out fold's
+photos only. Criterion: the mean over folds of (top-1 + mAP) / 2, the one ``select_fusion`` uses.
+The embedder's test individuals are never read. Prints the best candidates and the shipped one.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+SHARED = ROOT.parent / "shared" / "data" / "reid" / "nyala-train"
+SCORERS = ("embedding", "sift", "aliked")
+
+
+def shortlist_scores(folder: Path, embedder: Path, cache: Path):
+    """(items' individuals (N,), query indices (Q,), valid (Q, N), shortlist mask (Q, N), {scorer: (Q, N)})."""
+    from spotid.config import resolve_config
+    from spotid.identify.calibrate import load_calibration
+    from spotid.identify.embedder import Embedder
+    from spotid.identify.evaluate import compute_scores, list_items, prepare
+    from spotid.identify.flank import FlankClassifier
+    from spotid.identify.local import build_local
+    from spotid.identify.multiscore import raw_scores, shortlist_mask
+    from spotid.identify.pipeline import IdentifyConfig
+    from spotid.identify.verify import FeatureExtractor, Verifier
+
+    cfg = resolve_config(IdentifyConfig, None, verify_all=0)
+    emb = Embedder(str(embedder))
+    al = build_local("aliked", cfg)
+    done = cache / f"cv-first-stage-{emb.version}-{al.version}.pkl"
+    if done.exists():
+        return pickle.loads(done.read_bytes())
+    fl = FlankClassifier(cfg.flank_model, threshold=cfg.flank_threshold)
+    data = prepare(list_items(folder, r"^(\d+)_"), embedder=emb, flank=fl, extractor=FeatureExtractor.from_config(cfg),
+                   max_side=cfg.crop_max_side, cache=cache)
+    s = compute_scores(data, Verifier.from_config(cfg), load_calibration(cfg.calibration, descriptor=cfg.descriptor),
+                       shortlist=cfg.shortlist, full_verifier=False, verify_all=cfg.verify_all)
+    _, short, _ = raw_scores(data, s, ["sift", "aliked"], matchers={"aliked": al}, max_side=cfg.crop_max_side,
+                             cache=cache, full_verifier=False)
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    out = (ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS})
+    done.write_bytes(pickle.dumps(out))
+    return out
+
+
+def candidates(combines):
+    """(combine, weights) pairs: equal weights first, then every quarter split with at least one > 0."""
+    grid = [c for c in itertools.product(range(5), repeat=len(SCORERS)) if sum(c) == 4]
+    for how in combines:
+        for c in [(1, 1, 1)] + grid:
+            yield how, {k: v / sum(c) for k, v in zip(SCORERS, c)}
+
+
+def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: int, combines) -> list[dict]:
+    from spotid.identify.fusion import Fusion, fit_fusion
+    from spotid.identify.metrics import retrieval_metrics
+
+    names = sorted(set(ind))
+    rng = np.random.default_rng(seed)
+    fold_of = {n: k % folds for k, n in enumerate(rng.permutation(names))}
+    item_fold = np.array([fold_of[n] for n in ind])
+    q_fold = item_fold[queries]
+    per_fold = []
+    for f in range(folds):
+        train = (q_fold != f)[:, None] & (item_fold != f)[None, :] & short_mask
+        rows, cols = np.nonzero(train)
+        same = ind[queries[rows]] == ind[cols]
+        fitted = fit_fusion({k: v[rows, cols] for k, v in short.items()}, same)
+        test_rows = np.flatnonzero(q_fold == f)
+        gallery = (item_fold == f)[None, :] & valid[test_rows]
+        per_fold.append((fitted, test_rows, gallery))
+    table = []
+    for how, w in candidates(combines):
+        t1, mp = [], []
+        for fitted, rows, gallery in per_fold:
+            fu = Fusion(fitted.calibrations, w, fitted.decision, fitted.floor, fitted.meta, how)
+            p = fu.fuse({k: v[rows] for k, v in short.items()})
+            m = retrieval_metrics(np.where(gallery, p, np.nan), ind[queries[rows]], ind)
+            t1.append(m["top1"])
+            mp.append(m["mAP"])
+        table.append({"combine": how, "weights": {k: round(v, 3) for k, v in w.items()},
+                      "top1": float(np.mean(t1)), "mAP": float(np.mean(mp)),
+                      "score": float((np.mean(t1) + np.mean(mp)) / 2)})
+    return table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--embedder", type=Path, required=True, help="the stand-in embedder folder (reproduce.sh step 1)")
+    ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="fold assignments to average over (repeated CV)")
+    ap.add_argument("--combines", default="mean,noisy_or,max")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-fusion-cv"))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from lightglue_rerank import individuals, link_folder
+
+    if not args.data.exists():
+        raise SystemExit(f"{args.data} not found: pass --data ../shared/data/reid/nyala-train")
+    args.out.mkdir(parents=True, exist_ok=True)
+    folder = link_folder(args.data, individuals("validation"), args.out, "validation")
+    ind, queries, valid, mask, short = shortlist_scores(folder, args.embedder, args.out)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    combines = [c.strip() for c in args.combines.split(",") if c.strip()]
+    runs = [cross_validate(ind, queries, valid, mask, short, folds=args.folds, seed=sd, combines=combines)
+            for sd in seeds]
+    table = [dict(rows[0], **{k: float(np.mean([r[k] for r in rows])) for k in ("top1", "mAP", "score")},
+                  score_by_seed=[round(r["score"], 4) for r in rows]) for rows in zip(*runs)]
+    ranked = sorted(table, key=lambda r: -r["score"])
+    print(f"{len(set(ind))} validation individuals, {len(queries)} queries, {args.folds} folds x seeds {seeds}; "
+          f"criterion (top-1 + mAP) / 2, mean over folds and seeds")
+    print(f"{'combine':>9} {'emb:sift:aliked':>16} {'top-1':>6} {'mAP':>6} {'score':>6}  by seed")
+    shipped = next(r for r in table if r["combine"] == "mean" and r["weights"] == {"embedding": 0.25, "sift": 0.25,
+                                                                                   "aliked": 0.5})
+    for r in ranked[:8] + [dict(shipped, combine="mean*")]:
+        lo = min(v for v in r["weights"].values() if v > 0)
+        w = ":".join(f"{r['weights'][k] / lo:.0f}" for k in SCORERS)
+        print(f"{r['combine']:>9} {w:>16} {r['top1']:6.3f} {r['mAP']:6.3f} {r['score']:6.4f}  {r['score_by_seed']}")
+    print("mean* = the shipped rule (mean 1:1:2)")
+    if args.json:
+        args.json.write_text(json.dumps({"folds": args.folds, "seeds": seeds, "table": ranked}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
