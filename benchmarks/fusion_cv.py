@@ -18,10 +18,8 @@ The embedder's test individuals are never read. Prints the best candidates and t
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import pickle
 import sys
 from pathlib import Path
 
@@ -36,46 +34,19 @@ SCORERS = ("embedding", "sift", "aliked")
 
 def shortlist_scores(folder: Path, embedder: Path, cache: Path):
     """(items' individuals (N,), query indices (Q,), valid (Q, N), shortlist mask (Q, N), {scorer: (Q, N)})."""
-    from spotid.config import resolve_config
-    from spotid.identify.calibrate import load_calibration
-    from spotid.identify.embedder import Embedder
-    from spotid.identify.evaluate import compute_scores, list_items, prepare
-    from spotid.identify.flank import FlankClassifier
-    from spotid.identify.local import build_local
-    from spotid.identify.multiscore import raw_scores, shortlist_mask
-    from spotid.identify.pipeline import IdentifyConfig
-    from spotid.identify.verify import FeatureExtractor, Verifier
+    from lightglue_rerank import first_stage
 
-    cfg = resolve_config(IdentifyConfig, None, verify_all=0)
-    emb = Embedder(str(embedder))
-    al = build_local("aliked", cfg)
-    done = cache / f"cv-first-stage-{emb.version}-{al.version}.pkl"
-    if done.exists():
-        return pickle.loads(done.read_bytes())
-    fl = FlankClassifier(cfg.flank_model, threshold=cfg.flank_threshold)
-    data = prepare(list_items(folder, r"^(\d+)_"), embedder=emb, flank=fl, extractor=FeatureExtractor.from_config(cfg),
-                   max_side=cfg.crop_max_side, cache=cache)
-    s = compute_scores(data, Verifier.from_config(cfg), load_calibration(cfg.calibration, descriptor=cfg.descriptor),
-                       shortlist=cfg.shortlist, full_verifier=False, verify_all=cfg.verify_all)
-    _, short, _ = raw_scores(data, s, ["sift", "aliked"], matchers={"aliked": al}, max_side=cfg.crop_max_side,
-                             cache=cache, full_verifier=False)
+    from spotid.identify.multiscore import shortlist_mask
+
+    data, s, short, *_ = first_stage(folder, cache, embedder=embedder)
     ind = np.array([it.individual for it in data.items], dtype=object)
-    out = (ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS})
-    done.write_bytes(pickle.dumps(out))
-    return out
-
-
-def candidates(combines):
-    """(combine, weights) pairs: equal weights first, then every quarter split with at least one > 0."""
-    grid = [c for c in itertools.product(range(5), repeat=len(SCORERS)) if sum(c) == 4]
-    for how in combines:
-        for c in [(1, 1, 1)] + grid:
-            yield how, {k: v / sum(c) for k, v in zip(SCORERS, c)}
+    return ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS}
 
 
 def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: int, combines) -> list[dict]:
     from spotid.identify.fusion import Fusion, fit_fusion
     from spotid.identify.metrics import retrieval_metrics
+    from spotid.identify.multiscore import fusion_candidates
 
     names = sorted(set(ind))
     rng = np.random.default_rng(seed)
@@ -92,7 +63,7 @@ def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: 
         gallery = (item_fold == f)[None, :] & valid[test_rows]
         per_fold.append((fitted, test_rows, gallery))
     table = []
-    for how, w in candidates(combines):
+    for how, w in fusion_candidates(list(SCORERS), combines=combines, step=0.25, drop=True):
         t1, mp = [], []
         for fitted, rows, gallery in per_fold:
             fu = Fusion(fitted.calibrations, w, fitted.decision, fitted.floor, fitted.meta, how)

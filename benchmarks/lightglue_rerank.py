@@ -49,8 +49,10 @@ def link_folder(data: Path, names: list[str], work: Path, split: str) -> Path:
     return sub
 
 
-def first_stage(folder: Path, cache: Path):
-    """(data, scores, shortlist raw scores {embedding, sift, aliked}, timing, fusion, aliked matcher)."""
+def first_stage(folder: Path, cache: Path, embedder: Path | None = None):
+    """(data, scores, shortlist raw scores {embedding, sift, aliked}, timing, fusion, aliked matcher, config):
+    the Matcher's shortlists (``verify_all: 0``) with the cosines of ``embedder`` (a model folder; the
+    shipped embedder when None), RootSIFT and ALIKED (the card's settings) scored on them."""
     from spotid.config import resolve_config
     from spotid.identify.calibrate import load_calibration
     from spotid.identify.embedder import Embedder
@@ -63,7 +65,7 @@ def first_stage(folder: Path, cache: Path):
     from spotid.identify.verify import FeatureExtractor, Verifier
 
     cfg = resolve_config(IdentifyConfig, None, verify_all=0)
-    emb = Embedder(cfg.embedder_model)
+    emb = Embedder(str(embedder) if embedder else cfg.embedder_model)
     fl = FlankClassifier(cfg.flank_model, threshold=cfg.flank_threshold)
     cal = load_calibration(cfg.calibration, descriptor=cfg.descriptor)
     items = list_items(folder, r"^(\d+)_")
@@ -71,7 +73,7 @@ def first_stage(folder: Path, cache: Path):
                    max_side=cfg.crop_max_side, cache=cache)
     al = build_local("aliked", cfg)
     # the shortlists and their scores, kept so a report run after the LightGlue pass starts at once
-    done = cache / f"first-stage-{folder.parent.name}-{len(data.items)}-{al.version}.pkl"
+    done = cache / f"first-stage-{folder.parent.name}-{len(data.items)}-{emb.version}-{al.version}.pkl"
     if done.exists():
         s, short, timing = pickle.loads(done.read_bytes())
     else:

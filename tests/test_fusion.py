@@ -90,6 +90,17 @@ def test_calibrated_average_properties():
         f.fuse({"embedding": cos, "disk": inl})
 
 
+def test_off_fit_names_each_scorer_whose_features_changed():
+    cal = ScoreCalibration("log1p", 1.0, -2.0)
+    f = Fusion({"sift": cal, "aliked": cal}, {"sift": 1.0, "aliked": 1.0},
+               meta={"versions": {"sift": "s-v1", "aliked": "a-k512-r384"}})
+    assert f.off_fit({"sift": "s-v1", "aliked": "a-k512-r384"}) == []
+    assert f.off_fit({"sift": "s-v1", "aliked": "a-k1024-r640"}) == [
+        "aliked: fitted on a-k512-r384, this run builds a-k1024-r640"]
+    # a scorer the fusion recorded no version for counts as fitting
+    assert f.off_fit({"disk": "d-v1"}) == [] and Fusion({}, {}).off_fit({"aliked": "x"}) == []
+
+
 def test_fit_recovers_a_known_calibration_and_is_monotone():
     rng = np.random.default_rng(1)
     n = rng.integers(0, 80, 20000).astype(float)

@@ -242,12 +242,10 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
             fus.require(names)
         except ValueError as e:
             raise typer.BadParameter(f"{e}, then pass --fusion FOLDER", param_hint="--verifiers") from None
-        fitted = fus.meta.get("versions") or {}
-        for name, m in matchers.items():  # evaluating other settings is allowed; say the figure is off-fit
-            if fitted.get(name) and fitted[name] != m.version:
-                log.warning("fusion %s was fitted on %s %s, this run uses %s: its calibrated figures are for "
-                            "other features; refit it (models/matcher/fusion/reproduce.sh)",
-                            fus.version, name, fitted[name], m.version)
+        # evaluating other settings is allowed (identify refuses them): say the calibrated figure is off-fit
+        for off in fus.off_fit({name: m.version for name, m in matchers.items()}):
+            log.warning("fusion %s %s: its calibrated figures are for other features; refit it "
+                        "(models/matcher/fusion/reproduce.sh)", fus.version, off)
     emb, fl = _models(cfg)
     try:
         rep = run_eval(directory, embedder=emb, flank=fl, calibration=_calibration(cfg.calibration, cfg.descriptor),

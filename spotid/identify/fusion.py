@@ -124,6 +124,15 @@ class Fusion:
                              f"fit one with `spotid train fusion DIR --verifiers {','.join(local)} --out FOLDER` "
                              "on folders you do not evaluate on (models/matcher/fusion/reproduce.sh)")
 
+    def off_fit(self, versions: Mapping[str, str]) -> list[str]:
+        """What of ``versions`` ({scorer: the features/verifier version a run builds}) differs from what this
+        fusion was fitted on (``meta['versions']``), one line each; empty when everything fits (a scorer
+        without a recorded version counts as fitting). Its calibrations describe raw scores of the fitted
+        features only: identify refuses a mismatch, ``eval reid`` warns."""
+        fitted = self.meta.get("versions") or {}
+        return [f"{name}: fitted on {fitted[name]}, this run builds {v}" for name, v in versions.items()
+                if fitted.get(name) and fitted[name] != v]
+
     def probs(self, raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{scorer: calibrated P(same)} for the scorers of ``raw`` this fusion knows."""
         self.require(list(raw))

@@ -220,6 +220,20 @@ def _fused_metrics(fusion, runs: list, use: list[str]) -> tuple[float, float]:
     return float(np.mean(top1)), float(np.mean(maps))
 
 
+def fusion_candidates(use: list[str], *, combines=("mean",), step: float = 0.25, drop: bool = False):
+    """(combine, {scorer: weight}) to try, in order: per combine rule, equal weights first, then a simplex
+    grid of ``step`` over ``use`` (every scorer > 0, or with ``drop`` any may be 0, at least one > 0);
+    the weights sum to 1."""
+    import itertools
+
+    n = int(round(1 / step))
+    lo = 0 if drop else 1
+    grid = [c for c in itertools.product(range(lo, n + 1), repeat=len(use)) if sum(c) == n]
+    for how in combines:
+        for c in [tuple([1] * len(use))] + grid:
+            yield how, {k: float(v) / max(sum(c), 1) for k, v in zip(use, c)}
+
+
 def select_fusion(fusion, runs: list, names: list[str], *, combines=("mean",), step: float = 0.25,
                   drop: bool = False):
     """The fusion with the combine rule (of ``combines``) and averaging weights (a simplex grid of
@@ -228,21 +242,14 @@ def select_fusion(fusion, runs: list, names: list[str], *, combines=("mean",), s
     alone being too coarse on a few hundred queries. Pass validation individuals' runs, never the
     evaluation's. The first candidate wins ties: equal weights and the first combine first.
     ``meta['selection']`` records the choice and the best candidates."""
-    import itertools
-
     from spotid.identify.fusion import Fusion
 
     use = ["embedding", *names]
-    n = int(round(1 / step))
-    lo = 0 if drop else 1
-    grid = [c for c in itertools.product(range(lo, n + 1), repeat=len(use)) if sum(c) == n]
     table = []
-    for how in combines:
-        for c in [tuple([1] * len(use))] + grid:
-            w = {k: float(v) / max(sum(c), 1) for k, v in zip(use, c)}
-            f = Fusion(fusion.calibrations, w, fusion.decision, fusion.floor, fusion.meta, how)
-            top1, m = _fused_metrics(f, runs, use)
-            table.append(((top1 + m) / 2, top1, m, how, w))
+    for how, w in fusion_candidates(use, combines=combines, step=step, drop=drop):
+        f = Fusion(fusion.calibrations, w, fusion.decision, fusion.floor, fusion.meta, how)
+        top1, m = _fused_metrics(f, runs, use)
+        table.append(((top1 + m) / 2, top1, m, how, w))
     best = max(table, key=lambda r: r[0])       # max keeps the first of equal scores
     ranked = sorted(table, key=lambda r: -r[0])
     meta = dict(fusion.meta)

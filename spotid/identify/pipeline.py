@@ -164,10 +164,10 @@ class Identifier:
             if name in ("embedding", "sift"):
                 continue
             m = build_local(name, cfg.verifier, catalog)
-            fitted = (fusion.meta.get("versions") or {}).get(name)
-            if fitted and fitted != m.version:
-                raise ValueError(f"fusion {fusion.version} was fitted on {name} {fitted}, identify builds {m.version}: "
-                                 "refit the fusion (models/matcher/fusion/reproduce.sh) or use scorer: calibration")
+            off = fusion.off_fit({name: m.version})
+            if off:
+                raise ValueError(f"fusion {fusion.version} {off[0]}: refit the fusion "
+                                 "(models/matcher/fusion/reproduce.sh) or use scorer: calibration")
             local[name] = m
         return fusion, local
 
