@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import sys
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
@@ -99,6 +99,16 @@ def parse_tz(text: str | None) -> timezone | None:
     if hours > 14 or minutes >= 60:
         raise ValueError(f"bad time zone {text!r}: offsets run from -12:00 to +14:00")
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    """An ISO-8601 timestamp as the catalog stores it (``Z`` allowed) -> datetime; None when empty or unreadable."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def format_tz(tz: timezone | None) -> str | None:

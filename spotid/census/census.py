@@ -28,8 +28,9 @@ from spotid.census.registry import estimate_all
 from spotid.census.history import FlankBounds, choose_flank
 from spotid.census.linking import FlankLink, find_flank_links
 from spotid.census.result import (MAX_OCCASIONS, CensusResult, Event, PeriodTooLong, Sighting, Station, _local,
-                                  parse_bound, parse_ts)
+                                  parse_bound, project_stations)
 from spotid.types import IndividualRow
+from spotid.util import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,7 @@ class Census:
                 st.effort_source = "none: no deployment dates and no timestamped media"
             if st.effort_notes:
                 st.effort_source += " minus outages: " + "; ".join(st.effort_notes)
-        _project(stations)
+        project_stations(stations)
         return stations
 
     # -- 4. independent events ---------------------------------------------------------------------------
@@ -481,21 +482,3 @@ def _union(ivs: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetim
             out.append([a, b])
     return [(a, b) for a, b in out]
 
-
-def _project(stations: dict[str, Station]) -> None:
-    """Local equirectangular projection to metres around the stations' centroid (for secr traps).
-
-    Good to well under 1% over a park-sized area (tens of km), which is what secr's detector
-    spacing needs; stations without coordinates keep x/y None.
-    """
-    pts = [(s.latitude, s.longitude) for s in stations.values() if s.latitude is not None and s.longitude is not None]
-    if not pts:
-        return
-    lat0 = float(np.mean([p[0] for p in pts]))
-    lon0 = float(np.mean([p[1] for p in pts]))
-    R = 6371008.8
-    for s in stations.values():
-        if s.latitude is None or s.longitude is None:
-            continue
-        s.x_m = math.radians(s.longitude - lon0) * R * math.cos(math.radians(lat0))
-        s.y_m = math.radians(s.latitude - lat0) * R

@@ -4,6 +4,7 @@ by the outputs, the report, the review page's Census tab and the exports.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from spotid.census.config import CensusConfig
 from spotid.census.estimators import EstimationResult
 from spotid.census.history import FlankBounds
 from spotid.census.linking import FlankLink
+from spotid.util import parse_ts
 
 
 @dataclass
@@ -171,15 +173,6 @@ class PeriodTooLong(ValueError):
 
 
 # -- time helpers ---------------------------------------------------------------------------------------
-def parse_ts(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _local(t: datetime) -> datetime:
     return t.replace(tzinfo=None)
 
@@ -197,3 +190,22 @@ def parse_bound(text: str | None, *, end: bool) -> datetime | None:
     if t.tzinfo is not None:
         t = _local(t)  # period bounds are compared in local camera time
     return t
+
+
+def project_stations(stations: dict[str, Station]) -> None:
+    """Local equirectangular projection to metres around the stations' centroid (for secr traps).
+
+    Good to well under 1% over a park-sized area (tens of km), which is what secr's detector
+    spacing needs; stations without coordinates keep x/y None.
+    """
+    pts = [(s.latitude, s.longitude) for s in stations.values() if s.latitude is not None and s.longitude is not None]
+    if not pts:
+        return
+    lat0 = float(np.mean([p[0] for p in pts]))
+    lon0 = float(np.mean([p[1] for p in pts]))
+    R = 6371008.8
+    for s in stations.values():
+        if s.latitude is None or s.longitude is None:
+            continue
+        s.x_m = math.radians(s.longitude - lon0) * R * math.cos(math.radians(lat0))
+        s.y_m = math.radians(s.latitude - lat0) * R

@@ -382,7 +382,7 @@ class OutagesError(ValueError):
 def read_outages(path: str | Path, deployments: dict[str, dict]) -> list[Outage]:
     """Known outages ``deployment_id,start,end[,reason]`` (header row required). Times are ISO 8601; without
     an offset they are the camera's local time (the deployment's ``tz``); a bare-date end is inclusive."""
-    from spotid.census.result import parse_ts
+    from spotid.util import parse_ts
 
     path = Path(path)
     fix = "expected a header deployment_id,start,end[,reason] and ISO times, e.g. S02A,2024-03-05,2024-03-14,knocked over"
@@ -434,7 +434,7 @@ class CameraCheck:
         self.now = now
 
     def __call__(self, cat, known: list[Outage] | tuple = ()) -> list[CameraReport]:
-        from spotid.census.result import parse_ts
+        from spotid.util import parse_ts
 
         deps = {r["id"]: {k: r[k] for k in ("id", "location_id", "start", "end", "tz")}
                 for r in deployments_table.rows(cat)}
