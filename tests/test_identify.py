@@ -581,3 +581,34 @@ def test_cli_identify_with_a_missing_fusion_names_the_fix(world, monkeypatch, tm
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--config", str(bad)])
     assert r.exit_code == 2 and "no fusion calibration" in r.output and "spotid train fusion" in r.output
     assert cat.scalar("SELECT COUNT(*) FROM sightings") == 0
+
+
+def test_a_burst_called_the_wrong_flank_joins_the_side_its_coat_matches(world):
+    """A's left-flank coat, tinted so the classifier calls a whole 2-frame burst 'right': it matches no
+    right flank and would found R-0002; its coat matches A's 5 left frames, so it takes the left flank
+    and joins A. Off (reflank_new_bursts: false), the same catalog proposes a second animal."""
+    import sqlite3
+
+    cat, card, ids, (A, _, _) = world
+    wrong = card.burst([tint_right(warp(A, 31)), tint_right(warp(A, 32))])
+    with sqlite3.connect(cat.path.parent / "off.db") as dst:   # before any run: the same detections, no sightings
+        cat.conn.backup(dst)
+    res = _ident()(cat)
+    s = _sightings(cat)
+    a = s[ids["A1"][0]]["name"]
+    assert {s[d]["name"] for d in wrong} == {a} and all(s[d]["flank"] == "left" for d in wrong)
+    assert res.flank_from_coat == 2 and sorted(res.new_individuals) == ["L-0001", "L-0002", "R-0001"]
+    assert {s[d]["name"] for d in ids["C"]} == {"R-0001"}     # a right flank that matches nobody keeps its side
+    # the review page says the flank is not the classifier's
+    assert {r["flank"] for r in cat.query("SELECT flank FROM crops WHERE detection_id IN (?, ?)", tuple(wrong))} == {"right"}
+    # a later card: the same mistake meets A as a known individual of the other flank, and joins it
+    later = card.burst([tint_right(warp(A, 33)), tint_right(warp(A, 34))])
+    res2 = _ident()(cat)
+    s = _sightings(cat)
+    assert {s[d]["name"] for d in later} == {a} and all(s[d]["flank"] == "left" for d in later)
+    assert res2.flank_from_coat == 2 and res2.new_individuals == [] and res2.matched == 2
+    with Catalog(cat.path.parent / "off.db", create=False) as off:
+        res_off = _ident(reflank_new_bursts=False)(off)
+        s_off = _sightings(off)
+        assert res_off.flank_from_coat == 0 and "R-0002" in res_off.new_individuals
+        assert {s_off[d]["flank"] for d in wrong} == {"right"}

@@ -73,7 +73,7 @@ def identify(
     t.add_column("what")
     t.add_column("count", justify="right")
     for k in ("detections", "crops_computed", "crop_failures", "matched", "auto", "new_sightings", "paired_merges",
-              "flank_outvoted", "flank_from_match", "retried"):
+              "flank_outvoted", "flank_from_match", "flank_from_coat", "retried"):
         t.add_row(k.replace("_", " "), str(getattr(res, k)))
     t.add_row("unusable", res.unusable_text())
     t.add_row("new individuals", ", ".join(res.new_individuals) or "-")

@@ -103,6 +103,7 @@ class IdentifyConfig:
     cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
     pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
     burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
+    reflank_new_bursts: bool = True     # a new burst whose coat matches the other flank's new bursts takes that flank
     match_unknown_flank: bool = True    # frames without a left/right flank may join a known individual (never found one)
     unknown_flank_min_inliers: int = 10  # ... and only on more inliers than different animals reach (p99 6-8)
     batch_size: int = 32

@@ -15,7 +15,9 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    and P >= ``auto_accept_threshold``); the others are new-individual candidates, clustered across the
    run on pairwise P(same) between groups (every frame against every other group's frames, linkage
    ``cluster_linkage``, and never on fewer than ``new_cluster_min_inliers``) so that one new animal
-   seen five times is proposed once; then clusters of
+   seen five times is proposed once; new bursts whose coat matches the other flank's new bursts more
+   than its own side's take that flank first (``reflank_new_bursts``, :mod:`spotid.identify.crossflank`:
+   a whole burst called the wrong side would found a second animal); then clusters of
    one flank whose bursts were photographed together with bursts of the other flank that matched
    each other (paired stations, within ``pair_seconds``) are joined (:mod:`spotid.identify.pairing`);
    every new sighting keeps the run's other same-flank proposals as ranked candidates, so the review
@@ -104,6 +106,7 @@ class _FlankPlan:
     labels: np.ndarray
     cluster_ev: ClusterEvidence
     notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
+    aside: list = field(default_factory=list)   # [(members, reason, burst P's)] set aside when written
 
 
 def _flank_prefix(flank: str) -> str:
@@ -240,6 +243,8 @@ class Identifier:
                 fr = [r for r in rows if not r.failed and r.flank == flank]
                 if fr:
                     plans[flank] = self._plan_flank(cat, fr, flank, run_id, result)
+            if cfg.reflank_new_bursts and plans:
+                rows, plans = self._reflank(cat, rows, plans, run_id, result)
             if cfg.pair_seconds is not None:
                 result.paired_merges = self._join_paired(cat, plans)
             for flank, plan in plans.items():
@@ -333,17 +338,20 @@ class Identifier:
         self.writer.set_aside(cat, aside, run_id, result, reason, evidence)
 
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
-                    result: IdentifyResult) -> "_FlankPlan":
-        """Match every frame of one flank to the gallery, decide per burst, cluster the new ones."""
+                    result: IdentifyResult, known: dict | None = None) -> "_FlankPlan":
+        """Match every frame of one flank to the gallery, decide per burst, cluster the new ones. Writes
+        nothing (the run may plan a flank again); ``known``: evidence of frames already matched against
+        this flank's gallery."""
         cfg = self.cfg
         gallery, _ = self._gallery(cat, flank)
         # per frame: evidence against the known gallery
         evidence = {}
         for r in progress(rows, total=len(rows), description=f"match {flank}"):
-            evidence[r.detection_id] = self.matcher.evidence(r.embedding, r.features, gallery, place=r.place,
-                                                             q_extra=r.extra)
+            evidence[r.detection_id] = (known[r.detection_id] if known and r.detection_id in known else
+                                        self.matcher.evidence(r.embedding, r.features, gallery, place=r.place,
+                                                              q_extra=r.extra))
         groups = group_bursts(rows)
-        decided, new_groups = [], []
+        decided, new_groups, aside = [], [], []
         min_conf = self._found_min_conf(cat)
         for key, members in groups.items():
             cands = self.matcher.decide([evidence[m.detection_id] for m in members])
@@ -351,20 +359,58 @@ class Identifier:
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
             elif max(m.quality for m in members) < cfg.quality_floor:
-                self.writer.set_aside(cat, members, run_id, result, "matched nobody, too small or blurred to found one",
-                                     evidence, burst)
+                aside.append((members, "matched nobody, too small or blurred to found one", burst))
             elif max(m.conf for m in members) < min_conf:
-                self.writer.set_aside(cat, members, run_id, result,
-                                     f"matched nobody, detection below {min_conf:g} to found one", evidence, burst)
+                aside.append((members, f"matched nobody, detection below {min_conf:g} to found one", burst))
             elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
                     and own < cfg.found_min_self_inliers:
-                self.writer.set_aside(cat, members, run_id, result,
-                                     "matched nobody, and its own frames do not match each other: the coat is "
-                                     "not identifiable in this burst", evidence, burst)
+                aside.append((members, "matched nobody, and its own frames do not match each other: the coat is "
+                                       "not identifiable in this burst", burst))
             else:
                 new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
-        return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev)
+        return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev, aside=aside)
+
+    def _reflank(self, cat: Catalog, rows: list[_Row], plans: dict, run_id: int,
+                 result: IdentifyResult) -> tuple[list[_Row], dict]:
+        """New bursts that match a known individual of the other flank on their own evidence (P >=
+        ``threshold`` and ``unknown_flank_min_inliers``, as views without a flank), or whose coat matches
+        the other flank's new bursts (:func:`~spotid.identify.crossflank.misflanked`), take that flank;
+        both flanks are then planned again, the evidence already measured reused."""
+        from spotid.identify.crossflank import misflanked
+
+        cfg = self.cfg
+        moved, known_other = {}, {}
+        for flank, plan in plans.items():   # a known individual of the other flank, on the burst's own evidence
+            if not plan.new_groups:
+                continue
+            other = "right" if flank == "left" else "left"
+            gallery, _ = self._gallery(cat, other)
+            if not gallery.individuals:
+                continue
+            for members, _ in plan.new_groups:
+                ev = {m.detection_id: self.matcher.evidence(m.embedding, m.features, gallery, place=m.place,
+                                                            q_extra=m.extra) for m in members}
+                cands = self.matcher.decide(list(ev.values()))
+                if cands and cands[0].probability >= cfg.threshold and cands[0].inliers >= cfg.unknown_flank_min_inliers:
+                    moved.update({m.detection_id: other for m in members})
+                    known_other.update(ev)
+        moved.update(misflanked({f: [m for m, _ in p.new_groups if m[0].detection_id not in moved]
+                                 for f, p in plans.items()}, self.matcher,
+                                threshold=cfg.new_cluster_threshold, min_inliers=cfg.new_cluster_min_inliers,
+                                frames_per_group=self.cluster_frames, linkage=cfg.cluster_linkage))
+        if not moved:
+            return rows, plans
+        log.info("%d frame(s) of new bursts take the other flank: their coat matches that side's bursts", len(moved))
+        result.flank_from_coat = len(moved)
+        rows = [replace(r, flank=moved.get(r.detection_id, r.flank)) for r in rows]
+        known = {f: {d: e for p in plans.values() for d, e in p.evidence.items() if d not in moved}
+                 for f in ("left", "right")}
+        for d, e in known_other.items():   # matched against the other gallery above: the flank it now has
+            known[moved[d]][d] = e
+        plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known[f]) for f in ("left", "right")
+                 if (fr := [r for r in rows if not r.failed and r.flank == f])}
+        return rows, plans
 
     def _found_min_conf(self, cat: Catalog) -> float:
         """Detection confidence a burst needs to found a new individual: the configured one, else the
@@ -386,6 +432,8 @@ class Identifier:
     def _write_flank(self, cat: Catalog, plan: "_FlankPlan", flank: str, run_id: int,
                      result: IdentifyResult) -> None:
         evidence, decided, new_groups, labels = plan.evidence, plan.decided, plan.new_groups, plan.labels
+        for members, why, burst in plan.aside:
+            self.writer.set_aside(cat, members, run_id, result, why, evidence, burst)
         thin = thin_clusters([m for m, _ in new_groups], labels, self.cfg.found_min_frames)
         with cat.transaction() as conn:
             new_ids = {}

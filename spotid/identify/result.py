@@ -20,6 +20,7 @@ class IdentifyResult:
     paired_merges: int = 0             # new-individual clusters joined through paired-station co-occurrence
     flank_outvoted: int = 0            # left/right frames given their burst's majority flank
     flank_from_match: int = 0          # frames without a left/right flank that matched a known individual
+    flank_from_coat: int = 0           # frames of new bursts moved to the other flank: their coat matched its bursts
     retried: int = 0                   # set-aside sightings of earlier runs matched again (--retry-set-aside)
     model_version: str = ""
 

@@ -120,7 +120,7 @@ class QueueItem:
 def flank_source(sighting_flank: str | None, crop_flank: str | None, status: str) -> str | None:
     """Where a sighting's left/right flank comes from, for the reviewer: ``classifier`` (the flank
     classifier called the crop so), ``burst`` (identify gave it its one-animal burst's majority
-    flank), ``match`` (the classifier was unsure or saw front/back; identify placed the view on the
+    flank, or the flank of the other side's bursts its coat matched: :mod:`spotid.identify.crossflank`), ``match`` (the classifier was unsure or saw front/back; identify placed the view on the
     flank of the individual it matched), ``reviewer`` (a person decided it). None without a flank."""
     if sighting_flank not in ("left", "right"):
         return None
