@@ -39,7 +39,7 @@ def reid_dir(tmp_path_factory):
 def test_items_and_encounter_rule(reid_dir):
     items = list_items(reid_dir, r"^(e\d+)_")
     assert len(items) == 26 and items[0].encounter == "ind0/e00"
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="matches neither the file name"):
         list_items(reid_dir, r"^(x\d+)_")
     per_file = list_items(reid_dir)
     assert len({it.encounter for it in per_file}) == 26
@@ -427,3 +427,34 @@ def test_run_eval_with_aliked_reports_each_scorer_and_the_calibrated_fusion(reid
     assert list(tmp_path.glob("local-aliked-*.pkl"))
     with pytest.raises(ValueError, match="fusion calibration"):
         run_eval(reid_dir, **{**kw, "fusion": None})
+
+
+def test_encounter_regex_reads_the_file_name_else_the_folder_of_the_encounter(tmp_path):
+    """Any regex with one group: nyala's encounter is in the file name, a set with a folder per encounter
+    (a video clip, a day) has it in the path below the individual's folder."""
+    from spotid.identify.evaluate import encounter_of, encounter_regex, list_items
+
+    assert encounter_of(encounter_regex(r"^(\d+)_"), "123_left.jpg", "123_left.jpg") == "123"
+    assert encounter_of(encounter_regex(r"^([^/]+)/"), "0001.jpg", "clip07/0001.jpg") == "clip07"
+    assert encounter_of(encounter_regex(r"clip\d+"), "0001.jpg", "clip07/0001.jpg") == "clip07"   # no group: the match
+    assert encounter_of(encounter_regex(r"^(\d+)_"), "0001.jpg", "clip07/0001.jpg") is None
+    for ind in ("a", "b"):
+        for clip in ("c1", "c2"):
+            (tmp_path / ind / clip).mkdir(parents=True)
+            (tmp_path / ind / clip / "0001.jpg").write_bytes(b"x")
+    items = list_items(tmp_path, r"^([^/]+)/")
+    assert sorted(it.encounter for it in items) == ["a/c1", "a/c2", "b/c1", "b/c2"]
+    with pytest.raises(ValueError, match="matches neither the file name 0001.jpg nor its path c1/0001.jpg"):
+        list_items(tmp_path, r"^(\d+)_")
+
+
+def test_cli_eval_reid_names_the_fix_for_a_regex_that_does_not_compile(reid_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (_ for _ in ()).throw(AssertionError("loaded")))
+    r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", "(e"])
+    out = " ".join(r.output.replace("│", " ").split())
+    assert r.exit_code == 2 and "not a regular expression" in out and "'^(\\d+)_'" in out

@@ -139,8 +139,9 @@ def eval_reid(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
     encounter: Optional[str] = typer.Option(
         None, "--encounter",
-        help="Regex on the file name whose group 1 is the encounter (nyala: '^(\\d+)_'; `spotid synth crops`: "
-             "'^(e\\d+)_'). Default: every file is its own encounter."),
+        help="Regex whose group 1 is the encounter, searched in the file name, else in the path below the "
+             "individual's folder (nyala: '^(\\d+)_'; `spotid synth crops`: '^(e\\d+)_'; a folder per encounter: "
+             "'^([^/]+)/'). Default: every file is its own encounter."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N queries."),
     shortlist: Optional[int] = typer.Option(None, "--shortlist", help="Gallery images verified per query (fused)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating P(same) for BAKS/BAUS."),
@@ -179,8 +180,14 @@ def eval_reid(
     """
     import tempfile
 
+    from spotid.identify.evaluate import encounter_regex
+
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
+    try:  # before any model loads
+        encounter_regex(encounter)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--encounter") from None
     if individuals is None:
         return _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist,
                           threshold, full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor,

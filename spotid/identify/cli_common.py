@@ -88,3 +88,14 @@ def _fusion(path: Optional[Path]):
         return load_fusion(path)
     except (OSError, ValueError, KeyError) as e:
         raise typer.BadParameter(str(e), param_hint="--fusion") from None
+
+
+def _check_encounters(*regexes: Optional[str], hint: str = "--encounter") -> None:
+    """Each ``--encounter`` regex compiles, else exit 2 naming the fix (before any model loads)."""
+    from spotid.identify.evaluate import encounter_regex
+
+    for rx in regexes:
+        try:
+            encounter_regex(rx)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint=hint) from None

@@ -10,7 +10,8 @@ from typing import List, Optional
 
 import typer
 
-from spotid.identify.cli_common import _calibration, _cfg, _extractor, _locals, _models, _threads, _verifier
+from spotid.identify.cli_common import (_calibration, _cfg, _check_encounters, _extractor, _locals, _models, _threads,
+                                        _verifier)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def train_matcher(
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    _check_encounters(*encounter, holdout_encounter)
     if decisions_from not in ("all", "cards"):
         raise typer.BadParameter(f"--decisions-from {decisions_from!r}: use all or cards")
     if decisions_from == "cards" and not card:
@@ -187,6 +189,7 @@ def train_fusion(
 
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
+    _check_encounters(*encounter, *select_encounter)
     given = None
     if weights not in ("equal", "auto"):
         try:

@@ -53,12 +53,35 @@ class Item:
     encounter: str
 
 
+def encounter_regex(encounter: str | None) -> re.Pattern | None:
+    """``--encounter`` compiled; ValueError naming the fix when it is not a regular expression."""
+    if not encounter:
+        return None
+    try:
+        return re.compile(encounter)
+    except re.error as e:
+        raise ValueError(f"--encounter {encounter!r} is not a regular expression ({e}): give one whose group 1 is "
+                         r"the encounter, e.g. '^(\d+)_' for 123_left.jpg or '^([^/]+)/' for a folder per encounter")
+
+
+def encounter_of(rx: re.Pattern, name: str, rel: str) -> str | None:
+    """The encounter key of an image: the regex searched in its file ``name``, else in its path below the
+    individual's folder (``rel``, e.g. ``clip07/0001.jpg``, for sets with a folder per encounter); group 1,
+    or the whole match without a group. None when neither matches."""
+    for text in (name, rel):
+        m = rx.search(text)
+        if m is not None:
+            return m.group(1) if m.groups() else m.group(0)
+    return None
+
+
 def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
-    """Images under ``root/<individual>/**``. ``encounter``: regex searched in the file name."""
+    """Images under ``root/<individual>/**``. ``encounter``: regex searched in the file name, else in the
+    path below the individual's folder (:func:`encounter_of`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder: pass DIR with one sub-folder per individual")
-    rx = re.compile(encounter) if encounter else None
+    rx = encounter_regex(encounter)
     items = []
     for ind in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(ind.rglob("*")):
@@ -68,11 +91,11 @@ def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
             if rx is None:
                 enc = rel
             else:
-                m = rx.search(f.name)
-                if m is None:
-                    raise ValueError(f"--encounter {encounter!r} does not match {f.name}: fix the regex "
-                                     "(group 1 = encounter key)")
-                enc = m.group(1) if m.groups() else m.group(0)
+                enc = encounter_of(rx, f.name, f.relative_to(ind).as_posix())
+                if enc is None:
+                    raise ValueError(f"--encounter {encounter!r} matches neither the file name {f.name} nor its path "
+                                     f"{f.relative_to(ind).as_posix()} below {ind.name}/: fix the regex (group 1 = "
+                                     "encounter key)")
             # encounters are per individual: the same number in two folders is two encounters
             items.append(Item(f, ind.name, f"{ind.name}/{enc}"))
     if not items:
