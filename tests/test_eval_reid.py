@@ -120,7 +120,7 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json",
-                                 "--limit", "10", "--no-full-verifier"])
+                                 "--limit", "10", "--no-full-verifier", "--verifiers", "none"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["queries"] == 10 and "verifier" not in out["scorers"]
@@ -159,7 +159,8 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(cfg) or real(cfg))
-    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier"]
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier",
+            "--verifiers", "none"]
     for extra in ([], ["--no-foreground"]):
         r = CliRunner().invoke(app, args + extra)
         assert r.exit_code == 0, r.output
@@ -354,7 +355,8 @@ def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monk
     (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
-    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier"]
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier",
+            "--verifiers", "none"]
     r = CliRunner().invoke(app, args + ["--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -362,6 +364,33 @@ def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monk
     assert out["images"] == len(list(reid_dir.rglob("*.jpg"))) - 1
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0 and "not evaluated (cannot decode" in r.output
+
+
+@pytest.mark.slow
+def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, monkeypatch, tmp_path):
+    """The issue's command as written (no --verifiers) reports the shipped fusion's scorers, the fusion
+    first in the JSON headline, each verifier on the Matcher's shortlist (no brute force by default),
+    and a broken file is reported, not fatal; the table names the rows as identify's scorers."""
+    from typer.testing import CliRunner
+
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    first = sorted(p for p in reid_dir.iterdir() if p.is_dir())[0]
+    (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--cache", str(tmp_path)]
+    r = CliRunner().invoke(app, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["headline"] == "calibrated" and out["verifiers"] == ["sift", "aliked"]
+    assert out["top1"] == out["scorers"]["calibrated"]["top1"] and "verifier" not in out["scorers"]
+    assert out["timing"]["verifiers_scored_on"] == "the Matcher's shortlist"
+    assert str(first / "e99_broken.jpg") in [u["path"] for u in out["unreadable"]]
+    r = CliRunner().invoke(app, args)   # features cached: quick
+    table = " ".join(r.output.replace("│", " ").split())
+    assert r.exit_code == 0 and "calibration" in table and "fusion" in table and "ALIKED" in table
 
 
 def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, tmp_path):
@@ -381,17 +410,19 @@ def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, 
     (root / "indB" / "e01_0.jpg").write_text("not a jpeg")
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
-    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--json", "--no-foreground"])
+    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--json", "--no-foreground",
+                                 "--verifiers", "none"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert len(out["unreadable"]) == 2 and out["individuals"] == 1 and out["queries"] == 4
     assert out["top1"] == 1.0  # the only individual is always ranked first
     assert out["features"].startswith("rootsift-clahe") and out["calibration_fits_features"] is True  # CAL: unknown
     # for people: the trivial ranking is called out, and nan is shown as a dash
-    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--no-foreground"])
+    r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--no-foreground",
+                                 "--verifiers", "none"])
     assert r.exit_code == 0, r.output
     assert "only one individual could be read" in r.output and "nan" not in r.output
-    assert "images: 4 left" in r.output and "queries: 4 left; fused top-1 left/right 1.000" in r.output
+    assert "images: 4 left" in r.output and "queries: 4 left; calibration top-1 left/right 1.000" in r.output
 
 
 def test_cli_eval_reid_verifiers_option_names_the_choices(reid_dir):

@@ -32,4 +32,4 @@ $PY benchmarks/embedder.py --model "$WORK/embedder" --data "$NYALA" --data "$ATR
 # 3. embedding and fused (embedding + SIFT verifier through models/matcher's calibration) on the test
 #    individuals only, as identify would see them
 $SPOTID eval reid "$NYALA" --encounter '^(\d+)_' --individuals "$WORK/embedder/split.json" \
-    --model "$WORK/embedder" --no-full-verifier --threads 1
+    --model "$WORK/embedder" --no-full-verifier --verifiers none --threads 1

@@ -90,6 +90,11 @@ def _counts(d: dict) -> str:
     return ", ".join(f"{n} {'not placed on a flank' if f not in ('left', 'right') else f}" for f, n in d.items())
 
 
+#: report rows as people read them (the JSON keeps the keys)
+_ROW_NAMES = {"fused": "calibration", "calibrated": "fusion", "verifier": "RootSIFT, whole gallery",
+              "sift": "RootSIFT", "aliked": "ALIKED"}
+
+
 def _print_reid_report(rep: dict) -> None:
     """``eval reid`` for people: the table, what its columns mean, and the counts behind them."""
     from rich.console import Console
@@ -100,7 +105,7 @@ def _print_reid_report(rep: dict) -> None:
         t.add_column(c, justify="right")
     for k, m in rep["scorers"].items():
         v = [m.get(x, float("nan")) for x in ("top1", "top5", "mAP", "BAKS", "BAUS")]
-        t.add_row(k, *("–" if x != x else f"{x:.3f}" for x in v))
+        t.add_row(_ROW_NAMES.get(k, k), *("–" if x != x else f"{x:.3f}" for x in v))
     con = Console()
     con.print(t)
     if rep["individuals"] < 2:
@@ -108,26 +113,31 @@ def _print_reid_report(rep: dict) -> None:
                   "individual can be measured (BAUS –); these figures say nothing about the matcher[/bold]")
     con.print(f"top-1/top-5: share of queries whose individual is ranked first / in the first five, photos of "
               f"the query's own encounter left out; BAKS/BAUS: share right on known / unknown individuals at "
-              f"P >= {rep['threshold']:g}; 'fused' is how identify matches by default (scorer: calibration).")
+              f"P >= {rep['threshold']:g}. Rows: 'calibration' is how identify matches by default (embedding + RootSIFT, "
+              "scorer: calibration); 'fusion' the calibrated average of the embedding, RootSIFT and ALIKED "
+              "(identify's scorer: fusion).")
     unplaced = ("compared with both flanks, as identify does" if rep["unknown_flank"] == "both" else "left out")
     by = rep["scorers"].get("fused", {}).get("top1_by_query_flank", {})
     con.print(f"images: {_counts(rep['flanks'])} (not placed: {unplaced}); queries: {_counts(rep['queries_by_flank'])}"
-              + ("; fused top-1 " + ", ".join(f"{g.replace('unplaced', 'not placed')} {v:.3f}" for g, v in by.items())
+              + ("; calibration top-1 " + ", ".join(f"{g.replace('unplaced', 'not placed')} {v:.3f}" for g, v in by.items())
                  if by else ""))
     con.print(f"speed: {rep['seconds_per_query']:.3f} s per query against ~{rep['gallery_mean_size']:.0f} gallery "
               f"images, {rep['ms_per_features']:.0f} ms of features and {rep['ms_per_embedding']:.1f} ms of "
-              f"embedding per image")
+              f"embedding per image"
+              + (f"; galleries of up to {rep['verify_all']} images are verified whole, larger ones only on the "
+                 "shortlist (a field-size gallery: measure it with verify_all: 0 in a --config YAML)"
+                 if rep["gallery_mean_size"] <= rep["verify_all"] else ""))
     typer.echo(f"features {rep['features']}, calibration {rep['calibration']}"
                + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
     if rep.get("fusion"):
         sq = rep["timing"]["seconds_per_query"]
-        con.print(f"'calibrated' = average of the calibrated P(same) of {', '.join(rep['scorers']['calibrated']['scorers'])} "
+        con.print(f"'fusion' = average of the calibrated P(same) of {', '.join(rep['scorers']['calibrated']['scorers'])} "
                   f"({rep['fusion']}), local matchers on the Matcher's shortlist; {', '.join(rep['verifiers'])} rows: "
                   f"each verifier alone, scored on {rep['timing']['verifiers_scored_on']}. Query time: "
                   + " + ".join(f"{k} {v:.3f} s" for k, v in sq.items()) + "; identify scores so with scorer: fusion.")
     else:
-        con.print("The calibrated fusion of the embedding, RootSIFT and ALIKED (identify's scorer: fusion; the "
-                  "best on real coats so far) is measured with --verifiers sift,aliked.")
+        con.print("--verifiers none: identify's default scorer only. Without it the report heads with the "
+                  "calibrated fusion of the embedding, RootSIFT and ALIKED (the best on real coats so far).")
 
 
 def eval_reid(
@@ -145,8 +155,10 @@ def eval_reid(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate a seeded random subset of N queries."),
     shortlist: Optional[int] = typer.Option(None, "--shortlist", help="Gallery images verified per query (fused)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating P(same) for BAKS/BAUS."),
-    full_verifier: bool = typer.Option(True, "--full-verifier/--no-full-verifier",
-                                       help="Also score verifier-only by brute force over the whole gallery (slow)."),
+    full_verifier: Optional[bool] = typer.Option(
+        None, "--full-verifier/--no-full-verifier",
+        help="Also score each verifier alone by brute force over the whole gallery (slow; default: only with "
+             "--verifiers none, for RootSIFT)."),
     unknown_flank: str = typer.Option("both", "--unknown-flank",
                                       help="Images the flank classifier cannot place: 'both' compares them with "
                                            "either flank, as identify does; 'skip' leaves them out."),
@@ -161,8 +173,9 @@ def eval_reid(
                                                   "shipped calibration)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     verifiers: Optional[str] = typer.Option(
-        None, "--verifiers", help="Local verifiers to score alone and fuse with the embedding by calibrated "
-                                  "averaging, comma-separated: sift, aliked (e.g. sift,aliked). Off: the legacy fused scorer only."),
+        None, "--verifiers", help="Local verifiers fused with the embedding by calibrated averaging, comma-separated: "
+                                  "sift, aliked. Default: the fusion's own (sift,aliked; ALIKED features take ~1-2 s "
+                                  "CPU per image, cached with --cache). 'none': identify's default scorer only (fast)."),
     fusion: Optional[Path] = typer.Option(None, "--fusion", help="Fusion calibration (default models/matcher/fusion)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -176,7 +189,8 @@ def eval_reid(
     \b
     Example:
       spotid eval reid ../shared/data/reid/nyala-train --encounter '^(\\d+)_' \\
-          --individuals models/embedder/split.json --verifiers sift,aliked
+          --individuals models/embedder/split.json
+      spotid eval reid DIR --encounter '^(\\d+)_' --verifiers none   # quick
     """
     import tempfile
 
@@ -242,8 +256,16 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
                shortlist=shortlist, threshold=threshold, foreground=foreground,
                foreground_model=str(foreground_model) if foreground_model else None)
     _threads(threads)
+    fus = None
+    if verifiers is None:   # the shipped (or --fusion) fusion's verifiers: what the report heads with
+        fus = _fusion(fusion)
+        verifiers = ",".join(k for k in fus.scorers if k != "embedding")
+    elif verifiers.strip().lower() == "none":
+        verifiers = ""
     names, matchers = _locals(verifiers, cfg)
-    fus = _fusion(fusion) if names else None
+    if full_verifier is None:   # brute force over the whole gallery only where it is cheap: RootSIFT alone
+        full_verifier = not matchers
+    fus = (fus or _fusion(fusion)) if names else None
     if fus is not None:
         try:  # refuse before minutes of feature extraction, not after
             fus.require(names)
