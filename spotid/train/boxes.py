@@ -12,6 +12,8 @@ Labels CSV (one row per box; pixel coordinates of the original photo)::
 ``flank`` is left | right | front | back | unknown ("unknown" rows are skipped: no label to learn);
 ``individual`` defaults to the photo's file stem, so a photo's boxes stay together when individuals are
 held out. Output: ``OUT/<individual>/<flank>/<stem>_b<box>.jpg``.
+
+:func:`review_source` makes the same layout from the review page's decisions (``spotid train flank --db``).
 """
 from __future__ import annotations
 
@@ -87,3 +89,30 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
         save_crop(crop.image, dest)
         res.by_flank[flank] = res.by_flank.get(flank, 0) + 1
     return res
+
+
+def review_source(db: str | Path, workdir: str | Path, *, min_crops: int = 4, min_individuals: int = 2) -> Path:
+    """The other way a biologist labels flanks: the catalog's reviewed sightings (``spotid export
+    training-crops``: confirmed sightings, the flank the reviewer set) as a data folder named ``review``
+    under ``workdir`` (``review/<individual>/<flank>/``), a real source for
+    :func:`spotid.train.flank.train_flank`. Raises ValueError naming the fix when there are too few."""
+    from spotid.catalog import Catalog
+    from spotid.export.training_crops import export_training_crops
+
+    workdir = Path(workdir)
+    with Catalog(db, create=False) as cat:
+        try:
+            export_training_crops(cat, workdir / "export")
+        except ValueError as e:
+            raise ValueError(f"{e}; then retrain") from None
+    ident = workdir / "export" / "identity"
+    files = list(ident.rglob("*.jpg")) if ident.is_dir() else []
+    inds = {f.parent.parent.name for f in files}
+    if len(files) < min_crops or len(inds) < min_individuals:
+        raise ValueError(f"too little review data to measure a flank model: {len(files)} confirmed crops of "
+                         f"{len(inds)} individuals (at least {min_crops} of {min_individuals}): confirm more "
+                         f"sightings in review (spotid review --db {db}); nothing was written")
+    link = workdir / "review"
+    if not link.exists():
+        link.symlink_to(ident, target_is_directory=True)
+    return link

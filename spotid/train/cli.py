@@ -140,7 +140,8 @@ def train_flank_cmd(
     """
     import tempfile
 
-    from spotid.train.flank import TrainFlankConfig, review_source, train_flank
+    from spotid.train.boxes import review_source
+    from spotid.train.flank import TrainFlankConfig, train_flank
 
     if not data and db is None:
         raise typer.BadParameter("pass --data DIR (one folder per individual, flank sub-folders or names) and/or --db")

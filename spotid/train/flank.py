@@ -407,32 +407,6 @@ def train_flank(cfg: TrainFlankConfig, *, data: Sequence[str | Path], out: str |
                    seconds=time.time() - t0)
 
 
-def review_source(db: str | Path, workdir: str | Path, *, min_crops: int = 4, min_individuals: int = 2) -> Path:
-    """The catalog's reviewed flanks (``spotid export training-crops``: confirmed sightings, the flank the
-    reviewer set) as a data folder named ``review`` under ``workdir`` (``review/<individual>/<flank>/``), a
-    real source for :func:`train_flank`. Raises ValueError naming the fix when there are too few."""
-    from spotid.catalog import Catalog
-    from spotid.export.training_crops import export_training_crops
-
-    workdir = Path(workdir)
-    with Catalog(db, create=False) as cat:
-        try:
-            export_training_crops(cat, workdir / "export")
-        except ValueError as e:
-            raise ValueError(f"{e}; then retrain") from None
-    ident = workdir / "export" / "identity"
-    files = list(ident.rglob("*.jpg")) if ident.is_dir() else []
-    inds = {f.parent.parent.name for f in files}
-    if len(files) < min_crops or len(inds) < min_individuals:
-        raise ValueError(f"too little review data to measure a flank model: {len(files)} confirmed crops of "
-                         f"{len(inds)} individuals (at least {min_crops} of {min_individuals}): confirm more "
-                         f"sightings in review (spotid review --db {db}); nothing was written")
-    link = workdir / "review"
-    if not link.exists():
-        link.symlink_to(ident, target_is_directory=True)
-    return link
-
-
 def _cached_features(net, paths: list[str], cfg: TrainFlankConfig, n_aug: int, show_progress: bool) -> list:
     """Per path ``(1 + n_aug, 2, D)`` features (None when unreadable), cached in ``cfg.cache_dir``."""
     import os
