@@ -163,7 +163,9 @@ def main() -> None:
                    "photographed": r["true_detected_individuals"],
                    **{k: r["census"][k] for k in ("N", "lcl", "ucl")}, **r["truth_check"]}
             seconds = r["seconds"]["total"]
+        t0 = time.perf_counter()
         base = _rerun_identify(out / "demo.db", out / "card", baseline_yaml)
+        base_seconds = round(time.perf_counter() - t0, 1)
         ci = (cur["lcl"] <= cur["true_N"] <= cur["ucl"]) if cur["lcl"] is not None and cur["ucl"] is not None else None
         rows.append({"seed": seed, "true_N": cur["true_N"], "photographed": cur["photographed"],
                      "mna": cur["mna"], "N": cur["N"], "lcl": cur["lcl"], "ucl": cur["ucl"],
@@ -171,7 +173,8 @@ def main() -> None:
                      "merges": cur["merged_identities"], "purity": cur["sighting_purity"],
                      "ci_contains_N": ci, "baseline": label, "baseline_mna": base["mna"],
                      "baseline_identities": base["identities"], "baseline_splits": base["split_individual_flanks"],
-                     "baseline_merges": base["merged_identities"], "seconds": seconds})
+                     "baseline_merges": base["merged_identities"], "seconds": seconds,
+                     "baseline_seconds": base_seconds})
         if args.field:
             for side, yml in (("field", current_yaml), ("baseline_field", baseline_yaml)):
                 f = _rerun_identify(out / "demo.db", out / "card", yml, f"{side}.db", field=True, per_card=args.per_card)
@@ -190,6 +193,10 @@ def main() -> None:
           f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}; baseline ({label}) MNA {base} "
           f"(baseline / MNA = {base / max(mna, 1):.2f}), splits {sum(x['baseline_splits'] for x in rows)}, "
           f"merges {sum(x['baseline_merges'] for x in rows)}")
+    if args.reuse:   # both sides ran identify + census on the same catalogs, one after the other
+        cur_s, base_s = sum(x["seconds"] for x in rows), sum(x["baseline_seconds"] for x in rows)
+        print(f"identify + census seconds: current {cur_s:.0f}, baseline {base_s:.0f} "
+              f"(current / baseline = {cur_s / max(base_s, 1e-9):.2f})")
     if args.field:
         for side in ("field", "baseline_field"):
             t = {k: sum(x[side][k] for x in rows) for k in rows[0][side]}

@@ -107,6 +107,7 @@ class _FlankPlan:
     cluster_ev: ClusterEvidence
     notes: dict = field(default_factory=dict)   # {label: why its bursts were joined}
     aside: list = field(default_factory=list)   # [(members, reason, burst P's)] set aside when written
+    gallery: Gallery | None = None               # the flank's known crops the frames were matched against
 
 
 def _flank_prefix(flank: str) -> str:
@@ -319,15 +320,12 @@ class Identifier:
         flank_of = individuals.flanks(cat)
         aside, evidence, joined = [], {}, []
         for m in rows:
-            ev = {k: v for g in galleries for k, v in self.matcher.evidence(m.embedding, m.features, g,
-                                                                              place=m.place, q_extra=m.extra).items()}
-            cands = self.matcher.decide([ev]) if ev else []
-            if (cands and cands[0].probability >= self.cfg.threshold
-                    and cands[0].inliers >= self.cfg.unknown_flank_min_inliers):
+            ev, cands, placed = self._own_match([m], galleries)
+            if placed:
                 joined.append((replace(m, flank=flank_of[int(cands[0].individual)]), cands))
             else:
                 aside.append(m)
-                evidence[m.detection_id] = ev
+                evidence[m.detection_id] = ev[m.detection_id]
         for chunk in batched(joined, 200):
             with cat.transaction():
                 for m, cands in chunk:
@@ -337,13 +335,25 @@ class Identifier:
         # each keeps its own candidates, ranked by its own P
         self.writer.set_aside(cat, aside, run_id, result, reason, evidence)
 
+    def _own_match(self, frames: list[_Row], galleries: list[Gallery]) -> tuple[dict, list, bool]:
+        """Frames matched against ``galleries`` on their own evidence: ({detection id: evidence}, the
+        candidates decided on them together, whether the best reaches ``threshold`` on at least
+        ``unknown_flank_min_inliers``, the bar for placing a view on a flank by its match)."""
+        ev = {m.detection_id: {k: v for g in galleries
+                               for k, v in self.matcher.evidence(m.embedding, m.features, g, place=m.place,
+                                                                 q_extra=m.extra).items()} for m in frames}
+        cands = self.matcher.decide(list(ev.values()))
+        placed = bool(cands) and cands[0].probability >= self.cfg.threshold \
+            and cands[0].inliers >= self.cfg.unknown_flank_min_inliers
+        return ev, cands, placed
+
     def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
-                    result: IdentifyResult, known: dict | None = None) -> "_FlankPlan":
+                    result: IdentifyResult, known: dict | None = None, gallery: Gallery | None = None) -> "_FlankPlan":
         """Match every frame of one flank to the gallery, decide per burst, cluster the new ones. Writes
         nothing (the run may plan a flank again); ``known``: evidence of frames already matched against
-        this flank's gallery."""
+        this flank's ``gallery`` (loaded when not given)."""
         cfg = self.cfg
-        gallery, _ = self._gallery(cat, flank)
+        gallery = gallery if gallery is not None else self._gallery(cat, flank)[0]
         # per frame: evidence against the known gallery
         evidence = {}
         for r in progress(rows, total=len(rows), description=f"match {flank}"):
@@ -369,34 +379,36 @@ class Identifier:
             else:
                 new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
-        return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev, aside=aside)
+        return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev, aside=aside, gallery=gallery)
 
     def _reflank(self, cat: Catalog, rows: list[_Row], plans: dict, run_id: int,
                  result: IdentifyResult) -> tuple[list[_Row], dict]:
-        """New bursts that match a known individual of the other flank on their own evidence (P >=
-        ``threshold`` and ``unknown_flank_min_inliers``, as views without a flank), or whose coat matches
-        the other flank's new bursts (:func:`~spotid.identify.crossflank.misflanked`), take that flank;
-        both flanks are then planned again, the evidence already measured reused."""
+        """New bursts that match a known individual of the other flank on their own evidence
+        (:meth:`_own_match`, the bar of views without a flank), or whose coat matches the other flank's
+        new bursts (:func:`~spotid.identify.crossflank.misflanked`), take that flank; both flanks are
+        then planned again, with the galleries and the evidence already measured."""
         from spotid.identify.crossflank import misflanked
 
         cfg = self.cfg
-        moved, known_other = {}, {}
-        for flank, plan in plans.items():   # a known individual of the other flank, on the burst's own evidence
-            if not plan.new_groups:
-                continue
+        if not any(p.new_groups for p in plans.values()):   # nothing would found an individual
+            return rows, plans
+        galleries = {f: plans[f].gallery if f in plans else self._gallery(cat, f)[0] for f in ("left", "right")}
+        moved, known = {}, {d: e for p in plans.values() for d, e in p.evidence.items()}
+        by_match = set()   # frames whose evidence in ``known`` is against the flank they move to
+        for flank, plan in plans.items():
             other = "right" if flank == "left" else "left"
-            gallery, _ = self._gallery(cat, other)
-            if not gallery.individuals:
+            if not galleries[other].individuals:
                 continue
             for members, _ in plan.new_groups:
-                ev = {m.detection_id: self.matcher.evidence(m.embedding, m.features, gallery, place=m.place,
-                                                            q_extra=m.extra) for m in members}
-                cands = self.matcher.decide(list(ev.values()))
-                if cands and cands[0].probability >= cfg.threshold and cands[0].inliers >= cfg.unknown_flank_min_inliers:
+                ev, _, placed = self._own_match(members, [galleries[other]])
+                if placed:
                     moved.update({m.detection_id: other for m in members})
-                    known_other.update(ev)
-        moved.update(misflanked({f: [m for m, _ in p.new_groups if m[0].detection_id not in moved]
-                                 for f, p in plans.items()}, self.matcher,
+                    known.update(ev)
+                    by_match.update(ev)
+        rest = {f: [g for g, (m, _) in enumerate(p.new_groups) if m[0].detection_id not in moved]
+                for f, p in plans.items()}
+        moved.update(misflanked({f: ([plans[f].new_groups[g][0] for g in idx], plans[f].cluster_ev.subset(idx))
+                                 for f, idx in rest.items()}, self.matcher,
                                 threshold=cfg.new_cluster_threshold, min_inliers=cfg.new_cluster_min_inliers,
                                 frames_per_group=self.cluster_frames, linkage=cfg.cluster_linkage))
         if not moved:
@@ -404,12 +416,10 @@ class Identifier:
         log.info("%d frame(s) of new bursts take the other flank: their coat matches that side's bursts", len(moved))
         result.flank_from_coat = len(moved)
         rows = [replace(r, flank=moved.get(r.detection_id, r.flank)) for r in rows]
-        known = {f: {d: e for p in plans.values() for d, e in p.evidence.items() if d not in moved}
-                 for f in ("left", "right")}
-        for d, e in known_other.items():   # matched against the other gallery above: the flank it now has
-            known[moved[d]][d] = e
-        plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known[f]) for f in ("left", "right")
-                 if (fr := [r for r in rows if not r.failed and r.flank == f])}
+        # a frame moved by the other flank's new bursts has no evidence against its new flank's gallery yet
+        known = {d: e for d, e in known.items() if d not in moved or d in by_match}
+        plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known, gallery=galleries[f])
+                 for f in ("left", "right") if (fr := [r for r in rows if not r.failed and r.flank == f])}
         return rows, plans
 
     def _found_min_conf(self, cat: Catalog) -> float:

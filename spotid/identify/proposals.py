@@ -38,8 +38,29 @@ class ClusterEvidence:
             self.prob = np.zeros_like(self.inliers, dtype=np.float64)
 
     @classmethod
-    def empty(cls, n: int) -> "ClusterEvidence":
-        return cls(np.zeros((n, n)), np.zeros((n, n)), np.full((n, n), -1, dtype=np.int64))
+    def empty(cls, n: int, m: int | None = None) -> "ClusterEvidence":
+        """No evidence between ``n`` bursts and ``m`` (default ``n``) others."""
+        shape = (n, n if m is None else m)
+        return cls(np.zeros(shape), np.zeros(shape), np.full(shape, -1, dtype=np.int64))
+
+    def subset(self, idx) -> "ClusterEvidence":
+        """The evidence among the bursts ``idx`` only (compared frames not carried over)."""
+        ix = np.ix_(np.asarray(idx, int), np.asarray(idx, int))
+        return ClusterEvidence(self.inliers[ix], self.cos[ix], self.ref[ix], prob=self.prob[ix])
+
+    @property
+    def T(self) -> "ClusterEvidence":
+        """The other direction, read off this one (matching is nearly symmetric; ``ref`` then names the
+        querying burst's frame)."""
+        return ClusterEvidence(self.inliers.T, self.cos.T, self.ref.T, prob=self.prob.T)
+
+    @classmethod
+    def blocks(cls, rows: list[list["ClusterEvidence"]]) -> "ClusterEvidence":
+        """One evidence matrix from a block matrix of them (e.g. two flanks' bursts, each against
+        each); the compared frames' evidence is not carried over."""
+        def cat(attr):
+            return np.block([[getattr(e, attr) for e in row] for row in rows])
+        return cls(cat("inliers"), cat("cos"), cat("ref"), prob=cat("prob"))
 
 
 @dataclass(frozen=True)
@@ -102,47 +123,60 @@ def sibling_candidates(ranking: list[Sibling], detection_id: int, labels: np.nda
     return probs, cands
 
 
-def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
-                      linkage: str = "decision", frames_per_group: int = 4,
-                      min_inliers: int = 0) -> tuple[np.ndarray, ClusterEvidence]:
-    """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured.
+def measure_bursts(groups: list, matcher: Matcher, *, frames_per_group: int = 4,
+                   against: list | None = None) -> ClusterEvidence:
+    """Evidence between bursts, ``(n, m)``: every burst of ``groups`` against every burst of ``against``
+    (default: ``groups`` against each other, a burst never against itself).
 
-    ``groups``: per burst its frames (objects with ``detection_id``, ``quality``, ``embedding``,
-    ``features``, ``place``, and ``extra`` {matcher: Features} when the matcher fuses other local
-    matchers). The decisions are the matcher's (:attr:`Matcher.decider`). The sharpest ``frames_per_group`` frames of every burst form a
-    temporary gallery (individual = burst); each frame is matched against it with its own burst
-    masked out, through the same shortlist as known individuals (whole when small, votes + cosine
-    when large), giving the best inliers between every two bursts. ``linkage='decision'`` merges
-    bursts greedily with the decision model (:func:`cluster_decide`); the hierarchical linkages run
-    on the decision P computed once from that matrix (:func:`cluster_new`). Either way two bursts
-    count as linked only as far as P holds in both directions, and never on fewer than
-    ``min_inliers`` between them.
-    """
-    n = len(groups)
-    ev = ClusterEvidence.empty(n)
-    if n <= 1:
-        return np.zeros(n, int), ev
+    ``groups``/``against``: per burst its frames (objects with ``detection_id``, ``quality``,
+    ``embedding``, ``features``, ``place``, and ``extra`` {matcher: Features} when the matcher fuses
+    other local matchers). The sharpest ``frames_per_group`` frames of every burst of ``against`` form a
+    temporary gallery (individual = burst); each of the sharpest frames of a burst of ``groups`` is
+    matched against it through the same shortlist as known individuals (whole when small, votes +
+    cosine when large), giving the best inliers (and P) between every two bursts."""
+    same = against is None
+    against = groups if same else against
+    ev = ClusterEvidence.empty(len(groups), len(against))
+    if not groups or not against or (same and len(groups) <= 1):
+        return ev
     reps = [sorted(m, key=lambda r: -r.quality)[:frames_per_group] for m in groups]
-    frames = [(g, r) for g, rep in enumerate(reps) for r in rep]
+    refs = reps if same else [sorted(m, key=lambda r: -r.quality)[:frames_per_group] for m in against]
+    frames = [(g, r) for g, rep in enumerate(refs) for r in rep]
     owner = np.array([g for g, _ in frames])
     extra = {name: [r.extra[name] for _, r in frames] for name in matcher.local}
     gal = Gallery(np.stack([r.embedding for _, r in frames]), [r.features for _, r in frames],
                   owner.tolist(), [r.detection_id for _, r in frames], [r.place for _, r in frames], extra)
     dec = matcher.decider
     inl, cos, pp = ev.inliers, ev.cos, ev.prob
-    for g, r in progress(frames, total=len(frames), description="cluster new"):
-        ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g, r.place,
-                                                     getattr(r, "extra", None))
+    queries = [(g, r) for g, rep in enumerate(reps) for r in rep]
+    everyone = np.ones(len(owner), bool)
+    for g, r in progress(queries, total=len(queries), description="cluster new"):
+        ev.frames[r.detection_id] = matcher.evidence(r.embedding, r.features, gal, owner != g if same else everyone,
+                                                     r.place, getattr(r, "extra", None))
         for h, e in ev.frames[r.detection_id].items():
             # the strongest evidence (most inliers, or the highest fused P) gives the cosine and the
             # reference; inliers and P keep their maxima (the inlier floor counts the most inliers)
             if dec.strength(e.inliers, e.pair_prob) > dec.strength(inl[g, h], pp[g, h]) or ev.ref[g, h] < 0:
                 cos[g, h], ev.ref[g, h] = e.cos, e.ref
             inl[g, h], pp[g, h] = max(inl[g, h], e.inliers), max(pp[g, h], e.pair_prob)
+    return ev
+
+
+def link_bursts(ev: ClusterEvidence, decider, *, threshold: float, linkage: str = "decision",
+                min_inliers: int = 0) -> np.ndarray:
+    """Cluster labels ``(n,)`` 0..k-1 from the square evidence between ``n`` bursts
+    (:func:`measure_bursts`). ``linkage='decision'`` merges bursts greedily with the decision model
+    (:func:`cluster_decide`); the hierarchical linkages run on the decision P computed once from that
+    matrix (:func:`cluster_new`). Either way two bursts count as linked only as far as P holds in both
+    directions, and never on fewer than ``min_inliers`` between them."""
+    inl, cos, pp = ev.inliers, ev.cos, ev.prob
+    n = inl.shape[0]
+    if n <= 1:
+        return np.zeros(n, int)
     if linkage == "decision":
-        return cluster_decide(inl, cos, dec, threshold, min_inliers=min_inliers, prob=pp), ev
+        return cluster_decide(inl, cos, decider, threshold, min_inliers=min_inliers, prob=pp)
     prob = np.zeros((n, n))
-    strength = np.asarray(dec.strength(inl, pp), np.float64)
+    strength = np.asarray(decider.strength(inl, pp), np.float64)
     for g in range(n):
         row = np.where(np.arange(n) == g, -np.inf, np.maximum(strength[g], strength[:, g]))
         ri, rp = np.maximum(inl[g], inl[:, g]), np.maximum(pp[g], pp[:, g])
@@ -151,6 +185,16 @@ def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
             if h != g:
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                 oi, op = (ri[o], rp[o]) if o != g else (0.0, 0.0)
-                prob[g, h] = dec(cos[g, h], ri[h], rp[h], cos[g, o], oi, op)
+                prob[g, h] = decider(cos[g, h], ri[h], rp[h], cos[g, o], oi, op)
     prob = np.where(np.maximum(inl, inl.T) >= min_inliers, prob, 0.0)
-    return cluster_new(np.minimum(prob, prob.T), threshold, linkage), ev  # both ways, as cluster_decide
+    return cluster_new(np.minimum(prob, prob.T), threshold, linkage)  # both ways, as cluster_decide
+
+
+def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
+                      linkage: str = "decision", frames_per_group: int = 4,
+                      min_inliers: int = 0) -> tuple[np.ndarray, ClusterEvidence]:
+    """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured: every
+    burst against every other (:func:`measure_bursts`), then linked with the matcher's decisions
+    (:attr:`Matcher.decider`, :func:`link_bursts`)."""
+    ev = measure_bursts(groups, matcher, frames_per_group=frames_per_group)
+    return link_bursts(ev, matcher.decider, threshold=threshold, linkage=linkage, min_inliers=min_inliers), ev
