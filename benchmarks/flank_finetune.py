@@ -61,10 +61,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spotid.identify.embedder import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from spotid.identify.flank import CLASSES, MIRROR, build_flank_classifier  # noqa: E402
 from spotid.train.flank import (TrainFlankConfig, expand, fit_head, group_folds, sample_weights,  # noqa: E402
-                                shifted_probs)
+                                shifted_probs, view_features)
 
 STAGE = 6                    # timm efficientnet_lite0: blocks[0..6]; the last stage is blocks[6]
 SOURCES = ("box_train", "nyala_train", "voc_train")
@@ -84,35 +83,11 @@ def stem(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@torch.inference_mode()
 def stage_in_views(backbone, images, *, input_size, cache_size, n_aug: int, seed: int, batch_size: int = 16):
     """``spotid.train.flank.view_features`` with the feature map taken at the input of the last stage:
     ``(N, 1 + n_aug, 2, C, h, w)`` float16 (same views, same random draws)."""
-    import cv2
-
-    from spotid.identify.embedder import preprocess
-    from spotid.train.common import Augment, AugmentConfig, normalise
-
-    aug = Augment(tuple(input_size), AugmentConfig(crop_scale=(0.6, 1.0), perspective_p=0.2), seed=seed)
-    torch.manual_seed(seed)
-    ch, cw = cache_size
-    out = None
-    for s in range(0, len(images), batch_size):
-        chunk = images[s:s + batch_size]
-        views = [preprocess(chunk, input_size, IMAGENET_MEAN, IMAGENET_STD)]
-        if n_aug:
-            big = torch.stack([torch.from_numpy(cv2.resize(np.ascontiguousarray(a), (cw, ch),
-                                                           interpolation=cv2.INTER_AREA)).permute(2, 0, 1)
-                               for a in chunk])
-            for _ in range(n_aug):
-                views.append(normalise(torch.stack([aug(im) for im in big]), IMAGENET_MEAN, IMAGENET_STD))
-        for v, x in enumerate(views):
-            for m, xm in enumerate((x, torch.flip(x, dims=[3]))):
-                f = stem(backbone, xm)
-                if out is None:
-                    out = np.zeros((len(images), 1 + n_aug, 2) + tuple(f.shape[1:]), np.float16)
-                out[s:s + len(chunk), v, m] = f.numpy()
-    return out
+    return view_features(None, images, input_size=input_size, cache_size=cache_size, n_aug=n_aug, seed=seed,
+                         batch_size=batch_size, encode=lambda x: stem(backbone, x))
 
 
 def source_features(backbone, paths: list[str], cfg: TrainFlankConfig, n_aug: int, cache_dir: Path) -> np.ndarray:

@@ -139,14 +139,15 @@ def calibrate_threshold_per_source(probs: np.ndarray, labels: Sequence[int], sou
 # -- features --------------------------------------------------------------------------------------
 @torch.inference_mode()
 def view_features(net, images: Sequence, *, input_size, cache_size, n_aug: int, seed: int,
-                  batch_size: int = 16) -> np.ndarray:
+                  batch_size: int = 16, encode=None) -> np.ndarray:
     """Cached-feature tensor ``(N, 1 + n_aug, 2, w, C)`` float16 for RGB uint8 ``(h, w, 3)`` crops: the
     backbone's last feature map averaged over rows (``w`` columns), from which :func:`pooled` makes any
     pooling's features.
 
     View 0 is the stage's own preprocessing (:func:`spotid.identify.embedder.preprocess`); views
     1..n_aug are random crops/colour changes (:class:`spotid.train.common.Augment`) of the crop resized to
-    ``cache_size``; index 2 holds the view and its mirror image."""
+    ``cache_size``; index 2 holds the view and its mirror image. ``encode`` (a batch ``(B, 3, H, W)`` ->
+    ``(B, ...)`` features) replaces the column features, e.g. to cache an earlier feature map."""
     import cv2
 
     from spotid.identify.embedder import preprocess
@@ -167,10 +168,11 @@ def view_features(net, images: Sequence, *, input_size, cache_size, n_aug: int, 
                 views.append(normalise(torch.stack([aug(im) for im in big]), IMAGENET_MEAN, IMAGENET_STD))
         for v, x in enumerate(views):
             for m, xm in enumerate((x, torch.flip(x, dims=[3]))):
-                cols = net.backbone.forward_features(xm).mean(dim=2).transpose(1, 2)    # (B, w, C)
+                f = encode(xm) if encode is not None else \
+                    net.backbone.forward_features(xm).mean(dim=2).transpose(1, 2)    # (B, w, C)
                 if out is None:
-                    out = np.zeros((len(images), 1 + n_aug, 2) + tuple(cols.shape[1:]), np.float16)
-                out[s:s + len(chunk), v, m] = cols.numpy()
+                    out = np.zeros((len(images), 1 + n_aug, 2) + tuple(f.shape[1:]), np.float16)
+                out[s:s + len(chunk), v, m] = f.numpy()
     return out
 
 
