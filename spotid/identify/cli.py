@@ -14,7 +14,7 @@ import typer
 
 # imported into this module's namespace: identify and eval reid look them up here, where tests replace them
 from spotid.identify.cli_common import (  # noqa: F401
-    _calibration, _cfg, _extractor, _fusion, _locals, _models, _threads, _verifier)
+    _calibration, _cfg, _check_encounters, _extractor, _fusion, _locals, _models, _threads, _verifier)
 from spotid.identify.cli_train import train_fusion, train_matcher
 
 log = logging.getLogger(__name__)
@@ -194,14 +194,9 @@ def eval_reid(
     """
     import tempfile
 
-    from spotid.identify.evaluate import encounter_regex
-
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a folder of per-individual folders", param_hint="DIR")
-    try:  # before any model loads
-        encounter_regex(encounter)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--encounter") from None
+    _check_encounters(encounter)
     if individuals is None:
         return _eval_reid(directory, model, flank_model, flank_threshold, calibration, encounter, limit, shortlist,
                           threshold, full_verifier, unknown_flank, cache, foreground, foreground_model, descriptor,
@@ -256,16 +251,13 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
                shortlist=shortlist, threshold=threshold, foreground=foreground,
                foreground_model=str(foreground_model) if foreground_model else None)
     _threads(threads)
-    fus = None
-    if verifiers is None:   # the shipped (or --fusion) fusion's verifiers: what the report heads with
-        fus = _fusion(fusion)
-        verifiers = ",".join(k for k in fus.scorers if k != "embedding")
-    elif verifiers.strip().lower() == "none":
-        verifiers = ""
-    names, matchers = _locals(verifiers, cfg)
+    choice = "" if verifiers is not None and verifiers.strip().lower() == "none" else verifiers
+    fus = _fusion(fusion) if choice != "" else None
+    if choice is None:   # the fusion's own verifiers: what the report heads with
+        choice = ",".join(k for k in fus.scorers if k != "embedding")
+    names, matchers = _locals(choice, cfg)
     if full_verifier is None:   # brute force over the whole gallery only where it is cheap: RootSIFT alone
         full_verifier = not matchers
-    fus = (fus or _fusion(fusion)) if names else None
     if fus is not None:
         try:  # refuse before minutes of feature extraction, not after
             fus.require(names)

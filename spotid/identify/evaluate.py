@@ -91,11 +91,11 @@ def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
             if rx is None:
                 enc = rel
             else:
-                enc = encounter_of(rx, f.name, f.relative_to(ind).as_posix())
+                below = f.relative_to(ind).as_posix()
+                enc = encounter_of(rx, f.name, below)
                 if enc is None:
                     raise ValueError(f"--encounter {encounter!r} matches neither the file name {f.name} nor its path "
-                                     f"{f.relative_to(ind).as_posix()} below {ind.name}/: fix the regex (group 1 = "
-                                     "encounter key)")
+                                     f"{below} below {ind.name}/: fix the regex (group 1 = encounter key)")
             # encounters are per individual: the same number in two folders is two encounters
             items.append(Item(f, ind.name, f"{ind.name}/{enc}"))
     if not items:
