@@ -391,6 +391,7 @@ def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, mon
     r = CliRunner().invoke(app, args)   # features cached: quick
     table = " ".join(r.output.replace("│", " ").split())
     assert r.exit_code == 0 and "calibration" in table and "fusion" in table and "ALIKED" in table
+    assert "fusion: the right individual ranked first for" in table and "(identify's default scorer:" in table
 
 
 def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, tmp_path):

@@ -108,6 +108,12 @@ def _print_reid_report(rep: dict) -> None:
         t.add_row(_ROW_NAMES.get(k, k), *("–" if x != x else f"{x:.3f}" for x in v))
     con = Console()
     con.print(t)
+    head, default = rep["scorers"].get(rep["headline"], {}), rep["scorers"].get("fused", {})
+    if head.get("top1") is not None:
+        con.print(f"[bold]{_ROW_NAMES.get(rep['headline'], rep['headline'])}: the right individual ranked first for "
+                  f"{head['top1']:.0%} of {rep['queries']} queries, among the first five for {head['top5']:.0%}"
+                  f"[/bold]" + (f" (identify's default scorer: {default['top1']:.0%})"
+                                if rep["headline"] != "fused" and default.get("top1") is not None else ""))
     if rep["individuals"] < 2:
         con.print("[bold]only one individual could be read: every query is trivially right and no unknown "
                   "individual can be measured (BAUS –); these figures say nothing about the matcher[/bold]")
