@@ -140,3 +140,33 @@ def test_aliked_on_real_nyala(shared, aliked):
     assert same.inliers >= 50
     np.testing.assert_allclose(np.median(same.query_pts - same.ref_pts, axis=0), [30, 20], atol=1.5)
     assert aliked.verify(fa, fb).inliers < same.inliers / 3
+
+
+def _mutual_nn_reference(qd, rd, min_sim):
+    """The definition: q's argmax is r, r's argmax (over the queries) is q."""
+    sim = qd @ rd.T
+    best, back = sim.argmax(axis=1), sim.argmax(axis=0)
+    rows = np.arange(len(qd))
+    keep = (back[best] == rows) & (sim[rows, best] >= min_sim)
+    return rows[keep], best[keep]
+
+
+def test_mutual_nn_equals_its_definition_on_random_descriptors():
+    rng = np.random.default_rng(3)
+    for n, m in ((50, 70), (300, 200), (1, 5)):
+        q = rng.standard_normal((n, 16)).astype(np.float32)
+        r = rng.standard_normal((m, 16)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        r /= np.linalg.norm(r, axis=1, keepdims=True)
+        for floor in (0.0, 0.5):
+            got, want = mutual_nn(q, r, floor), _mutual_nn_reference(q, r, floor)
+            assert len(want[0]) > 0 or floor > 0
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_mutual_nn_tie_keeps_the_first_query():
+    q = np.array([[1, 0], [0, 1], [1, 0]], np.float32)    # q0 and q2 identical
+    r = np.array([[1, 0], [0, 1]], np.float32)
+    qi, ri = mutual_nn(q, r)
+    assert dict(zip(qi.tolist(), ri.tolist())) == {0: 0, 1: 1}

@@ -68,6 +68,12 @@ def test_assignable_individuals_of_the_given_flanks_by_name(cat):
     assert individuals.id_by_name(cat, "L-0003") == 4 and individuals.id_by_name(cat, "L-0009") is None
 
 
+def test_next_name_continues_each_flanks_sequence(cat):
+    # L-0001..L-0003 (one merged) and R-0001 exist: the merged one's number is not reused
+    assert individuals.next_name(cat, "left") == "L-0004"
+    assert individuals.next_name(cat, "right") == "R-0002"
+
+
 def test_decisions_recent_last_and_live(cat):
     ids = [reviews.insert(cat, sighting_id=sid, action=action, reviewer=who, decided_at=at, previous_json="{}",
                           new_json="{}")

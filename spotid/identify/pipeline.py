@@ -40,7 +40,6 @@ one transaction.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -448,7 +447,7 @@ class Identifier:
         with cat.transaction() as conn:
             new_ids = {}
             for lab in sorted(set(labels.tolist()) - thin):
-                name = self._next_name(cat, flank)
+                name = individuals.next_name(cat, flank)
                 new_ids[lab] = individuals.insert(conn, name=name, flank=flank, status="proposed",
                                                   created_at=now_iso(), created_by=f"run:{run_id}",
                                                   notes=plan.notes.get(lab))
@@ -487,11 +486,6 @@ class Identifier:
                                  threshold=self.cfg.new_cluster_threshold, linkage=self.cfg.cluster_linkage,
                                  frames_per_group=self.cluster_frames, min_inliers=self.cfg.new_cluster_min_inliers)
 
-    def _next_name(self, cat: Catalog, flank: str) -> str:
-        prefix = _flank_prefix(flank)
-        nums = [int(m.group(1)) for n in individuals.names_like(cat, f"{prefix}-%")
-                if (m := re.fullmatch(rf"{prefix}-(\d+)", n))]
-        return f"{prefix}-{(max(nums) + 1 if nums else 1):04d}"
 
 def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,
                      config_path: str | Path | None = None, **overrides) -> IdentifyResult:

@@ -23,7 +23,6 @@ increments its version, so an old page can never write over a newer state.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,19 +113,6 @@ class Reviewer:
                              undoes=undoes)
         return Decision(did, action, sid, self.reviewer, at, prev, new, undoes)
 
-    def _next_name(self, flank: str) -> str:
-        """Identify's naming convention (``L-0007`` / ``R-0012``), continued, so that people's and the
-        machine's individuals share one sequence per flank."""
-        prefix = {"left": "L", "right": "R"}[flank]
-        nums = [int(m.group(1)) for name in individuals.names_like(self.cat, f"{prefix}-%")
-                if (m := re.fullmatch(rf"{prefix}-(\d+)", name))]
-        n = max(nums, default=0) + 1
-        while True:
-            name = f"{prefix}-{n:04d}"
-            if individuals.id_by_name(self.cat, name) is None:
-                return name
-            n += 1
-
     def _flank(self, s: SightingRow) -> str | None:
         if s.flank in ("left", "right"):
             return s.flank
@@ -216,7 +202,7 @@ class Reviewer:
                 iid = proposed.id
             else:
                 prev = self._snapshot([sighting_id], [])
-                iid = individuals.insert(self.cat, name=name or self._next_name(flank), flank=flank, status="confirmed",
+                iid = individuals.insert(self.cat, name=name or individuals.next_name(self.cat, flank), flank=flank, status="confirmed",
                                          created_at=now_iso(), created_by=f"reviewer:{self.reviewer}")
                 prev["individuals"][str(iid)] = None
             self._set_sighting(sighting_id, individual_id=iid, status="confirmed", probability=None,

@@ -1,6 +1,7 @@
 """SQL on the catalog tables individuals and flank_links (see docs/catalog.md for their columns and who writes and reads them)."""
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import TYPE_CHECKING, Sequence
 
@@ -26,6 +27,15 @@ def id_by_name(cat: Catalog | sqlite3.Connection, name: str) -> int | None:
 def names_like(cat: Catalog | sqlite3.Connection, pattern: str) -> list[str]:
     """Names matching the SQL LIKE ``pattern`` (e.g. ``'L-%'``), in table order."""
     return [r[0] for r in cat.execute("SELECT name FROM individuals WHERE name LIKE ?", (pattern,))]
+
+
+def next_name(cat: Catalog | sqlite3.Connection, flank: str) -> str:
+    """The next free name of ``flank``'s sequence (``L-0007`` / ``R-0012``): one past the highest
+    number taken, so that identify's and reviewers' individuals share one sequence per flank."""
+    prefix = {"left": "L", "right": "R"}[flank]
+    nums = [int(m.group(1)) for name in names_like(cat, f"{prefix}-%")
+            if (m := re.fullmatch(rf"{prefix}-(\d+)", name))]
+    return f"{prefix}-{max(nums, default=0) + 1:04d}"
 
 
 def names(cat: Catalog | sqlite3.Connection) -> dict[int, str]:
