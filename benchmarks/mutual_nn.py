@@ -14,13 +14,14 @@ both give the same matches.
 from __future__ import annotations
 
 import argparse
-import glob
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("mutual_nn")
 
 
 def reference(qd: np.ndarray, rd: np.ndarray, min_sim: float) -> tuple[np.ndarray, np.ndarray]:
@@ -32,21 +33,18 @@ def reference(qd: np.ndarray, rd: np.ndarray, min_sim: float) -> tuple[np.ndarra
 
 
 def descriptors(k: int, photos: int, data: Path) -> list[np.ndarray]:
-    files = sorted(glob.glob(str(data / "*" / "*.jpg")))[:photos]
+    """ALIKED descriptors of the first ``photos`` nyala photos, decoded and extracted as ``eval reid`` does
+    (long side 512 px, the card's settings with ``k`` keypoints); random unit rows without the data."""
+    files = sorted(data.glob("*/*.jpg"))[:photos]
     if not files:
+        log.warning("no photos under %s (pass --data): timing random descriptors", data)
         rng = np.random.default_rng(0)
         out = [rng.standard_normal((k, 128)).astype(np.float32) for _ in range(photos)]
         return [d / np.linalg.norm(d, axis=1, keepdims=True) for d in out]
-    from PIL import Image
-
-    from spotid.identify.aliked import AlikedExtractor
-    fx = AlikedExtractor(max_keypoints=k, resize=640)
-    out = []
-    for f in files:
-        im = Image.open(f).convert("RGB")
-        im.thumbnail((512, 512))
-        out.append(fx(np.asarray(im)).descriptors)
-    return out
+    from spotid.identify.local import build_local
+    from spotid.identify.multiscore import load_image
+    fm = build_local("aliked", max_keypoints=k)
+    return [fm.features(load_image(f, 512)).descriptors for f in files]
 
 
 def main() -> None:
@@ -56,6 +54,7 @@ def main() -> None:
     ap.add_argument("--min-sim", type=float, default=0.65)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/reid/nyala-train")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     import torch
 
     from spotid.identify.aliked import mutual_nn

@@ -138,8 +138,8 @@ class AlikedExtractor:
 
 def mutual_nn(qd: np.ndarray, rd: np.ndarray, min_sim: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(qi, ri)`` of mutual nearest neighbours between unit descriptors ``(N, D)``, ``(M, D)``
-    with a dot product of at least ``min_sim``, ordered by ``qi``. When two query rows tie for a
-    column's maximum, the first is the column's neighbour (as ``argmax`` would choose)."""
+    with a dot product of at least ``min_sim``, ordered by ``qi``. When several query rows point at a
+    column and tie for its maximum, the first of them is kept, so each column is matched once."""
     if len(qd) == 0 or len(rd) == 0:
         return np.zeros(0, int), np.zeros(0, int)
     sim = qd @ rd.T

@@ -109,10 +109,6 @@ class _FlankPlan:
     gallery: Gallery | None = None               # the flank's known crops the frames were matched against
 
 
-def _flank_prefix(flank: str) -> str:
-    return {"left": "L", "right": "R"}[flank]
-
-
 class Identifier:
     """Stage: ``Identifier(cfg, embedder=E, flank=F)(catalog) -> IdentifyResult``.
 
