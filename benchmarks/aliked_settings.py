@@ -14,11 +14,14 @@ Images are decoded as ``eval reid`` decodes them (long side ``crop_max_side``, 5
 keeps of a crop), so a ``resize`` above it upscales. Features are cached per setting (``--out``).
 
     OMP_NUM_THREADS=1 python benchmarks/aliked_settings.py --split validation \
-        --settings n16:384:512,n16:512:1024 --min-sims 0.65,0.7 --out /tmp/spotid-aliked-settings
+        --settings n16:640:1024,n16:640:1024:2048:fg --min-sims 0.65,0.7 --out /tmp/spotid-aliked-settings
+
+A fifth field ``fg`` keeps keypoints only where the foreground model sees the animal (the fourth, the
+candidates, is how many the network proposes before the best-scored on the animal are kept).
 
 Prints one row per (setting, min_sim): top-1 / top-5 / mAP of both lists, CPU seconds per photo for
 the features and per pair for the matching, both measured in this process, and the cost ratio against
-the first setting (the shipped one, ``n16:384:512``).
+the first setting (``n16:640:1024``, shipped until 2026-12-06).
 """
 from __future__ import annotations
 
@@ -38,12 +41,22 @@ from lightglue_rerank import first_stage, individuals, link_folder  # noqa: E402
 
 
 def parse_setting(text: str) -> dict:
-    """``n16:512:1024`` -> model aliked-n16, resize 512, max_keypoints 1024."""
+    """``n16:512:1024`` -> model aliked-n16, resize 512, max_keypoints 1024, no mask;
+    ``n16:640:1024:2048:fg`` -> the same with 2,048 keypoints proposed and the 1,024 best-scored of those on
+    the animal (the foreground model's mask, identify's settings) kept."""
+    parts = text.split(":")
     try:
-        model, resize, k = text.split(":")
-        return {"model": f"aliked-{model}", "resize": int(resize), "max_keypoints": int(k)}
+        model, resize, k = parts[:3]
+        out = {"model": f"aliked-{model}", "resize": int(resize), "max_keypoints": int(k),
+               "candidates": int(parts[3]) if len(parts) > 3 else 0, "foreground": False}
+        if len(parts) > 4:
+            if parts[4] != "fg" or len(parts) > 5:
+                raise ValueError(parts[4])
+            out["foreground"] = True
+        return out
     except ValueError:
-        raise SystemExit(f"--settings {text!r}: write MODEL:RESIZE:KEYPOINTS, e.g. n16:512:1024") from None
+        raise SystemExit(f"--settings {text!r}: write MODEL:RESIZE:KEYPOINTS[:CANDIDATES[:fg]], e.g. n16:512:1024 "
+                         "or n16:640:1024:2048:fg") from None
 
 
 def main() -> None:
@@ -51,7 +64,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("validation", "test"), default="validation")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/reid/nyala-train")
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-aliked-settings"))
-    ap.add_argument("--settings", default="n16:384:512,n16:512:512,n16:512:1024,n16:640:1024,n16:640:2048")
+    ap.add_argument("--settings", default="n16:640:1024,n16:640:2048,n16:640:1024:1024:fg,n16:640:1024:2048:fg")
     ap.add_argument("--min-sims", default="0.65")
     ap.add_argument("--no-brute", action="store_true", help="score the shortlist only (faster)")
     args = ap.parse_args()

@@ -32,7 +32,8 @@ def test_settings_come_from_the_card_unless_given(monkeypatch):
     card = {"settings": {"max_keypoints": 1024, "resize": 640}}
     monkeypatch.setattr(al, "_card", lambda: card)
     st = al.card_settings()
-    assert st == {"model": "aliked-n16", "max_keypoints": 1024, "resize": 640, "min_sim": 0.65}
+    assert st == {"model": "aliked-n16", "max_keypoints": 1024, "resize": 640, "min_sim": 0.65, "candidates": 0,
+                  "foreground": False, "foreground_dilate": -1.0}
     assert al.card_settings(resize=384, min_sim=0.7)["resize"] == 384
     m = build_local("aliked", max_keypoints=256)
     assert "k256-r640" in m.version and "sim0.65" in m.version  # the card's resize, the caller's budget
@@ -92,6 +93,41 @@ def test_interface_contract(name, spots):
     assert m.name == name and isinstance(m.version, str) and m.version
     empty = m.features(np.zeros((8, 8, 3), np.uint8))
     assert len(empty) == 0 and m.verify(empty, f).inliers == 0
+
+
+class _HalfMask:
+    """A stand-in foreground segmenter: the left half of every crop is the animal."""
+    settings = "left-half"
+
+    def mask(self, image):
+        m = np.zeros(np.asarray(image).shape[:2], np.uint8)
+        m[:, : m.shape[1] // 2] = 1
+        return m
+
+
+def test_candidates_refill_the_budget_on_the_animal(spots):
+    """With a foreground mask, keypoints only on the animal; proposing more candidates than are kept
+    refills the budget there, with the best-scored of them (the same first ones as without a mask)."""
+    from spotid.identify.aliked import AlikedExtractor
+
+    im = spots(4, 240, 320)
+    plain = AlikedExtractor(max_keypoints=200, resize=320)
+    masked = AlikedExtractor(max_keypoints=200, resize=320, foreground=_HalfMask())
+    refilled = AlikedExtractor(max_keypoints=200, resize=320, candidates=800, foreground=_HalfMask())
+    fp, fm, fr = plain(im), masked(im), refilled(im)
+    assert len(fp) == 200 and 40 < len(fm) < 160      # the mask drops the right half's share
+    assert len(fr) == 200                              # ... and 800 candidates fill the budget again
+    assert (fm.keypoints[:, 0] < 160).all() and (fr.keypoints[:, 0] < 160).all()
+    # without extra candidates the mask keeps exactly the plain set's left-half keypoints
+    left = fp.keypoints[np.clip(fp.keypoints[:, 0], 0, None).astype(int) < 160]
+    order = lambda k: k[np.lexsort(k.T)]  # noqa: E731
+    np.testing.assert_allclose(order(fm.keypoints), order(left))
+    assert "-of800" in refilled.version and "-fgleft-half" in refilled.version and "-of" not in plain.version
+    # a mask given by the caller wins over the extractor's own
+    everything = np.ones(im.shape[:2], np.uint8)
+    assert len(masked(im, foreground=everything)) == 200
+    v = AlikedVerifier()(fr, refilled(im))
+    assert v.inliers > 100
 
 
 def test_small_crops_get_no_aliked_score(spots):

@@ -36,13 +36,17 @@ def _card() -> dict:
 
 
 #: what the card's ``settings`` fall back to (a card without them: the first shipped choice)
-DEFAULT_SETTINGS = {"model": "aliked-n16", "max_keypoints": 512, "resize": 384, "min_sim": 0.65}
+DEFAULT_SETTINGS = {"model": "aliked-n16", "max_keypoints": 512, "resize": 384, "min_sim": 0.65, "candidates": 0,
+                    "foreground": False, "foreground_dilate": -1.0}
 
 
 def card_settings(**given) -> dict:
     """Extraction and verifier settings: those ``given`` (not None), else the card's ``settings``
     (``models/aliked/card.json``, where they were chosen on validation individuals), else
-    :data:`DEFAULT_SETTINGS`. Keys: model, max_keypoints, resize, min_sim."""
+    :data:`DEFAULT_SETTINGS`. Keys: model, max_keypoints, resize, min_sim, candidates (keypoints proposed
+    before the ``max_keypoints`` best on the animal are kept; 0 = as many as kept), foreground (keypoints
+    only where the foreground model sees the animal) and foreground_dilate (how far its mask is grown, a
+    fraction of the crop's long side; < 0 = as for RootSIFT: identify's config, else the foreground card)."""
     card = _card().get("settings", {})
     out = {}
     for k, default in DEFAULT_SETTINGS.items():
@@ -86,34 +90,51 @@ class AlikedExtractor:
     ``resize`` px (up or down; ALIKED's receptive field wants coat spots several pixels wide), the
     top ``max_keypoints`` keypoints, returned in the input image's pixels.
 
+    ``candidates`` (>= ``max_keypoints``; None = the same): the network proposes this many keypoints,
+    and the ``max_keypoints`` best-scored of those inside ``roi`` and the animal's mask are kept. With a
+    ``foreground`` segmenter (anything with ``.mask(image) -> (h, w) uint8 | None`` and ``.settings``,
+    e.g. :class:`~spotid.identify.foreground.ForegroundSegmenter`) the mask comes from it when the caller
+    gives none; so the budget is spent on the coat, not on the grass and branches behind it, which
+    match nothing across encounters (models/aliked/README.md).
+
     ``Features.infrared`` is set as RootSIFT sets it; ``Features.motion`` is None (no smeared set)."""
 
-    def __init__(self, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384):
+    def __init__(self, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
+                 candidates: int | None = None, foreground=None):
         self.model, self.max_keypoints, self.resize = model, int(max_keypoints), int(resize)
+        self.candidates = max(int(candidates or 0), self.max_keypoints)
+        self.foreground = foreground
         self._net = None
         self.version = f"{ALIKED_VERSION}-{model}-k{self.max_keypoints}-r{self.resize}"
+        if self.candidates > self.max_keypoints:
+            self.version += f"-of{self.candidates}"
+        if foreground is not None:
+            self.version += f"-fg{foreground.settings}"
 
     @property
     def net(self):
         if self._net is None:
-            self._net = build_aliked(model=self.model, max_keypoints=self.max_keypoints)
+            self._net = build_aliked(model=self.model, max_keypoints=self.candidates)
         return self._net
 
     def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
                  foreground: np.ndarray | None = None) -> Features:
-        """``roi`` (x0, y0, x1, y1) pixels and ``foreground`` (H', W') mask: keypoints only inside both."""
+        """``roi`` (x0, y0, x1, y1) pixels and ``foreground`` (H', W') mask, 0 on background, any size
+        (else the extractor's own segmenter's; None from it = the whole crop): keypoints only inside both."""
         import cv2
         import torch
 
         arr = np.asarray(image)
         infrared = is_monochrome(arr)
+        h, w = arr.shape[:2]
+        if min(h, w) < 16:
+            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
+        if foreground is None and self.foreground is not None:
+            foreground = self.foreground.mask(image)   # from the crop as RootSIFT's mask is
         if arr.ndim == 2 or infrared:
             g = _to_gray(arr)
             arr = np.repeat(g[..., None], 3, axis=2)
         arr = np.ascontiguousarray(arr[..., :3], np.uint8)
-        h, w = arr.shape[:2]
-        if min(h, w) < 16:
-            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
         s = self.resize / max(h, w) if self.resize else 1.0
         if s != 1.0:
             arr = cv2.resize(arr, (max(16, round(w * s)), max(16, round(h * s))),
@@ -124,6 +145,7 @@ class AlikedExtractor:
             out = self.net({"image": x})
         kp = out["keypoints"][0].numpy().astype(np.float32)
         de = out["descriptors"][0].numpy().astype(np.float32)
+        score = out["keypoint_scores"][0].numpy().astype(np.float32)
         kp = ((kp + 0.5) / [sx, sy] - 0.5).astype(np.float32)  # back to the input's pixels
         keep = np.ones(len(kp), bool)
         if roi is not None:
@@ -133,7 +155,9 @@ class AlikedExtractor:
             fx = np.clip((kp[:, 0] * fg.shape[1] / w).astype(int), 0, fg.shape[1] - 1)
             fy = np.clip((kp[:, 1] * fg.shape[0] / h).astype(int), 0, fg.shape[0] - 1)
             keep &= fg[fy, fx] > 0
-        return Features(kp[keep], de[keep], infrared)
+        idx = np.flatnonzero(keep)
+        idx = idx[np.argsort(-score[idx], kind="stable")[: self.max_keypoints]]
+        return Features(kp[idx], de[idx], infrared)
 
 
 def mutual_nn(qd: np.ndarray, rd: np.ndarray, min_sim: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

