@@ -122,6 +122,16 @@ class ForegroundSegmenter:
             raise ValueError(f"foreground dilate {self.dilate} is a fraction of the crop's long side: use 0 to about 0.1")
         self.model = build_foreground(width=int(card.get("width", 16)), weights=card.weights_path)
 
+    @classmethod
+    def from_config(cls, cfg, catalog=None, *, dilate: float | None = None) -> "ForegroundSegmenter | None":
+        """The segmenter identify's settings ask for (``foreground``, ``foreground_model``,
+        ``foreground_threshold``, ``foreground_dilate``; missing fields: the card's), or None when
+        ``foreground`` is off. ``dilate`` (a matcher's own, e.g. ALIKED's card) wins over the config's."""
+        if cfg is not None and not getattr(cfg, "foreground", False):
+            return None
+        return cls(getattr(cfg, "foreground_model", "") or None, threshold=getattr(cfg, "foreground_threshold", None),
+                   dilate=dilate if dilate is not None else getattr(cfg, "foreground_dilate", None), catalog=catalog)
+
     @property
     def version(self) -> str:
         return self.card.version

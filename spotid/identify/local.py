@@ -91,11 +91,9 @@ def _aliked_foreground(cfg, catalog, st: dict):
     from spotid.identify.foreground import ForegroundSegmenter
 
     own = st["foreground_dilate"] if st["foreground_dilate"] >= 0 else None
-    if cfg is None:
+    if cfg is None or not hasattr(cfg, "foreground"):   # no identify settings: the shipped model, the card's values
         return ForegroundSegmenter(None, dilate=own)
-    return ForegroundSegmenter(getattr(cfg, "foreground_model", "") or None,
-                               threshold=getattr(cfg, "foreground_threshold", None),
-                               dilate=own if own is not None else getattr(cfg, "foreground_dilate", None), catalog=catalog)
+    return ForegroundSegmenter.from_config(cfg, catalog, dilate=own)
 
 
 def _aliked_extractor(cfg, catalog, st: dict):

@@ -273,12 +273,9 @@ class FeatureExtractor:
     def from_config(cls, cfg, catalog=None) -> FeatureExtractor:
         """From any settings object with identify's feature fields (``IdentifyConfig``); the foreground
         model is ``cfg.foreground_model``, else the catalog's active one, else the shipped one."""
-        fg = None
-        if getattr(cfg, "foreground", False):
-            from spotid.identify.foreground import ForegroundSegmenter
+        from spotid.identify.foreground import ForegroundSegmenter
 
-            fg = ForegroundSegmenter(cfg.foreground_model or None, threshold=cfg.foreground_threshold,
-                                     dilate=cfg.foreground_dilate, catalog=catalog)
+        fg = ForegroundSegmenter.from_config(cfg, catalog)
         return cls(max_keypoints=cfg.max_keypoints, clahe=cfg.clahe, upsample_to=cfg.upsample_to, ir_blur=cfg.ir_blur,
                    motion_blur=cfg.motion_blur, night_motion_blur=cfg.night_motion_blur, foreground=fg,
                    descriptor=cfg.descriptor)
