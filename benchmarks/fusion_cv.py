@@ -3,6 +3,7 @@ embedder's nyala *validation* individuals, as models/matcher/fusion/README.md de
 
     OMP_NUM_THREADS=1 python benchmarks/fusion_cv.py --embedder WORK/embedder-trainonly \\
         [--folds 3] [--seeds 0,1,2,3,4] [--combines mean,noisy_or,max] [--out /tmp/spotid-fusion-cv] [--json OUT]
+        [--synthetic SYN_FIT --synthetic-check SYN_CHECK]
 
 The protocol of ``spotid train fusion`` (``models/matcher/fusion/reproduce.sh``): the 27 validation
 individuals of ``models/embedder/split.json``, queries across encounters (``^(\\d+)_``), the Matcher's
@@ -14,6 +15,13 @@ other folds' photos, and every candidate (combine rule x weights: equal, and a s
 quarters where a scorer may get 0) ranks the held-out fold's queries against the held-out fold's
 photos only. Criterion: the mean over folds of (top-1 + mAP) / 2, the one ``select_fusion`` uses.
 The embedder's test individuals are never read. Prints the best candidates and the shipped one.
+
+``--synthetic SYN_FIT --synthetic-check SYN_CHECK`` (two ``spotid synth crops`` folders of different seeds,
+so different coats): the synthetic leopards of SYN_FIT join every fold's calibration fit (their shortlist
+pairs, as ``spotid train fusion`` takes them), and each candidate, calibrated on all validation individuals
+plus SYN_FIT, also ranks SYN_CHECK's crops against each other across encounters, galleries verified whole
+as identify verifies a small catalog. The criterion is then the mean of the two: a fusion that identify
+uses must rank real coats (nyala) and the synthetic leopards of the demo surveys.
 """
 from __future__ import annotations
 
@@ -43,8 +51,51 @@ def shortlist_scores(folder: Path, embedder: Path, cache: Path):
     return ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS}
 
 
-def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: int, combines) -> list[dict]:
-    from spotid.identify.fusion import Fusion, fit_fusion
+def synthetic_scores(folder: Path, cache: Path, verify_all: int):
+    """As :func:`shortlist_scores` for a ``spotid synth crops`` folder (encounters ``<flank>/e<k>_``), the
+    shipped embedder (it never saw these coats)."""
+    from lightglue_rerank import first_stage
+
+    from spotid.identify.multiscore import shortlist_mask
+
+    data, s, short, *_ = first_stage(folder, cache, encounter=r"^(\w+/e\d+)_", verify_all=verify_all)
+    ind = np.array([it.individual for it in data.items], dtype=object)
+    return ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS}
+
+
+def _pairs(ind, queries, mask, short, keep) -> tuple[dict, np.ndarray]:
+    rows, cols = np.nonzero(mask & keep)
+    return {k: v[rows, cols] for k, v in short.items()}, ind[queries[rows]] == ind[cols]
+
+
+def _fit(parts) -> "Fusion":  # noqa: F821
+    from spotid.identify.fusion import fit_fusion
+
+    return fit_fusion({k: np.concatenate([raw[k] for raw, _ in parts]) for k in SCORERS},
+                      np.concatenate([same for _, same in parts]))
+
+
+def check_synthetic(fitted, ind, queries, valid, short, combines) -> dict:
+    """{(combine, weights key): (top-1 + mAP) / 2} of every candidate ranking a synthetic check folder."""
+    from spotid.identify.fusion import Fusion
+    from spotid.identify.metrics import retrieval_metrics
+    from spotid.identify.multiscore import fusion_candidates
+
+    out = {}
+    for how, w in fusion_candidates(list(SCORERS), combines=combines, step=0.25, drop=True):
+        p = Fusion(fitted.calibrations, w, combine=how).fuse(short)
+        m = retrieval_metrics(np.where(valid, p, np.nan), ind[queries], ind)
+        out[(how, _key(w))] = (m["top1"] + m["mAP"]) / 2
+    return out
+
+
+def _key(w: dict) -> tuple:
+    return tuple(round(w[k], 3) for k in SCORERS)
+
+
+def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: int, combines,
+                   extra=()) -> list[dict]:
+    from spotid.identify.fusion import Fusion
     from spotid.identify.metrics import retrieval_metrics
     from spotid.identify.multiscore import fusion_candidates
 
@@ -56,9 +107,7 @@ def cross_validate(ind, queries, valid, short_mask, short, *, folds: int, seed: 
     per_fold = []
     for f in range(folds):
         train = (q_fold != f)[:, None] & (item_fold != f)[None, :] & short_mask
-        rows, cols = np.nonzero(train)
-        same = ind[queries[rows]] == ind[cols]
-        fitted = fit_fusion({k: v[rows, cols] for k, v in short.items()}, same)
+        fitted = _fit([_pairs(ind, queries, train, short, True), *extra])
         test_rows = np.flatnonzero(q_fold == f)
         gallery = (item_fold == f)[None, :] & valid[test_rows]
         per_fold.append((fitted, test_rows, gallery))
@@ -86,7 +135,11 @@ def main(argv=None) -> int:
     ap.add_argument("--combines", default="mean,noisy_or,max")
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-fusion-cv"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--synthetic", type=Path, help="spotid synth crops folder whose leopards join every calibration fit")
+    ap.add_argument("--synthetic-check", type=Path, help="spotid synth crops folder (another seed) each candidate ranks")
     args = ap.parse_args(argv)
+    if bool(args.synthetic) != bool(args.synthetic_check):
+        raise SystemExit("give --synthetic and --synthetic-check together (two `spotid synth crops` folders of different seeds)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from lightglue_rerank import individuals, link_folder
 
@@ -97,21 +150,41 @@ def main(argv=None) -> int:
     ind, queries, valid, mask, short = shortlist_scores(folder, args.embedder, args.out)
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     combines = [c.strip() for c in args.combines.split(",") if c.strip()]
-    runs = [cross_validate(ind, queries, valid, mask, short, folds=args.folds, seed=sd, combines=combines)
+    extra, syn = [], None
+    if args.synthetic:
+        si, sq, _, sm, ss = synthetic_scores(args.synthetic, args.out, 0)
+        extra = [_pairs(si, sq, sm, ss, True)]
+        fitted = _fit([_pairs(ind, queries, mask, short, True), *extra])
+        ci, cq, cv, _, cs = synthetic_scores(args.synthetic_check, args.out, 300)
+        syn = check_synthetic(fitted, ci, cq, cv, cs, combines)
+    runs = [cross_validate(ind, queries, valid, mask, short, folds=args.folds, seed=sd, combines=combines, extra=extra)
             for sd in seeds]
     table = [dict(rows[0], **{k: float(np.mean([r[k] for r in rows])) for k in ("top1", "mAP", "score")},
                   score_by_seed=[round(r["score"], 4) for r in rows]) for rows in zip(*runs)]
+    for r in table:
+        r["nyala"] = r["score"]
+        if syn is not None:
+            r["synthetic"] = syn[(r["combine"], _key(r["weights"]))]
+            r["score"] = (r["nyala"] + r["synthetic"]) / 2
     ranked = sorted(table, key=lambda r: -r["score"])
     print(f"{len(set(ind))} validation individuals, {len(queries)} queries, {args.folds} folds x seeds {seeds}; "
-          f"criterion (top-1 + mAP) / 2, mean over folds and seeds")
-    print(f"{'combine':>9} {'emb:sift:aliked':>16} {'top-1':>6} {'mAP':>6} {'score':>6}  by seed")
-    shipped = next(r for r in table if r["combine"] == "mean" and r["weights"] == {"embedding": 0.25, "sift": 0.25,
-                                                                                   "aliked": 0.5})
-    for r in ranked[:8] + [dict(shipped, combine="mean*")]:
+          f"criterion (top-1 + mAP) / 2, mean over folds and seeds"
+          + (f"; with {args.synthetic.name} in every fit, score = mean of it and of ranking {args.synthetic_check.name}"
+             if syn is not None else ""))
+    print(f"{'combine':>9} {'emb:sift:aliked':>16} {'top-1':>6} {'mAP':>6} {'score':>6}  by seed"
+          + ("  (nyala, synthetic)" if syn is not None else ""))
+    from spotid.identify.fusion import load_fusion
+
+    now = load_fusion(None)  # the shipped rule, found among the candidates by its normalised weights
+    total = sum(now.weights.get(k, 0.0) for k in SCORERS)
+    want = _key({k: now.weights.get(k, 0.0) / total for k in SCORERS})
+    shipped = [dict(r, combine=r["combine"] + "*") for r in table if r["combine"] == now.combine and _key(r["weights"]) == want]
+    for r in ranked[:8] + shipped[:1]:
         lo = min(v for v in r["weights"].values() if v > 0)
         w = ":".join(f"{r['weights'][k] / lo:.0f}" for k in SCORERS)
-        print(f"{r['combine']:>9} {w:>16} {r['top1']:6.3f} {r['mAP']:6.3f} {r['score']:6.4f}  {r['score_by_seed']}")
-    print("mean* = the shipped rule (mean 1:1:2)")
+        print(f"{r['combine']:>9} {w:>16} {r['top1']:6.3f} {r['mAP']:6.3f} {r['score']:6.4f}  {r['score_by_seed']}"
+              + (f"  ({r['nyala']:.4f}, {r['synthetic']:.4f})" if syn is not None else ""))
+    print(f"* = the shipped rule ({now.combine}, {now.version})")
     if args.json:
         args.json.write_text(json.dumps({"folds": args.folds, "seeds": seeds, "table": ranked}, indent=1))
     return 0

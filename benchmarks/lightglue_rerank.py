@@ -49,10 +49,13 @@ def link_folder(data: Path, names: list[str], work: Path, split: str) -> Path:
     return sub
 
 
-def first_stage(folder: Path, cache: Path, embedder: Path | None = None):
+def first_stage(folder: Path, cache: Path, embedder: Path | None = None, *, encounter: str = r"^(\d+)_",
+                verify_all: int = 0):
     """(data, scores, shortlist raw scores {embedding, sift, aliked}, timing, fusion, aliked matcher, config):
-    the Matcher's shortlists (``verify_all: 0``) with the cosines of ``embedder`` (a model folder; the
-    shipped embedder when None), RootSIFT and ALIKED (the card's settings) scored on them."""
+    the Matcher's shortlists (``verify_all: 0``; a larger ``verify_all`` verifies galleries up to that size
+    whole, as identify does in a small catalog) with the cosines of ``embedder`` (a model folder; the
+    shipped embedder when None), RootSIFT and ALIKED (the card's settings) scored on them. ``encounter``:
+    the regex of :func:`spotid.identify.evaluate.list_items` (nyala: the file-name prefix)."""
     from spotid.config import resolve_config
     from spotid.identify.calibrate import load_calibration
     from spotid.identify.embedder import Embedder
@@ -64,16 +67,18 @@ def first_stage(folder: Path, cache: Path, embedder: Path | None = None):
     from spotid.identify.pipeline import IdentifyConfig
     from spotid.identify.verify import FeatureExtractor, Verifier
 
-    cfg = resolve_config(IdentifyConfig, None, verify_all=0)
+    cfg = resolve_config(IdentifyConfig, None, verify_all=verify_all)
     emb = Embedder(str(embedder) if embedder else cfg.embedder_model)
     fl = FlankClassifier(cfg.flank_model, threshold=cfg.flank_threshold)
     cal = load_calibration(cfg.calibration, descriptor=cfg.descriptor)
-    items = list_items(folder, r"^(\d+)_")
+    items = list_items(folder, encounter)
     data = prepare(items, embedder=emb, flank=fl, extractor=FeatureExtractor.from_config(cfg),
                    max_side=cfg.crop_max_side, cache=cache)
     al = build_local("aliked", cfg)
     # the shortlists and their scores, kept so a report run after the LightGlue pass starts at once
-    done = cache / f"first-stage-{folder.parent.name}-{len(data.items)}-{emb.version}-{al.version}.pkl"
+    # nyala's name kept (caches of earlier runs stay valid); any other folder or setting is named in full
+    extra = "" if (encounter == r"^(\d+)_" and verify_all == 0) else f"-{folder.name}-v{verify_all}"
+    done = cache / f"first-stage-{folder.parent.name}{extra}-{len(data.items)}-{emb.version}-{al.version}.pkl"
     if done.exists():
         s, short, timing = pickle.loads(done.read_bytes())
     else:

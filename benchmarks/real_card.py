@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-real-card"))
     ap.add_argument("--model", action="append", default=[], help="KIND=PATH, e.g. flank=models/flank")
     ap.add_argument("--json", type=Path, help="also write the report here")
-    ap.add_argument("--config", type=Path, help="a spotid config (e.g. 'identify: {scorer: fusion}') for process")
+    ap.add_argument("--config", type=Path, help="a spotid config (e.g. 'identify: {scorer: calibration}') for process")
     args = ap.parse_args()
     if not args.images.is_dir():
         raise SystemExit(f"no folder {args.images}: pass --images (amur-leopard-voc test-images in ../shared)")

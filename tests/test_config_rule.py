@@ -56,7 +56,8 @@ def test_one_config_file_changes_detect_identify_census_and_process(tmp_path, ti
     cfg.write_text(yaml.safe_dump({
         "detect": {"model": str(tiny_models["detector"]), "classifier": str(tiny_models["classifier"]),
                    "threshold": 0.0, "batch_size": 3, "decode_workers": 1, "threads": 1},
-        "identify": {"new_cluster_min_inliers": 13},
+        # scorer: calibration keeps ALIKED off the untrained detector's many boxes (and travels like the rest)
+        "identify": {"new_cluster_min_inliers": 13, "scorer": "calibration"},
         "census": {"occasion_days": 2.0},
     }))
     db = tmp_path / "c.db"
@@ -71,7 +72,7 @@ def test_one_config_file_changes_detect_identify_census_and_process(tmp_path, ti
         assert r.exit_code == 0, (cmd, r.output)
     runs = _runs(db)
     assert runs["detect"][-1]["batch_size"] == 3 and runs["detect"][-1]["model"] == str(tiny_models["detector"])
-    assert runs["identify"][-1]["new_cluster_min_inliers"] == 13
+    assert runs["identify"][-1]["new_cluster_min_inliers"] == 13 and runs["identify"][-1]["scorer"] == "calibration"
     assert runs["census"][-1]["occasion_days"] == 2.0
     # spotid process reads the same file: its detect and identify runs carry the same settings
     card2 = tmp_path / "card2"

@@ -391,7 +391,15 @@ def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, mon
     r = CliRunner().invoke(app, args)   # features cached: quick
     table = " ".join(r.output.replace("│", " ").split())
     assert r.exit_code == 0 and "calibration" in table and "fusion" in table and "ALIKED" in table
-    assert "fusion: the right individual ranked first for" in table and "(identify's default scorer:" in table
+    # identify's default scorer is the fusion that heads the report: named, and no second figure
+    assert "fusion: the right individual ranked first for" in table and "identify runs with scorer: fusion" in table
+    assert "(identify's scorer" not in table
+    # under scorer: calibration the report also gives that scorer's top-1
+    cfg = tmp_path / "cal.yaml"
+    cfg.write_text("scorer: calibration\n")
+    r = CliRunner().invoke(app, args + ["--config", str(cfg)])
+    table = " ".join(r.output.replace("│", " ").split())
+    assert r.exit_code == 0 and "(identify's scorer, calibration:" in table
 
 
 def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, tmp_path):

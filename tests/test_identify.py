@@ -77,18 +77,25 @@ def test_calibration_fitted_on_other_features_is_named(caplog):
     """The calibration's inlier scale belongs to one feature set: identify says when they differ."""
     other = Calibration(CAL.models, {"features": "rootsift-clahe-v2-something-else"}, CAL.decisions)
     with caplog.at_level("WARNING"):
-        ident = Identifier(IdentifyConfig(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(),
+        ident = Identifier(_cfg(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(),
                            calibration=other)
     assert "fitted on features rootsift-clahe-v2-something-else" in caplog.text and ident.extractor.version in caplog.text
     caplog.clear()
     same = Calibration(CAL.models, {"features": ident.extractor.version}, CAL.decisions)
     with caplog.at_level("WARNING"):
-        Identifier(IdentifyConfig(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(), calibration=same)
+        Identifier(_cfg(max_keypoints=400), embedder=FakeEmbedder(), flank=FakeFlank(), calibration=same)
     assert "fitted on features" not in caplog.text
 
 
+def _cfg(**kw) -> IdentifyConfig:
+    """Settings for these tests of identify's logic: the hand calibration ``CAL`` they pass in scores
+    (``scorer: calibration``), not the shipped fusion, which needs the real embedder and ALIKED features
+    (its own tests below pass ``scorer="fusion"``)."""
+    return IdentifyConfig(**{"scorer": "calibration", **kw})
+
+
 def _ident(**kw) -> Identifier:
-    cfg = IdentifyConfig(**{"shortlist": 10, "max_keypoints": 400, **kw})
+    cfg = _cfg(**{"shortlist": 10, "max_keypoints": 400, **kw})
     return Identifier(cfg, embedder=FakeEmbedder(), flank=FakeFlank(), calibration=CAL)
 
 
@@ -235,28 +242,31 @@ def test_cli_identify_and_errors(world, monkeypatch):
     cat, card, ids, _ = world
     monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
     monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--deployment", "elsewhere"])
+    # the hand calibration CAL scores here (scorer: calibration); the shipped default is the fusion
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "magic"])
+    assert r.exit_code == 2 and "use calibration or fusion" in r.output
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration", "--json", "--deployment", "elsewhere"])
     assert r.exit_code == 2 and "no deployment elsewhere" in r.output   # a mistyped deployment: nothing run
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json", "--threshold", "0.5"])
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration", "--json", "--threshold", "0.5"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["detections"] == 8 and len(out["new_individuals"]) == 3
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--json"])
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration", "--json"])
     assert json.loads(r.stdout)["detections"] == 0
     # for people: a table, and the next step names the set-aside sightings when there are some
     lost = card.burst([coat(40)])
     Path(cat.query("SELECT m.path FROM media m JOIN detections d ON d.media_id = m.id WHERE d.id = ?",
                    (lost[0],))[0][0]).unlink()
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path)])
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration"])
     assert r.exit_code == 0, r.output
     assert "crop failed" in r.stdout and f"next: spotid review --db {cat.path} --include-set-aside" in r.stdout
     # tried again on request: the frame is still missing, so it is set aside again
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--retry-set-aside", "--json"])
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration", "--retry-set-aside", "--json"])
     out = json.loads(r.stdout)
     assert (out["retried"], out["crop_failures"], out["unusable"]) == (1, 1, 1)
     r = CliRunner().invoke(app, ["identify", "--db", str(cat.path.parent / "nope.db")])
     assert r.exit_code == 2 and "spotid ingest" in r.output
-    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--threshold", "3"])
+    r = CliRunner().invoke(app, ["identify", "--db", str(cat.path), "--scorer", "calibration", "--threshold", "3"])
     assert r.exit_code == 2
 
 
@@ -274,7 +284,7 @@ def test_new_flank_model_reclassifies_cached_crops(world):
     with cat.transaction():
         cat.execute("DELETE FROM match_candidates")
         cat.execute("DELETE FROM sightings")
-    cfg = IdentifyConfig(shortlist=10, max_keypoints=400)
+    cfg = _cfg(shortlist=10, max_keypoints=400)
     Identifier(cfg, embedder=FakeEmbedder(), flank=AllRight(), calibration=CAL)(cat)
     assert cat.scalar("SELECT COUNT(*) FROM crops WHERE flank = 'right'") == 8
     assert {r[0] for r in cat.query("SELECT flank_model FROM crops")} == {"fake-flank@111111111111@"}
@@ -412,7 +422,7 @@ def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobo
     # the third frame of A's burst is a box on something else: its burst mates do not vouch for it
     *unsure_a, other = card.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22)), tint_unsure(warp(coat(32), 24))])
     unsure_new = card.burst([tint_unsure(warp(coat(31), 23))])
-    ident = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
+    ident = Identifier(_cfg(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
                        calibration=CAL)
     res = ident(cat)
     s = _sightings(cat)
@@ -440,11 +450,11 @@ def test_a_burst_without_a_flank_joins_the_individual_it_matches_and_founds_nobo
     card2 = Card(cat2, cat.path.parent / "two")
     card2.burst([warp(A, 1), warp(A, 2)])
     unsure2 = card2.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22))])
-    res2 = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400, match_unknown_flank=False),
+    res2 = Identifier(_cfg(shortlist=10, max_keypoints=400, match_unknown_flank=False),
                       embedder=FakeEmbedder(), flank=UnsureFlank(), calibration=CAL)(cat2)
     assert all(_sightings(cat2)[d]["status"] == "unusable" for d in unsure2) and res2.flank_from_match == 0
     # on, but asking for more inliers than the match has: P alone is not enough for a view without a flank
-    strict = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400, unknown_flank_min_inliers=10_000),
+    strict = Identifier(_cfg(shortlist=10, max_keypoints=400, unknown_flank_min_inliers=10_000),
                         embedder=FakeEmbedder(), flank=UnsureFlank(), calibration=CAL)(cat2, retry_set_aside=True)
     assert strict.retried == 2 and strict.flank_from_match == 0
     assert all(_sightings(cat2)[d]["status"] == "unusable" for d in unsure2)
@@ -455,7 +465,7 @@ def test_retry_set_aside_matches_earlier_views_against_individuals_founded_since
     cat = Catalog(tmp_path / "c.db")
     card = Card(cat, tmp_path)
     A = coat(11)
-    ident = Identifier(IdentifyConfig(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
+    ident = Identifier(_cfg(shortlist=10, max_keypoints=400), embedder=FakeEmbedder(), flank=UnsureFlank(),
                        calibration=CAL)
     unsure = card.burst([tint_unsure(warp(A, 21)), tint_unsure(warp(A, 22))])
     decided = card.burst([tint_unsure(warp(A, 23))])
@@ -558,7 +568,7 @@ def test_each_collaborator_gets_its_own_settings():
     only the fields they read."""
     from spotid.identify.config import CropSettings, VerifierSettings, WriterSettings
 
-    cfg = IdentifyConfig(pad=0.2, batch_size=8, top_k=3, reproj_threshold=9.0, max_keypoints=400)
+    cfg = _cfg(pad=0.2, batch_size=8, top_k=3, reproj_threshold=9.0, max_keypoints=400)
     assert cfg.crops == CropSettings(pad=0.2, box_only=True, batch_size=8)
     assert cfg.writer == WriterSettings(auto_accept=False, auto_accept_threshold=0.95, top_k=3)
     assert cfg.features.max_keypoints == 400 and not hasattr(cfg.features, "threshold")

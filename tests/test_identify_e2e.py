@@ -99,7 +99,8 @@ def test_card_decision_rows_label_bursts_by_truth(tmp_path):
     assert card_catalog(card, tmp_path / "work") == db  # reused, not detected again
     with Catalog(db, create=False) as cat:
         assert cat.scalar("SELECT COUNT(*) FROM runs WHERE stage = 'detect'") == 1
-        ident = Identifier(IdentifyConfig(), embedder=Embedder(None), flank=FlankClassifier(None))
+        # rows for the calibration scorer (spotid train matcher --card), matched as that scorer matches
+        ident = Identifier(IdentifyConfig(scorer="calibration"), embedder=Embedder(None), flank=FlankClassifier(None))
         rows = card_decision_rows(ident, cat, card, splits=0, top=1000)
         boxes = truth_boxes(cat, json.loads((card / "truth.json").read_text()), card, min_iou=0.1)
         bursts: dict = {}

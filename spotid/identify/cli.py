@@ -30,6 +30,11 @@ def identify(
     flank_threshold: Optional[float] = typer.Option(None, "--flank-threshold",
                                                     help="Flank confidence below which a crop is 'unknown' (default: the model card's)."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
+    scorer: Optional[str] = typer.Option(
+        None, "--scorer", help="What turns evidence into P(same individual): fusion (default: embedding, RootSIFT "
+                               "and ALIKED, models/matcher/fusion; ~2-3 s CPU per new crop for ALIKED) or "
+                               "calibration (embedding + RootSIFT, models/matcher/calibration.json; fast, far "
+                               "weaker on real coats)."),
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment's detections."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores, as detect; "
@@ -44,13 +49,14 @@ def identify(
     \b
     Example:
       spotid identify --db season.db --threads 2
+      spotid identify --db season.db --scorer calibration
     """
     from spotid.identify.pipeline import Identifier
     from spotid.cliutil import existing_catalog, require
 
     cfg = _cfg(config, auto_accept=auto_accept, threshold=threshold, embedder_model=str(model) if model else None,
                flank_model=str(flank_model) if flank_model else None, flank_threshold=flank_threshold,
-               calibration=str(calibration) if calibration else None)
+               calibration=str(calibration) if calibration else None, scorer=scorer)
     _threads(threads)
     with existing_catalog(db) as cat:
         emb, fl = _models(cfg, cat)
@@ -108,20 +114,22 @@ def _print_reid_report(rep: dict) -> None:
         t.add_row(_ROW_NAMES.get(k, k), *("–" if x != x else f"{x:.3f}" for x in v))
     con = Console()
     con.print(t)
-    head, default = rep["scorers"].get(rep["headline"], {}), rep["scorers"].get("fused", {})
+    # the row of the scorer identify runs with under this config: 'fused' = calibration, 'calibrated' = fusion
+    ident = "calibrated" if rep.get("identify_scorer") == "fusion" else "fused"
+    head, default = rep["scorers"].get(rep["headline"], {}), rep["scorers"].get(ident, {})
     if head.get("top1") is not None:
         con.print(f"[bold]{_ROW_NAMES.get(rep['headline'], rep['headline'])}: the right individual ranked first for "
                   f"{head['top1']:.0%} of {rep['queries']} queries, among the first five for {head['top5']:.0%}"
-                  f"[/bold]" + (f" (identify's default scorer: {default['top1']:.0%})"
-                                if rep["headline"] != "fused" and default.get("top1") is not None else ""))
+                  f"[/bold]" + (f" (identify's scorer, {_ROW_NAMES[ident]}: {default['top1']:.0%})"
+                                if rep["headline"] != ident and default.get("top1") is not None else ""))
     if rep["individuals"] < 2:
         con.print("[bold]only one individual could be read: every query is trivially right and no unknown "
                   "individual can be measured (BAUS –); these figures say nothing about the matcher[/bold]")
     con.print(f"top-1/top-5: share of queries whose individual is ranked first / in the first five, photos of "
               f"the query's own encounter left out; BAKS/BAUS: share right on known / unknown individuals at "
-              f"P >= {rep['threshold']:g}. Rows: 'calibration' is how identify matches by default (embedding + RootSIFT, "
-              "scorer: calibration); 'fusion' the calibrated average of the embedding, RootSIFT and ALIKED "
-              "(identify's scorer: fusion).")
+              f"P >= {rep['threshold']:g}. Rows: 'calibration' is identify's scorer: calibration (embedding + RootSIFT); "
+              "'fusion' its scorer: fusion (the embedding, RootSIFT and ALIKED, each calibrated, then combined); "
+              f"identify runs with scorer: {rep.get('identify_scorer', 'calibration')} here.")
     unplaced = ("compared with both flanks, as identify does" if rep["unknown_flank"] == "both" else "left out")
     by = rep["scorers"].get("fused", {}).get("top1_by_query_flank", {})
     con.print(f"images: {_counts(rep['flanks'])} (not placed: {unplaced}); queries: {_counts(rep['queries_by_flank'])}"
@@ -137,13 +145,15 @@ def _print_reid_report(rep: dict) -> None:
                + ("" if rep["calibration_fits_features"] else " (fitted on other features: refit it)"))
     if rep.get("fusion"):
         sq = rep["timing"]["seconds_per_query"]
-        con.print(f"'fusion' = average of the calibrated P(same) of {', '.join(rep['scorers']['calibrated']['scorers'])} "
-                  f"({rep['fusion']}), local matchers on the Matcher's shortlist; {', '.join(rep['verifiers'])} rows: "
-                  f"each verifier alone, scored on {rep['timing']['verifiers_scored_on']}. Query time: "
+        cal = rep["scorers"]["calibrated"]
+        con.print(f"'fusion' = the calibrated P(same) of {', '.join(cal['scorers'])}, combined by "
+                  f"{cal.get('combine', 'mean')} ({rep['fusion']}), local matchers on the Matcher's shortlist; "
+                  f"{', '.join(rep['verifiers'])} rows: each verifier alone, scored on "
+                  f"{rep['timing']['verifiers_scored_on']}. Query time: "
                   + " + ".join(f"{k} {v:.3f} s" for k, v in sq.items()) + "; identify scores so with scorer: fusion.")
     else:
-        con.print("--verifiers none: identify's default scorer only. Without it the report heads with the "
-                  "calibrated fusion of the embedding, RootSIFT and ALIKED (the best on real coats so far).")
+        con.print("--verifiers none: the embedding + RootSIFT calibration only (fast). Without it the report heads "
+                  "with the calibrated fusion of the embedding, RootSIFT and ALIKED (the best on real coats so far).")
 
 
 def eval_reid(
@@ -179,9 +189,10 @@ def eval_reid(
                                                   "shipped calibration)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     verifiers: Optional[str] = typer.Option(
-        None, "--verifiers", help="Local verifiers fused with the embedding by calibrated averaging, comma-separated: "
-                                  "sift, aliked. Default: the fusion's own (sift,aliked; ALIKED features take ~1-2 s "
-                                  "CPU per image, cached with --cache). 'none': identify's default scorer only (fast)."),
+        None, "--verifiers", help="Local verifiers joined with the embedding by the calibrated fusion, comma-separated: "
+                                  "sift, aliked. Default: the fusion's own (sift,aliked; ALIKED features take ~2-3 s "
+                                  "CPU per image, cached with --cache). 'none': the embedding + RootSIFT calibration "
+                                  "only (fast)."),
     fusion: Optional[Path] = typer.Option(None, "--fusion", help="Fusion calibration (default models/matcher/fusion)."),
     threads: int = typer.Option(1, "--threads", help="Torch/OpenCV threads (0 = all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -283,6 +294,7 @@ def _eval_reid(directory, model, flank_model, flank_threshold, calibration, enco
                        verifiers=names or None, fusion=fus, matchers=matchers)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from None
+    rep["identify_scorer"] = cfg.scorer
     if json_out:
         from spotid.util import print_json
         print_json(rep)

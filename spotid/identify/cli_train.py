@@ -76,8 +76,9 @@ def train_matcher(
         if not (Path(c) / "truth.json").is_file():
             raise typer.BadParameter(f"{c} has no truth.json: pass a folder made by `spotid synth card`",
                                      param_hint="--card")
+    # this fits the calibration scorer, so cards are matched as that scorer matches them (not the fusion)
     cfg = _cfg(None, embedder_model=str(model) if model else None, flank_model=str(flank_model) if flank_model else None,
-               descriptor=descriptor)
+               descriptor=descriptor, scorer="calibration")
     _threads(threads)
     emb, fl = _models(cfg)
     fx, ver = _extractor(cfg), _verifier(cfg)

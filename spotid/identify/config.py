@@ -90,7 +90,7 @@ class IdentifyConfig:
     static_tol: float = 0.01            # same camera: matches that do not move in the frame are scenery
     ir_chance_inliers: int = 8          # inliers two different animals share by chance in a night/night pair
     # matcher
-    scorer: str = "calibration"         # calibration (cosine + RootSIFT, models/matcher) | fusion (models/matcher/fusion)
+    scorer: str = "fusion"              # fusion (embedding, RootSIFT, ALIKED: models/matcher/fusion) | calibration (cosine + RootSIFT, models/matcher)
     fusion: str | None = None           # fusion folder or file (None = models/matcher/fusion)
     verify_all: int = 300               # galleries up to this size are verified whole
     shortlist: int = 30                 # else: this many by cosine + this many by descriptor votes

@@ -18,7 +18,10 @@ fusion --select``; ``mean`` when a fusion.json does not say):
   "not the same animal" probabilities: one scorer that is sure of a match lifts the fused P more than
   in the mean, while scorers near 0 pull it down less (a verifier that finds nothing on a pair of
   photos with different light says little);
-- ``max``: the largest P of the scorers with weight > 0.
+- ``max``: the largest P of the scorers with weight > 0 (the shipped fusion's rule since 2026-12-06:
+  fitted on nyala and synthetic leopards, each verifier is strong on one kind of coat and near chance on
+  the other, ALIKED on real stripes, RootSIFT on the renders; the largest P lets whichever is sure
+  speak, where a mean diluted it; models/matcher/fusion/README.md).
 
 Each stays between the smallest and the largest of the scorers' P.
 

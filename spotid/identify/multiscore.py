@@ -166,6 +166,7 @@ def calibrated_report(data, s, fusion, names: list[str], brute: dict, short: dic
     m.update(open_set_metrics(best_p, pred, truth, known, threshold))
     m["scorers"] = use
     m["weights"] = {k: fusion.weights.get(k, 1.0) for k in use}
+    m["combine"] = fusion.combine
     out["calibrated"] = m
     # with each scorer alone through its calibration on the shortlist scores (what fusion adds)
     return out
