@@ -40,25 +40,20 @@ SHARED = ROOT.parent / "shared" / "data" / "reid" / "nyala-train"
 SCORERS = ("embedding", "sift", "aliked")
 
 
-def shortlist_scores(folder: Path, embedder: Path, cache: Path):
-    """(items' individuals (N,), query indices (Q,), valid (Q, N), shortlist mask (Q, N), {scorer: (Q, N)})."""
+NYALA_ENCOUNTER = r"^(\d+)_"
+SYNTH_ENCOUNTER = r"^(\w+/e\d+)_"   # spotid synth crops: <individual>/<flank>/e<k>_<frame>.jpg
+
+
+def shortlist_scores(folder: Path, embedder: Path | None, cache: Path, *, encounter: str = NYALA_ENCOUNTER,
+                     verify_all: int = 0):
+    """(items' individuals (N,), query indices (Q,), valid (Q, N), shortlist mask (Q, N), {scorer: (Q, N)}) of
+    ``folder``: nyala by default; a ``spotid synth crops`` folder with ``encounter=SYNTH_ENCOUNTER`` and the
+    shipped embedder (``embedder=None``: it never saw those coats); ``verify_all`` as identify's."""
     from lightglue_rerank import first_stage
 
     from spotid.identify.multiscore import shortlist_mask
 
-    data, s, short, *_ = first_stage(folder, cache, embedder=embedder)
-    ind = np.array([it.individual for it in data.items], dtype=object)
-    return ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS}
-
-
-def synthetic_scores(folder: Path, cache: Path, verify_all: int):
-    """As :func:`shortlist_scores` for a ``spotid synth crops`` folder (encounters ``<flank>/e<k>_``), the
-    shipped embedder (it never saw these coats)."""
-    from lightglue_rerank import first_stage
-
-    from spotid.identify.multiscore import shortlist_mask
-
-    data, s, short, *_ = first_stage(folder, cache, encounter=r"^(\w+/e\d+)_", verify_all=verify_all)
+    data, s, short, *_ = first_stage(folder, cache, embedder=embedder, encounter=encounter, verify_all=verify_all)
     ind = np.array([it.individual for it in data.items], dtype=object)
     return ind, np.asarray(s.queries), s.valid, shortlist_mask(s), {k: short[k] for k in SCORERS}
 
@@ -152,10 +147,12 @@ def main(argv=None) -> int:
     combines = [c.strip() for c in args.combines.split(",") if c.strip()]
     extra, syn = [], None
     if args.synthetic:
-        si, sq, _, sm, ss = synthetic_scores(args.synthetic, args.out, 0)
+        si, sq, _, sm, ss = shortlist_scores(args.synthetic, None, args.out, encounter=SYNTH_ENCOUNTER)
         extra = [_pairs(si, sq, sm, ss, True)]
         fitted = _fit([_pairs(ind, queries, mask, short, True), *extra])
-        ci, cq, cv, _, cs = synthetic_scores(args.synthetic_check, args.out, 300)
+        # the check folder is ranked as identify ranks a small catalog: every gallery crop verified
+        ci, cq, cv, _, cs = shortlist_scores(args.synthetic_check, None, args.out, encounter=SYNTH_ENCOUNTER,
+                                             verify_all=300)
         syn = check_synthetic(fitted, ci, cq, cv, cs, combines)
     runs = [cross_validate(ind, queries, valid, mask, short, folds=args.folds, seed=sd, combines=combines, extra=extra)
             for sd in seeds]

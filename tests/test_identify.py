@@ -622,3 +622,16 @@ def test_a_burst_called_the_wrong_flank_joins_the_side_its_coat_matches(world):
         s_off = _sightings(off)
         assert res_off.flank_from_coat == 0 and "R-0002" in res_off.new_individuals
         assert {s_off[d]["flank"] for d in wrong} == {"right"}
+
+
+def test_card_decision_rows_refuse_an_identifier_scoring_with_the_fusion(tmp_path):
+    """The rows fit the calibration scorer: an Identifier on the fusion is refused with the fix before any
+    crop is read (its ALIKED features would cost seconds per crop and never be used)."""
+    from types import SimpleNamespace
+
+    from spotid.identify.calibrate_cards import card_decision_rows
+
+    fused = SimpleNamespace(matcher=SimpleNamespace(fusion=object()),
+                            crop_rows=lambda cat: pytest.fail("crops were read"))
+    with pytest.raises(ValueError, match="scorer='calibration'"):
+        card_decision_rows(fused, None, tmp_path)

@@ -82,8 +82,14 @@ def card_decision_rows(identifier, cat: Catalog, card: str | Path, *, unknown_fr
                        splits: int = 4, top: int = 3, seed: int = 1000) -> CardRows:
     """Decision rows of one card's catalog (see the module docstring). ``identifier`` is an
     :class:`spotid.identify.pipeline.Identifier` whose matcher carries the pairwise calibration that
-    ranks crops; the catalog must hold no sightings (a scratch catalog from :func:`card_catalog`)."""
+    ranks crops; the catalog must hold no sightings (a scratch catalog from :func:`card_catalog`).
+    ValueError for an identifier scoring with the fusion: these rows fit the calibration scorer, and the
+    fusion's ALIKED features would be computed for every crop and never used."""
     import json
+
+    if getattr(identifier.matcher, "fusion", None) is not None:
+        raise ValueError("card decision rows fit the calibration scorer: build the Identifier with "
+                         "IdentifyConfig(scorer='calibration') (spotid train matcher --card does)")
 
     from spotid.identify.bursts import group_bursts
     from spotid.identify.match import Gallery, pool_burst
