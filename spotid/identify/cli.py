@@ -84,7 +84,7 @@ def identify(
     t.add_row("unusable", res.unusable_text())
     t.add_row("new individuals", ", ".join(res.new_individuals) or "-")
     # which scorer turned the evidence into P: the figures a reviewer sees are on its scale
-    t.add_row("scored with", f"{cfg.scorer} ({'fusion of embedding, RootSIFT, ALIKED' if cfg.scorer == 'fusion' else 'embedding + RootSIFT calibration'})")
+    t.add_row("scored with", f"{cfg.scorer} ({'embedding, RootSIFT and ALIKED, each calibrated' if cfg.scorer == 'fusion' else 'embedding + RootSIFT; --scorer fusion adds ALIKED'})")
     Console().print(t)
     aside = (f" --include-set-aside    (also the {res.unusable} sighting(s) set aside as unusable, with the reasons; "
              "the census counts them only once a person assigns them)") if res.unusable else ""
