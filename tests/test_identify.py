@@ -545,6 +545,12 @@ def test_identify_with_calibrated_fusion_stores_aliked_features_and_proposes_eac
     assert {r["version"] for r in rows} == {ident.matcher.local["aliked"].version}
     assert all(len(r["keypoints"]) > 0 for r in rows)
     assert "matcher-fusion@" in cat.query("SELECT model_version FROM runs WHERE stage = 'identify'")[0]["model_version"]
+    # each candidate's evidence is the surest verifier's pairs, named, with every scorer's calibrated P
+    evs = [json.loads(r["evidence_json"]) for r in cat.query("SELECT evidence_json FROM match_candidates")]
+    assert evs and all(e["verifier"] in ("sift", "aliked") and set(e["scores"]) == {"embedding", "sift", "aliked"}
+                       for e in evs)
+    assert all(e["scores"][e["verifier"]] >= e["scores"][o] for e in evs for o in ("sift", "aliked"))
+    assert all(len(e["query_pts"]) == min(200, e["inliers"] + e.get("chance", 0)) for e in evs if e["inliers"])
     # a new photo of A matches its proposal; the stored ALIKED features are read, not recomputed
     before = {r["detection_id"]: r["descriptors"] for r in rows}
     new = card.burst([warp(A, 21), warp(A, 22)])

@@ -329,6 +329,14 @@ def test_matcher_with_calibrated_fusion_ranks_by_the_average_and_decides_with_th
     po, pa = (0.5 + 0.5 + 0.9) / 3, (0.5 + 0.75 + 0.5) / 3
     want = 1 / (1 + (pa / (1 - pa)) / (po / (1 - po)))
     assert cands[0].probability == pytest.approx(want, abs=1e-3)
+    # the evidence a reviewer is shown is the surest local verifier's: ALIKED's 8 pairs for B (P 0.9 over
+    # RootSIFT's 0.5), RootSIFT's 2 for A (0.75 over 0.5), with every scorer's calibrated P
+    b, a = cands[0].evidence, cands[1].evidence
+    assert (b["verifier"], b["inliers"], len(b["query_pts"])) == ("aliked", 8, 8)
+    assert (a["verifier"], a["inliers"], len(a["query_pts"])) == ("sift", 2, 2)
+    assert b["scores"] == pytest.approx({"embedding": 0.5, "sift": 0.5, "aliked": 0.9}, abs=1e-3)
+    assert a["scores"] == pytest.approx({"embedding": 0.5, "sift": 0.75, "aliked": 0.5}, abs=1e-3)
+    assert cands[1].inliers == 2 and cands[0].inliers == 0   # verify_inliers stays RootSIFT's (the floors read it)
     with pytest.raises(ValueError, match="aliked features"):
         m.evidence(np.ones(4, np.float32) / 2, feats(0), g)
 

@@ -670,3 +670,33 @@ def test_older_catalog_gets_a_reason_for_what_identify_set_aside_not_for_peoples
             "SELECT id, set_aside_reason FROM sightings WHERE status = 'unusable'")}
     assert reasons == {by_person: None,
                        by_identify: "set aside by an earlier identify run (its reason was not recorded)"}
+
+
+def test_evidence_names_the_verifier_whose_pairs_are_drawn_and_each_scorers_p(client, demo):
+    """Under the fusion identify stores the surest verifier's pairs with its own inlier count and every
+    scorer's calibrated P (``evidence_json`` keys ``verifier``, ``inliers``, ``scores``); the page names that
+    verifier beside its count. Older rows (no such keys) read as RootSIFT with the column's count."""
+    from spotid.review.queue import parse_evidence
+
+    old = parse_evidence(json.dumps({"query_pts": [[1, 2]], "ref_pts": [[3, 4]]}))
+    assert (old.verifier, old.inliers, old.scores) == ("RootSIFT", None, ())
+    ev = parse_evidence(json.dumps({"query_pts": [[1, 2]] * 23, "ref_pts": [[3, 4]] * 23, "verifier": "aliked",
+                                    "inliers": 23, "scores": {"embedding": 0.31, "sift": 0.12, "aliked": 0.91}}))
+    assert (ev.verifier, ev.inliers, ev.n) == ("ALIKED", 23, 23)
+    assert ev.scores == (("embedding", 0.31), ("RootSIFT", 0.12), ("ALIKED", 0.91))
+    assert parse_evidence(json.dumps({"query_pts": [], "ref_pts": [], "scores": [1, 2]})) is None
+    sid = demo["pending"][0]
+    con = sqlite3.connect(demo["db_path"])
+    with con:
+        row = con.execute("SELECT id, evidence_json FROM match_candidates WHERE sighting_id = ? ORDER BY rank "
+                          "LIMIT 1", (sid,)).fetchone()
+        data = json.loads(row[1])
+        data.update(verifier="aliked", inliers=len(data["query_pts"]), scores={"sift": 0.2, "aliked": 0.93})
+        con.execute("UPDATE match_candidates SET evidence_json = ?, verify_inliers = 3 WHERE id = ?",
+                    (json.dumps(data), row[0]))
+    con.close()
+    html = client.get(f"/queue?sighting={sid}").text
+    assert f"{len(data['query_pts'])} ALIKED inliers" in html
+    got = item(client, sid)["candidates"][0]
+    assert got["verify_inliers"] == 3 and got["evidence"]["verifier"] == "ALIKED"
+    assert [list(s) for s in got["evidence"]["scores"]] == [["RootSIFT", 0.2], ["ALIKED", 0.93]]

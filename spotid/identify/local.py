@@ -69,10 +69,15 @@ class PairedMatcher:
         inlier counts the RootSIFT path of the Matcher has always used: most pairs have 0 inliers);
         NaN when either crop was too small for this matcher (no score: the fusion leaves it out),
         distinct from 0 inliers on a crop it could describe."""
+        return self.score_verify(q, r)[0]
+
+    def score_verify(self, q: Features, r: Features) -> tuple[float, Verification | None]:
+        """(:meth:`scores`, the Verification behind it, None when the pair got no score): the matched
+        keypoints are what the review page draws when this matcher decided the pair."""
         if self.min_side and (len(q) == 0 or len(r) == 0):
-            return float("nan")
+            return float("nan"), None
         v = self.verify(q, r)
-        return v.inliers + min(v.matches, 999) / 1000.0
+        return v.inliers + min(v.matches, 999) / 1000.0, v
 
 
 def sift(cfg=None, catalog=None, **_) -> PairedMatcher:

@@ -263,6 +263,20 @@ class Evidence:
     j: int
     ref: Hashable
     verification: Verification | None = field(default=None, repr=False, compare=False)
+    verifier: str = "sift"       # whose matched keypoints ``verification`` holds (see Matcher.evidence)
+    scores: dict = field(default_factory=dict, repr=False, compare=False)  # {scorer: calibrated P}, fusion only
+
+    def payload(self) -> dict:
+        """The ``match_candidates.evidence_json`` payload: the matched keypoint pairs of ``verifier``
+        (none when it found no inliers), that verifier's name and inlier count, and under the fusion each
+        scorer's calibrated P(same) for this pair, so a reviewer sees which signal spoke."""
+        v = self.verification
+        out = v.evidence() if v is not None and v.inliers else {"query_pts": [], "ref_pts": []}
+        out["verifier"] = self.verifier
+        out["inliers"] = int(v.inliers) if v is not None else 0
+        if self.scores:
+            out["scores"] = {k: round(float(p), 3) for k, p in self.scores.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -357,32 +371,46 @@ class Matcher:
         return cos, inl, done
 
     def fused_prob(self, cos: np.ndarray, inl: np.ndarray, done: dict, gallery: Gallery,
-                   q_extra: dict[str, Features] | None) -> np.ndarray:
-        """(G,) calibrated-average P(same) (``fusion``): the other local matchers score the shortlist
-        (``done``), 0 inliers elsewhere, as RootSIFT."""
+                   q_extra: dict[str, Features] | None
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, dict[int, Verification]]]:
+        """(G,) fused P(same) (``fusion``): the other local matchers score the shortlist (``done``), 0
+        inliers elsewhere, as RootSIFT. Also {scorer: calibrated P ``(G,)``} and {local matcher: {gallery
+        idx: Verification}} (RootSIFT's is ``done``), the evidence behind each pair."""
         raw = {"embedding": np.nan_to_num(cos), "sift": np.floor(inl)}
+        checks: dict[str, dict[int, Verification]] = {"sift": done}
         for name, m in self.local.items():
             if q_extra is None or name not in q_extra or name not in gallery.extra:
                 raise ValueError(f"fusion with {name!r} needs the query's and the gallery's {name} features")
-            r = np.zeros(len(gallery))
+            r, vs = np.zeros(len(gallery)), {}
             for j in done:
-                r[j] = m.scores(q_extra[name], gallery.extra[name][j])
-            raw[name] = r
-        return np.where(np.isnan(cos), np.nan, self.fusion.fuse(raw))
+                r[j], v = m.score_verify(q_extra[name], gallery.extra[name][j])
+                if v is not None:
+                    vs[j] = v
+            raw[name], checks[name] = r, vs
+        fused = np.where(np.isnan(cos), np.nan, self.fusion.fuse(raw))
+        return fused, self.fusion.probs(raw), checks
 
     def evidence(self, q_emb: np.ndarray, q_feat: Features, gallery: Gallery, mask: np.ndarray | None = None,
                  place: Place | None = None, q_extra: dict[str, Features] | None = None) -> dict[Hashable, Evidence]:
         """{individual: best Evidence} of one query frame (best = highest pairwise P(same); with
-        ``fusion``, the calibrated average, ``q_extra`` the query's features of the other matchers)."""
+        ``fusion``, the fused P, ``q_extra`` the query's features of the other matchers). Under the
+        fusion an Evidence carries the matched keypoints of the local verifier with the highest calibrated
+        P for that pair (RootSIFT on a tie) and every scorer's P: what decided is what a reviewer is shown."""
         if not len(gallery):
             return {}
         cos, inl, done = self.scores(q_emb, q_feat, gallery, mask, place)
-        if self.fusion is not None:
-            prob = self.fused_prob(cos, inl, done, gallery, q_extra)
-        else:
+        if self.fusion is None:
             prob = np.where(np.isnan(cos), np.nan, self.calibration.prob(np.nan_to_num(cos), inl, "fused"))
-        return {ind: Evidence(float(cos[j]), int(np.floor(inl[j])), float(p), j, gallery.refs[j], done.get(j))
-                for ind, p, j in rank_individuals(prob, gallery.individuals)}
+            return {ind: Evidence(float(cos[j]), int(np.floor(inl[j])), float(p), j, gallery.refs[j], done.get(j))
+                    for ind, p, j in rank_individuals(prob, gallery.individuals)}
+        prob, probs, checks = self.fused_prob(cos, inl, done, gallery, q_extra)
+        out = {}
+        for ind, p, j in rank_individuals(prob, gallery.individuals):
+            scores = {k: float(v[j]) for k, v in probs.items() if not np.isnan(v[j])}
+            shown = max(checks, key=lambda k: (scores.get(k, -1.0), k == "sift"))
+            out[ind] = Evidence(float(cos[j]), int(np.floor(inl[j])), float(p), j, gallery.refs[j],
+                                checks[shown].get(j), shown, scores)
+        return out
 
     def decide(self, frames: Sequence[dict[Hashable, Evidence]]) -> list[Candidate]:
         """Pool the evidence of the frames of one burst and rank individuals by calibrated P
@@ -394,9 +422,7 @@ class Matcher:
             p = float(self.decider(e.cos, e.inliers, e.pair_prob, other.cos if other is not None else 0.0,
                                    other.inliers if other is not None else 0,
                                    other.pair_prob if other is not None else 0.0))
-            v = e.verification
-            out.append(Candidate(ind, float(p), e.cos, e.inliers, e.ref,
-                                 v.evidence() if v is not None and v.inliers else {"query_pts": [], "ref_pts": []}))
+            out.append(Candidate(ind, float(p), e.cos, e.inliers, e.ref, e.payload()))
         out.sort(key=lambda c: -c.probability)
         return out[: self.top_k]
 

@@ -114,9 +114,9 @@ def sibling_candidates(ranking: list[Sibling], detection_id: int, labels: np.nda
     probs: dict[Hashable, float] = {}
     cands: list[Candidate] = []
     for s in ranking:
-        e = max((e for h, e in frame.items() if int(labels[h]) == s.label), key=lambda e: e.inliers, default=None)
-        pts = (e.verification.evidence() if e is not None and e.verification is not None and e.inliers
-               else {"query_pts": [], "ref_pts": []})
+        e = max((e for h, e in frame.items() if int(labels[h]) == s.label),
+                key=lambda e: (e.pair_prob, e.inliers), default=None)
+        pts = e.payload() if e is not None else {"query_pts": [], "ref_pts": []}
         probs[ids[s.label]] = s.probability
         cands.append(Candidate(ids[s.label], s.probability, e.cos if e else s.cos,
                                e.inliers if e else int(s.inliers), e.ref if e else s.ref, pts))

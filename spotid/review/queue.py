@@ -45,15 +45,26 @@ class CropInfo:
     bbox: tuple[float, float, float, float]
 
 
+# how the page names identify's scorers (evidence_json "verifier" / "scores" keys)
+SCORER_LABELS = {"sift": "RootSIFT", "aliked": "ALIKED", "aliked_lightglue": "ALIKED+LightGlue",
+                 "embedding": "embedding"}
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Matched keypoint pairs between the query crop and one reference crop (stored-crop pixels);
     ``chance``: pairs not counted as evidence (a night/night pair's chance agreement), so the
-    candidate's inlier count is ``n - chance``."""
+    verifier's inlier count is ``n - chance``. ``verifier``: the local verifier whose pairs these are
+    (the page's label; identify draws the one with the highest calibrated P under the fusion);
+    ``inliers``: that verifier's count (None from catalogs written before it was stored);
+    ``scores``: [(scorer label, calibrated P(same))] of each of the fusion's scorers for this pair."""
 
     query_pts: tuple[tuple[float, float], ...]
     ref_pts: tuple[tuple[float, float], ...]
     chance: int = 0
+    verifier: str = "RootSIFT"
+    inliers: int | None = None
+    scores: tuple[tuple[str, float], ...] = ()
 
     @property
     def n(self) -> int:
@@ -247,13 +258,16 @@ def parse_evidence(text: str | None) -> Evidence | None:
         q = tuple((float(p[0]), float(p[1])) for p in data.get("query_pts", []))
         r = tuple((float(p[0]), float(p[1])) for p in data.get("ref_pts", []))
         chance = int(data.get("chance", 0))
+        name = str(data.get("verifier", "sift"))
+        inliers = int(data["inliers"]) if data.get("inliers") is not None else None
+        scores = tuple((SCORER_LABELS.get(k, k), float(p)) for k, p in (data.get("scores") or {}).items())
     except (ValueError, TypeError, AttributeError, IndexError) as e:
         log.warning("unreadable evidence_json (%s): %.80s", e, text)
         return None
     if len(q) != len(r):
         log.warning("evidence_json with %d query but %d reference points; ignored", len(q), len(r))
         return None
-    return Evidence(q, r, chance)
+    return Evidence(q, r, chance, SCORER_LABELS.get(name, name), inliers, scores)
 
 
 def load_item(cat: Catalog, sighting_id: int, cfg: ReviewConfig) -> QueueItem:

@@ -149,14 +149,23 @@ var spotid = (function () {
       var evb = document.getElementById("evbar");
       var nk = c.evidence ? c.evidence.query_pts.length : 0;
       evb.innerHTML = "";
-      var parts = [["P(same) ", pct(c.probability)], ["matched keypoints ", (c.verify_inliers === null ? nk : c.verify_inliers)],
-                   ["cosine ", c.embed_score === null ? "—" : c.embed_score.toFixed(2)]];
-      if (c.evidence && c.evidence.chance) { parts.splice(2, 0, ["not counted, night-pair chance ", c.evidence.chance]); }
+      var ev = c.evidence, parts = [["P(same) ", pct(c.probability)]];
+      if (ev && ev.inliers !== null) {   // the verifier whose pairs are drawn (under the fusion: the one that was surest)
+        parts.push(["matched keypoints (" + ev.verifier + ") ", ev.inliers]);
+        if (ev.verifier !== "RootSIFT" && c.verify_inliers !== null) { parts.push(["RootSIFT ", c.verify_inliers]); }
+      } else {
+        parts.push(["matched keypoints ", (c.verify_inliers === null ? nk : c.verify_inliers)]);
+      }
+      if (ev && ev.chance) { parts.push(["not counted, night-pair chance ", ev.chance]); }
+      parts.push(["cosine ", c.embed_score === null ? "—" : c.embed_score.toFixed(2)]);
+      if (ev && ev.scores && ev.scores.length) {
+        parts.push(["each scorer's P ", ev.scores.map(function (sc) { return sc[0] + " " + pct(sc[1]); }).join(" · ")]);
+      }
       parts.forEach(function (p) { var s = document.createElement("span"); s.textContent = p[0]; var bb = document.createElement("b");
         bb.textContent = p[1]; s.appendChild(bb); evb.appendChild(s); });
       var hint = document.createElement("span");
       hint.textContent = r && r.evidence && nk ? (showLines ? (nk > MAX_LINES ? MAX_LINES + " of " + nk : nk) +
-        " keypoint pairs drawn · v hides" : "lines hidden · v shows") :
+        " " + (ev ? ev.verifier + " " : "") + "keypoint pairs drawn · v hides" : "lines hidden · v shows") :
         "keypoint lines are drawn on the verifier's reference (↑/↓)";
       evb.appendChild(hint);
       document.getElementById("refs-title").textContent = refs.length ?
