@@ -138,9 +138,39 @@ def train_matcher(
         typer.echo(f"wrote {path}")
 
 
+MIN_CATALOG_IDENTITIES = 5   # flanks confirmed on >= 2 days a catalog needs to be fitted on alone
+
+
+def _catalog_items(db: Path, *, alone: bool) -> list:
+    """The confirmed sightings of catalog ``db`` as labelled crops (:func:`~spotid.identify.evaluate.catalog_items`);
+    BadParameter naming the fix when they hold no same-animal pair across days (nothing to calibrate), or, fitted
+    ``alone`` (no labelled folders beside it), fewer than :data:`MIN_CATALOG_IDENTITIES` such flanks."""
+    from spotid.catalog import CatalogError
+    from spotid.identify.evaluate import catalog_items
+
+    try:
+        items = catalog_items(db)
+    except CatalogError as e:
+        raise typer.BadParameter(str(e), param_hint="--db") from None
+    days: dict = {}
+    for it in items:
+        if it.flank in ("left", "right"):
+            days.setdefault((it.individual, it.flank), set()).add(it.encounter)
+    seen_twice = sum(len(v) >= 2 for v in days.values())
+    need = MIN_CATALOG_IDENTITIES if alone else 1
+    if seen_twice < need:
+        raise typer.BadParameter(
+            f"{db} has {len(items)} confirmed crops, {seen_twice} flanks of them confirmed on two or more camera-days; "
+            f"fitting needs {need}{' on a catalog alone' if alone else ''}: confirm more sightings in `spotid review "
+            f"--db {db}`, or fit on labelled folders beside it (spotid train fusion DIR --db {db})", param_hint="--db")
+    return items
+
+
 def train_fusion(
-    directories: List[Path] = typer.Argument(..., help="Labelled folders (one sub-folder per individual), disjoint "
-                                                       "from every folder you evaluate on."),
+    directories: List[Path] = typer.Argument(None, help="Labelled folders (one sub-folder per individual), disjoint "
+                                                        "from every folder you evaluate on."),
+    db: List[Path] = typer.Option([], "--db", help="Also fit on this catalog's confirmed sightings (repeat): the "
+                                                   "review decisions, one encounter per camera and day."),
     out: Path = typer.Option(Path("models/matcher/fusion"), "--out", help="Folder for fusion.json."),
     encounter: List[str] = typer.Option([], "--encounter", help="Encounter regex per DIR (repeat; '' = per file)."),
     verifiers: str = typer.Option("sift,aliked", "--verifiers", help="Local verifiers to calibrate beside the embedding."),
@@ -175,11 +205,13 @@ def train_fusion(
 ) -> None:
     """Fit the calibrated fusion: one P(same) calibration per scorer (embedding cosine, each verifier's
     inliers) on every (query, gallery) pair, averaged; then its competitor-aware decision. Refit after
-    a new embedder or verifier (models/matcher/fusion/reproduce.sh).
+    a new embedder or verifier (models/matcher/fusion/reproduce.sh). With --db, the crops people confirmed
+    in review join the fit, so the probabilities come to describe your own animals.
 
     \b
     Example:
       spotid train fusion nyala-cal30/ --out models/matcher/fusion --weights auto
+      spotid train fusion cal/ --db season.db --out my-fusion --combine max
     """
     import numpy as np
 
@@ -188,9 +220,13 @@ def train_fusion(
     from spotid.identify.multiscore import (fusion_decision_rows, fusion_pairs, raw_scores, select_fusion,
                                              weight_grid)
 
+    directories = list(directories or [])
+    if not directories and not db:
+        raise typer.BadParameter("give labelled folders (DIRS), a catalog with review decisions (--db), or both")
     if encounter and len(encounter) != len(directories):
         raise typer.BadParameter("give one --encounter per DIR (use '' for one encounter per file)")
     _check_encounters(*encounter, *select_encounter)
+    catalogs = [(str(d), _catalog_items(d, alone=not directories)) for d in db]
     given = None
     if weights not in ("equal", "auto"):
         try:
@@ -217,9 +253,9 @@ def train_fusion(
     emb, fl = _models(cfg)
     fx, ver, cal = _extractor(cfg), _verifier(cfg), _calibration(cfg.calibration, cfg.descriptor)
 
-    def scored(d, rx, full: bool):
-        """One labelled folder's data, scores, raw matrices and what to record of it."""
-        data = prepare(list_items(d, rx), embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
+    def scored(items, rx, full: bool):
+        """One labelled set's data, scores, raw matrices and what to record of it."""
+        data = prepare(items, embedder=emb, flank=fl, extractor=fx, max_side=cfg.crop_max_side, cache=cache)
         s = compute_scores(data, ver, cal, shortlist=cfg.shortlist, limit=limit, full_verifier=full,
                            verify_all=cfg.verify_all)
         brute, short, _ = raw_scores(data, s, names, matchers=matchers, max_side=cfg.crop_max_side, cache=cache,
@@ -229,15 +265,18 @@ def train_fusion(
         return data, s, brute, short, meta
 
     raw, same, runs, data_meta = {}, [], [], {}
-    for k, d in enumerate(directories):
-        rx = (encounter[k] or None) if encounter else None
-        data, s, brute, short, meta = scored(d, rx, full_verifier)
+    sets = [(str(d), None, (encounter[k] or None) if encounter else None) for k, d in enumerate(directories)]
+    sets += [(f"catalog:{d}", items, None) for d, items in catalogs]
+    for name, items, rx in sets:
+        data, s, brute, short, meta = scored(items if items is not None else list_items(name, rx), rx, full_verifier)
+        if items is not None:
+            meta["encounter"] = "camera and day"
         r, y = fusion_pairs(s, data, brute, shortlist_only=not full_verifier)
         for key, v in r.items():
             raw.setdefault(key, []).append(v)
         same.append(y)
         runs.append((data, s, short))
-        data_meta[str(d)] = {**meta, "pairs": int(len(y)), "positives": int(y.sum())}
+        data_meta[name] = {**meta, "pairs": int(len(y)), "positives": int(y.sum())}
     raw = {key: np.concatenate(v) for key, v in raw.items()}
     same = np.concatenate(same)
     unknown = sorted(set(given or {}) - set(raw))
@@ -248,7 +287,7 @@ def train_fusion(
         sel_runs, sel_meta = [], {}
         for k, d in enumerate(select):
             rx = (select_encounter[k] or None) if select_encounter else None
-            data, s, _, short, sel_meta[str(d)] = scored(d, rx, False)
+            data, s, _, short, sel_meta[str(d)] = scored(list_items(d, rx), rx, False)
             sel_runs.append((data, s, short))
         fusion = select_fusion(fusion, sel_runs, names, combines=combines, step=0.25 if weights == "auto" else 1.0,
                                drop=drop)

@@ -51,6 +51,7 @@ class Item:
     path: Path
     individual: str
     encounter: str
+    flank: str | None = None     # given (a catalog's confirmed sighting); None = the flank classifier's
 
 
 def encounter_regex(encounter: str | None) -> re.Pattern | None:
@@ -103,6 +104,27 @@ def list_items(root: str | Path, encounter: str | None = None) -> list[Item]:
     return items
 
 
+def catalog_items(db: str | Path) -> list[Item]:
+    """A spotid catalog's confirmed sightings as labelled crops: individual = the confirmed individual, flank =
+    the sighting's (what a person confirmed, not re-asked of the classifier), encounter = its camera and
+    calendar day (the same station on the same day shares light and background, so such pairs are never
+    query and gallery; the burst, else the frame, when the time is unknown). Sightings identify accepted on its
+    own ('auto') are not used: training on them would feed the matcher's mistakes back into it."""
+    from spotid.catalog import Catalog
+    from spotid.catalog.tables import sightings
+
+    with Catalog(Path(db), create=False) as cat:   # CatalogError naming the fix when it is none
+        rows = sightings.confirmed_with_crops(cat)
+    items = []
+    for r in rows:
+        if not Path(r["crop_path"]).is_file():
+            continue
+        when = (f"{r['deployment_id']}/{str(r['timestamp'])[:10]}" if r["timestamp"]
+                else f"seq{r['sequence_id']}" if r["sequence_id"] is not None else f"media{r['media_id']}")
+        items.append(Item(Path(r["crop_path"]), str(r["name"]), f"{r['name']}/{when}", r["flank"] or "unknown"))
+    return items
+
+
 @dataclass
 class EvalData:
     """Per image: flank (classifier), embedding ``(N, D)``, RootSIFT features (with their infrared
@@ -133,7 +155,8 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
 
     cache_file = None
     if cache is not None:
-        key = hashlib.sha256(json.dumps([[str(it.path), it.individual, it.encounter] for it in items] + [
+        key = hashlib.sha256(json.dumps([[str(it.path), it.individual, it.encounter, *([it.flank] if it.flank else [])]
+                                         for it in items] + [
             getattr(embedder, "version", ""), getattr(flank, "version", ""), extractor.version,
             extractor.max_keypoints, max_side, flank_from_path, "features+infrared"]).encode()).hexdigest()[:20]
         cache_file = Path(cache) / f"reid-eval-{key}.pkl"
@@ -166,8 +189,10 @@ def prepare(items: list[Item], *, embedder, flank, extractor: FeatureExtractor, 
             for it in batch:
                 m = re.search(flank_from_path, it.path.as_posix())
                 flanks.append(m.group(1).lower() if m else "unknown")
+        elif all(it.flank for it in batch):   # given flanks: the classifier is not asked
+            flanks += [it.flank for it in batch]
         else:
-            flanks += [p.flank for p in flank(ims)]
+            flanks += [it.flank or p.flank for it, p in zip(batch, flank(ims))]
         t0 = time.perf_counter()
         embs.append(np.asarray(embedder(ims), np.float32))
         t_emb += time.perf_counter() - t0

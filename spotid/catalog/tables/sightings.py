@@ -143,10 +143,11 @@ def assigned_with_flank(cat: Catalog | sqlite3.Connection, statuses: Sequence[st
 
 def confirmed_with_crops(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
     """Confirmed sightings whose crop has a stored path, in table order. Columns: crop_path, name (the
-    individual's as stored, merges not followed), flank (the sighting's, else the individual's), sequence_id and
-    media_id (the frame's)."""
+    individual's as stored, merges not followed: a merge moves the sightings), flank (the sighting's, else the
+    individual's), sequence_id, media_id, deployment_id and timestamp (the frame's)."""
     return cat.execute(
-        "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id "
+        "SELECT c.crop_path, i.name, COALESCE(s.flank, i.flank) AS flank, m.sequence_id, m.id AS media_id, "
+        "m.deployment_id, m.timestamp "
         "FROM sightings s JOIN crops c ON c.detection_id = s.detection_id "
         "JOIN individuals i ON i.id = s.individual_id JOIN detections d ON d.id = s.detection_id "
         "JOIN media m ON m.id = d.media_id "
