@@ -159,6 +159,24 @@ def test_aliked_verifier_night_pairs_lose_chance_inliers():
     assert ver(night, night).evidence()["chance"] == 5
 
 
+
+def test_aliked_verifier_drops_scenery_as_rootsift_does():
+    """One camera, two visits: matches that stay put in the frame are background (RootSIFT's static
+    filter, shared); other cameras, or the animal moved, keep them; ``static_tol=0`` turns it off."""
+    from spotid.identify.verify import Place
+
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(0, 100, (40, 2)).astype(np.float32)
+    de = rng.normal(size=(40, 16)).astype(np.float32)
+    de /= np.linalg.norm(de, axis=1, keepdims=True)
+    f = Features(kp, de, False)
+    here = Place("cam1", 0.1, 0.2, 0.004, 0.004)          # 100 crop px = 0.4 of the frame
+    ver = AlikedVerifier()
+    assert ver(f, f).inliers == 40 and ver(f, f, here, here).inliers == 0
+    assert ver(f, f, here, Place("cam2", 0.1, 0.2, 0.004, 0.004)).inliers == 40
+    assert ver(f, f, here, Place("cam1", 0.3, 0.2, 0.004, 0.004)).inliers == 40   # walked 0.2 of the frame
+    assert AlikedVerifier(static_tol=0)(f, f, here, here).inliers == 40
+
 @pytest.mark.shared
 def test_aliked_on_real_nyala(shared, aliked):
     """Real photos: a nyala photo against a shifted crop of itself matches on the stripes (the shift

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spotid.identify.verify import Features, Verification, _to_gray, affine_inlier_mask, is_monochrome
+from spotid.identify.verify import Features, Verification, _to_gray, affine_inlier_mask, drop_static, is_monochrome
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,14 @@ def mutual_nn(qd: np.ndarray, rd: np.ndarray, min_sim: float = 0.0) -> tuple[np.
 class AlikedVerifier:
     """Mutual-NN matches of ALIKED descriptors, an affine model by MAGSAC++ (``reproj_threshold``
     pixels of the crop), the inlier count as evidence. ``min_sim``: matches below this descriptor
-    cosine are dropped before the geometry. Night/night pairs lose ``ir_chance_inliers``, as in
+    cosine are dropped before the geometry, and so are matches that stay put in the frame of one camera
+    (``static_tol``, :func:`~spotid.identify.verify.drop_static`: scenery two visits share; identify's
+    ``static_tol``, as for RootSIFT). Night/night pairs lose ``ir_chance_inliers``, as in
     :class:`~spotid.identify.verify.Verifier` (0 here: not measured for ALIKED yet)."""
 
     def __init__(self, *, min_sim: float = 0.65, reproj_threshold: float = 12.0, min_matches: int = 4,
-                 ir_chance_inliers: int = 0):
+                 ir_chance_inliers: int = 0, static_tol: float = 0.01):
+        self.static_tol = float(static_tol)
         self.min_sim = float(min_sim)
         self.reproj_threshold = float(reproj_threshold)
         self.min_matches = max(int(min_matches), 3)
@@ -195,7 +198,8 @@ class AlikedVerifier:
         self.version = f"{ALIKED_VERIFIER_VERSION}-sim{self.min_sim:g}-px{self.reproj_threshold:g}"
 
     def __call__(self, q: Features, r: Features, q_place=None, r_place=None) -> Verification:
-        qi, ri = mutual_nn(q.descriptors, r.descriptors, self.min_sim)
+        qi, ri = drop_static(*mutual_nn(q.descriptors, r.descriptors, self.min_sim), q.keypoints, r.keypoints,
+                             q_place, r_place, self.static_tol)
         n = len(qi)
         empty = np.zeros((0, 2), np.float32)
         if n < self.min_matches:

@@ -128,6 +128,19 @@ class Place:
         return np.asarray(pts, np.float64) * [self.sx, self.sy] + [self.x0, self.y0]
 
 
+def drop_static(qi: np.ndarray, ri: np.ndarray, q_kp: np.ndarray, r_kp: np.ndarray, q_place: Place | None,
+                r_place: Place | None, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The putative matches ``(qi, ri)`` (indices into the keypoints ``(N, 2)`` / ``(M, 2)``, crop pixels)
+    less those that stay put in the frame: on one camera (both places given, same ``camera``), a match
+    whose two ends lie within ``tol`` (fraction of the frame) of each other is scenery two visits share,
+    not coat. Every local verifier applies it before its geometry (``tol`` <= 0: off)."""
+    if not len(qi) or tol <= 0 or q_place is None or r_place is None or q_place.camera != r_place.camera:
+        return qi, ri
+    moved = np.abs(q_place.to_frame(q_kp[qi]) - r_place.to_frame(r_kp[ri])).max(axis=1)
+    keep = moved > tol
+    return qi[keep], ri[keep]
+
+
 @dataclass(frozen=True)
 class Verification:
     """Result of verifying a query crop against a reference crop.
@@ -441,12 +454,7 @@ class Verifier:
         import cv2
 
         chance = self.ir_chance_inliers if q.infrared and r.infrared else 0
-        qi, ri = self.putative(q, r)
-        if (len(qi) and self.static_tol > 0 and q_place is not None and r_place is not None
-                and q_place.camera == r_place.camera):
-            moved = np.abs(q_place.to_frame(q.keypoints[qi]) - r_place.to_frame(r.keypoints[ri])).max(axis=1)
-            keep = moved > self.static_tol
-            qi, ri = qi[keep], ri[keep]
+        qi, ri = drop_static(*self.putative(q, r), q.keypoints, r.keypoints, q_place, r_place, self.static_tol)
         n = len(qi)
         empty = np.zeros((0, 2), np.float32)
         if n < self.min_matches:
