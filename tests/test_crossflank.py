@@ -38,7 +38,8 @@ def test_the_minority_side_of_a_mixed_cluster_moves_and_a_tie_moves_nothing(monk
     monkeypatch.setattr(cf, "link_bursts", link)
     moved = cf.misflanked(new, matcher=SimpleNamespace(decider=None), threshold=0.5, min_inliers=12)
     assert moved == {30: "left", 31: "left"}
-    assert seen == {"threshold": 0.5, "linkage": "decision", "frames_per_group": 4, "min_inliers": 12, "n": 5}
+    assert seen == {"threshold": 0.5, "linkage": "decision", "frames_per_group": 4, "min_inliers": 12, "min_prob": None,
+                    "n": 5}
     assert measured == [(2, 3)]   # only the pairs across the flanks are measured again, in one direction
 
 

@@ -355,3 +355,32 @@ def test_cluster_decide_with_the_fusion_decider_hand_computed():
     assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=12).tolist() == [0, 0, 1]   # 30 either way
     assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=31).tolist() == [0, 1, 2]
     assert cluster_decide(inl, cos, dec, 0.95, prob=prob).tolist() == [0, 1, 2]                  # 0.9 < 0.95
+
+
+def test_a_sure_pair_probability_passes_the_inlier_floor_when_asked():
+    """``min_prob``: two groups short of the inlier floor still join when their pairwise P reaches it.
+    Decision (1, 0, 2): P = sigmoid(logit(P_own) + 2), so a pair P of 0.4 decides 0.83 and 0.05 decides
+    0.28 (hand-computed); the floor (12 inliers, none here has more than 3) blocks the 0.83 unless the
+    pair P 0.4 >= ``min_prob``. The hierarchical linkages take the same rule (link_bursts)."""
+    from spotid.identify.config import IdentifyConfig
+    from spotid.identify.fusion import Fusion, ScoreCalibration
+    from spotid.identify.match import FusionDecider, cluster_decide
+    from spotid.identify.proposals import ClusterEvidence, link_bursts
+
+    dec = FusionDecider(Fusion({"sift": ScoreCalibration("log1p", 1.0, 0.0)}, {"sift": 1.0}, (1.0, 0.0, 2.0)))
+    prob = np.array([[0, 0.4, 0.05], [0.4, 0, 0.05], [0.05, 0.05, 0]])
+    inl = np.array([[0, 3.0, 1], [3, 0, 1], [1, 1, 0]])
+    cos = np.zeros((3, 3))
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob).tolist() == [0, 0, 1]                   # no floor
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=12).tolist() == [0, 1, 2]
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=12, min_prob=0.3).tolist() == [0, 0, 1]
+    assert cluster_decide(inl, cos, dec, 0.5, prob=prob, min_inliers=12, min_prob=0.5).tolist() == [0, 1, 2]
+    ev = ClusterEvidence.empty(3, 3)
+    ev.inliers[:], ev.prob[:], ev.cos[:] = inl, prob, cos
+    for linkage in ("decision", "average"):
+        assert link_bursts(ev, dec, threshold=0.5, linkage=linkage, min_inliers=12).tolist() == [0, 1, 2]
+        assert link_bursts(ev, dec, threshold=0.5, linkage=linkage, min_inliers=12,
+                           min_prob=0.3).tolist() == [0, 0, 1]
+    assert IdentifyConfig().new_cluster_min_pair_prob is None                 # off unless asked
+    with pytest.raises(ValueError, match="new_cluster_min_pair_prob"):
+        IdentifyConfig(new_cluster_min_pair_prob=1.5)

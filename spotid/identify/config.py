@@ -100,6 +100,7 @@ class IdentifyConfig:
     auto_accept_threshold: float = 0.95
     new_cluster_threshold: float = 0.5  # P(same individual) between two new-candidate groups to join them
     new_cluster_min_inliers: int = 12   # ... and at least these inliers between them (0 = off)
+    new_cluster_min_pair_prob: float | None = None  # ... or a fused pair P(same) at least this (None = off)
     cluster_linkage: str = "decision"   # decision (greedy, competitors re-evaluated) | single | average | complete
     pair_seconds: float | None = 10.0   # paired-station co-occurrence window joining new clusters (None = off)
     burst_flank_vote: bool = True       # left/right frames outvoted by their burst take its flank
@@ -141,6 +142,9 @@ class IdentifyConfig:
                 raise ValueError(f"{name}={v} must be a probability in [0, 1]")
         if self.geometric_model not in ("affine", "homography"):
             raise ValueError(f"geometric_model={self.geometric_model!r}: use affine or homography")
+        if self.new_cluster_min_pair_prob is not None and not 0.0 < self.new_cluster_min_pair_prob <= 1.0:
+            raise ValueError(f"new_cluster_min_pair_prob={self.new_cluster_min_pair_prob}: use a probability in (0, 1] "
+                             "or null (off)")
         if self.new_cluster_min_inliers < 0:
             raise ValueError(f"new_cluster_min_inliers={self.new_cluster_min_inliers}: use 0 (off) or more")
         from spotid.identify.verify import DESCRIPTORS

@@ -26,16 +26,17 @@ FLANKS = ("left", "right")
 
 
 def misflanked(new: dict[str, tuple[Sequence, ClusterEvidence]], matcher: Matcher, *, threshold: float,
-               min_inliers: int, frames_per_group: int = 4, linkage: str = "decision") -> dict[int, str]:
+               min_inliers: int, frames_per_group: int = 4, linkage: str = "decision",
+               min_prob: float | None = None) -> dict[int, str]:
     """{detection id: the flank it should have} for the frames of new-candidate bursts whose coat
     matches more frames of the other flank's new bursts than of its own side.
 
     ``new`` {flank: (bursts, the evidence between them)}: each flank's new-candidate bursts (their frames
     with ``detection_id``, ``quality``, ``embedding``, ``features``, ``place``, ``extra``) and what
     clustering them already measured (:func:`~spotid.identify.proposals.cluster_proposals`); only the
-    pairs across the flanks are measured here. ``threshold``, ``min_inliers`` and ``linkage``: the ones
-    that join two new bursts (``new_cluster_threshold``, ``new_cluster_min_inliers``,
-    ``cluster_linkage``)."""
+    pairs across the flanks are measured here. ``threshold``, ``min_inliers``, ``min_prob`` and ``linkage``:
+    the ones that join two new bursts (``new_cluster_threshold``, ``new_cluster_min_inliers``,
+    ``new_cluster_min_pair_prob``, ``cluster_linkage``)."""
     (left, ev_l), (right, ev_r) = (new.get(f, ([], None)) for f in FLANKS)
     if not left or not right:
         return {}
@@ -43,7 +44,7 @@ def misflanked(new: dict[str, tuple[Sequence, ClusterEvidence]], matcher: Matche
     lr = measure_bursts(left, matcher, frames_per_group=frames_per_group, against=right)
     across = [[ev_l, lr], [lr.T, ev_r]]
     labels = link_bursts(ClusterEvidence.blocks(across), matcher.decider, threshold=threshold, linkage=linkage,
-                         min_inliers=min_inliers).tolist()
+                         min_inliers=min_inliers, min_prob=min_prob).tolist()
     groups = [(f, list(m)) for f, bursts in zip(FLANKS, (left, right)) for m in bursts]
     frames: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FLANKS, 0))
     for lab, (flank, members) in zip(labels, groups):

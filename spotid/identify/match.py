@@ -98,7 +98,8 @@ def as_decider(decider):
 
 
 def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: float,
-                   kind: str = "fused", min_inliers: int = 0, prob: np.ndarray | None = None) -> np.ndarray:
+                   kind: str = "fused", min_inliers: int = 0, prob: np.ndarray | None = None,
+                   min_prob: float | None = None) -> np.ndarray:
     """Group new-individual candidates by greedy agglomeration with the decision model.
 
     ``inliers`` ``(n, n)`` best inlier count between two candidate groups (symmetric; diagonal
@@ -112,7 +113,8 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: flo
     competitor at all: on 26 demo surveys that merged two or three leopards into one identity in 3
     surveys (5 merged identities); with both ways, none, at 84 instead of 77 split (individual, flank)
     identities. The most probable pair is merged while it reaches ``threshold`` and the two share at
-    least ``min_inliers``; a merged cluster keeps its members' best evidence. Recomputing the
+    least ``min_inliers`` (or, when ``min_prob`` is given, their pairwise P reaches it); a merged cluster
+    keeps its members' best evidence. Recomputing the
     competitors after each merge matters: before two bursts of one animal are merged, each is the
     other's strongest "competitor" and would veto the third burst of that animal.
     Returns labels ``(n,)`` 0..k-1 in order of first member.
@@ -150,7 +152,10 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: flo
         p = np.asarray(dec(sub_c.ravel(), np.maximum(sub_i, 0).ravel(), sub_p.ravel(), oc.ravel(), oi.ravel(),
                            op.ravel()), np.float64).reshape(m, m)
         p = np.minimum(p, p.T)
-        p = np.where(sub_i >= min_inliers, p, -1.0)
+        floor = sub_i >= min_inliers
+        if min_prob is not None:
+            floor |= sub_p >= min_prob
+        p = np.where(floor, p, -1.0)
         np.fill_diagonal(p, -1.0)
         a, b = np.unravel_index(int(np.argmax(p)), p.shape)
         if p[a, b] < threshold:

@@ -405,7 +405,8 @@ class Identifier:
         moved.update(misflanked({f: ([plans[f].new_groups[g][0] for g in idx], plans[f].cluster_ev.subset(idx))
                                  for f, idx in rest.items()}, self.matcher,
                                 threshold=cfg.new_cluster_threshold, min_inliers=cfg.new_cluster_min_inliers,
-                                frames_per_group=self.cluster_frames, linkage=cfg.cluster_linkage))
+                                min_prob=cfg.new_cluster_min_pair_prob, frames_per_group=self.cluster_frames,
+                                linkage=cfg.cluster_linkage))
         if not moved:
             return rows, plans
         log.info("%d frame(s) of new bursts take the other flank: their coat matches that side's bursts", len(moved))
@@ -480,7 +481,8 @@ class Identifier:
         """Cluster new-candidate groups (:func:`cluster_proposals`)."""
         return cluster_proposals([m for m, _ in new_groups], self.matcher,
                                  threshold=self.cfg.new_cluster_threshold, linkage=self.cfg.cluster_linkage,
-                                 frames_per_group=self.cluster_frames, min_inliers=self.cfg.new_cluster_min_inliers)
+                                 frames_per_group=self.cluster_frames, min_inliers=self.cfg.new_cluster_min_inliers,
+                                 min_prob=self.cfg.new_cluster_min_pair_prob)
 
 
 def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,

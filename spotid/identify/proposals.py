@@ -163,18 +163,19 @@ def measure_bursts(groups: list, matcher: Matcher, *, frames_per_group: int = 4,
 
 
 def link_bursts(ev: ClusterEvidence, decider, *, threshold: float, linkage: str = "decision",
-                min_inliers: int = 0) -> np.ndarray:
+                min_inliers: int = 0, min_prob: float | None = None) -> np.ndarray:
     """Cluster labels ``(n,)`` 0..k-1 from the square evidence between ``n`` bursts
     (:func:`measure_bursts`). ``linkage='decision'`` merges bursts greedily with the decision model
     (:func:`cluster_decide`); the hierarchical linkages run on the decision P computed once from that
     matrix (:func:`cluster_new`). Either way two bursts count as linked only as far as P holds in both
-    directions, and never on fewer than ``min_inliers`` between them."""
+    directions, and never on fewer than ``min_inliers`` between them unless their pairwise P reaches
+    ``min_prob`` (None = inliers only)."""
     inl, cos, pp = ev.inliers, ev.cos, ev.prob
     n = inl.shape[0]
     if n <= 1:
         return np.zeros(n, int)
     if linkage == "decision":
-        return cluster_decide(inl, cos, decider, threshold, min_inliers=min_inliers, prob=pp)
+        return cluster_decide(inl, cos, decider, threshold, min_inliers=min_inliers, prob=pp, min_prob=min_prob)
     prob = np.zeros((n, n))
     strength = np.asarray(decider.strength(inl, pp), np.float64)
     for g in range(n):
@@ -186,15 +187,19 @@ def link_bursts(ev: ClusterEvidence, decider, *, threshold: float, linkage: str 
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                 oi, op = (ri[o], rp[o]) if o != g else (0.0, 0.0)
                 prob[g, h] = decider(cos[g, h], ri[h], rp[h], cos[g, o], oi, op)
-    prob = np.where(np.maximum(inl, inl.T) >= min_inliers, prob, 0.0)
+    floor = np.maximum(inl, inl.T) >= min_inliers
+    if min_prob is not None:
+        floor |= np.maximum(pp, pp.T) >= min_prob
+    prob = np.where(floor, prob, 0.0)
     return cluster_new(np.minimum(prob, prob.T), threshold, linkage)  # both ways, as cluster_decide
 
 
 def cluster_proposals(groups: list, matcher: Matcher, *, threshold: float,
                       linkage: str = "decision", frames_per_group: int = 4,
-                      min_inliers: int = 0) -> tuple[np.ndarray, ClusterEvidence]:
+                      min_inliers: int = 0, min_prob: float | None = None) -> tuple[np.ndarray, ClusterEvidence]:
     """Cluster new-candidate bursts; returns labels ``(n,)`` 0..k-1 and the evidence measured: every
     burst against every other (:func:`measure_bursts`), then linked with the matcher's decisions
     (:attr:`Matcher.decider`, :func:`link_bursts`)."""
     ev = measure_bursts(groups, matcher, frames_per_group=frames_per_group)
-    return link_bursts(ev, matcher.decider, threshold=threshold, linkage=linkage, min_inliers=min_inliers), ev
+    return link_bursts(ev, matcher.decider, threshold=threshold, linkage=linkage, min_inliers=min_inliers,
+                       min_prob=min_prob), ev
