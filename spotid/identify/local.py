@@ -118,11 +118,10 @@ def aliked(cfg=None, catalog=None, *, model: str | None = None, max_keypoints: i
 
     st = card_settings(model=model, max_keypoints=max_keypoints, resize=resize, min_sim=min_sim,
                        candidates=candidates, foreground=foreground, foreground_dilate=foreground_dilate)
-    reproj = getattr(cfg, "reproj_threshold", 12.0) if cfg is not None else 12.0
-    static = getattr(cfg, "static_tol", 0.01) if cfg is not None else 0.01   # scenery as RootSIFT drops it
-    return PairedMatcher("aliked", _aliked_extractor(cfg, catalog, st),
-                         AlikedVerifier(min_sim=st["min_sim"], reproj_threshold=reproj, static_tol=static),
-                         min_side=min_side)
+    # geometry and scenery as identify's settings give them to RootSIFT (getattr: cfg may be None)
+    ver = AlikedVerifier(min_sim=st["min_sim"], reproj_threshold=getattr(cfg, "reproj_threshold", 12.0),
+                         static_tol=getattr(cfg, "static_tol", 0.01))
+    return PairedMatcher("aliked", _aliked_extractor(cfg, catalog, st), ver, min_side=min_side)
 
 
 def aliked_lightglue(cfg=None, catalog=None, *, model: str | None = None, max_keypoints: int | None = None,

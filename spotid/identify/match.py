@@ -97,6 +97,16 @@ def as_decider(decider):
     return CalibrationDecider(decider) if isinstance(decider, Calibration) else decider
 
 
+def join_floor(inliers: np.ndarray, prob: np.ndarray, min_inliers: int, min_prob: float | None) -> np.ndarray:
+    """Which pairs of new-candidate groups may be joined at all, whatever the decision says: at least
+    ``min_inliers`` between them, or (``min_prob`` given) a pairwise P(same) of at least ``min_prob``.
+    ``inliers``/``prob`` ``(n, n)``, already taken the way the caller counts them (both directions)."""
+    ok = np.asarray(inliers) >= min_inliers
+    if min_prob is not None:
+        ok |= np.asarray(prob) >= min_prob
+    return ok
+
+
 def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: float,
                    kind: str = "fused", min_inliers: int = 0, prob: np.ndarray | None = None,
                    min_prob: float | None = None) -> np.ndarray:
@@ -152,10 +162,7 @@ def cluster_decide(inliers: np.ndarray, cos: np.ndarray, decider, threshold: flo
         p = np.asarray(dec(sub_c.ravel(), np.maximum(sub_i, 0).ravel(), sub_p.ravel(), oc.ravel(), oi.ravel(),
                            op.ravel()), np.float64).reshape(m, m)
         p = np.minimum(p, p.T)
-        floor = sub_i >= min_inliers
-        if min_prob is not None:
-            floor |= sub_p >= min_prob
-        p = np.where(floor, p, -1.0)
+        p = np.where(join_floor(sub_i, sub_p, min_inliers, min_prob), p, -1.0)
         np.fill_diagonal(p, -1.0)
         a, b = np.unravel_index(int(np.argmax(p)), p.shape)
         if p[a, b] < threshold:

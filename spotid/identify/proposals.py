@@ -15,7 +15,7 @@ from typing import Hashable
 
 import numpy as np
 
-from spotid.identify.match import Candidate, Evidence, Gallery, Matcher, as_decider, cluster_decide, cluster_new
+from spotid.identify.match import Candidate, Evidence, Gallery, Matcher, as_decider, cluster_decide, cluster_new, join_floor
 from spotid.util import progress
 
 
@@ -187,10 +187,7 @@ def link_bursts(ev: ClusterEvidence, decider, *, threshold: float, linkage: str 
                 o = top[0] if top[0] != h else (top[1] if n > 2 else g)
                 oi, op = (ri[o], rp[o]) if o != g else (0.0, 0.0)
                 prob[g, h] = decider(cos[g, h], ri[h], rp[h], cos[g, o], oi, op)
-    floor = np.maximum(inl, inl.T) >= min_inliers
-    if min_prob is not None:
-        floor |= np.maximum(pp, pp.T) >= min_prob
-    prob = np.where(floor, prob, 0.0)
+    prob = np.where(join_floor(np.maximum(inl, inl.T), np.maximum(pp, pp.T), min_inliers, min_prob), prob, 0.0)
     return cluster_new(np.minimum(prob, prob.T), threshold, linkage)  # both ways, as cluster_decide
 
 
