@@ -232,6 +232,10 @@ class Identifier:
             cat.set_setting("identify.match_threshold", str(cfg.threshold))
             rows = self.crop_rows(cat, deployment=deployment, result=result)
             result.detections = len(rows)
+            if not rows:   # a rerun with new settings changes nothing already decided: say so, not just zeros
+                log.info("nothing new to identify%s: every leopard detection already has a sighting, and identify "
+                         "never re-decides those (review them; --retry-set-aside matches set-aside views again)",
+                         f" in {deployment}" if deployment else "")
             self.writer.set_aside(cat, [r for r in rows if r.failed], run_id, result, "crop failed")
             unknown = [r for r in rows if not r.failed and r.flank not in ("left", "right")]
             plans = {}
