@@ -60,6 +60,11 @@ def _matches(cat, truth: dict, card: Path) -> dict:
     return {"matched_right": right, "matched_wrong": len(matched) - right}
 
 
+def _within(row: dict, key: str) -> bool:
+    """The issue's demo bar: the count within 10% of the leopards photographed."""
+    return abs(row[key] - row["photographed"]) <= 0.1 * row["photographed"]
+
+
 def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False,
                     per_card: bool = False) -> dict:
     """Identify (settings from ``config_yaml``) + census + truth check again on a copy of ``db``
@@ -171,6 +176,8 @@ def main() -> None:
                      "mna": cur["mna"], "N": cur["N"], "lcl": cur["lcl"], "ucl": cur["ucl"],
                      "identities": cur["identities"], "splits": cur["split_individual_flanks"],
                      "merges": cur["merged_identities"], "purity": cur["sighting_purity"],
+                     "not_leopard": cur.get("identities_not_leopard"),
+                     "baseline_not_leopard": base.get("identities_not_leopard"),
                      "ci_contains_N": ci, "baseline": label, "baseline_mna": base["mna"],
                      "baseline_identities": base["identities"], "baseline_splits": base["split_individual_flanks"],
                      "baseline_merges": base["merged_identities"], "seconds": seconds,
@@ -182,7 +189,8 @@ def main() -> None:
                                                     "matched_wrong")}
         x = rows[-1]
         print(f"seed {seed}: photographed {x['photographed']}, MNA {x['mna']} (ratio {x['mna'] / max(x['photographed'], 1):.2f}), "
-              f"identities {x['identities']}, splits {x['splits']}, merges {x['merges']}, purity {x['purity']}, "
+              f"identities {x['identities']}, splits {x['splits']}, merges {x['merges']}, "
+              f"on no leopard {x['not_leopard']}, purity {x['purity']}, "
               f"CI {x['lcl'] and round(x['lcl'], 1)}-{x['ucl'] and round(x['ucl'], 1)} contains N={x['true_N']}: "
               f"{x['ci_contains_N']} | baseline ({label}) MNA {x['baseline_mna']}, splits {x['baseline_splits']}, "
               f"merges {x['baseline_merges']} | {x['seconds']} s", flush=True)
@@ -190,9 +198,12 @@ def main() -> None:
     mna = sum(x["mna"] for x in rows)
     base = sum(x["baseline_mna"] for x in rows)
     print(f"total: photographed {photo}, MNA {mna} (ratio {mna / max(photo, 1):.2f}), splits "
-          f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}; baseline ({label}) MNA {base} "
+          f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}, identities on no leopard "
+          f"{sum(x['not_leopard'] or 0 for x in rows)}, within 10% {sum(_within(x, 'mna') for x in rows)}; "
+          f"baseline ({label}) MNA {base} "
           f"(baseline / MNA = {base / max(mna, 1):.2f}), splits {sum(x['baseline_splits'] for x in rows)}, "
-          f"merges {sum(x['baseline_merges'] for x in rows)}")
+          f"merges {sum(x['baseline_merges'] for x in rows)}, on no leopard "
+          f"{sum(x['baseline_not_leopard'] or 0 for x in rows)}, within 10% {sum(_within(x, 'baseline_mna') for x in rows)}")
     if args.reuse:   # both sides ran identify + census on the same catalogs, one after the other
         cur_s, base_s = sum(x["seconds"] for x in rows), sum(x["baseline_seconds"] for x in rows)
         print(f"identify + census seconds: current {cur_s:.0f}, baseline {base_s:.0f} "

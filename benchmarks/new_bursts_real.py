@@ -5,11 +5,12 @@
 On an empty catalog every burst is new, and identify joins new bursts of one flank by
 :func:`spotid.identify.match.cluster_decide`: the decision model on the best evidence between two bursts
 against each one's best evidence for any other burst, threshold ``new_cluster_threshold``, never on fewer
-than ``new_cluster_min_inliers`` inliers. Here each nyala encounter of the embedder's ``--split``
+than ``new_cluster_min_inliers`` inliers unless (``new_cluster_min_pair_prob``) their fused pair P reaches
+it. Here each nyala encounter of the embedder's ``--split``
 individuals (one flank: the flank classifier's) stands for a new burst; the evidence between two of them
 is the best over their photos of the shipped fusion's P, RootSIFT's and ALIKED's inliers, scored on the
 Matcher's shortlist (``verify_all: 0``, as in ``reproduce.sh``; the shipped embedder, so on validation
-individuals its cosines are memorised, which only helps it). Prints, per flank and inlier floor,
+individuals its cosines are memorised, which only helps it). Prints, per flank and floor (inliers, or a pair P),
 identities proposed against individuals, split identities, and identities holding more than one animal.
 The synthetic demo surveys measure the same rule on rendered bursts (``benchmarks/census_truth.py``).
 """
@@ -70,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="validation", choices=["validation", "test"])
     ap.add_argument("--data", type=Path, default=NYALA)
     ap.add_argument("--out", type=Path, default=Path("/tmp/spotid-fusion"), help="work folder (its cache/ is reused)")
+    ap.add_argument("--pair-prob", type=float, nargs="*", default=[0.25, 0.3, 0.35, 0.4],
+                    help="values of new_cluster_min_pair_prob to try beside the shipped floor")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.data.exists():
@@ -90,12 +93,15 @@ def main(argv=None) -> int:
     for flank in ("left", "right"):
         groups, truth, sift, ali, prob, cos = encounter_evidence(data, s, short, fusion, flank)
         print(f"{flank}: {len(groups)} encounters of {len(set(truth))} individuals")
-        for name, inl, floor in ((f"RootSIFT >= {cfg.new_cluster_min_inliers} (shipped)", sift, cfg.new_cluster_min_inliers),
-                                 ("max(RootSIFT, ALIKED) >= 12", np.maximum(sift, ali), 12),
-                                 ("max(RootSIFT, ALIKED) >= 20", np.maximum(sift, ali), 20),
-                                 ("no floor", sift, 0)):
+        floor = cfg.new_cluster_min_inliers
+        rows = [(f"RootSIFT >= {floor} (shipped)", sift, floor, cfg.new_cluster_min_pair_prob),
+                ("max(RootSIFT, ALIKED) >= 12", np.maximum(sift, ali), 12, None),
+                ("max(RootSIFT, ALIKED) >= 20", np.maximum(sift, ali), 20, None)]
+        rows += [(f"RootSIFT >= {floor} or pair P >= {p:g}", sift, floor, p) for p in args.pair_prob]
+        rows += [("no floor", sift, 0, None)]
+        for name, inl, floor, min_prob in rows:
             a = audit(cluster_decide(inl, cos, FusionDecider(fusion), cfg.new_cluster_threshold, min_inliers=floor,
-                                     prob=prob), truth)
+                                     prob=prob, min_prob=min_prob), truth)
             print(f"  {name:32s} identities {a['identities']:3d}, split {a['splits']:3d}, holding two animals "
                   f"{a['holding_two']}")
     return 0

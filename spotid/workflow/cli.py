@@ -81,6 +81,9 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
                     yes(t.get("ci_contains_true_D")))
     tab.add_row("identities split / merged", f"{t.get('split_individual_flanks')} / {t.get('merged_identities')}",
                 "0 / 0", yes(not t.get("split_individual_flanks") and not t.get("merged_identities")))
+    if t.get("identities_not_leopard") is not None:   # another species or scenery called leopard
+        tab.add_row("identities on no leopard", str(t["identities_not_leopard"]), "0",
+                    yes(not t["identities_not_leopard"]))
     tab.add_row("sighting purity", str(t.get("sighting_purity")), "1.0", "")
     Console().print(tab)
     secs = res.seconds

@@ -44,7 +44,9 @@ def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
     individual (purity); a *merge* is an identity holding sightings of two or more true individuals,
     a *split* a true individual (per flank) spread over two or more identities. ``statuses``: the
     sightings audited (default: those the census counts; add ``pending`` to audit what identify
-    proposed before anybody reviewed it).
+    proposed before anybody reviewed it). ``identities_not_leopard``: identities none of whose sightings
+    lies on a leopard (another species, a person or scenery the classifier called leopard); the census
+    counts them, while ``identities`` and the split/merge audit cannot see them.
     """
     boxes = truth_boxes(cat, truth, card_root, min_iou=0.1)
     rows = sightings.assigned_with_flank(cat, statuses)
@@ -57,6 +59,7 @@ def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
             continue
         ident_truth.setdefault(r["individual_id"], {}).setdefault(best["individual_id"], 0)
         ident_truth[r["individual_id"]][best["individual_id"]] += 1
+    not_leopard = len({r["individual_id"] for r in rows} - set(ident_truth))
     merges = sum(1 for c in ident_truth.values() if len(c) > 1)
     per_true: dict[tuple, set] = {}
     flank = {r["individual_id"]: r["flank"] for r in rows}
@@ -68,7 +71,7 @@ def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
     correct = sum(max(c.values()) for c in ident_truth.values())
     return {"identities": len(ident_truth), "merged_identities": merges, "split_individual_flanks": splits,
             "sighting_purity": round(correct / total, 4) if total else None,
-            "sightings_not_matched_to_truth": unmatched}
+            "sightings_not_matched_to_truth": unmatched, "identities_not_leopard": not_leopard}
 
 
 def accept_new_individuals(cat: Catalog) -> int:
