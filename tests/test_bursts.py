@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spotid.identify.bursts import burst_flank_vote, two_animals_in_a_frame
+from spotid.identify.bursts import burst_flank_vote, group_bursts, two_animals_in_a_frame
 
 
 @dataclass
@@ -13,6 +13,7 @@ class R:
     media_id: int
     flank: str
     box: tuple | None = (0.1, 0.4, 0.3, 0.2)
+    time: str | None = None
 
 
 def test_odd_frame_out_takes_the_burst_flank():
@@ -90,3 +91,16 @@ def test_a_burst_of_hidden_coats_does_not_match_itself_but_a_visible_one_does():
     v = Verifier()
     assert self_inliers(visible, v) >= 20
     assert self_inliers(hidden, v) < 8
+
+
+def test_a_sequence_is_cut_into_passes_where_frames_are_far_apart():
+    t = "2024-03-01T22:00:{:02d}+10:00".format
+    rows = [R(1, 7, 1, "left", time=t(0)), R(2, 7, 2, "left", time=t(1)), R(3, 7, 3, "left", time=t(12)),
+            R(4, 7, 4, "left", time=None),                                    # no time: stays with frame 3
+            R(5, 7, 5, "left", time=t(21)), R(6, 8, 6, "left", time=t(40)), R(7, None, 7, "left", time=t(41)),
+            R(8, 7, 8, "left", time=t(1))]                                    # listed late, taken early
+    whole = group_bursts(rows)
+    assert sorted(sorted(r.detection_id for r in g) for g in whole.values()) == [[1, 2, 3, 4, 5, 8], [6], [7]]
+    passes = group_bursts(rows, gap_s=10)   # 0, 1, 1 s, then 12 s (cut), then 9 s after frame 3
+    assert sorted(sorted(r.detection_id for r in g) for g in passes.values()) == [[1, 2, 8], [3, 4, 5], [6], [7]]
+    assert len(group_bursts(rows, gap_s=8)) == 5   # 9 s also cuts

@@ -48,7 +48,8 @@ class Card:
             cat.execute("INSERT INTO deployments (id, location_id, created_at) VALUES ('d1', 'S1', ?)", (now_iso(),))
 
     def burst(self, animals: list[np.ndarray | None], *, label: str = "leopard", static_fp: int = 0,
-              blur: bool = False) -> list[int]:
+              blur: bool = False, seconds: list[int] | None = None) -> list[int]:
+        """One sequence; ``seconds``: each frame's time after the first (default: all at once)."""
         import cv2
 
         with self.cat.transaction():
@@ -65,7 +66,8 @@ class Card:
                 mid = self.cat.execute(
                     "INSERT INTO media (deployment_id, sha, path, rel_path, kind, timestamp, width, height, size_bytes, "
                     "sequence_id, frame_num) VALUES ('d1', ?, ?, ?, 'image', ?, 640, 480, ?, ?, ?)",
-                    (f"sha{self.n}", str(p), p.name, t, p.stat().st_size, seq, k)).lastrowid
+                    (f"sha{self.n}", str(p), p.name, t[:17] + f"{(seconds or [0] * len(animals))[k]:02d}" + t[19:],
+                     p.stat().st_size, seq, k)).lastrowid
                 if a is not None:
                     dets.append(self.cat.execute(
                         "INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label, label_conf, static_fp) "
@@ -210,6 +212,29 @@ def test_burst_votes_together_and_low_quality_never_founds_individual(tmp_path):
     assert res.new_individuals == []
     assert res.unusable_reasons == {"matched nobody, too small or blurred to found one": 1}
     assert res.unusable_text() == "1 (1 matched nobody, too small or blurred to found one)"
+    cat.close()
+
+
+def test_two_animals_passing_one_after_the_other_in_one_sequence_are_two(tmp_path):
+    """Ingest joins frames up to 60 s apart into one sequence: a female and her cub 26 s behind her
+    are one sequence. Cut into passes (``pass_gap_s``, off by default) they found two animals; as one
+    burst, one."""
+    cat = Catalog(tmp_path / "c.db")
+    card = Card(cat, tmp_path)
+    A, B = coat(31), coat(32)
+    ids = card.burst([warp(A, 1), warp(A, 2), warp(B, 3), warp(B, 4)], seconds=[0, 1, 26, 27])
+    res = _ident(pass_gap_s=10)(cat)
+    s = _sightings(cat)
+    assert s[ids[0]]["name"] == s[ids[1]]["name"] != s[ids[2]]["name"] == s[ids[3]]["name"]
+    assert len(res.new_individuals) == 2
+    with cat.transaction():
+        cat.execute("DELETE FROM match_candidates")
+        cat.execute("DELETE FROM sightings")
+        cat.execute("DELETE FROM individuals")
+    _ident()(cat)   # the default: whole sequences
+    assert len({_sightings(cat)[d]["individual_id"] for d in ids}) == 1   # the whole sequence: one animal
+    with pytest.raises(ValueError, match="pass_gap_s"):
+        IdentifyConfig(pass_gap_s=0)
     cat.close()
 
 

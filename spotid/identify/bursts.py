@@ -14,14 +14,49 @@ from typing import Hashable, Sequence
 FLANKS = ("left", "right")
 
 
-def group_bursts(rows: Sequence) -> dict[tuple, list]:
+def group_bursts(rows: Sequence, gap_s: float | None = None) -> dict[tuple, list]:
     """Bursts of one flank's rows: one group per sequence; frames without a sequence stand alone.
-    The frames of a burst vote together (identify) and are one query (calibration rows)."""
+    The frames of a burst vote together (identify) and are one query (calibration rows).
+
+    ``gap_s``: a sequence is cut into passes where two consecutive frames (by ``.time``, ISO) are more
+    than this many seconds apart; None = whole sequences. Ingest joins frames up to 60 s apart, so one
+    sequence can hold two animals passing one after the other (a female and her cub 26 s behind), and
+    as one burst they would vote, match and found as one animal. Frames without a time stay in the pass
+    of the frame before them. Keys: ``("seq", sequence_id, pass)`` with ``gap_s``, else ``("seq", id)``."""
     groups: dict[tuple, list] = {}
     for r in rows:
         key = ("seq", r.sequence_id) if r.sequence_id is not None else ("media", r.media_id, r.detection_id)
         groups.setdefault(key, []).append(r)
-    return groups
+    if gap_s is None:
+        return groups
+    out: dict[tuple, list] = {}
+    for key, members in groups.items():
+        if key[0] != "seq":
+            out[key] = members
+            continue
+        times, prev = [], None
+        for m in members:   # a frame without a time takes the time of the frame before it
+            prev = t if (t := _seconds(getattr(m, "time", None))) is not None else prev
+            times.append(prev)
+        order = sorted(range(len(members)), key=lambda i: (times[i] is not None, times[i] or 0.0))
+        k, last = 0, None
+        for i in order:
+            if times[i] is not None:
+                if last is not None and times[i] - last > gap_s:
+                    k += 1
+                last = times[i]
+            out.setdefault(key + (k,), []).append(members[i])
+    return out
+
+
+def _seconds(iso: str | None) -> float | None:
+    """Seconds since the epoch of an ISO timestamp with offset (None when absent or unreadable)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
 
 
 def two_animals_in_a_frame(members: Sequence) -> bool:

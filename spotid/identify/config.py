@@ -70,6 +70,7 @@ class IdentifyConfig:
     found_min_self_inliers: int = 1     # inliers two frames of a burst must share to found one (0 = off)
     found_min_frames: int = 2           # leopard frames a new-individual cluster needs, when its bursts had them (1 = off)
     found_burst_s: float | None = 10.0  # a frame's burst for found_min_frames: its sequence's frames this close (s; None = all)
+    pass_gap_s: float | None = None     # identify's bursts: a sequence is cut where frames are more than this apart (None = whole)
     # local features / verifier
     max_keypoints: int = 600
     descriptor: str = "rootsift"        # rootsift | rootsift+vgg (RootSIFT and VGG-120 at each keypoint; opencv-contrib)
@@ -153,6 +154,8 @@ class IdentifyConfig:
             raise ValueError(f"descriptor={self.descriptor!r}: use {' or '.join(DESCRIPTORS)}")
         if self.found_min_frames < 1:
             raise ValueError(f"found_min_frames={self.found_min_frames}: use 1 (off) or more")
+        if self.pass_gap_s is not None and self.pass_gap_s <= 0:
+            raise ValueError(f"pass_gap_s={self.pass_gap_s}: use seconds > 0, or null to keep whole sequences as bursts")
         if self.found_burst_s is not None and self.found_burst_s < 0:
             raise ValueError(f"found_burst_s={self.found_burst_s}: use seconds >= 0, or null for the whole sequence")
         if self.scorer not in ("calibration", "fusion"):

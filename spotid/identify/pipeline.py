@@ -359,7 +359,7 @@ class Identifier:
             evidence[r.detection_id] = (known[r.detection_id] if known and r.detection_id in known else
                                         self.matcher.evidence(r.embedding, r.features, gallery, place=r.place,
                                                               q_extra=r.extra))
-        groups = group_bursts(rows)
+        groups = group_bursts(rows, gap_s=cfg.pass_gap_s)
         decided, new_groups, aside = [], [], []
         min_conf = self._found_min_conf(cat)
         for key, members in groups.items():
