@@ -52,7 +52,50 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
         # YAML gives lists where dataclasses hold tuples (tuples keep them hashable/frozen).
         if f.name in values and isinstance(values[f.name], list):
             values[f.name] = tuple(values[f.name])
+    values = {k: _checked(cls, k, v) for k, v in values.items()}
     return cls(**values)
+
+
+_SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
+
+
+def _checked(cls: type, name: str, value: Any) -> Any:
+    """``value`` for the scalar setting ``name`` of ``cls`` (annotated ``float``, ``int``, ``bool``, ``str``,
+    optionally ``| None``), or a ``ValueError`` naming the setting and what it takes: without this a word
+    where a number belongs failed deep inside as "'<' not supported between 'str' and 'int'". An int is a
+    float; YAML reads ``1e-3`` as text, so a float setting also takes text that is a number. Settings of
+    other types pass unchecked."""
+    ann = {f.name: f.type for f in dataclasses.fields(cls)}.get(name)  # type: ignore[arg-type]
+    text = ann if isinstance(ann, str) else getattr(ann, "__name__", None) if isinstance(ann, type) else str(ann)
+    parts = [p.strip().replace("NoneType", "None") for p in str(text).split("|")] if ann is not None else []
+    kinds = [_SCALARS[p] for p in parts if p in _SCALARS]
+    if not parts or len(kinds) + parts.count("None") != len(parts):
+        return value
+    if value is None and "None" in parts:
+        return value
+    for kind in kinds:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if kind is str and isinstance(value, str):
+            return value
+    takes = " or ".join(["a number" if k is float else "a whole number" if k is int else
+                         "true or false" if k is bool else "text" for k in kinds] + (["null"] if "None" in parts else []))
+    default = _default(cls, name)
+    raise ValueError(f"{name}={value!r}: use {takes} (default: {'null' if default is None else repr(default)})")
+
+
+def _default(cls: type, name: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]  # type: ignore[arg-type]
+    return f.default if f.default is not dataclasses.MISSING else None
 
 
 def section_name(cls: type) -> str:

@@ -46,6 +46,40 @@ def test_load_config_layers(tmp_path):
     assert yaml.safe_load(out.read_text()) == {"gap": 30, "name": "y", "sizes": [3, 4]}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Typed:
+    gap: float = 60.0
+    floor: int = 12
+    on: bool = True
+    window: float | None = None
+    sizes: tuple = (1, 2)
+
+
+def test_a_word_where_a_number_belongs_names_the_setting():
+    # without the check this failed later as "'<' not supported between instances of 'str' and 'int'"
+    with pytest.raises(ValueError, match=r"floor='many': use a whole number \(default: 12\)"):
+        load_config(_Typed, None, floor="many")
+    with pytest.raises(ValueError, match=r"window='ten': use a number or null"):
+        load_config(_Typed, None, window="ten")
+    with pytest.raises(ValueError, match="on=1: use true or false"):
+        load_config(_Typed, None, on=1)
+    with pytest.raises(ValueError, match="floor=2.5"):
+        load_config(_Typed, None, floor=2.5)
+    # YAML reads 1e-3 as text; an int is a float; None where null is allowed; other types unchecked
+    cfg = load_config(_Typed, None, gap="1e-3", window=10, sizes=["a"])
+    assert (cfg.gap, cfg.window, cfg.sizes, cfg.floor) == (0.001, 10, ("a",), 12)
+
+
+def test_the_shipped_configs_pass_the_type_check():
+    from spotid.census.config import CensusConfig
+    from spotid.config import resolve_config
+    from spotid.detect.config import DetectConfig
+    from spotid.identify.config import IdentifyConfig
+
+    for cls in (CensusConfig, DetectConfig, IdentifyConfig):
+        assert resolve_config(cls) == cls()
+
+
 def test_atomic_write_leaves_no_temp(tmp_path):
     p = atomic_write_text(tmp_path / "a.txt", "hello")
     assert p.read_text() == "hello"
