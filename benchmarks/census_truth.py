@@ -61,8 +61,10 @@ def _matches(cat, truth: dict, card: Path) -> dict:
 
 
 def _within(row: dict, key: str) -> bool:
-    """The issue's demo bar: the count within 10% of the leopards photographed."""
-    return abs(row[key] - row["photographed"]) <= 0.1 * row["photographed"]
+    """The issue's demo bar (:func:`spotid.workflow.truth.within_10pct`) for ``row[key]``."""
+    from spotid.workflow.truth import within_10pct
+
+    return bool(within_10pct(row[key], row["photographed"]))
 
 
 def _rerun_identify(db: Path, card: Path, config_yaml: Path, name: str = "baseline.db", field: bool = False,
@@ -176,8 +178,8 @@ def main() -> None:
                      "mna": cur["mna"], "N": cur["N"], "lcl": cur["lcl"], "ucl": cur["ucl"],
                      "identities": cur["identities"], "splits": cur["split_individual_flanks"],
                      "merges": cur["merged_identities"], "purity": cur["sighting_purity"],
-                     "not_leopard": cur.get("identities_not_leopard"),
-                     "baseline_not_leopard": base.get("identities_not_leopard"),
+                     "not_leopard": cur["identities_not_leopard"],
+                     "baseline_not_leopard": base["identities_not_leopard"],
                      "ci_contains_N": ci, "baseline": label, "baseline_mna": base["mna"],
                      "baseline_identities": base["identities"], "baseline_splits": base["split_individual_flanks"],
                      "baseline_merges": base["merged_identities"], "seconds": seconds,
@@ -199,11 +201,11 @@ def main() -> None:
     base = sum(x["baseline_mna"] for x in rows)
     print(f"total: photographed {photo}, MNA {mna} (ratio {mna / max(photo, 1):.2f}), splits "
           f"{sum(x['splits'] for x in rows)}, merges {sum(x['merges'] for x in rows)}, identities on no leopard "
-          f"{sum(x['not_leopard'] or 0 for x in rows)}, within 10% {sum(_within(x, 'mna') for x in rows)}; "
+          f"{sum(x['not_leopard'] for x in rows)}, within 10% {sum(_within(x, 'mna') for x in rows)}; "
           f"baseline ({label}) MNA {base} "
           f"(baseline / MNA = {base / max(mna, 1):.2f}), splits {sum(x['baseline_splits'] for x in rows)}, "
           f"merges {sum(x['baseline_merges'] for x in rows)}, on no leopard "
-          f"{sum(x['baseline_not_leopard'] or 0 for x in rows)}, within 10% {sum(_within(x, 'baseline_mna') for x in rows)}")
+          f"{sum(x['baseline_not_leopard'] for x in rows)}, within 10% {sum(_within(x, 'baseline_mna') for x in rows)}")
     if args.reuse:   # both sides ran identify + census on the same catalogs, one after the other
         cur_s, base_s = sum(x["seconds"] for x in rows), sum(x["baseline_seconds"] for x in rows)
         print(f"identify + census seconds: current {cur_s:.0f}, baseline {base_s:.0f} "

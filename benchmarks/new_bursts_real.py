@@ -93,15 +93,15 @@ def main(argv=None) -> int:
     for flank in ("left", "right"):
         groups, truth, sift, ali, prob, cos = encounter_evidence(data, s, short, fusion, flank)
         print(f"{flank}: {len(groups)} encounters of {len(set(truth))} individuals")
-        floor = cfg.new_cluster_min_inliers
-        rows = [(f"RootSIFT >= {floor} (shipped)", sift, floor, cfg.new_cluster_min_pair_prob),
+        shipped = cfg.new_cluster_min_inliers
+        rows = [(f"RootSIFT >= {shipped} (shipped)", sift, shipped, cfg.new_cluster_min_pair_prob),
                 ("max(RootSIFT, ALIKED) >= 12", np.maximum(sift, ali), 12, None),
                 ("max(RootSIFT, ALIKED) >= 20", np.maximum(sift, ali), 20, None)]
-        rows += [(f"RootSIFT >= {floor} or pair P >= {p:g}", sift, floor, p) for p in args.pair_prob]
+        rows += [(f"RootSIFT >= {shipped} or pair P >= {p:g}", sift, shipped, p) for p in args.pair_prob]
         rows += [("no floor", sift, 0, None)]
-        for name, inl, floor, min_prob in rows:
-            a = audit(cluster_decide(inl, cos, FusionDecider(fusion), cfg.new_cluster_threshold, min_inliers=floor,
-                                     prob=prob, min_prob=min_prob), truth)
+        for name, inl, min_inliers, min_prob in rows:
+            a = audit(cluster_decide(inl, cos, FusionDecider(fusion), cfg.new_cluster_threshold,
+                                     min_inliers=min_inliers, prob=prob, min_prob=min_prob), truth)
             print(f"  {name:32s} identities {a['identities']:3d}, split {a['splits']:3d}, holding two animals "
                   f"{a['holding_two']}")
     return 0

@@ -37,7 +37,7 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
     ``None`` overrides are ignored so CLI options can pass through unset values. Unknown keys raise
     ``ValueError`` naming the valid ones (a typo in a config file must not be silently ignored).
     """
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     if path is not None:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -45,57 +45,43 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
             raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
         values.update(data)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(values) - names
+    unknown = set(values) - set(fields)
     if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}")
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        # YAML gives lists where dataclasses hold tuples (tuples keep them hashable/frozen).
-        if f.name in values and isinstance(values[f.name], list):
-            values[f.name] = tuple(values[f.name])
-    values = {k: _checked(cls, k, v) for k, v in values.items()}
-    return cls(**values)
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(fields)}")
+    # YAML gives lists where dataclasses hold tuples (tuples keep them hashable/frozen).
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**{k: _checked(fields[k], v) for k, v in values.items()})
 
 
 _SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
+_TAKES = {float: "a number", int: "a whole number", bool: "true or false", str: "text"}
 
 
-def _checked(cls: type, name: str, value: Any) -> Any:
-    """``value`` for the scalar setting ``name`` of ``cls`` (annotated ``float``, ``int``, ``bool``, ``str``,
-    optionally ``| None``), or a ``ValueError`` naming the setting and what it takes: without this a word
-    where a number belongs failed deep inside as "'<' not supported between 'str' and 'int'". An int is a
-    float; YAML reads ``1e-3`` as text, so a float setting also takes text that is a number. Settings of
-    other types pass unchecked."""
-    ann = {f.name: f.type for f in dataclasses.fields(cls)}.get(name)  # type: ignore[arg-type]
-    text = ann if isinstance(ann, str) else getattr(ann, "__name__", None) if isinstance(ann, type) else str(ann)
-    parts = [p.strip().replace("NoneType", "None") for p in str(text).split("|")] if ann is not None else []
+def _checked(f: dataclasses.Field, value: Any) -> Any:
+    """``value`` for the setting ``f`` when ``f`` is a scalar (annotated ``float``, ``int``, ``bool`` or
+    ``str``, optionally ``| None``), else a ``ValueError`` naming the setting and what it takes: without
+    this a word where a number belongs failed deep inside as "'<' not supported between 'str' and 'int'".
+    An int is a float; YAML reads ``1e-3`` as text, so a float setting also takes text that is a number.
+    Settings of other types pass unchecked."""
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    parts = [p.strip().replace("NoneType", "None") for p in ann.split("|")]
     kinds = [_SCALARS[p] for p in parts if p in _SCALARS]
-    if not parts or len(kinds) + parts.count("None") != len(parts):
-        return value
-    if value is None and "None" in parts:
+    if len(kinds) + parts.count("None") != len(parts) or (value is None and "None" in parts):
         return value
     for kind in kinds:
-        if kind is bool and isinstance(value, bool):
+        if isinstance(value, bool):   # bool is an int to Python, never to a setting
+            if kind is bool:
+                return value
+        elif kind is float and isinstance(value, (int, float)) or isinstance(value, kind):
             return value
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, str):
+        elif kind is float and isinstance(value, str):
             try:
                 return float(value)
             except ValueError:
                 pass
-        if kind is str and isinstance(value, str):
-            return value
-    takes = " or ".join(["a number" if k is float else "a whole number" if k is int else
-                         "true or false" if k is bool else "text" for k in kinds] + (["null"] if "None" in parts else []))
-    default = _default(cls, name)
-    raise ValueError(f"{name}={value!r}: use {takes} (default: {'null' if default is None else repr(default)})")
-
-
-def _default(cls: type, name: str) -> Any:
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]  # type: ignore[arg-type]
-    return f.default if f.default is not dataclasses.MISSING else None
+    default = None if f.default is dataclasses.MISSING else f.default
+    takes = " or ".join([_TAKES[k] for k in kinds] + (["null"] if "None" in parts else []))
+    raise ValueError(f"{f.name}={value!r}: use {takes} (default: {'null' if default is None else repr(default)})")
 
 
 def section_name(cls: type) -> str:

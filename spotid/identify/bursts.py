@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Hashable, Sequence
 
+from spotid.util import parse_ts
+
 FLANKS = ("left", "right")
 
 
@@ -36,7 +38,7 @@ def group_bursts(rows: Sequence, gap_s: float | None = None) -> dict[tuple, list
             continue
         times, prev = [], None
         for m in members:   # a frame without a time takes the time of the frame before it
-            prev = t if (t := _seconds(getattr(m, "time", None))) is not None else prev
+            prev = t.timestamp() if (t := parse_ts(getattr(m, "time", None))) is not None else prev
             times.append(prev)
         order = sorted(range(len(members)), key=lambda i: (times[i] is not None, times[i] or 0.0))
         k, last = 0, None
@@ -47,16 +49,6 @@ def group_bursts(rows: Sequence, gap_s: float | None = None) -> dict[tuple, list
                 last = times[i]
             out.setdefault(key + (k,), []).append(members[i])
     return out
-
-
-def _seconds(iso: str | None) -> float | None:
-    """Seconds since the epoch of an ISO timestamp with offset (None when absent or unreadable)."""
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso).timestamp() if iso else None
-    except ValueError:
-        return None
 
 
 def two_animals_in_a_frame(members: Sequence) -> bool:

@@ -12,7 +12,7 @@ from spotid.catalog import Catalog
 from spotid.catalog.tables import sightings
 from spotid.ingest.cardset import ingest_card_set
 from spotid.workflow.process import PipelineError, run_detect, run_identify
-from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth, true_density
+from spotid.workflow.truth import accept_new_individuals, check_against_truth, read_truth, true_density, within_10pct
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Demo:
                   "flank": res.estimate_flank, **{k: res.summary().get(k) for k in (
                       "D_per_100km2", "D_lcl_per_100km2", "D_ucl_per_100km2", "density_flank", "N_in_mask")}}
         census["true_D_per_100km2"] = true_density(truth)
-        check["counted_within_10pct_of_photographed"] = (abs(res.mna - n_photo) <= 0.1 * n_photo) if n_photo else None
+        check["counted_within_10pct_of_photographed"] = within_10pct(res.mna, n_photo)
         check["ci_contains_true_N"] = (best.lcl <= n_pop <= best.ucl) if best and best.lcl is not None and \
             best.ucl is not None else None
         d_true, d_lo, d_hi = census["true_D_per_100km2"], census["D_lcl_per_100km2"], census["D_ucl_per_100km2"]

@@ -34,6 +34,11 @@ def true_density(truth: dict) -> float | None:
     return len(pop) / km2 * 100 if km2 > 0 else None
 
 
+def within_10pct(counted: int, photographed: int) -> bool | None:
+    """The demo's bar (issue 20): the count within 10% of the leopards photographed; None when none was."""
+    return abs(counted - photographed) <= 0.1 * photographed if photographed else None
+
+
 def check_against_truth(cat: Catalog, truth: dict, card_root: Path,
                         statuses: tuple[str, ...] = ("auto", "confirmed")) -> dict:
     """Split/merge audit of the counted identities against the synthetic truth.
