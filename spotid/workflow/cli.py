@@ -82,7 +82,7 @@ def _print_truth(res, db: Path, set_aside: int = 0) -> None:
     tab.add_row("identities split / merged", f"{t.get('split_individual_flanks')} / {t.get('merged_identities')}",
                 "0 / 0", yes(not t.get("split_individual_flanks") and not t.get("merged_identities")))
     if t.get("identities_not_leopard") is not None:   # another species or scenery called leopard
-        tab.add_row("identities on no leopard", str(t["identities_not_leopard"]), "0",
+        tab.add_row("identities on no leopard (another animal or scenery)", str(t["identities_not_leopard"]), "0",
                     yes(not t["identities_not_leopard"]))
     tab.add_row("sighting purity", str(t.get("sighting_purity")), "1.0", "")
     Console().print(tab)
