@@ -75,6 +75,21 @@ def test_demo_refuses_existing_db(tmp_path):
     assert r.exit_code == 2 and db.read_text() == "precious"
 
 
+def test_process_checks_identify_settings_before_any_work(tmp_path):
+    from spotid.cli import app
+
+    card = tmp_path / "card" / "DCIM"
+    card.mkdir(parents=True)
+    (card / "a.jpg").write_bytes(b"not a photo")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("identify:\n  pass_gap_s: ten\n")
+    db = tmp_path / "c.db"
+    r = CliRunner().invoke(app, ["process", str(tmp_path / "card"), "--deployment", "D1", "--db", str(db),
+                                 "--config", str(bad)])
+    assert r.exit_code == 2 and "pass_gap_s='ten': use a number or null" in r.output
+    assert not db.exists()   # nothing ingested or detected before the mistake was named
+
+
 def test_process_needs_a_folder(tmp_path):
     from spotid.cli import app
 

@@ -118,6 +118,7 @@ def process(
     """
     from spotid.config import resolve_config
     from spotid.detect.config import DetectConfig
+    from spotid.identify.config import IdentifyConfig
     from spotid.ingest.ingester import IngestConfig, IngestError, check_card
     from spotid.cliutil import open_catalog
     from spotid.detect.detector import DetectorError, check_detector
@@ -127,6 +128,9 @@ def process(
         ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap, time_from=time_from)
         detect_cfg = resolve_config(DetectConfig, config, threads=threads, detector=detector,
                                     megadetector_weights=megadetector_weights, static_fp=False if no_static_fp else None)
+        # identify resolves its own later; checked here, so a mistyped identify setting is not found only
+        # after ingest and detection have run over the whole card
+        resolve_config(IdentifyConfig, config, auto_accept=auto_accept)
     except ValueError as e:  # the message names the option (--tz, --time-from) or the file
         raise typer.BadParameter(str(e), param_hint="--config" if config else None) from None
     try:
