@@ -29,7 +29,8 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    evidence takes to ``threshold`` (``match_unknown_flank``); they never found an individual nor
    become references;
 5. the rest of those, and groups that match nobody but are below the quality floor, whose
-   boxes are all below the detector's typical threshold (``found_min_conf``), or whose own frames do
+   boxes are all below the detector's typical threshold (``found_min_conf``), none of whose frames the
+   classifier calls leopard with at least ``found_min_leopard_p`` (off by default), or whose own frames do
    not match each other (``found_min_self_inliers``: the coat is hidden, smeared or too dark to
    identify in that burst), are 'unusable' with the reason kept (``set_aside_reason``): a doubtful box
    (a deer, moving grass) must not found a leopard, and a photo nobody could identify must not found
@@ -87,6 +88,7 @@ class _Row:
     failed: bool = False
     camera: str | None = None          # deployment id
     conf: float = 1.0                  # detection confidence
+    leopard_p: float = 1.0             # the classifier's P(leopard) (1.0 when it gave none)
     box: tuple | None = None           # detection box, normalised (x, y, w, h)
     time: str | None = None            # ISO timestamp with offset
     burst_frames: int = 1              # frames the camera took in this frame's sequence (1 without one)
@@ -293,6 +295,7 @@ class Identifier:
                                 stored_features(c),
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c.crop_path),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
+                                leopard_p=1.0 if m["label_conf"] is None else float(m["label_conf"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
                 crop_refs.append({"detection_id": d, "crop_path": c.crop_path,
                                   **{k: m[k] for k in ("x", "y", "w", "h")}})
@@ -371,6 +374,9 @@ class Identifier:
                 aside.append((members, "matched nobody, too small or blurred to found one", burst))
             elif max(m.conf for m in members) < min_conf:
                 aside.append((members, f"matched nobody, detection below {min_conf:g} to found one", burst))
+            elif cfg.found_min_leopard_p is not None and (best := max(m.leopard_p for m in members)) < cfg.found_min_leopard_p:
+                aside.append((members, f"matched nobody, and no frame is clearly a leopard (P(leopard) {best:.3f} < "
+                                       f"{cfg.found_min_leopard_p:g}) to found one", burst))
             elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
                     and own < cfg.found_min_self_inliers:
                 aside.append((members, "matched nobody, and its own frames do not match each other: the coat is "

@@ -130,7 +130,7 @@ def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | No
     only those taken within ``burst_s`` seconds of this frame when it is given and the frame has a time (a
     sequence joins frames up to ingest's gap apart, 60 s by default: frames 49 s apart are two passes of the
     animal, not one burst)."""
-    sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, m.path, m.id AS media_id, m.sequence_id, "
+    sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, d.label_conf, m.path, m.id AS media_id, m.sequence_id, "
            "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
            "CASE WHEN m.sequence_id IS NULL THEN 1 "
            "WHEN ? IS NULL OR m.timestamp IS NULL THEN COALESCE(q.n_media, 1) "
