@@ -32,10 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 FLOORS = (0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
-def _leopard_p(classifications_json: str | None) -> float:
-    return dict(json.loads(classifications_json or "[]")).get("leopard", 0.0)
-
-
 def survey(seed_dir: Path) -> dict:
     """One survey's identities (on a leopard or not, best P(leopard)) and uncounted leopards (why)."""
     from spotid.catalog import Catalog
@@ -53,14 +49,15 @@ def survey(seed_dir: Path) -> dict:
         mna = Census(CensusConfig())(cat).mna
         boxes = truth_boxes(cat, truth, card, min_iou=0.1)
         det = {int(r["id"]): r for r in cat.query(
-            "SELECT id, label, static_fp, classifications_json FROM detections")}
+            "SELECT id, label, label_conf, static_fp FROM detections")}
         sig = {int(r["detection_id"]): r for r in cat.query(
             "SELECT detection_id, status, set_aside_reason FROM sightings")}
         counted = sightings.assigned_with_flank(cat, ("auto", "confirmed"))
     by_identity: dict[int, list[int]] = {}
     for r in counted:
         by_identity.setdefault(int(r["individual_id"]), []).append(int(r["detection_id"]))
-    identities = [{"leopard": any(d in boxes for d in ds), "best_p": max(_leopard_p(det[d]["classifications_json"]) for d in ds),
+    # P(leopard) as identify's found_min_leopard_p reads it: the label's probability (counted boxes are leopards)
+    identities = [{"leopard": any(d in boxes for d in ds), "best_p": max(det[d]["label_conf"] or 1.0 for d in ds),
                    "frames": len(ds)} for ds in by_identity.values()]
     counted_dets = {int(r["detection_id"]) for r in counted}
     per_animal: dict[str, list[int]] = {}
