@@ -79,17 +79,17 @@ def test_fit_head_separates_three_clusters():
     assert p.max(1).min() > 0.9
 
 
-def _cascade_folder(tmp_path: Path, bias) -> Path:
-    """A backbone-classifier folder whose head ignores the image: logits = bias."""
+def _cascade_folder(tmp_path: Path, bias, **cascade) -> Path:
+    """A backbone-classifier folder whose head ignores the image: logits = bias; ``cascade``: more card keys."""
     net = build_leopard_classifier(backbone=None)
     state = {"head.weight": torch.zeros_like(net.head.weight), "head.bias": torch.tensor(bias, dtype=torch.float32),
              "mean": torch.zeros(1281), "std": torch.ones(1281)}
     folder = tmp_path / "cascade"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     torch.save({k: v.half() for k, v in state.items()}, folder / "head.pt")
     write_card(folder, name="tiny-cascade", kind="classifier", weights="head.pt", arch=ARCH_BACKBONE,
                classes=list(CASCADE_CLASSES), input_size=32, context=0.15,
-               thresholds={"not_animal": 0.5}, cascade={"detector_threshold": 0.02, "typical_threshold": 0.08})
+               thresholds={"not_animal": 0.5}, cascade={"detector_threshold": 0.02, "typical_threshold": 0.08, **cascade})
     return folder
 
 
@@ -97,6 +97,7 @@ def test_card_dispatch_and_not_animal_split(tmp_path: Path):
     folder = _cascade_folder(tmp_path, [0.0, 0.0, math.log(8.0)])    # P = 0.1, 0.1, 0.8
     clf = CropClassifier(model_dir=folder)
     assert clf.classes == CASCADE_CLASSES and clf.cascade_threshold == 0.02
+    assert clf.found_min_leopard_p is None       # no founding floor in this card
     img = tmp_path / "f.jpg"
     from PIL import Image
 
@@ -120,6 +121,14 @@ def test_card_dispatch_and_not_animal_split(tmp_path: Path):
     assert clf.split([sure]) == ([sure], [])
     weak = clf.classify_file(img, [Detection(1, 0.3, (0.1, 0.1, 0.3, 0.3))])[0]
     assert weak.label == "not_animal" and clf.split([weak]) == ([], [weak])
+
+
+def test_card_founding_floor_is_read_and_checked(tmp_path: Path):
+    """``cascade.found_min_leopard_p``: the P(leopard) identify needs to found an individual, on this
+    head's scale, so it lives in the card; a value that is no probability is refused naming the card."""
+    assert CropClassifier(model_dir=_cascade_folder(tmp_path, [0, 0, 0], found_min_leopard_p=0.95)).found_min_leopard_p == 0.95
+    with pytest.raises(ValueError, match="found_min_leopard_p=95.*fix the card"):
+        CropClassifier(model_dir=_cascade_folder(tmp_path, [0, 0, 0], found_min_leopard_p=95))
 
 
 def test_imagenet_veto_moves_leopard_to_other(tmp_path: Path, monkeypatch):
@@ -252,11 +261,16 @@ def test_shipped_classifier_on_held_out_real_photos(shared: Path):
     assert "megadetector-test" in clf.card.get("holdout")
     voc = shared / "data/detection/amur-leopard-voc"
     leo = total = 0
+    leo_p = []
     for f, boxes in read_voc(voc / "annotations", voc / "test-images").items():
         out = clf.classify_file(voc / "test-images" / f, [Detection(1, 1.0, b.bbox) for b in boxes])
         leo += sum(d.label == "leopard" for d in out)
+        leo_p += [d.label_conf for d in out if d.label == "leopard"]
         total += len(out)
     assert total >= 40 and leo / total >= 0.97, f"{leo}/{total} test leopards called leopard"
+    # identify's founding floor (card cascade.found_min_leopard_p) sets no real leopard aside: the lowest
+    # of these was 0.97 against the floor 0.95
+    assert min(leo_p) >= clf.found_min_leopard_p, f"a real leopard at P {min(leo_p):.3f} < the card's founding floor"
     md = shared / "data/camera-traps/megadetector-test"
     called = n = 0
     for f, boxes in read_md_truth(md / "mdv5a-results.json", 0.2).items():

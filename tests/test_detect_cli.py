@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from spotid.catalog import Catalog
+from spotid.catalog.tables import detections
 from spotid.cli import app
 
 from test_detect import _card, _jpeg, tiny_models  # noqa: F401 -- shared fixture
@@ -144,10 +145,35 @@ def test_catalog_mode_once_per_frame(tmp_path: Path, tiny_models):
         assert row["label"] in ("leopard", "other") and json.loads(row["classifications_json"])[0][0] == row["label"]
         run = cat.query("SELECT * FROM runs WHERE stage = 'detect'")[0]
         assert run["status"] == "done" and "tiny-det@" in run["model_version"]
+        # this classifier's card sets no founding floor: detect records none for its boxes
+        assert cat.get_setting(detections.LEOPARD_FLOOR_KEY + row["detector"]) == ""
     r = runner.invoke(app, ["detect", "--db", str(db), "--json", *_args(tiny_models)])
     assert json.loads(r.stdout)["frames"] == 0
     with Catalog(db) as cat:
         assert cat.scalar("SELECT COUNT(*) FROM detections") == n
+
+
+def test_detect_records_the_classifier_cards_founding_floor(tmp_path: Path, tiny_models):
+    """Identify founds a new individual only where the classifier that labelled the boxes reaches its card's
+    ``cascade.found_min_leopard_p``: detect records that floor under the boxes' detector version."""
+    import shutil
+
+    from spotid.modelstore import write_card
+
+    clf = tmp_path / "clf-floor"
+    shutil.copytree(tiny_models["classifier"], clf)
+    write_card(clf, name="tiny-clf", kind="classifier", weights="c.pt", input_size=32, classes=["leopard", "other"],
+               cascade={"found_min_leopard_p": 0.9})
+    db = tmp_path / "c.db"
+    _catalog(db, _card(tmp_path / "card", 2))
+    args = _args(tiny_models)
+    args[args.index("--classifier") + 1] = str(clf)
+    r = runner.invoke(app, ["detect", "--db", str(db), "--json", *args])
+    assert r.exit_code == 0, r.output
+    version = json.loads(r.stdout)["detector"]
+    with Catalog(db) as cat:
+        assert "tiny-clf@" in version and detections.leopard_floor(cat, version) == 0.9
+        assert detections.leopard_floor(cat, "mdjson:MDV5a") is None     # never recorded: no floor
 
 
 @pytest.mark.slow

@@ -48,9 +48,11 @@ class Card:
             cat.execute("INSERT INTO deployments (id, location_id, created_at) VALUES ('d1', 'S1', ?)", (now_iso(),))
 
     def burst(self, animals: list[np.ndarray | None], *, label: str = "leopard", static_fp: int = 0,
-              blur: bool = False, seconds: list[int] | None = None, label_conf: list[float] | None = None) -> list[int]:
+              blur: bool = False, seconds: list[int] | None = None, label_conf: list[float] | None = None,
+              detector: str = "test") -> list[int]:
         """One sequence; ``seconds``: each frame's time after the first (default: all at once);
-        ``label_conf``: each box's classifier probability for ``label`` (default 0.9)."""
+        ``label_conf``: each box's classifier probability for ``label`` (default 0.9); ``detector``: the
+        boxes' ``detections.detector`` version."""
         import cv2
 
         with self.cat.transaction():
@@ -72,8 +74,8 @@ class Card:
                 if a is not None:
                     dets.append(self.cat.execute(
                         "INSERT INTO detections (media_id, detector, category, conf, x, y, w, h, label, label_conf, static_fp) "
-                        "VALUES (?, 'test', 1, 0.9, ?, ?, ?, ?, ?, ?, ?)",
-                        (mid, *box, label, (label_conf or [0.9] * len(animals))[k], static_fp)).lastrowid)
+                        "VALUES (?, ?, 1, 0.9, ?, ?, ?, ?, ?, ?, ?)",
+                        (mid, detector, *box, label, (label_conf or [0.9] * len(animals))[k], static_fp)).lastrowid)
         return dets
 
 
@@ -363,31 +365,40 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
 def test_a_burst_not_clearly_a_leopard_founds_nobody_but_still_matches_a_known_one(tmp_path):
     """``found_min_leopard_p``: the classifier's P(leopard) of a burst's best frame must reach the floor
     for the burst to found an individual (a spotted boar behind leaves at 0.9 must not become a
-    leopard); matching a known individual is not held to it."""
+    leopard); matching a known individual is not held to it. Unset, the floor is the one detect recorded
+    from the card of the classifier that labelled the boxes: none for boxes of an MD JSON import."""
+    from spotid.catalog.tables.detections import record_leopard_floor
+
     cat = Catalog(tmp_path / "c.db")
     card = Card(cat, tmp_path)
-    A, B, C = coat(51), coat(52), coat(53)
-    a1 = card.burst([warp(A, 1), warp(A, 2)], label_conf=[0.999, 0.9])
-    doubtful = card.burst([warp(B, 3), warp(B, 4)], label_conf=[0.94, 0.9])
-    res = _ident(found_min_leopard_p=0.95)(cat)
+    record_leopard_floor(cat, "yolox@1+cascade@2", 0.95)     # as detect does from the classifier card
+    record_leopard_floor(cat, "mdjson:MDV5A", None)
+    A, B, C, D = coat(51), coat(52), coat(53), coat(54)
+    a1 = card.burst([warp(A, 1), warp(A, 2)], label_conf=[0.999, 0.9], detector="yolox@1+cascade@2")
+    doubtful = card.burst([warp(B, 3), warp(B, 4)], label_conf=[0.94, 0.9], detector="yolox@1+cascade@2")
+    imported = card.burst([warp(D, 9), warp(D, 10)], label_conf=[0.6, 0.6], detector="mdjson:MDV5A")
+    res = _ident(found_min_leopard_p=None)(cat)
     s = _sightings(cat)
     assert s[a1[0]]["name"] == s[a1[1]]["name"] == "L-0001"     # one frame at 0.999 is enough
     why = "matched nobody, and no frame is clearly a leopard (P(leopard) 0.940 < 0.95) to found one"
     assert {s[d]["set_aside_reason"] for d in doubtful} == {why}
     assert all(s[d]["status"] == "unusable" and s[d]["individual_id"] is None for d in doubtful)
-    assert res.new_individuals == ["L-0001"] and res.unusable_reasons == {why: 2}
-    # A again, classified no better than the doubtful burst: it matches A; C as doubtful founds nobody
+    # another model's probabilities are on another scale: no floor for the imported boxes
+    assert s[imported[0]]["name"] == s[imported[1]]["name"] not in (None, "L-0001")
+    assert len(res.new_individuals) == 2 and res.unusable_reasons == {why: 2}
+    # a floor set in the config holds for every box: A again, classified no better than the doubtful
+    # burst, matches A; C as doubtful founds nobody
     a2 = card.burst([warp(A, 5), warp(A, 6)], label_conf=[0.9, 0.9])
     c = card.burst([warp(C, 7), warp(C, 8)], label_conf=[0.9, 0.9])
     _ident(found_min_leopard_p=0.95)(cat)
     s = _sightings(cat)
     assert s[a2[0]]["name"] == s[a2[1]]["name"] == "L-0001"
     assert all(s[d]["individual_id"] is None for d in c)
-    # off: the doubtful bursts found as they did before the rule
-    _ident(found_min_leopard_p=None)(cat, retry_set_aside=True)
+    # 0 = off: the doubtful bursts found as they did before the rule
+    _ident(found_min_leopard_p=0)(cat, retry_set_aside=True)
     s = _sightings(cat)
-    assert s[doubtful[0]]["name"] == s[doubtful[1]]["name"] not in (None, "L-0001")
-    for bad in (0, 1.5):
+    assert s[doubtful[0]]["name"] == s[doubtful[1]]["name"] not in (None, "L-0001", s[imported[0]]["name"])
+    for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="found_min_leopard_p"):
             IdentifyConfig(found_min_leopard_p=bad)
     cat.close()

@@ -102,7 +102,10 @@ def test_train_classifier_db_writes_a_measured_model(demo, tmp_path):
         fig = m[key]
         assert fig["leopard"]["n"] + fig["other"]["n"] == len(held)
         assert 0.0 <= fig["balanced_accuracy"] <= 1.0
+        assert 0 <= fig["leopard"]["below_found_floor"] <= fig["leopard"]["n"]
     assert card["parent"].startswith("cascade-classifier-lite0@")     # the shipped head, the catalog's active one
+    # the parent's founding floor carries over (identify reads it from this card once it is in use)
+    assert card["cascade"]["found_min_leopard_p"] == 0.95
     assert "parent cascade-classifier-lite0@" in r.output and "new head" in r.output
     assert f"spotid models use classifier {out}" in r.output
     assert not list(tmp_path.glob(".season-classifier.tmp-*"))

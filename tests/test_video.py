@@ -155,6 +155,8 @@ def test_detect_runs_on_frames_and_says_what_was_not_analysed(tmp_path):
                           "WHERE m.kind = 'video'") == 0          # the video goes through its frames only
         on = cat.query("SELECT m.rel_path, m.frame_offset_s FROM detections d JOIN media m ON m.id = d.media_id")
         assert [tuple(x) for x in on] == [(f"{CLIP}/frame000020.jpg", 2.0)]
+        # another model's "leopard" probabilities: identify holds them to no founding floor
+        assert cat.get_setting("detect.found_min_leopard_p:mdjson:ref") == ""
     # the human summary names the files ingest could not read
     with Catalog(db) as cat, cat.transaction():
         cat.execute("DELETE FROM detection_status")

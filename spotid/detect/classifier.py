@@ -225,6 +225,13 @@ class CropClassifier:
         # (on held-out megadetector-test it called 5 of 23 MDv5a animals not_animal, some at detector
         # conf 0.47, while every empty frame's box was under 0.25)
         self.drop_below_conf = float(cascade.get("drop_below_conf", 1.0))
+        # identify founds a new individual only on a burst this classifier is sure is a leopard: the floor
+        # is on this head's own probability scale, so it lives in its card (None: the card sets none)
+        floor = cascade.get("found_min_leopard_p")
+        self.found_min_leopard_p = None if floor is None else float(floor)
+        if self.found_min_leopard_p is not None and not 0.0 <= self.found_min_leopard_p <= 1.0:
+            raise ValueError(f"{self.card.folder}: cascade.found_min_leopard_p={floor} is no probability in [0, 1]: "
+                             "fix the card or retrain")
 
     @property
     def version(self) -> str:

@@ -37,6 +37,9 @@ class Detector(Protocol):
     version: str
     typical_threshold: float
     conservative_threshold: float
+    # the P(leopard) floor for founding a new individual, from the card of the classifier that labelled the
+    # boxes (None: no spotid classifier, or its card sets none: an MD JSON import carries another model's scale)
+    found_min_leopard_p: float | None
 
     def __call__(self, paths: Iterable[str | Path], root: str | Path | None = None) -> Iterator[ImageResult]:
         ...
@@ -100,6 +103,7 @@ class BuiltinBackend(_SkipVideos):
             self.typical_threshold = float(cascade["typical_threshold"])
             self.conservative_threshold = min(self.conservative_threshold, classifier.cascade_threshold or 1.0)
         self.version = self.inner.version
+        self.found_min_leopard_p = getattr(classifier, "found_min_leopard_p", None)
         self.input_size = self.inner.input_size
         self.threshold = self.inner.threshold
 
@@ -125,6 +129,7 @@ class MegaDetectorBackend(_SkipVideos):
         self.typical_threshold, self.conservative_threshold = 0.2, 0.05
         self.version = f"megadetector:{Path(weights).name}"
         self.classifier = None
+        self.found_min_leopard_p = None
         if cfg.use_classifier:
             from spotid.detect.classifier import CropClassifier
             from spotid.modelstore import ModelError
@@ -132,6 +137,7 @@ class MegaDetectorBackend(_SkipVideos):
             try:
                 self.classifier = CropClassifier(model_dir=cfg.classifier)
                 self.version += "+" + self.classifier.version
+                self.found_min_leopard_p = self.classifier.found_min_leopard_p
             except ModelError as e:
                 log.warning("no leopard/other classifier (%s)", e)
 
@@ -181,6 +187,7 @@ class MDJsonBackend:
         self.conservative_threshold = float(conservative if conservative is not None else 0.05)
         self.threshold = cfg.threshold if cfg.threshold is not None else 0.0
         self.version = f"mdjson:{self.batch.detector or 'unknown'}"
+        self.found_min_leopard_p = None   # the file's "leopard" probabilities are another classifier's
         self._by_rel = {}
         self._by_name: dict[str, list] = {}
         for im in self.batch.images:

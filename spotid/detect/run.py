@@ -248,6 +248,8 @@ def detect_catalog(det: Detector, cat, cfg: DetectConfig, *, deployment: str | N
         # identify founds new individuals only on boxes the detector calls confident
         # (the detector's own typical threshold, not a cascade's lower frame-level one)
         cat.set_setting("detect.typical_threshold", str(getattr(det, "found_threshold", det.typical_threshold)))
+        # ... and, where spotid's classifier labelled the boxes, that its card's P(leopard) floor is reached
+        detections.record_leopard_floor(cat, det.version, getattr(det, "found_min_leopard_p", None))
         by_path = {Path(r["path"]).as_posix(): r for r in rows}
         missing = [r for r in rows if not Path(r["path"]).exists()]
         present = [r for r in rows if Path(r["path"]).exists()]

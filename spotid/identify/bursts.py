@@ -91,6 +91,15 @@ def burst_flank_vote(rows: Sequence) -> dict[Hashable, str]:
     return out
 
 
+def below_leopard_floor(members: Sequence) -> tuple[float, float] | None:
+    """``(best P(leopard), floor)`` when no frame of the burst reaches its own ``leopard_floor`` (the P(leopard)
+    it needs to found a new individual), else None (a frame does, or no floor applies to one of them)."""
+    floors = [m.leopard_floor for m in members]
+    if any(f is None or m.leopard_p >= f for m, f in zip(members, floors)):
+        return None
+    return max(m.leopard_p for m in members), min(floors)
+
+
 def self_inliers(members: Sequence, verifier, min_move: float = 0.02) -> int | None:
     """Most inliers two frames of one burst share (``members``: rows with ``.features``, ``.place`` and
     ``.box`` normalised (x, y, w, h)), over the frame pairs whose boxes moved at least ``min_move`` of

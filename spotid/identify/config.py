@@ -67,7 +67,7 @@ class IdentifyConfig:
     edge_penalty: float = 0.6           # quality factor for boxes touching the frame edge
     quality_floor: float = 0.25         # below: kept and matched, but never founds a new individual
     found_min_conf: float | None = None  # detection conf a burst needs to found one (None = detector's typical)
-    found_min_leopard_p: float | None = None  # P(leopard) the best frame of a burst needs to found one (None = off)
+    found_min_leopard_p: float | None = None  # P(leopard) a burst's best frame needs to found one (None = classifier card's; 0 = off)
     found_min_self_inliers: int = 1     # inliers two frames of a burst must share to found one (0 = off)
     found_min_frames: int = 2           # leopard frames a new-individual cluster needs, when its bursts had them (1 = off)
     found_burst_s: float | None = 10.0  # a frame's burst for found_min_frames: its sequence's frames this close (s; None = all)
@@ -153,8 +153,9 @@ class IdentifyConfig:
 
         if self.descriptor not in DESCRIPTORS:
             raise ValueError(f"descriptor={self.descriptor!r}: use {' or '.join(DESCRIPTORS)}")
-        if self.found_min_leopard_p is not None and not 0.0 < self.found_min_leopard_p <= 1.0:
-            raise ValueError(f"found_min_leopard_p={self.found_min_leopard_p}: use a probability in (0, 1] or null (off)")
+        if self.found_min_leopard_p is not None and not 0.0 <= self.found_min_leopard_p <= 1.0:
+            raise ValueError(f"found_min_leopard_p={self.found_min_leopard_p}: use a probability in [0, 1] (0 = off), "
+                             "or null for the classifier card's floor")
         if self.found_min_frames < 1:
             raise ValueError(f"found_min_frames={self.found_min_frames}: use 1 (off) or more")
         if self.pass_gap_s is not None and self.pass_gap_s <= 0:

@@ -30,7 +30,7 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    become references;
 5. the rest of those, and groups that match nobody but are below the quality floor, whose
    boxes are all below the detector's typical threshold (``found_min_conf``), none of whose frames the
-   classifier calls leopard with at least ``found_min_leopard_p`` (off by default), or whose own frames do
+   classifier calls leopard with at least its card's floor (``found_min_leopard_p``), or whose own frames do
    not match each other (``found_min_self_inliers``: the coat is hidden, smeared or too dark to
    identify in that burst), are 'unusable' with the reason kept (``set_aside_reason``): a doubtful box
    (a deer, moving grass) must not found a leopard, and a photo nobody could identify must not found
@@ -49,6 +49,7 @@ import numpy as np
 from spotid.catalog import Catalog, now_iso
 from spotid.catalog.tables import crops, deployments, detections, individuals, sightings
 from spotid.identify.bursts import (
+    below_leopard_floor,
     burst_flank_vote,
     group_bursts,
     self_inliers,
@@ -89,6 +90,7 @@ class _Row:
     camera: str | None = None          # deployment id
     conf: float = 1.0                  # detection confidence
     leopard_p: float = 1.0             # the classifier's P(leopard) (1.0 when it gave none)
+    leopard_floor: float | None = None  # P(leopard) this frame needs to found one (found_min_leopard_p; None = none)
     box: tuple | None = None           # detection box, normalised (x, y, w, h)
     time: str | None = None            # ISO timestamp with offset
     burst_frames: int = 1              # frames the camera took in this frame's sequence (1 without one)
@@ -141,6 +143,7 @@ class Identifier:
         # crop JPEG sizes, for frame positions: read once per run, though the gallery is loaded twice
         # when frames without a flank are matched after this run's individuals are written
         self._crop_sizes: dict[str, tuple[int, int] | None] = {}
+        self._floors: dict[str | None, float | None] = {}   # detector version -> its founding floor, per run
 
     @property
     def flank_version(self) -> str:
@@ -270,6 +273,7 @@ class Identifier:
         result = result if result is not None else IdentifyResult(run_id=0)
         todo = self._todo(cat, deployment)
         self._crop_sizes.clear()  # ensure may cut crops anew
+        self._floors.clear()
         self.store.ensure(cat, todo, result)
         rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
         if self.cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
@@ -296,6 +300,7 @@ class Identifier:
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c.crop_path),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 leopard_p=1.0 if m["label_conf"] is None else float(m["label_conf"]),
+                                leopard_floor=self._leopard_floor(cat, m["detector"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
                 crop_refs.append({"detection_id": d, "crop_path": c.crop_path,
                                   **{k: m[k] for k in ("x", "y", "w", "h")}})
@@ -374,9 +379,9 @@ class Identifier:
                 aside.append((members, "matched nobody, too small or blurred to found one", burst))
             elif max(m.conf for m in members) < min_conf:
                 aside.append((members, f"matched nobody, detection below {min_conf:g} to found one", burst))
-            elif cfg.found_min_leopard_p is not None and (best := max(m.leopard_p for m in members)) < cfg.found_min_leopard_p:
-                aside.append((members, f"matched nobody, and no frame is clearly a leopard (P(leopard) {best:.3f} < "
-                                       f"{cfg.found_min_leopard_p:g}) to found one", burst))
+            elif (below := below_leopard_floor(members)) is not None:
+                aside.append((members, f"matched nobody, and no frame is clearly a leopard (P(leopard) {below[0]:.3f} < "
+                                       f"{below[1]:g}) to found one", burst))
             elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
                     and own < cfg.found_min_self_inliers:
                 aside.append((members, "matched nobody, and its own frames do not match each other: the coat is "
@@ -427,6 +432,16 @@ class Identifier:
         plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known, gallery=galleries[f])
                  for f in ("left", "right") if (fr := [r for r in rows if not r.failed and r.flank == f])}
         return rows, plans
+
+    def _leopard_floor(self, cat: Catalog, detector: str | None) -> float | None:
+        """P(leopard) a frame labelled by ``detector`` needs to found a new individual: the configured
+        ``found_min_leopard_p`` (0 = none), else the floor of the classifier card behind that detector
+        version, recorded by detect (none for an MD JSON import: its probabilities are another model's)."""
+        if self.cfg.found_min_leopard_p is not None:
+            return self.cfg.found_min_leopard_p or None
+        if detector not in self._floors:
+            self._floors[detector] = detections.leopard_floor(cat, detector)
+        return self._floors[detector]
 
     def _found_min_conf(self, cat: Catalog) -> float:
         """Detection confidence a burst needs to found a new individual: the configured one, else the

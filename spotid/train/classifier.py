@@ -380,11 +380,12 @@ def train_sources(cfg: CascadeTrainConfig) -> list[str]:
 
 def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | None = None,
                    typical_threshold: float | None = None, extra: dict[str, dict] | None = None,
-                   boost: dict[str, float] | None = None, card_extra: dict | None = None) -> dict:
+                   boost: dict[str, float] | None = None, card_extra: dict | None = None,
+                   found_min_leopard_p: float | None = None) -> dict:
     """Fit the head on ``train_sources(cfg)`` (plus the feature sets ``extra``, name -> as
     :func:`load_features` gives, weighted by ``boost``) and write the model folder ``out`` (head weights
-    fp16, card.json with ``card_extra`` merged in, train_config.yaml). Returns the summary (sources, crop
-    counts)."""
+    fp16, card.json with ``card_extra`` merged in, train_config.yaml). ``found_min_leopard_p``: the card's
+    founding floor for identify (None: the card sets none). Returns the summary (sources, crop counts)."""
     import torch
 
     from spotid.config import save_config
@@ -405,6 +406,8 @@ def export_cascade(cfg: CascadeTrainConfig, out: str | Path, *, metrics: dict | 
     cascade = {"detector_threshold": cfg.detector_threshold, "drop_below_conf": cfg.drop_below_conf}
     if typical_threshold is not None:
         cascade["typical_threshold"] = typical_threshold
+    if found_min_leopard_p is not None:
+        cascade["found_min_leopard_p"] = found_min_leopard_p
     holdout = sorted(set(cfg.holdout) | {"amur-leopard-voc/test-images", "serengeti-bursts",
                                          "synthetic cards not passed with --synth"})
     write_card(out, name="cascade-classifier-lite0", kind="classifier", weights="head.pt", arch=ARCH_BACKBONE,

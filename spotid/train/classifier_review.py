@@ -118,7 +118,8 @@ def review_features(cfg: CascadeTrainConfig, crops: list, catalog_path, model=No
 def evaluate_review(model_dir: str | Path, crops: list, catalog_path) -> dict:
     """How the classifier at ``model_dir`` labels held-out review crops, as ``spotid detect`` would
     (frame + box, the detection's confidence): per true label the count and how many came out
-    ``leopard`` and their mean P(leopard); ``leopard_recall``, ``other_rejected`` (None without crops of that label) and their
+    ``leopard`` and their mean P(leopard), and how many are below the card's founding floor (None without
+    one: such a leopard can match a known individual but found none); ``leopard_recall``, ``other_rejected`` (None without crops of that label) and their
     mean ``balanced_accuracy`` (NaN when neither is defined)."""
     from spotid.detect.classifier import CropClassifier
     from spotid.types import Detection
@@ -143,8 +144,10 @@ def evaluate_review(model_dir: str | Path, crops: list, catalog_path) -> dict:
     defined = [v for v in (rec, rej) if v is not None]
     def side(label):
         ps = p_leopard[label]
+        floor = clf.found_min_leopard_p
         return {"n": counts[label][0], "labelled_leopard": counts[label][1],
-                "mean_p_leopard": round(float(np.mean(ps)), 4) if ps else None}
+                "mean_p_leopard": round(float(np.mean(ps)), 4) if ps else None,
+                "below_found_floor": None if floor is None else sum(p < floor for p in ps)}
 
     return {"model": clf.version, "leopard": side("leopard"), "other": side("other"),
             "leopard_recall": rec, "other_rejected": rej,
@@ -183,10 +186,11 @@ def heldout_sources(cfg: CascadeTrainConfig, state_dirs: dict[str, Path]) -> dic
 
 def train_classifier_from_review(cfg: CascadeTrainConfig, db: str | Path, out: str | Path, *,
                                  review_weight: float = 3.0, heldout_fraction: float = 0.3,
-                                 parent: str | Path | None = None) -> dict:
+                                 parent: str | Path | None = None, found_min_leopard_p: float | None = None) -> dict:
     """Fit the head on the recipe's sources plus the catalog's review crops and write the model folder
     ``out`` (replaced only when the run succeeds). ``parent``: the classifier to compare with (default:
-    the catalog's active one). Raises :class:`TooLittleData` (nothing written) when the review decisions
+    the catalog's active one). ``found_min_leopard_p``: identify's founding floor for the new card (default:
+    the parent card's; the held-out figures count the confirmed leopards below it). Raises :class:`TooLittleData` (nothing written) when the review decisions
     give no usable held-out set or the figures are not finite."""
     from spotid.catalog import Catalog
     from spotid.export.training_crops import reviewed_crops
@@ -213,8 +217,11 @@ def train_classifier_from_review(cfg: CascadeTrainConfig, db: str | Path, out: s
     shutil.rmtree(tmp, ignore_errors=True)
     per_label = {lab: sum(c.label == lab for c in split.train) for lab in ("leopard", "other")}
     heldout_ids = sorted(c.detection_id for c in split.heldout)
+    if found_min_leopard_p is None:
+        found_min_leopard_p = parent_card.get("cascade", {}).get("found_min_leopard_p")
     try:
-        summary = export_cascade(cfg, tmp, extra={"review": review}, boost={"review": review_weight}, card_extra={
+        summary = export_cascade(cfg, tmp, extra={"review": review}, boost={"review": review_weight},
+                                 found_min_leopard_p=found_min_leopard_p, card_extra={
             "parent": parent_card.version,
             "review": {"catalog": str(db.resolve()), "train_crops": per_label, "review_weight": review_weight,
                        "heldout_fraction": heldout_fraction, "seed": cfg.seed,

@@ -353,6 +353,10 @@ def train_classifier(
                                           help="Cascade: not_animal boxes are dropped only below this detector conf."),
     typical_threshold: Optional[float] = typer.Option(None, "--typical-threshold",
                                                       help="Cascade: frame-level animal threshold to record in the card."),
+    found_min_leopard_p: Optional[float] = typer.Option(
+        None, "--found-min-leopard-p", min=0.0, max=1.0,
+        help="Cascade: the P(leopard) identify needs to found a new individual, on this head's scale; measure it "
+             "(the lowest held-out real leopard; shipped head 0.95). Default: none, or with --db the parent's."),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON of held-out figures to record in the card."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", help="Torch threads (1 on a shared machine)."),
@@ -394,11 +398,13 @@ def train_classifier(
 
             try:
                 summary = train_classifier_from_review(cfg, db, out, review_weight=review_weight,
-                                                       heldout_fraction=heldout_fraction, parent=parent)
+                                                       heldout_fraction=heldout_fraction, parent=parent,
+                                                       found_min_leopard_p=found_min_leopard_p)
             except TooLittleData as e:
                 raise typer.BadParameter(str(e), param_hint="--db") from None
         else:
-            summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold)
+            summary = export_cascade(cfg, out, metrics=m, typical_threshold=typical_threshold,
+                                     found_min_leopard_p=found_min_leopard_p)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise typer.BadParameter(str(e)) from None
     if json_out:
@@ -417,7 +423,9 @@ def _review_line(m: dict) -> str:
     """Held-out review figures of one classifier, for people."""
     def pct(v):
         return "n/a" if v is None else f"{v:.3f}"
-    return (f"leopards labelled leopard {m['leopard']['labelled_leopard']}/{m['leopard']['n']}, "
+    below = m["leopard"].get("below_found_floor")
+    return (f"leopards labelled leopard {m['leopard']['labelled_leopard']}/{m['leopard']['n']}"
+            + (f" ({below} below the founding floor)" if below else "") + ", "
             f"'not a leopard' labelled leopard {m['other']['labelled_leopard']}/{m['other']['n']}, "
             f"balanced accuracy {pct(m['balanced_accuracy'])}")
 

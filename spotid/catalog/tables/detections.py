@@ -73,6 +73,23 @@ def boxes_with_frames(cat: Catalog | sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 # -- used by detect / identify (detect.run, identify.pipeline, identify.calibrate_cards) --
+#: setting key prefix: + ``detections.detector`` -> the P(leopard) floor for founding a new individual that
+#: the card of the classifier behind that detector version sets ('' = none)
+LEOPARD_FLOOR_KEY = "detect.found_min_leopard_p:"
+
+
+def record_leopard_floor(cat: Catalog, detector: str, p: float | None) -> None:
+    """Store the founding floor of ``detector`` (a ``detections.detector`` version): its classifier card's
+    ``cascade.found_min_leopard_p``, or None (an MD JSON import, no spotid classifier, a card without one)."""
+    cat.set_setting(LEOPARD_FLOOR_KEY + detector, "" if p is None else repr(float(p)))
+
+
+def leopard_floor(cat: Catalog, detector: str | None) -> float | None:
+    """The founding floor detect recorded for boxes of ``detector`` (None: none recorded)."""
+    v = cat.get_setting(LEOPARD_FLOOR_KEY + detector) if detector else None
+    return float(v) if v else None
+
+
 # ids per UPDATE ... IN (...) statement, below SQLite's limit on bound parameters
 _IN_CHUNK = 500
 
@@ -124,13 +141,14 @@ def count(cat: Catalog | sqlite3.Connection) -> int:
 def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | None = None, *,
                          burst_s: float | None = None) -> list[sqlite3.Row]:
     """Leopard detections (``label = 'leopard'``, not ``static_fp``) without a sighting, of all media or of
-    ``deployment``'s, by frame time then id: detection ``id, x, y, w, h, conf, label_conf`` (P(leopard));
+    ``deployment``'s, by frame time then id: detection ``id, x, y, w, h, conf, label_conf`` (P(leopard)),
+    ``detector`` (its version);
     its frame's ``path, media_id, sequence_id, deployment_id`` and ``timestamp`` (NULL when it is a file copy time, ``time_source`` 'mtime':
     that says nothing about when the camera fired); ``burst_frames``: frames of its sequence (1 without one),
     only those taken within ``burst_s`` seconds of this frame when it is given and the frame has a time (a
     sequence joins frames up to ingest's gap apart, 60 s by default: frames 49 s apart are two passes of the
     animal, not one burst)."""
-    sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, d.label_conf, m.path, m.id AS media_id, m.sequence_id, "
+    sql = ("SELECT d.id, d.x, d.y, d.w, d.h, d.conf, d.label_conf, d.detector, m.path, m.id AS media_id, m.sequence_id, "
            "m.deployment_id, CASE WHEN m.time_source = 'mtime' THEN NULL ELSE m.timestamp END AS timestamp, "
            "CASE WHEN m.sequence_id IS NULL THEN 1 "
            "WHEN ? IS NULL OR m.timestamp IS NULL THEN COALESCE(q.n_media, 1) "
