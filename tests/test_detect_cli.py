@@ -172,8 +172,8 @@ def test_detect_records_the_classifier_cards_founding_floor(tmp_path: Path, tiny
     assert r.exit_code == 0, r.output
     version = json.loads(r.stdout)["detector"]
     with Catalog(db) as cat:
-        assert "tiny-clf@" in version and detections.leopard_floor(cat, version) == 0.9
-        assert detections.leopard_floor(cat, "mdjson:MDV5a") is None     # never recorded: no floor
+        assert "tiny-clf@" in version and detections.leopard_floor(cat, version) == (0.9, True)
+        assert detections.leopard_floor(cat, "mdjson:MDV5a") == (None, False)     # never recorded
 
 
 @pytest.mark.slow

@@ -362,7 +362,7 @@ def test_a_burst_whose_own_frames_do_not_match_founds_nobody(world):
     cat2.close()
 
 
-def test_a_burst_not_clearly_a_leopard_founds_nobody_but_still_matches_a_known_one(tmp_path):
+def test_a_burst_not_clearly_a_leopard_founds_nobody_but_still_matches_a_known_one(tmp_path, caplog):
     """``found_min_leopard_p``: the classifier's P(leopard) of a burst's best frame must reach the floor
     for the burst to found an individual (a spotted boar behind leaves at 0.9 must not become a
     leopard); matching a known individual is not held to it. Unset, the floor is the one detect recorded
@@ -377,6 +377,7 @@ def test_a_burst_not_clearly_a_leopard_founds_nobody_but_still_matches_a_known_o
     a1 = card.burst([warp(A, 1), warp(A, 2)], label_conf=[0.999, 0.9], detector="yolox@1+cascade@2")
     doubtful = card.burst([warp(B, 3), warp(B, 4)], label_conf=[0.94, 0.9], detector="yolox@1+cascade@2")
     imported = card.burst([warp(D, 9), warp(D, 10)], label_conf=[0.6, 0.6], detector="mdjson:MDV5A")
+    older = card.burst([warp(coat(55), 11), warp(coat(55), 12)], detector="test")   # detected by an older spotid
     res = _ident(found_min_leopard_p=None)(cat)
     s = _sightings(cat)
     assert s[a1[0]]["name"] == s[a1[1]]["name"] == "L-0001"     # one frame at 0.999 is enough
@@ -385,7 +386,10 @@ def test_a_burst_not_clearly_a_leopard_founds_nobody_but_still_matches_a_known_o
     assert all(s[d]["status"] == "unusable" and s[d]["individual_id"] is None for d in doubtful)
     # another model's probabilities are on another scale: no floor for the imported boxes
     assert s[imported[0]]["name"] == s[imported[1]]["name"] not in (None, "L-0001")
-    assert len(res.new_individuals) == 2 and res.unusable_reasons == {why: 2}
+    assert len(res.new_individuals) == 3 and res.unusable_reasons == {why: 2}
+    # boxes detected before detect recorded floors ('test' here): none applies, and the log names the fix
+    assert s[older[0]]["name"] == s[older[1]]["name"] not in (None, "L-0001", s[imported[0]]["name"])
+    assert "no founding floor was recorded for boxes of test" in caplog.text and "found_min_leopard_p" in caplog.text
     # a floor set in the config holds for every box: A again, classified no better than the doubtful
     # burst, matches A; C as doubtful founds nobody
     a2 = card.burst([warp(A, 5), warp(A, 6)], label_conf=[0.9, 0.9])

@@ -440,7 +440,11 @@ class Identifier:
         if self.cfg.found_min_leopard_p is not None:
             return self.cfg.found_min_leopard_p or None
         if detector not in self._floors:
-            self._floors[detector] = detections.leopard_floor(cat, detector)
+            self._floors[detector], recorded = detections.leopard_floor(cat, detector)
+            if not recorded:
+                log.warning("no founding floor was recorded for boxes of %s (detected by an older spotid): none "
+                            "applies to them. If spotid's classifier labelled them, set found_min_leopard_p to its "
+                            "card's cascade.found_min_leopard_p (0.95 shipped) in an identify --config", detector)
         return self._floors[detector]
 
     def _found_min_conf(self, cat: Catalog) -> float:

@@ -84,10 +84,11 @@ def record_leopard_floor(cat: Catalog, detector: str, p: float | None) -> None:
     cat.set_setting(LEOPARD_FLOOR_KEY + detector, "" if p is None else repr(float(p)))
 
 
-def leopard_floor(cat: Catalog, detector: str | None) -> float | None:
-    """The founding floor detect recorded for boxes of ``detector`` (None: none recorded)."""
+def leopard_floor(cat: Catalog, detector: str | None) -> tuple[float | None, bool]:
+    """The founding floor detect recorded for boxes of ``detector`` (None: none) and whether detect recorded
+    one at all (False: the boxes were detected by a spotid older than the setting, or imported)."""
     v = cat.get_setting(LEOPARD_FLOOR_KEY + detector) if detector else None
-    return float(v) if v else None
+    return (float(v) if v else None), v is not None
 
 
 # ids per UPDATE ... IN (...) statement, below SQLite's limit on bound parameters
