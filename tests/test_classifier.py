@@ -17,7 +17,7 @@ from spotid.detect.classifier import (
     build_crop_classifier,
     build_leopard_classifier,
 )
-from spotid.modelstore import write_card
+from spotid.modelstore import ModelError, write_card
 from spotid.types import Detection, ImageResult
 
 
@@ -127,7 +127,7 @@ def test_card_founding_floor_is_read_and_checked(tmp_path: Path):
     """``cascade.found_min_leopard_p``: the P(leopard) identify needs to found an individual, on this
     head's scale, so it lives in the card; a value that is no probability is refused naming the card."""
     assert CropClassifier(model_dir=_cascade_folder(tmp_path, [0, 0, 0], found_min_leopard_p=0.95)).found_min_leopard_p == 0.95
-    with pytest.raises(ValueError, match="found_min_leopard_p=95.*fix the card"):
+    with pytest.raises(ModelError, match="found_min_leopard_p=95.*fix the card"):
         CropClassifier(model_dir=_cascade_folder(tmp_path, [0, 0, 0], found_min_leopard_p=95))
 
 
@@ -195,7 +195,7 @@ def test_unknown_arch_names_the_fix(tmp_path: Path):
     folder.mkdir()
     (folder / "w.pt").write_bytes(b"0")
     write_card(folder, name="x", kind="classifier", weights="w.pt", arch="resnet9000")
-    with pytest.raises(ValueError, match="unknown classifier arch"):
+    with pytest.raises(ModelError, match="unknown classifier arch"):
         CropClassifier(model_dir=folder)
 
 

@@ -189,7 +189,7 @@ class CropClassifier:
     """
 
     def __init__(self, *, model_dir: str | Path | None = None):
-        from spotid.modelstore import resolve
+        from spotid.modelstore import ModelError, resolve
 
         self.card = resolve("classifier", model_dir)
         self.arch = str(self.card.get("arch", "cropnet"))
@@ -205,10 +205,10 @@ class CropClassifier:
                                                   prior=bool(self.card.get("imagenet_prior", True)))
             self._tensor = backbone_tensor
         else:
-            raise ValueError(f"{self.card.folder}: unknown classifier arch {self.arch!r} "
+            raise ModelError(f"{self.card.folder}: unknown classifier arch {self.arch!r} "
                              f"(cropnet | {ARCH_BACKBONE}): update spotid or pick another model folder")
         if "leopard" not in self.classes:
-            raise ValueError(f"{self.card.folder}: the classes {self.classes} have no 'leopard'")
+            raise ModelError(f"{self.card.folder}: the classes {self.classes} have no 'leopard'")
         # the ImageNet veto (card "imagenet_veto"): when the backbone's own ImageNet head gives the
         # non-leopard cats (IMAGENET_OTHER_CATS) P >= min_p and more than the spotted big cats, the box is
         # an animal but no leopard (a bobcat at ImageNet P(lynx) 0.93 got leopard 0.95 from the head)
@@ -216,7 +216,7 @@ class CropClassifier:
         self.veto_classes = tuple(int(c) for c in veto["classes"]) if veto else ()
         self.veto_min_p = float(veto["min_p"]) if veto else 1.0
         if veto and "other" not in self.classes:
-            raise ValueError(f"{self.card.folder}: an imagenet_veto needs an 'other' class (classes {self.classes})")
+            raise ModelError(f"{self.card.folder}: an imagenet_veto needs an 'other' class (classes {self.classes})")
         thr = self.card.get("thresholds", {})
         self.not_animal_threshold = float(thr.get(NOT_ANIMAL, 0.5))
         cascade = self.card.get("cascade", {})
@@ -230,7 +230,7 @@ class CropClassifier:
         floor = cascade.get("found_min_leopard_p")
         self.found_min_leopard_p = None if floor is None else float(floor)
         if self.found_min_leopard_p is not None and not 0.0 <= self.found_min_leopard_p <= 1.0:
-            raise ValueError(f"{self.card.folder}: cascade.found_min_leopard_p={floor} is no probability in [0, 1]: "
+            raise ModelError(f"{self.card.folder}: cascade.found_min_leopard_p={floor} is no probability in [0, 1]: "
                              "fix the card or retrain")
 
     @property
