@@ -74,13 +74,16 @@ def run_cascade(clf_dir: Path, root: Path, frames: list[Path]) -> tuple[dict, fl
     return {r.file: r for r in det(frames, root)}, det.typical_threshold, det.version
 
 
-def hand_boxes(clf_dir: Path, root: Path, truth: dict, min_truth_conf: float = 0.0) -> dict:
-    """Classifier alone on the reference animal boxes: counts of labels per truth label."""
+def hand_boxes(clf_dir: Path, root: Path, truth: dict, min_truth_conf: float = 0.0) -> tuple[dict, float | None]:
+    """Classifier alone on the reference animal boxes: counts of labels per truth label, and the lowest
+    P(leopard) of a leopard box labelled leopard (None without one): identify's founding floor (card
+    ``cascade.found_min_leopard_p``) must stay below it, or real leopards found no individual."""
     from spotid.detect.classifier import CropClassifier
     from spotid.types import Detection
 
     clf = CropClassifier(model_dir=clf_dir)
     counts: dict[str, dict[str, int]] = {}
+    leopard_p = []
     for f, boxes in truth.items():
         animals = [b for b in boxes if b.category == 1 and b.label]
         if not animals:
@@ -89,7 +92,9 @@ def hand_boxes(clf_dir: Path, root: Path, truth: dict, min_truth_conf: float = 0
         for b, d in zip(animals, dets):
             c = counts.setdefault(b.label, {})
             c[d.label or "none"] = c.get(d.label or "none", 0) + 1
-    return counts
+            if b.label == "leopard" and d.label == "leopard":
+                leopard_p.append(float(d.label_conf))
+    return counts, (round(min(leopard_p), 4) if leopard_p else None)
 
 
 def measure(clf_dir: Path, sets: dict, heldout: dict[str, Path]) -> dict:
@@ -114,7 +119,7 @@ def measure(clf_dir: Path, sets: dict, heldout: dict[str, Path]) -> dict:
         if name in OTHER_SETS:
             rep["frames_with_leopard"][name] = leo_frames
         if not name.startswith("synthetic") and name != "serengeti-bursts":
-            rep["sets"][name]["hand_boxes"] = hand_boxes(model, root, truth)
+            rep["sets"][name]["hand_boxes"], rep["sets"][name]["hand_leopard_p_min"] = hand_boxes(model, root, truth)
     return rep
 
 
@@ -134,6 +139,7 @@ def summary(rep: dict) -> dict:
         "megadetector_test_agreement": f"{s['megadetector-test']['agreement']}/{s['megadetector-test']['images']}",
         "southwest_agreement": f"{s['southwest']['agreement']}/{s['southwest']['images']}",
         "voc_test_hand_boxes_leopard": f"{hb.get('leopard', 0)}/{sum(hb.values())}",
+        "voc_test_hand_boxes_leopard_p_min": voc.get("hand_leopard_p_min"),
         "other_hand_boxes_labels": others_hb,
         **{f"{n}_leopard": f"{v['leopard_as_leopard']}/{v['leopard_found']}" for n, v in s.items()
            if n.startswith("synthetic")},

@@ -443,8 +443,8 @@ class Identifier:
             self._floors[detector], recorded = detections.leopard_floor(cat, detector)
             if not recorded:
                 log.warning("no founding floor was recorded for boxes of %s (detected by an older spotid): none "
-                            "applies to them. If spotid's classifier labelled them, set found_min_leopard_p to its "
-                            "card's cascade.found_min_leopard_p (0.95 shipped) in an identify --config", detector)
+                            "applies to them. If spotid's classifier labelled them, set found_min_leopard_p in an "
+                            "identify --config to its card's cascade.found_min_leopard_p", detector)
         return self._floors[detector]
 
     def _found_min_conf(self, cat: Catalog) -> float:

@@ -118,9 +118,10 @@ def review_features(cfg: CascadeTrainConfig, crops: list, catalog_path, model=No
 def evaluate_review(model_dir: str | Path, crops: list, catalog_path) -> dict:
     """How the classifier at ``model_dir`` labels held-out review crops, as ``spotid detect`` would
     (frame + box, the detection's confidence): per true label the count and how many came out
-    ``leopard`` and their mean P(leopard), and how many are below the card's founding floor (None without
-    one: such a leopard can match a known individual but found none); ``leopard_recall``, ``other_rejected`` (None without crops of that label) and their
-    mean ``balanced_accuracy`` (NaN when neither is defined)."""
+    ``leopard`` and their mean P(leopard); for the leopards also how many are below the card's founding
+    floor (``below_found_floor``, None without one: such a leopard can match a known individual but found
+    none); ``leopard_recall``, ``other_rejected`` (None without crops of that label) and their mean
+    ``balanced_accuracy`` (NaN when neither is defined)."""
     from spotid.detect.classifier import CropClassifier
     from spotid.types import Detection
 
@@ -144,12 +145,13 @@ def evaluate_review(model_dir: str | Path, crops: list, catalog_path) -> dict:
     defined = [v for v in (rec, rej) if v is not None]
     def side(label):
         ps = p_leopard[label]
-        floor = clf.found_min_leopard_p
         return {"n": counts[label][0], "labelled_leopard": counts[label][1],
-                "mean_p_leopard": round(float(np.mean(ps)), 4) if ps else None,
-                "below_found_floor": None if floor is None else sum(p < floor for p in ps)}
+                "mean_p_leopard": round(float(np.mean(ps)), 4) if ps else None}
 
-    return {"model": clf.version, "leopard": side("leopard"), "other": side("other"),
+    floor = clf.found_min_leopard_p
+    leopards = {**side("leopard"),
+                "below_found_floor": None if floor is None else sum(p < floor for p in p_leopard["leopard"])}
+    return {"model": clf.version, "leopard": leopards, "other": side("other"),
             "leopard_recall": rec, "other_rejected": rej,
             "balanced_accuracy": sum(defined) / len(defined) if defined else math.nan, "detections": used}
 
@@ -190,8 +192,9 @@ def train_classifier_from_review(cfg: CascadeTrainConfig, db: str | Path, out: s
     """Fit the head on the recipe's sources plus the catalog's review crops and write the model folder
     ``out`` (replaced only when the run succeeds). ``parent``: the classifier to compare with (default:
     the catalog's active one). ``found_min_leopard_p``: identify's founding floor for the new card (default:
-    the parent card's; the held-out figures count the confirmed leopards below it). Raises :class:`TooLittleData` (nothing written) when the review decisions
-    give no usable held-out set or the figures are not finite."""
+    the parent card's; the held-out figures count the confirmed leopards below it). Raises
+    :class:`TooLittleData` (nothing written) when the review decisions give no usable held-out set or the
+    figures are not finite."""
     from spotid.catalog import Catalog
     from spotid.export.training_crops import reviewed_crops
     from spotid.modelstore import resolve

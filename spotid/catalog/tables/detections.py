@@ -143,9 +143,9 @@ def leopards_to_identify(cat: Catalog | sqlite3.Connection, deployment: str | No
                          burst_s: float | None = None) -> list[sqlite3.Row]:
     """Leopard detections (``label = 'leopard'``, not ``static_fp``) without a sighting, of all media or of
     ``deployment``'s, by frame time then id: detection ``id, x, y, w, h, conf, label_conf`` (P(leopard)),
-    ``detector`` (its version);
-    its frame's ``path, media_id, sequence_id, deployment_id`` and ``timestamp`` (NULL when it is a file copy time, ``time_source`` 'mtime':
-    that says nothing about when the camera fired); ``burst_frames``: frames of its sequence (1 without one),
+    ``detector`` (its version); its frame's ``path, media_id, sequence_id, deployment_id`` and ``timestamp``
+    (NULL when it is a file copy time, ``time_source`` 'mtime': that says nothing about when the camera
+    fired); ``burst_frames``: frames of its sequence (1 without one),
     only those taken within ``burst_s`` seconds of this frame when it is given and the frame has a time (a
     sequence joins frames up to ingest's gap apart, 60 s by default: frames 49 s apart are two passes of the
     animal, not one burst)."""
