@@ -174,6 +174,12 @@ def test_detect_records_the_classifier_cards_founding_floor(tmp_path: Path, tiny
     with Catalog(db) as cat:
         assert "tiny-clf@" in version and detections.leopard_floor(cat, version) == (0.9, True)
         assert detections.leopard_floor(cat, "mdjson:MDV5a") == (None, False)     # never recorded
+    # a card whose floor is no probability is a usage error that names the card and the option, not a traceback
+    write_card(clf, name="tiny-clf", kind="classifier", weights="c.pt", input_size=32, classes=["leopard", "other"],
+               cascade={"found_min_leopard_p": 95})
+    r = runner.invoke(app, ["detect", "--db", str(db), *args])
+    assert r.exit_code == 2 and "found_min_leopard_p=95" in r.output and "--classifier" in r.output, r.output
+    assert "--detector" not in r.output
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ def _make(cfg):
     try:
         return make_detector(cfg)
     except DetectorError as e:
-        raise typer.BadParameter(str(e), param_hint="--detector") from None
+        raise typer.BadParameter(str(e), param_hint=e.option) from None
 
 
 def detect(

@@ -30,7 +30,12 @@ VIDEO_FAILURE = ("video: a backend takes still frames; sample the video first (`
 
 
 class DetectorError(RuntimeError):
-    """A detector that cannot be set up as asked (the message names the fix)."""
+    """A detector that cannot be set up as asked (the message names the fix); ``option`` is the command-line
+    option that asked for it, so a usage error points at the right one."""
+
+    def __init__(self, message: str, option: str = "--detector"):
+        super().__init__(message)
+        self.option = option
 
 
 class Detector(Protocol):
@@ -83,14 +88,14 @@ class BuiltinBackend(_SkipVideos):
                 classifier = CropClassifier(model_dir=cfg.classifier)
             except ModelError as e:
                 if cfg.classifier is not None:
-                    raise DetectorError(str(e)) from None
+                    raise DetectorError(str(e), option="--classifier") from None
                 log.warning("no leopard/other classifier (%s): detections get no classifications", e)
         try:
             self.inner = BuiltinDetector(model_dir=cfg.model, input_size=cfg.input_size, batch_size=cfg.batch_size,
                                          threshold=cfg.threshold, nms_threshold=cfg.nms_threshold,
                                          decode_workers=cfg.decode_workers, classifier=classifier)
         except ModelError as e:
-            raise DetectorError(str(e)) from None
+            raise DetectorError(str(e), option="--model") from None
         thr = self.inner.card.get("thresholds", {})
         self.typical_threshold = float(thr.get("typical", 0.25))
         self.conservative_threshold = float(thr.get("conservative", 0.1))
@@ -139,6 +144,8 @@ class MegaDetectorBackend(_SkipVideos):
                 self.version += "+" + self.classifier.version
                 self.found_min_leopard_p = self.classifier.found_min_leopard_p
             except ModelError as e:
+                if cfg.classifier is not None:   # asked for by name: a broken card is the user's to fix
+                    raise DetectorError(str(e), option="--classifier") from None
                 log.warning("no leopard/other classifier (%s)", e)
 
     def _one(self, paths: list[Path], root: Path | None) -> Iterator[ImageResult]:
@@ -226,10 +233,11 @@ def _check_megadetector_weights(cfg: DetectConfig) -> str:
     if not weights:
         raise DetectorError("the megadetector backend needs a weights file: pass --megadetector-weights "
                             "md_v5a.0.0.pt (or a model name such as MDV5A that the megadetector package "
-                            "downloads when you have the network)")
+                            "downloads when you have the network)", option="--megadetector-weights")
     if Path(weights).suffix and not Path(weights).exists():
         raise DetectorError(f"MegaDetector weights {weights} do not exist: download them "
-                            "(https://github.com/agentmorris/MegaDetector) and pass the path")
+                            "(https://github.com/agentmorris/MegaDetector) and pass the path",
+                            option="--megadetector-weights")
     return weights
 
 

@@ -28,13 +28,10 @@ What a run does, for every leopard detection (``label='leopard'``, ``static_fp=0
    matched one by one against both flanks' individuals, this run's included, and join one their own
    evidence takes to ``threshold`` (``match_unknown_flank``); they never found an individual nor
    become references;
-5. the rest of those, and groups that match nobody but are below the quality floor, whose
-   boxes are all below the detector's typical threshold (``found_min_conf``), none of whose frames the
-   classifier calls leopard with at least its card's floor (``found_min_leopard_p``), or whose own frames do
-   not match each other (``found_min_self_inliers``: the coat is hidden, smeared or too dark to
-   identify in that burst), are 'unusable' with the reason kept (``set_aside_reason``): a doubtful box
-   (a deer, moving grass) must not found a leopard, and a photo nobody could identify must not found
-   a second one.
+5. the rest of those, and groups that match nobody but may not found an individual (too small or
+   blurred, boxes below the detector's typical threshold, no frame clearly a leopard, or frames that
+   do not match each other: :mod:`spotid.identify.founding`), are 'unusable' with the reason kept
+   (``set_aside_reason``).
 Re-runs only touch detections without a sighting, so nothing is duplicated; each batch of writes is
 one transaction.
 """
@@ -48,17 +45,12 @@ import numpy as np
 
 from spotid.catalog import Catalog, now_iso
 from spotid.catalog.tables import crops, deployments, detections, individuals, sightings
-from spotid.identify.bursts import (
-    below_leopard_floor,
-    burst_flank_vote,
-    group_bursts,
-    self_inliers,
-    thin_clusters,
-)
+from spotid.identify.bursts import burst_flank_vote, group_bursts, thin_clusters
 from spotid.identify.calibrate import Calibration, load_calibration
 from spotid.identify.config import IdentifyConfig
 from spotid.identify.crops import Cropper, crop_geometry, stored_crop_size
 from spotid.identify.cropstore import CropStore, stored_features
+from spotid.identify.founding import FoundingRules
 from spotid.identify.match import Gallery, Matcher
 from spotid.identify.pairing import join_paired_clusters
 from spotid.identify.proposals import (
@@ -143,7 +135,7 @@ class Identifier:
         # crop JPEG sizes, for frame positions: read once per run, though the gallery is loaded twice
         # when frames without a flank are matched after this run's individuals are written
         self._crop_sizes: dict[str, tuple[int, int] | None] = {}
-        self._floors: dict[str | None, float | None] = {}   # detector version -> its founding floor, per run
+        self.founding = FoundingRules(cfg, self.verifier)   # may a burst that matched nobody found one?
 
     @property
     def flank_version(self) -> str:
@@ -273,7 +265,7 @@ class Identifier:
         result = result if result is not None else IdentifyResult(run_id=0)
         todo = self._todo(cat, deployment)
         self._crop_sizes.clear()  # ensure may cut crops anew
-        self._floors.clear()
+        self.founding.reset()
         self.store.ensure(cat, todo, result)
         rows = self._load_rows(cat, [r["id"] for r in todo], {r["id"]: r for r in todo})
         if self.cfg.burst_flank_vote:  # one pass shows one side: an odd frame out is a classifier error
@@ -300,7 +292,7 @@ class Identifier:
                                 self._place(m["deployment_id"], (m["x"], m["y"], m["w"], m["h"]), c.crop_path),
                                 camera=m["deployment_id"], time=m["timestamp"], conf=float(m["conf"]),
                                 leopard_p=1.0 if m["label_conf"] is None else float(m["label_conf"]),
-                                leopard_floor=self._leopard_floor(cat, m["detector"]),
+                                leopard_floor=self.founding.leopard_floor(cat, m["detector"]),
                                 box=(m["x"], m["y"], m["w"], m["h"]), burst_frames=int(m["burst_frames"])))
                 crop_refs.append({"detection_id": d, "crop_path": c.crop_path,
                                   **{k: m[k] for k in ("x", "y", "w", "h")}})
@@ -369,23 +361,13 @@ class Identifier:
                                                               q_extra=r.extra))
         groups = group_bursts(rows, gap_s=cfg.pass_gap_s)
         decided, new_groups, aside = [], [], []
-        min_conf = self._found_min_conf(cat)
         for key, members in groups.items():
             cands = self.matcher.decide([evidence[m.detection_id] for m in members])
             burst = {c.individual: c.probability for c in cands}
             if cands and cands[0].probability >= cfg.threshold:
                 decided.append((members, cands[0].individual, cands[0].probability, burst))
-            elif max(m.quality for m in members) < cfg.quality_floor:
-                aside.append((members, "matched nobody, too small or blurred to found one", burst))
-            elif max(m.conf for m in members) < min_conf:
-                aside.append((members, f"matched nobody, detection below {min_conf:g} to found one", burst))
-            elif (below := below_leopard_floor(members)) is not None:
-                aside.append((members, f"matched nobody, and no frame is clearly a leopard (P(leopard) {below[0]:.3f} < "
-                                       f"{below[1]:g}) to found one", burst))
-            elif cfg.found_min_self_inliers and (own := self_inliers(members, self.verifier, 2 * cfg.static_tol)) is not None \
-                    and own < cfg.found_min_self_inliers:
-                aside.append((members, "matched nobody, and its own frames do not match each other: the coat is "
-                                       "not identifiable in this burst", burst))
+            elif (why := self.founding.why_not(cat, members)) is not None:
+                aside.append((members, why, burst))
             else:
                 new_groups.append((members, burst))
         labels, cluster_ev = self._cluster(new_groups)
@@ -432,29 +414,6 @@ class Identifier:
         plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known, gallery=galleries[f])
                  for f in ("left", "right") if (fr := [r for r in rows if not r.failed and r.flank == f])}
         return rows, plans
-
-    def _leopard_floor(self, cat: Catalog, detector: str | None) -> float | None:
-        """P(leopard) a frame labelled by ``detector`` needs to found a new individual: the configured
-        ``found_min_leopard_p`` (0 = none), else the floor of the classifier card behind that detector
-        version, recorded by detect (none for an MD JSON import: its probabilities are another model's)."""
-        if self.cfg.found_min_leopard_p is not None:
-            return self.cfg.found_min_leopard_p or None
-        if detector not in self._floors:
-            self._floors[detector], recorded = detections.leopard_floor(cat, detector)
-            if not recorded:
-                log.warning("no founding floor was recorded for boxes of %s (detected by an older spotid): none "
-                            "applies to them. If spotid's classifier labelled them, set found_min_leopard_p in an "
-                            "identify --config to its card's cascade.found_min_leopard_p", detector)
-        return self._floors[detector]
-
-    def _found_min_conf(self, cat: Catalog) -> float:
-        """Detection confidence a burst needs to found a new individual: the configured one, else the
-        detector's typical threshold recorded by detect, else MegaDetector's 0.2. Below it a box may
-        still match a known individual (detect keeps boxes down to its conservative threshold)."""
-        if self.cfg.found_min_conf is not None:
-            return float(self.cfg.found_min_conf)
-        v = cat.get_setting("detect.typical_threshold")
-        return float(v) if v else 0.2
 
     def _join_paired(self, cat: Catalog, plans: dict) -> int:
         """Join new clusters through paired-station co-occurrences (:func:`join_paired_clusters`)."""
@@ -514,14 +473,20 @@ class Identifier:
                                  min_prob=self.cfg.new_cluster_min_pair_prob)
 
 
-def identify_catalog(cat: Catalog, *, auto_accept: bool = False, deployment: str | None = None,
-                     config_path: str | Path | None = None, **overrides) -> IdentifyResult:
-    """Run identify on ``cat`` with the active models and ``configs/identify.yaml`` (+ overrides)."""
+def identify_catalog(cat: Catalog, *, cfg: IdentifyConfig | None = None, auto_accept: bool = False,
+                     deployment: str | None = None, config_path: str | Path | None = None,
+                     **overrides) -> IdentifyResult:
+    """Run identify on ``cat`` with the active models. ``cfg``: a config the caller already resolved
+    (``spotid process`` resolves it before any work, to refuse a mistyped setting early); else the package
+    defaults, then ``config_path``, then ``auto_accept`` and ``overrides``."""
     from spotid.config import resolve_config
     from spotid.identify.embedder import Embedder
     from spotid.identify.flank import FlankClassifier
 
-    cfg = resolve_config(IdentifyConfig, config_path, auto_accept=auto_accept, **overrides)
+    if cfg is None:
+        cfg = resolve_config(IdentifyConfig, config_path, auto_accept=auto_accept, **overrides)
+    elif config_path is not None or overrides:
+        raise TypeError("identify_catalog: pass a resolved cfg, or config_path and overrides, not both")
     emb = Embedder(cfg.embedder_model, catalog=cat)
     fl = FlankClassifier(cfg.flank_model, catalog=cat, threshold=cfg.flank_threshold)
     return Identifier(cfg, embedder=emb, flank=fl, catalog=cat)(cat, deployment=deployment)

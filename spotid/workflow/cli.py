@@ -128,9 +128,9 @@ def process(
         ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap, time_from=time_from)
         detect_cfg = resolve_config(DetectConfig, config, threads=threads, detector=detector,
                                     megadetector_weights=megadetector_weights, static_fp=False if no_static_fp else None)
-        # identify resolves its own later; checked here, so a mistyped identify setting is not found only
-        # after ingest and detection have run over the whole card
-        resolve_config(IdentifyConfig, config, auto_accept=auto_accept)
+        # resolved before any work, so a mistyped identify setting is not found only after ingest and
+        # detection have run over the whole card
+        identify_cfg = resolve_config(IdentifyConfig, config, auto_accept=auto_accept)
     except ValueError as e:  # the message names the option (--tz, --time-from) or the file
         raise typer.BadParameter(str(e), param_hint="--config" if config else None) from None
     try:
@@ -140,14 +140,14 @@ def process(
     try:
         check_detector(detect_cfg)   # likewise a misspelt --detector or a missing MD JSON file
     except DetectorError as e:
-        raise typer.BadParameter(str(e), param_hint="--detector") from None
+        raise typer.BadParameter(str(e), param_hint=e.option) from None
     from spotid.cliutil import set_threads
 
     set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
     with open_catalog(db) as cat:
         try:
-            res = process_card(cat, card, deployment, tz=tz, auto_accept=auto_accept, ingest_cfg=ingest_cfg,
-                               detect_cfg=detect_cfg, config_path=config)
+            res = process_card(cat, card, deployment, tz=tz, ingest_cfg=ingest_cfg, detect_cfg=detect_cfg,
+                               identify_cfg=identify_cfg)
         except (PipelineError, ValueError, DetectorError) as e:
             raise typer.BadParameter(str(e)) from None
     if as_json:

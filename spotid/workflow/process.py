@@ -45,13 +45,12 @@ def run_detect(cat: Catalog, deployment: str | None = None, cfg=None) -> dict:
     return detect_catalog(make_detector(cfg), cat, cfg, deployment=deployment).to_json()
 
 
-def run_identify(cat: Catalog, *, auto_accept: bool, deployment: str | None = None,
-                 config_path: str | Path | None = None, **overrides) -> dict:
-    """The identify stage's catalog entry point (``spotid identify --db``), auto-accepting when asked."""
+def run_identify(cat: Catalog, *, deployment: str | None = None, cfg=None, auto_accept: bool = False) -> dict:
+    """Identify the catalog's new leopard detections (``cfg``: an IdentifyConfig; default: the package
+    defaults, auto-accepting when asked)."""
     from spotid.identify.pipeline import identify_catalog
 
-    return identify_catalog(cat, auto_accept=auto_accept, deployment=deployment, config_path=config_path,
-                            **overrides).to_json()
+    return identify_catalog(cat, cfg=cfg, auto_accept=auto_accept, deployment=deployment).to_json()
 
 
 @dataclass
@@ -67,12 +66,11 @@ class ProcessResult:
 
 
 def process_card(cat: Catalog, card: str | Path, deployment: str, *, tz: str | None = None,
-                 auto_accept: bool = False, identify: bool = True, ingest_cfg=None, detect_cfg=None,
-                 config_path: str | Path | None = None, identify_overrides: dict | None = None) -> ProcessResult:
+                 identify: bool = True, ingest_cfg=None, detect_cfg=None, identify_cfg=None) -> ProcessResult:
     """Ingest + detect + identify one card of one deployment (what a field team runs per card).
 
-    ``ingest_cfg``/``detect_cfg``: resolved stage configs (default: the package defaults);
-    ``config_path``/``identify_overrides``: identify's ``--config`` file and option overrides.
+    ``ingest_cfg``/``detect_cfg``/``identify_cfg``: resolved stage configs (default: the package defaults,
+    which do not auto-accept).
     """
     card = Path(card)
     if not card.is_dir():
@@ -87,7 +85,6 @@ def process_card(cat: Catalog, card: str | Path, deployment: str, *, tz: str | N
     ide = None
     if identify:
         t0 = time.perf_counter()
-        ide = run_identify(cat, auto_accept=auto_accept, deployment=deployment, config_path=config_path,
-                           **(identify_overrides or {}))
+        ide = run_identify(cat, deployment=deployment, cfg=identify_cfg)
         t["identify"] = time.perf_counter() - t0
     return ProcessResult(deployment, ing, det, ide, {k: round(v, 2) for k, v in t.items()})
