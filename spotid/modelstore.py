@@ -67,7 +67,13 @@ def load_card(path: str | Path, *, verify: bool = False) -> ModelCard:
     card_file = folder / "card.json"
     if not card_file.exists():
         raise ModelError(f"no model card at {card_file}: a model folder needs card.json next to the weights")
-    meta = json.loads(card_file.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(card_file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelError(f"{card_file} cannot be read as a model card ({e}): restore it from the model's "
+                         "folder or re-export the model") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{card_file} is no model card (a JSON object): restore it or re-export the model")
     for key in ("name", "kind", "weights", "sha256"):
         if key not in meta:
             raise ModelError(f"{card_file} lacks {key!r}")

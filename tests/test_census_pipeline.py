@@ -88,6 +88,17 @@ def test_process_checks_identify_settings_before_any_work(tmp_path):
                                  "--config", str(bad)])
     assert r.exit_code == 2 and "pass_gap_s='ten': use a number or null" in r.output
     assert not db.exists()   # nothing ingested or detected before the mistake was named
+    # a model path in the config that holds no model, or a broken card there: named before any work too
+    broken = tmp_path / "emb"
+    broken.mkdir()
+    (broken / "card.json").write_text('{"name": "cut short"')
+    for setting, want in ((f"flank_model: {tmp_path / 'nope'}", "no flank model at"),
+                          (f"embedder_model: {broken}", "cannot be read as a model card")):
+        bad.write_text(f"identify:\n  {setting}\n")
+        r = CliRunner().invoke(app, ["process", str(tmp_path / "card"), "--deployment", "D1", "--db", str(db),
+                                     "--config", str(bad)])
+        assert r.exit_code == 2 and want in r.output and "--config" in r.output, r.output
+        assert not db.exists()
 
 
 def test_process_needs_a_folder(tmp_path):

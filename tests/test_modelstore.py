@@ -27,6 +27,15 @@ def test_tampered_weights_refused(tmp_path):
         load_card(tmp_path / "m", verify=True)
 
 
+@pytest.mark.parametrize("text", ['{"name": "x"', "[1, 2]", "\udcff"])
+def test_a_card_that_is_no_json_object_is_a_model_error(tmp_path, text):
+    """A card cut short by a copy, or a hand edit gone wrong, is named with the fix, not a traceback."""
+    _model(tmp_path / "m")
+    (tmp_path / "m" / "card.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ModelError, match="card.json .*re-export the model"):
+        load_card(tmp_path / "m")
+
+
 def test_models_use_switches_active_model(tmp_path):
     card = _model(tmp_path / "m")
     db = tmp_path / "c.db"

@@ -122,7 +122,8 @@ def process(
     from spotid.ingest.ingester import IngestConfig, IngestError, check_card
     from spotid.cliutil import open_catalog
     from spotid.detect.detector import DetectorError, check_detector
-    from spotid.workflow.process import PipelineError, process_card
+    from spotid.modelstore import ModelError
+    from spotid.workflow.process import PipelineError, check_models, process_card
 
     try:
         ingest_cfg = resolve_config(IngestConfig, config, tz=tz, gap_s=gap, time_from=time_from)
@@ -141,6 +142,10 @@ def process(
         check_detector(detect_cfg)   # likewise a misspelt --detector or a missing MD JSON file
     except DetectorError as e:
         raise typer.BadParameter(str(e), param_hint=e.option) from None
+    try:
+        check_models(detect_cfg, identify_cfg)   # and a model path in --config that holds no model
+    except ModelError as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from None
     from spotid.cliutil import set_threads
 
     set_threads(detect_cfg.threads)   # --threads, else the config's (0 = all cores): every stage runs with it
@@ -148,7 +153,7 @@ def process(
         try:
             res = process_card(cat, card, deployment, tz=tz, ingest_cfg=ingest_cfg, detect_cfg=detect_cfg,
                                identify_cfg=identify_cfg)
-        except (PipelineError, ValueError, DetectorError) as e:
+        except (PipelineError, ValueError, DetectorError, ModelError) as e:
             raise typer.BadParameter(str(e)) from None
     if as_json:
         from spotid.util import print_json
