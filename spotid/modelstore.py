@@ -10,7 +10,8 @@ A model is a folder holding the weights file and ``card.json`` (machine-readable
         README.md
 
 The active model of a kind is, in order: an explicit path, the catalog setting ``model.<kind>``
-(``spotid models use``), ``$SPOTID_MODEL_<KIND>``, then the shipped ``models/<kind>``.
+(``spotid models use``), ``$SPOTID_MODEL_<KIND>``, then the shipped ``models/<kind>``. Its weights must
+match the card's sha256 before they are loaded.
 """
 from __future__ import annotations
 
@@ -80,9 +81,22 @@ def load_card(path: str | Path, *, verify: bool = False) -> ModelCard:
     card = ModelCard(meta["name"], meta["kind"], meta["weights"], meta["sha256"], folder, meta)
     if not card.weights_path.exists():
         raise ModelError(f"{card_file} names weights {card.weights!r}, which is missing")
-    if verify and sha256_file(card.weights_path) != card.sha256:
-        raise ModelError(f"{card.weights_path} does not match the sha256 in its card: re-export the model")
+    if verify and _checked_sha256(card.weights_path) != card.sha256:
+        raise ModelError(f"{card.weights_path} does not match the sha256 in its card (a damaged or half-copied "
+                         "file, or weights changed by hand): copy the model folder again, or re-export the model")
     return card
+
+
+#: {(weights path, size, mtime ns): sha256}: a process that loads one model for every stage hashes it once
+_SHA_SEEN: dict[tuple, str] = {}
+
+
+def _checked_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_SEEN:
+        _SHA_SEEN[key] = sha256_file(path)
+    return _SHA_SEEN[key]
 
 
 def write_card(folder: str | Path, *, name: str, kind: str, weights: str, **meta: Any) -> ModelCard:
@@ -101,7 +115,9 @@ def shipped(kind: str) -> Path:
 
 
 def resolve(kind: str, path: str | Path | None = None, catalog=None) -> ModelCard:
-    """The card of the model to use for ``kind`` (see module docstring for the order)."""
+    """The card of the model to use for ``kind`` (see module docstring for the order). Its weights are
+    checked against the card's sha256 (once per file and process), so a damaged copy is refused with the
+    fix instead of failing deep inside torch, and every result's model version names the weights it ran."""
     if kind not in KINDS:
         raise ModelError(f"unknown model kind {kind!r}; one of {KINDS}")
     candidates: list[Path] = []
@@ -116,7 +132,7 @@ def resolve(kind: str, path: str | Path | None = None, catalog=None) -> ModelCar
     p = candidates[0]
     if not p.exists():
         raise ModelError(f"no {kind} model at {p}: pass a model folder, or `spotid models use PATH`")
-    card = load_card(p)
+    card = load_card(p, verify=True)
     if card.kind != kind:
         raise ModelError(f"{p} is a {card.kind} model, not a {kind}")
     return card

@@ -22,9 +22,13 @@ def test_card_roundtrip_and_version(tmp_path):
 
 def test_tampered_weights_refused(tmp_path):
     _model(tmp_path / "m")
+    assert resolve("embedder", tmp_path / "m").name == "test-embedder"
     (tmp_path / "m" / "w.pt").write_bytes(b"other")
     with pytest.raises(ModelError, match="sha256"):
         load_card(tmp_path / "m", verify=True)
+    # the stages load their models through resolve: a damaged copy is refused there too, with the fix
+    with pytest.raises(ModelError, match="sha256 in its card .*copy the model folder again"):
+        resolve("embedder", tmp_path / "m")
 
 
 @pytest.mark.parametrize("text", ['{"name": "x"', "[1, 2]", "\udcff"])
