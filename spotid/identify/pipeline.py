@@ -239,9 +239,9 @@ class Identifier:
             for flank in ("left", "right"):
                 fr = [r for r in rows if not r.failed and r.flank == flank]
                 if fr:
-                    plans[flank] = self._plan_flank(cat, fr, flank, run_id, result)
+                    plans[flank] = self._plan_flank(cat, fr, flank)
             if cfg.reflank_new_bursts and plans:
-                rows, plans = self._reflank(cat, rows, plans, run_id, result)
+                rows, plans = self._reflank(cat, rows, plans, result)
             if cfg.pair_seconds is not None:
                 result.paired_merges = self._join_paired(cat, plans)
             for flank, plan in plans.items():
@@ -346,8 +346,8 @@ class Identifier:
             and cands[0].inliers >= self.cfg.unknown_flank_min_inliers
         return ev, cands, placed
 
-    def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, run_id: int,
-                    result: IdentifyResult, known: dict | None = None, gallery: Gallery | None = None) -> "_FlankPlan":
+    def _plan_flank(self, cat: Catalog, rows: list[_Row], flank: str, known: dict | None = None,
+                    gallery: Gallery | None = None) -> "_FlankPlan":
         """Match every frame of one flank to the gallery, decide per burst, cluster the new ones. Writes
         nothing (the run may plan a flank again); ``known``: evidence of frames already matched against
         this flank's ``gallery`` (loaded when not given)."""
@@ -373,7 +373,7 @@ class Identifier:
         labels, cluster_ev = self._cluster(new_groups)
         return _FlankPlan(evidence, decided, new_groups, labels, cluster_ev, aside=aside, gallery=gallery)
 
-    def _reflank(self, cat: Catalog, rows: list[_Row], plans: dict, run_id: int,
+    def _reflank(self, cat: Catalog, rows: list[_Row], plans: dict,
                  result: IdentifyResult) -> tuple[list[_Row], dict]:
         """New bursts that match a known individual of the other flank on their own evidence
         (:meth:`_own_match`, the bar of views without a flank), or whose coat matches the other flank's
@@ -411,7 +411,7 @@ class Identifier:
         rows = [replace(r, flank=moved.get(r.detection_id, r.flank)) for r in rows]
         # a frame moved by the other flank's new bursts has no evidence against its new flank's gallery yet
         known = {d: e for d, e in known.items() if d not in moved or d in by_match}
-        plans = {f: self._plan_flank(cat, fr, f, run_id, result, known=known, gallery=galleries[f])
+        plans = {f: self._plan_flank(cat, fr, f, known=known, gallery=galleries[f])
                  for f in ("left", "right") if (fr := [r for r in rows if not r.failed and r.flank == f])}
         return rows, plans
 
