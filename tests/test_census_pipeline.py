@@ -99,6 +99,12 @@ def test_process_checks_identify_settings_before_any_work(tmp_path):
                                      "--config", str(bad)])
         assert r.exit_code == 2 and want in r.output and "--config" in r.output, r.output
         assert not db.exists()
+    # the detector's model likewise (check_detector reads the cards of the models its backend uses)
+    bad.write_text(f"detect:\n  classifier: {broken}\n")
+    r = CliRunner().invoke(app, ["process", str(tmp_path / "card"), "--deployment", "D1", "--db", str(db),
+                                 "--config", str(bad)])
+    assert r.exit_code == 2 and "cannot be read as a model card" in r.output and "--config" in r.output, r.output
+    assert not db.exists()
 
 
 def test_process_needs_a_folder(tmp_path):

@@ -241,12 +241,29 @@ def _check_megadetector_weights(cfg: DetectConfig) -> str:
     return weights
 
 
+def _check_named_model(kind: str, path, option: str) -> None:
+    """Read the card (and check the weights' sha256) of a ``kind`` model given by path; None = the default,
+    checked where it is loaded."""
+    if not path:
+        return
+    from spotid.modelstore import ModelError, resolve
+
+    try:
+        resolve(kind, path)
+    except ModelError as e:
+        raise DetectorError(str(e), option=option) from None
+
+
 def check_detector(cfg: DetectConfig) -> None:
-    """Refuse a detector choice that cannot work, cheaply and before anything is written (no model loaded):
+    """Refuse a detector choice that cannot work, cheaply and before anything is written (no network built):
     an unknown backend name, MegaDetector without weights or package, an MD JSON file that is missing or not
-    MD JSON. ``spotid process`` calls it before it creates a catalog, so a typo leaves nothing behind."""
+    MD JSON, and a detector or classifier model folder named by path whose card or weights are not sound
+    (only those the backend uses). ``spotid process`` calls it before it creates a catalog, so a typo leaves
+    nothing behind."""
     name = cfg.detector
     if name == "builtin":
+        _check_named_model("detector", cfg.model, "--model")
+        _check_named_model("classifier", cfg.classifier if cfg.use_classifier else None, "--classifier")
         return
     if name == "megadetector":
         _check_megadetector_weights(cfg)
@@ -255,6 +272,7 @@ def check_detector(cfg: DetectConfig) -> None:
         if importlib.util.find_spec("megadetector") is None:
             raise DetectorError("the megadetector backend needs the megadetector package: "
                                 "pip install 'spotid[megadetector]'")
+        _check_named_model("classifier", cfg.classifier if cfg.use_classifier else None, "--classifier")
         return
     if name.startswith("mdjson:"):
         from spotid.detect.mdjson import MDJsonError, read_batch

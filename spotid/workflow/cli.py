@@ -139,11 +139,12 @@ def process(
     except IngestError as e:
         raise typer.BadParameter(str(e), param_hint="CARD") from None
     try:
-        check_detector(detect_cfg)   # likewise a misspelt --detector or a missing MD JSON file
-    except DetectorError as e:
-        raise typer.BadParameter(str(e), param_hint=e.option) from None
+        check_detector(detect_cfg)   # likewise a misspelt --detector, a missing MD JSON file, a broken model
+    except DetectorError as e:   # process has no --model/--classifier: those come from --config
+        hint = e.option if e.option in ("--detector", "--megadetector-weights") else "--config"
+        raise typer.BadParameter(str(e), param_hint=hint) from None
     try:
-        check_models(detect_cfg, identify_cfg)   # and a model path in --config that holds no model
+        check_models(identify_cfg)   # and a model path in --config that holds no model
     except ModelError as e:
         raise typer.BadParameter(str(e), param_hint="--config") from None
     from spotid.cliutil import set_threads

@@ -20,15 +20,15 @@ class PipelineError(RuntimeError):
     """A stage needed by the pipeline is missing or failed; the message names the stage and the fix."""
 
 
-def check_models(detect_cfg, identify_cfg) -> None:
-    """Read the card of every model a config names by path (the detector, the classifier, the embedder, the
-    flank and foreground models), before anything is written: a wrong path or a broken card raises
-    :class:`~spotid.modelstore.ModelError` naming it, not after ingest and detect have run over the card.
-    Models left to the catalog's choice or the shipped ones are checked where they are loaded."""
+def check_models(identify_cfg) -> None:
+    """Read the card of every model identify's config names by path (the embedder, the flank and foreground
+    models), before anything is written: a wrong path or a broken card raises
+    :class:`~spotid.modelstore.ModelError` naming it, not after ingest and detect have run over the card
+    (:func:`~spotid.detect.detector.check_detector` does the same for detect's). Models left to the catalog's
+    choice or the shipped ones are checked where they are loaded."""
     from spotid.modelstore import resolve
 
-    named = (("detector", detect_cfg.model), ("classifier", detect_cfg.classifier if detect_cfg.use_classifier else None),
-             ("embedder", identify_cfg.embedder_model), ("flank", identify_cfg.flank_model),
+    named = (("embedder", identify_cfg.embedder_model), ("flank", identify_cfg.flank_model),
              ("foreground", identify_cfg.foreground_model if identify_cfg.foreground else None))
     for kind, path in named:
         if path:
