@@ -130,6 +130,21 @@ def test_candidates_refill_the_budget_on_the_animal(spots):
     assert v.inliers > 100
 
 
+def test_channels_last_gives_the_same_features(spots):
+    """The extractor runs ALIKED channels-last by default (less CPU, benchmarks/aliked_layout.py); its
+    features must be the default layout's to float rounding, since stored features keep one version."""
+    from spotid.identify.aliked import AlikedExtractor
+
+    im = spots(5, 230, 300)
+    a = AlikedExtractor(max_keypoints=300, resize=320, channels_last=False)(im)
+    b = AlikedExtractor(max_keypoints=300, resize=320)(im)
+    assert len(a) == len(b) == 300
+    ia, ib = np.lexsort(a.keypoints.T), np.lexsort(b.keypoints.T)
+    np.testing.assert_allclose(a.keypoints[ia], b.keypoints[ib], atol=1e-2)
+    np.testing.assert_allclose(a.descriptors[ia], b.descriptors[ib], atol=1e-4)
+    assert AlikedExtractor().version == AlikedExtractor(channels_last=False).version
+
+
 def test_small_crops_get_no_aliked_score(spots):
     m = build_local("aliked", min_side=200)
     small = spots(3, 100, 150)
