@@ -317,3 +317,27 @@ def test_tiny_flank_training_run(tmp_path):
     assert load_card(tmp_path / "again").sha256 == card.sha256
     r = evaluate_flank(out, [tmp_path / "real"], heldout_only=False)
     assert r["images"] == 16 and set(r["confusion"]) == {"left", "front"}
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_shipped_model_on_real_tigers_it_never_saw(shared):
+    """Real Amur tigers (atrw-train, 62 photos labelled by eye in atrw_flank_sample.csv; no flank model
+    trained on ATRW): the card's figure is what the model does, and at most 2 flanks are swapped (the
+    two measured are one tiger behind a diamond-mesh fence)."""
+    import csv
+
+    from PIL import Image
+
+    from spotid.modelstore import shipped
+
+    rows = [r for r in csv.DictReader(open(shipped("flank") / "atrw_flank_sample.csv", encoding="utf-8"))
+            if r["flank"] in ("left", "right")]
+    root = shared / "data" / "reid" / "atrw-train"
+    clf = FlankClassifier()
+    preds = clf([np.asarray(Image.open(root / r["file"]).convert("RGB")) for r in rows])
+    right = sum(p.flank == r["flank"] for r, p in zip(rows, preds))
+    swapped = sum(p.flank in ("left", "right") and p.flank != r["flank"] for r, p in zip(rows, preds))
+    figure = clf.card.get("metrics")["atrw_tiger_sample"]
+    assert len(rows) == figure["images"] == 62
+    assert right == figure["right_flank"] and swapped <= 2, (right, swapped)

@@ -106,7 +106,7 @@ class AlikedExtractor:
     ``Features.infrared`` is set as RootSIFT sets it; ``Features.motion`` is None (no smeared set).
 
     ``channels_last`` (default): the network and the image in NHWC memory, which oneDNN's convolutions
-    want; 1.4x less CPU per crop and the same features to float rounding (``benchmarks/aliked_layout.py``),
+    want; 1.3-1.4x less CPU per crop and the same features to float rounding (``benchmarks/aliked_layout.py``),
     so the feature version does not change with it."""
 
     def __init__(self, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
