@@ -131,7 +131,7 @@ def test_candidates_refill_the_budget_on_the_animal(spots):
 
 
 def test_channels_last_gives_the_same_features(spots):
-    """The extractor runs ALIKED channels-last by default (less CPU, benchmarks/aliked_layout.py); its
+    """The extractor runs ALIKED channels-last by default (less CPU, benchmarks/aliked_speed.py); its
     features must be the default layout's to float rounding, since stored features keep one version."""
     from spotid.identify.aliked import AlikedExtractor
 
@@ -143,6 +143,25 @@ def test_channels_last_gives_the_same_features(spots):
     np.testing.assert_allclose(a.keypoints[ia], b.keypoints[ib], atol=1e-2)
     np.testing.assert_allclose(a.descriptors[ia], b.descriptors[ib], atol=1e-4)
     assert AlikedExtractor().version == AlikedExtractor(channels_last=False).version
+
+
+def test_only_the_kept_keypoints_are_described_as_the_whole_forward_describes_them(spots):
+    """The extractor runs the descriptor head on the kept keypoints only (of 1,200 candidates, 300 here);
+    keypoints, their order and descriptors are those of the wheel's whole forward, best scores first."""
+    import torch
+
+    from spotid.identify.aliked import AlikedExtractor
+
+    im = spots(6, 240, 320)                          # long side = resize: no resampling to repeat here
+    ex = AlikedExtractor(max_keypoints=300, resize=320, candidates=1200)
+    f = ex(im)
+    x = torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255.0
+    with torch.inference_mode():
+        out = ex.net({"image": x.contiguous(memory_format=torch.channels_last)})
+    assert out["descriptors"].shape[1] == 1200
+    best = np.argsort(-out["keypoint_scores"][0].numpy(), kind="stable")[:300]
+    np.testing.assert_allclose(f.keypoints, out["keypoints"][0].numpy()[best], atol=1e-4)
+    np.testing.assert_allclose(f.descriptors, out["descriptors"][0].numpy()[best], atol=1e-6)
 
 
 def test_small_crops_get_no_aliked_score(spots):
