@@ -32,7 +32,7 @@ def identify(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Matcher calibration (models/matcher)."),
     scorer: Optional[str] = typer.Option(
         None, "--scorer", help="What turns evidence into P(same individual): fusion (default: embedding, RootSIFT "
-                               "and ALIKED, models/matcher/fusion; ~2-3 s CPU per new crop for ALIKED) or "
+                               "and ALIKED, models/matcher/fusion; ~1 s CPU per new crop for ALIKED) or "
                                "calibration (embedding + RootSIFT, models/matcher/calibration.json; fast, far "
                                "weaker on real coats)."),
     deployment: Optional[str] = typer.Option(None, "--deployment", help="Only this deployment's detections."),
@@ -190,7 +190,7 @@ def eval_reid(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of IdentifyConfig (configs/identify.yaml)."),
     verifiers: Optional[str] = typer.Option(
         None, "--verifiers", help="Local verifiers joined with the embedding by the calibrated fusion, comma-separated: "
-                                  "sift, aliked. Default: the fusion's own (sift,aliked; ALIKED features take ~2-3 s "
+                                  "sift, aliked. Default: the fusion's own (sift,aliked; ALIKED features take ~1 s "
                                   "CPU per image, cached with --cache). 'none': the embedding + RootSIFT calibration "
                                   "only (fast)."),
     fusion: Optional[Path] = typer.Option(None, "--fusion", help="Fusion calibration (default models/matcher/fusion)."),
