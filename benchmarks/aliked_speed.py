@@ -17,12 +17,11 @@ of the kept keypoints are the same. The foreground model is off, so only ALIKED 
     OMP_NUM_THREADS=1 python benchmarks/aliked_speed.py [--threads 1] [--crops 8] [--repeats 3]
 
 Crops: the hand boxes of models/flank/amur_leopard_voc_flanks.csv's test split (amur-leopard-voc under
-``../shared``), cut with identify's padding.
+``../shared``), cut by identify's Cropper (10% padding, long side at most 512 px).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -35,39 +34,33 @@ VOC = ROOT.parent / "shared" / "data" / "detection" / "amur-leopard-voc" / "test
 
 
 def crops(n: int) -> list[np.ndarray]:
-    from PIL import Image
+    """The first ``n`` test-split boxes, cut as identify cuts a detection (its Cropper: 10% padding, long
+    side at most 512 px)."""
+    from spotid.identify.crops import Cropper, image_size
+    from spotid.train.boxes import read_box_labels
 
-    rows = [r for r in csv.DictReader(open(ROOT / "models/flank/amur_leopard_voc_flanks.csv")) if r["split"] == "test"]
+    cropper = Cropper(pad=0.1, max_side=512)
+    rows = [r for r in read_box_labels(ROOT / "models/flank/amur_leopard_voc_flanks.csv") if r["split"] == "test"]
     out = []
     for r in rows[:n]:
-        im = np.asarray(Image.open(VOC / r["file"]).convert("RGB"))
-        x0, y0, x1, y1 = (int(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-        px, py = int(0.1 * (x1 - x0)), int(0.1 * (y1 - y0))
-        out.append(im[max(0, y0 - py):y1 + py, max(0, x0 - px):x1 + px])
+        W, H = image_size(VOC / r["file"])
+        x0, y0, x1, y1 = (float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+        out.append(np.asarray(cropper(VOC / r["file"], (x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H)).image))
     return out
 
 
 def forward_features(ex, image):
     """The kept keypoints as spotid picked them until 2026-12-07: the wheel's whole forward (every
-    candidate described), then the same roi-free selection as the extractor's (best scores first)."""
-    import cv2
+    candidate described), then the best-scored (no roi or mask, as in this benchmark's shipped run)."""
     import torch
 
     from spotid.identify.verify import Features
 
-    h, w = image.shape[:2]
-    s = ex.resize / max(h, w)
-    arr = cv2.resize(image, (max(16, round(w * s)), max(16, round(h * s))),
-                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0
-    if ex.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x, sx, sy = ex.input_tensor(image)
     with torch.inference_mode():
         out = ex.net({"image": x})
-    kp = out["keypoints"][0].numpy().astype(np.float32)
-    kp = ((kp + 0.5) / [arr.shape[1] / w, arr.shape[0] / h] - 0.5).astype(np.float32)
-    score = out["keypoint_scores"][0].numpy()
-    idx = np.argsort(-score, kind="stable")[: ex.max_keypoints]
+    kp = ((out["keypoints"][0].numpy() + 0.5) / [sx, sy] - 0.5).astype(np.float32)
+    idx = np.argsort(-out["keypoint_scores"][0].numpy(), kind="stable")[: ex.max_keypoints]
     return Features(kp[idx], out["descriptors"][0].numpy().astype(np.float32)[idx], False)
 
 

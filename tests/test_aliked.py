@@ -152,15 +152,17 @@ def test_only_the_kept_keypoints_are_described_as_the_whole_forward_describes_th
 
     from spotid.identify.aliked import AlikedExtractor
 
-    im = spots(6, 240, 320)                          # long side = resize: no resampling to repeat here
+    im = spots(6, 240, 300)
     ex = AlikedExtractor(max_keypoints=300, resize=320, candidates=1200)
     f = ex(im)
-    x = torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255.0
+    x, sx, sy = ex.input_tensor(im)
+    assert x.shape == (1, 3, 256, 320) and x.is_contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        out = ex.net({"image": x.contiguous(memory_format=torch.channels_last)})
+        out = ex.net({"image": x})
     assert out["descriptors"].shape[1] == 1200
     best = np.argsort(-out["keypoint_scores"][0].numpy(), kind="stable")[:300]
-    np.testing.assert_allclose(f.keypoints, out["keypoints"][0].numpy()[best], atol=1e-4)
+    kp = (out["keypoints"][0].numpy()[best] + 0.5) / [sx, sy] - 0.5
+    np.testing.assert_allclose(f.keypoints, kp, atol=1e-4)
     np.testing.assert_allclose(f.descriptors, out["descriptors"][0].numpy()[best], atol=1e-6)
 
 

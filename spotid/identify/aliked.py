@@ -91,6 +91,10 @@ def build_aliked(*, model: str = "aliked-n16", max_keypoints: int = 512, check: 
     return net.eval()
 
 
+def _no_features(infrared: bool) -> Features:
+    return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
+
+
 class AlikedExtractor:
     """ALIKED features of a crop: RGB (grey frames as three equal channels), long side brought to
     ``resize`` px (up or down; ALIKED's receptive field wants coat spots several pixels wide), the
@@ -107,7 +111,7 @@ class AlikedExtractor:
 
     Only the kept keypoints get a descriptor (the wheel's forward describes every candidate), and
     ``channels_last`` (default) keeps the network and the image in NHWC memory, which oneDNN's
-    convolutions want. Together 1.9x less CPU per crop at the card's settings, for the whole forward's
+    convolutions want. Together about 2x less CPU per crop at the card's settings, for the whole forward's
     features to float rounding (``benchmarks/aliked_speed.py``), so the feature version stays."""
 
     def __init__(self, *, model: str = "aliked-n16", max_keypoints: int = 512, resize: int = 384,
@@ -129,32 +133,42 @@ class AlikedExtractor:
             self._net = build_aliked(model=self.model, max_keypoints=self.candidates, channels_last=self.channels_last)
         return self._net
 
+    def input_tensor(self, image, grey: bool | None = None) -> tuple:
+        """The network's input for an RGB or grey ``image`` (H, W[, 3]) uint8 of at least 16 px a side:
+        ``(x, sx, sy)``, ``x`` float ``(1, 3, H', W')`` in [0, 1] with the long side at ``resize`` (channels-last
+        memory when the extractor is), ``sx``/``sy`` the scale from the image's pixels to ``x``'s. Grey and
+        infrared frames (``grey``; None = :func:`is_monochrome`) become three equal channels."""
+        import cv2
+        import torch
+
+        arr = np.asarray(image)
+        h, w = arr.shape[:2]
+        if arr.ndim == 2 or (is_monochrome(arr) if grey is None else grey):
+            arr = np.repeat(_to_gray(arr)[..., None], 3, axis=2)
+        arr = np.ascontiguousarray(arr[..., :3], np.uint8)
+        s = self.resize / max(h, w) if self.resize else 1.0
+        if s != 1.0:
+            arr = cv2.resize(arr, (max(16, round(w * s)), max(16, round(h * s))),
+                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0   # (1, 3, H', W')
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, arr.shape[1] / w, arr.shape[0] / h
+
     def __call__(self, image, roi: tuple[float, float, float, float] | None = None,
                  foreground: np.ndarray | None = None) -> Features:
         """``roi`` (x0, y0, x1, y1) pixels and ``foreground`` (H', W') mask, 0 on background, any size
         (else the extractor's own segmenter's; None from it = the whole crop): keypoints only inside both."""
-        import cv2
         import torch
 
         arr = np.asarray(image)
         infrared = is_monochrome(arr)
         h, w = arr.shape[:2]
         if min(h, w) < 16:
-            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
+            return _no_features(infrared)
         if foreground is None and self.foreground is not None:
             foreground = self.foreground.mask(image)   # from the crop as RootSIFT's mask is
-        if arr.ndim == 2 or infrared:
-            g = _to_gray(arr)
-            arr = np.repeat(g[..., None], 3, axis=2)
-        arr = np.ascontiguousarray(arr[..., :3], np.uint8)
-        s = self.resize / max(h, w) if self.resize else 1.0
-        if s != 1.0:
-            arr = cv2.resize(arr, (max(16, round(w * s)), max(16, round(h * s))),
-                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-        sx, sy = arr.shape[1] / w, arr.shape[0] / h
-        x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0   # (1, 3, H, W)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, sx, sy = self.input_tensor(arr, grey=infrared)
         net = self.net
         with torch.inference_mode():
             # ALIKED's forward, split so that only the keypoints kept below get a descriptor: its
@@ -178,7 +192,7 @@ class AlikedExtractor:
         idx = np.flatnonzero(keep)
         idx = idx[np.argsort(-score[idx], kind="stable")[: self.max_keypoints]]
         if len(idx) == 0:
-            return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), infrared)
+            return _no_features(infrared)
         with torch.inference_mode():
             de, _ = net.desc_head(fmap, [kp_n[0][torch.from_numpy(idx)]])
         return Features(kp[idx], de[0].numpy().astype(np.float32), infrared)
