@@ -36,9 +36,20 @@ def main() -> None:
 
     from spotid.identify.flank import FlankClassifier
 
-    rows = [r for r in csv.DictReader(open(args.labels, encoding="utf-8")) if r["flank"] in ("left", "right")]
+    rows, images = [], []
+    for r in csv.DictReader(open(args.labels, encoding="utf-8")):
+        if r["flank"] not in ("left", "right"):
+            continue
+        try:
+            images.append(np.asarray(Image.open(args.atrw / r["file"]).convert("RGB")))
+        except OSError as e:   # a photo missing or broken in this copy of ATRW: said, not fatal
+            print(f"not evaluated: {r['file']} ({e}); the figure below leaves it out")
+            continue
+        rows.append(r)
+    if not rows:
+        raise SystemExit(f"none of the labelled photos of {args.labels} could be read under {args.atrw}")
     clf = FlankClassifier(args.model)
-    preds = clf([np.asarray(Image.open(args.atrw / r["file"]).convert("RGB")) for r in rows])
+    preds = clf(images)
     table: dict[str, Counter] = {"left": Counter(), "right": Counter()}
     misses = []
     for r, p in zip(rows, preds):
