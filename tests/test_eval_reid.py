@@ -128,6 +128,30 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     assert r.exit_code == 2
 
 
+def test_cli_eval_reid_speed_line_names_the_threads(reid_dir, monkeypatch):
+    """The s/query figure depends on the threads: the report says how many (one by default, all with 0)."""
+    from typer.testing import CliRunner
+
+    import spotid.cliutil as cliutil
+    import spotid.identify.cli as icli
+    from spotid.cli import app
+
+    asked = []
+    monkeypatch.setattr(cliutil, "set_threads", lambda n: asked.append(n) or (n or 2))
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
+    args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier",
+            "--verifiers", "none"]
+    r = CliRunner().invoke(app, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    assert asked == [1] and json.loads(r.stdout)["threads"] == 1
+    r = CliRunner().invoke(app, args)
+    text = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "on 1 CPU thread" in text and "on 1 CPU threads" not in text, r.output
+    r = CliRunner().invoke(app, args + ["--threads", "0"])
+    assert r.exit_code == 0, r.output
+    assert asked[-1] == 0 and "on 2 CPU threads" in " ".join(r.stdout.split())
+
 
 def test_cli_eval_reid_refuses_a_verifier_the_fusion_was_not_fitted_on_before_loading_models(reid_dir, monkeypatch):
     """`--verifiers sift,aliked-lg` with the shipped fusion (embedding, sift, aliked): exit 2 naming the

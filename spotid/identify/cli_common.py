@@ -11,10 +11,11 @@ import typer
 log = logging.getLogger(__name__)
 
 
-def _threads(threads: Optional[int]) -> None:
+def _threads(threads: Optional[int]) -> int:
+    """Set torch/OpenCV threads (None or 0: all cores); the number used."""
     from spotid.cliutil import set_threads
 
-    set_threads(threads)
+    return set_threads(threads)
 
 
 def _cfg(config: Optional[Path], **overrides):
