@@ -16,6 +16,15 @@ requires_vgg = pytest.mark.skipif(not vgg_available(), reason="descriptor rootsi
                                   "(optional; spotid installs plain opencv-python)")
 
 
+@pytest.fixture
+def fake_cli_models(monkeypatch):
+    """``spotid eval reid`` with the fake embedder, flank classifier and RootSIFT calibration: no model loads."""
+    import spotid.identify.cli as icli
+
+    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
+    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
+
+
 @pytest.fixture(scope="module")
 def reid_dir(tmp_path_factory):
     """6 individuals x 2 encounters x 2 photos (nested in a flank-free sub-folder), + one
@@ -111,14 +120,11 @@ def test_run_eval_reports_all_scorers(reid_dir):
     assert rep["scorers"]["fused"]["BAUS"] >= 0.5
 
 
-def test_cli_eval_reid(reid_dir, monkeypatch):
+def test_cli_eval_reid(reid_dir, fake_cli_models):
     from typer.testing import CliRunner
 
-    import spotid.identify.cli as icli
     from spotid.cli import app
 
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json",
                                  "--limit", "10", "--no-full-verifier", "--verifiers", "none"])
     assert r.exit_code == 0, r.output
@@ -128,18 +134,15 @@ def test_cli_eval_reid(reid_dir, monkeypatch):
     assert r.exit_code == 2
 
 
-def test_cli_eval_reid_speed_line_names_the_threads(reid_dir, monkeypatch):
+def test_cli_eval_reid_speed_line_names_the_threads(reid_dir, fake_cli_models, monkeypatch):
     """The s/query figure depends on the threads: the report says how many (one by default, all with 0)."""
     from typer.testing import CliRunner
 
     import spotid.cliutil as cliutil
-    import spotid.identify.cli as icli
     from spotid.cli import app
 
     asked = []
     monkeypatch.setattr(cliutil, "set_threads", lambda n: asked.append(n) or (n or 2))
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier",
             "--verifiers", "none"]
     r = CliRunner().invoke(app, args + ["--json"])
@@ -172,7 +175,7 @@ def test_cli_eval_reid_refuses_a_verifier_the_fusion_was_not_fitted_on_before_lo
     out = " ".join(r.output.replace("│", " ").split())
     assert "aliked-lg" in out and "spotid train fusion" in out and "--fusion" in out
 
-def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypatch, tmp_path):
+def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, fake_cli_models, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     import spotid.identify.cli as icli
@@ -180,8 +183,6 @@ def test_cli_eval_reid_foreground_options_reach_the_extractor(reid_dir, monkeypa
 
     seen = []
     real = icli._extractor
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     monkeypatch.setattr(icli, "_extractor", lambda cfg, catalog=None: seen.append(cfg) or real(cfg))
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--json", "--limit", "4", "--no-full-verifier",
             "--verifiers", "none"]
@@ -369,16 +370,13 @@ def test_grey_images_are_infrared_and_their_pairs_lose_chance_inliers(tmp_path):
     assert np.allclose(d[:2].max(axis=1), 7, atol=0.01) and np.allclose(d[2:], 0)
 
 
-def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monkeypatch):
+def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, fake_cli_models):
     from typer.testing import CliRunner
 
-    import spotid.identify.cli as icli
     from spotid.cli import app
 
     first = sorted(p for p in reid_dir.iterdir() if p.is_dir())[0]
     (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--no-full-verifier",
             "--verifiers", "none"]
     r = CliRunner().invoke(app, args + ["--json"])
@@ -391,19 +389,16 @@ def test_cli_eval_reid_reports_a_broken_image_instead_of_crashing(reid_dir, monk
 
 
 @pytest.mark.slow
-def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, monkeypatch, tmp_path):
+def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, fake_cli_models, tmp_path):
     """The issue's command as written (no --verifiers) reports the shipped fusion's scorers, the fusion
     first in the JSON headline, each verifier on the Matcher's shortlist (no brute force by default),
     and a broken file is reported, not fatal; the table names the rows as identify's scorers."""
     from typer.testing import CliRunner
 
-    import spotid.identify.cli as icli
     from spotid.cli import app
 
     first = sorted(p for p in reid_dir.iterdir() if p.is_dir())[0]
     (first / "e99_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     args = ["eval", "reid", str(reid_dir), "--encounter", r"^(e\d+)_", "--limit", "4", "--cache", str(tmp_path)]
     r = CliRunner().invoke(app, args + ["--json"])
     assert r.exit_code == 0, r.output
@@ -426,14 +421,13 @@ def test_cli_eval_reid_heads_with_the_calibrated_fusion_by_default(reid_dir, mon
     assert r.exit_code == 0 and "(identify's scorer, calibration:" in table
 
 
-def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, tmp_path):
+def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, fake_cli_models, tmp_path):
     """An individual whose photos are all unreadable leaves one individual in the gallery: it has no
     competitor (decision inputs 0, 0), which must not crash the open-set metrics."""
     import shutil
 
     from typer.testing import CliRunner
 
-    import spotid.identify.cli as icli
     from spotid.cli import app
 
     root = tmp_path / "one"
@@ -441,8 +435,6 @@ def test_cli_eval_reid_with_a_single_readable_individual(reid_dir, monkeypatch, 
     (root / "indB").mkdir()
     (root / "indB" / "e00_0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     (root / "indB" / "e01_0.jpg").write_text("not a jpeg")
-    monkeypatch.setattr(icli, "_models", lambda cfg, catalog=None: (FakeEmbedder(), FakeFlank()))
-    monkeypatch.setattr(icli, "_calibration", lambda path, descriptor="rootsift": CAL)
     r = CliRunner().invoke(app, ["eval", "reid", str(root), "--encounter", r"^(e\d+)_", "--json", "--no-foreground",
                                  "--verifiers", "none"])
     assert r.exit_code == 0, r.output
