@@ -168,6 +168,29 @@ def test_imagenet_veto_moves_leopard_to_other(tmp_path: Path, monkeypatch):
     assert plain.predict(crop)[0].tolist() == pytest.approx([0.8, 0.1, 0.1], abs=1e-3)
 
 
+def test_imagenet_probabilities_and_file_crops(tmp_path: Path, monkeypatch):
+    """``imagenet(crops)``: the backbone's own ImageNet head, (N, 1000) in batches; ``file_crops``: the crops
+    classify_file labels, [] for a file that cannot be decoded; a CropNet card has no ImageNet head."""
+    from PIL import Image
+
+    clf = CropClassifier(model_dir=_cascade_folder(tmp_path, [0.0, 0.0, 0.0]))
+    monkeypatch.setattr(clf.model, "imagenet_probs", lambda f: torch.full((len(f), 1000), 1e-3))
+    img = tmp_path / "f.jpg"
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(img)
+    crops = clf.file_crops(img, [Detection(1, 0.5, (0.1, 0.1, 0.3, 0.3))] * 3)
+    assert len(crops) == 3 and crops[0].shape == (clf.crop_size, clf.crop_size, 3) and crops[0].dtype == np.uint8
+    p = clf.imagenet(crops, batch=2)
+    assert p.shape == (3, 1000) and np.allclose(p, 1e-3)
+    assert clf.imagenet([]).shape == (0, 1000)
+    (tmp_path / "cut.jpg").write_bytes(img.read_bytes()[:20])
+    assert clf.file_crops(tmp_path / "cut.jpg", [Detection(1, 0.5, (0.1, 0.1, 0.3, 0.3))]) == []
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save(build_crop_classifier().state_dict(), old / "c.pt")
+    write_card(old, name="old", kind="classifier", weights="c.pt", input_size=32, classes=["leopard", "other"])
+    with pytest.raises(ModelError, match="no ImageNet head"):
+        CropClassifier(model_dir=old).imagenet(crops)
+
 def test_train_sources_keep_southwest_frames_out_of_its_fold():
     """The sprites are pasted on southwest frames: a fold holding southwest out must not train on them."""
     from spotid.train.classifier import CascadeTrainConfig, train_sources

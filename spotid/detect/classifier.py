@@ -318,15 +318,32 @@ class CropClassifier:
         return self._label(dets, self._crops(img, [dets[i] for i in idx]), idx)
 
     def classify_file(self, path: str | Path, dets: list[Detection], min_conf: float = 0.0) -> list[Detection]:
-        from spotid.detect.builtin import decode_reduced
-
         idx = [i for i, d in enumerate(dets) if d.category == 1 and d.conf >= min_conf]
         if not idx:
             return dets
+        crops = self.file_crops(path, [dets[i] for i in idx])
+        return self._label(dets, crops, idx) if crops else dets
+
+    def file_crops(self, path: str | Path, dets: list[Detection]) -> list[np.ndarray]:
+        """The classifier's crops ``(S, S, 3)`` uint8 RGB of ``dets`` (normalised x, y, w, h boxes) from the
+        file at ``path``, decoded at 1,024 px; [] when it cannot be decoded."""
+        from spotid.detect.builtin import decode_reduced
+
         d = decode_reduced(path, 1024)
-        if d.image is None:
-            return dets
-        return self._label(dets, self._crops(d.image, [dets[i] for i in idx]), idx)
+        return [] if d.image is None else self._crops(d.image, dets)
+
+    def imagenet(self, crops: list[np.ndarray], batch: int = 16) -> np.ndarray:
+        """``(N, 1000)`` ImageNet-1k probabilities of the backbone's own head for crops ``(S, S, 3)`` uint8
+        (the signal behind the veto); backbone cards only."""
+        from spotid.modelstore import ModelError
+
+        if self.arch != ARCH_BACKBONE:
+            raise ModelError(f"{self.card.folder}: a {self.arch} classifier has no ImageNet head")
+        out = [np.zeros((0, 1000), np.float32)]
+        with torch.inference_mode():
+            for i in range(0, len(crops), batch):
+                out.append(self.model.imagenet_probs(self.model.features(self._tensor(crops[i:i + batch]))).numpy())
+        return np.concatenate(out)
 
     def _crops(self, img: np.ndarray, dets: list[Detection]) -> list[np.ndarray]:
         h, w = img.shape[:2]

@@ -137,7 +137,7 @@ def _print_reid_report(rep: dict) -> None:
                  if by else ""))
     con.print(f"speed: {rep['seconds_per_query']:.3f} s per query against ~{rep['gallery_mean_size']:.0f} gallery "
               f"images, {rep['ms_per_features']:.0f} ms of features and {rep['ms_per_embedding']:.1f} ms of "
-              f"embedding per image, on {rep['threads']} CPU thread{'s' if rep.get('threads', 1) != 1 else ''}"
+              f"embedding per image, on {rep['threads']} CPU thread{'s' if rep['threads'] != 1 else ''}"
               + (f"; galleries of up to {rep['verify_all']} images are verified whole, larger ones only on the "
                  "shortlist (a field-size gallery: measure it with verify_all: 0 in a --config YAML)"
                  if rep["gallery_mean_size"] <= rep["verify_all"] else ""))
