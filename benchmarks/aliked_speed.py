@@ -37,16 +37,12 @@ def crops(n: int) -> list[np.ndarray]:
     """The first ``n`` test-split boxes, cut as identify cuts a detection (its Cropper: 10% padding, long
     side at most 512 px)."""
     from spotid.identify.crops import Cropper, image_size
-    from spotid.train.boxes import read_box_labels
+    from spotid.train.boxes import normalised_box, read_box_labels
 
     cropper = Cropper(pad=0.1, max_side=512)
     rows = [r for r in read_box_labels(ROOT / "models/flank/amur_leopard_voc_flanks.csv") if r["split"] == "test"]
-    out = []
-    for r in rows[:n]:
-        W, H = image_size(VOC / r["file"])
-        x0, y0, x1, y1 = (float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-        out.append(np.asarray(cropper(VOC / r["file"], (x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H)).image))
-    return out
+    return [np.asarray(cropper(VOC / r["file"], normalised_box(r, *image_size(VOC / r["file"]))).image)
+            for r in rows[:n]]
 
 
 def forward_features(ex, image):

@@ -36,8 +36,10 @@ def main() -> None:
 
     from spotid.identify.flank import FlankClassifier
 
+    with open(args.labels, encoding="utf-8", newline="") as f:
+        labelled = list(csv.DictReader(f))
     rows, images = [], []
-    for r in csv.DictReader(open(args.labels, encoding="utf-8")):
+    for r in labelled:
         if r["flank"] not in ("left", "right"):
             continue
         try:

@@ -48,6 +48,17 @@ def read_box_labels(labels_csv: str | Path) -> list[dict]:
         return list(reader)
 
 
+def pixel_box(row: dict) -> tuple[float, float, float, float]:
+    """A labels-CSV row's box in pixels: (xmin, ymin, xmax, ymax)."""
+    return tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+
+
+def normalised_box(row: dict, width: int, height: int) -> tuple[float, float, float, float]:
+    """A labels-CSV row's box as a detection's: normalised (x, y, w, h) of a ``width`` x ``height`` photo."""
+    x0, y0, x1, y1 = pixel_box(row)
+    return x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height
+
+
 def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str | Path, *,
                        split: str | None = None, pad: float = 0.1, max_side: int = 512) -> CutResult:
     """Cut every labelled box (of ``split`` when given; the photo is looked up as
@@ -74,12 +85,11 @@ def cut_labelled_boxes(labels_csv: str | Path, images_root: str | Path, out: str
             res.failures.append((r["file"], f"not found under {images_root}"))
             continue
         try:
-            W, H = image_size(path)
-            x0, y0, x1, y1 = (float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+            x0, y0, x1, y1 = pixel_box(r)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 res.failures.append((r["file"], f"degenerate box {x0, y0, x1, y1}"))
                 continue
-            crop = cropper(path, (x0 / W, y0 / H, (x1 - x0) / W, (y1 - y0) / H))
+            crop = cropper(path, normalised_box(r, *image_size(path)))
         except (OSError, ValueError) as e:  # a broken photo is a recorded failure, not a crash
             res.failures.append((r["file"], probe_file(path, "image").failure or str(e)))
             continue
