@@ -42,8 +42,6 @@ IMAGENET_ANIMALS = slice(0, 398)   # ImageNet-1k classes 0-397 are animals
 def imagenet_masses(cat, by_identity: dict[int, list[int]], classifier) -> dict[int, dict]:
     """Per identity, the mean over its boxes of the classifier backbone's ImageNet spotted-cat and animal
     mass; each frame decoded once."""
-    import numpy as np
-
     from spotid.backbone import IMAGENET_SPOTTED_CATS
     from spotid.catalog.tables import detections
     from spotid.types import Detection
@@ -60,8 +58,10 @@ def imagenet_masses(cat, by_identity: dict[int, list[int]], classifier) -> dict[
     out = {}
     for ind, ds in by_identity.items():
         p = classifier.imagenet([crop_of[d] for d in ds if d in crop_of])
-        m = p.mean(0) if len(p) else np.zeros(1000)
-        out[ind] = {"spotted": float(m[list(IMAGENET_SPOTTED_CATS)].sum()), "animal": float(m[IMAGENET_ANIMALS].sum())}
+        if len(p):   # an identity whose frames are all missing or broken is left out of the floors
+            m = p.mean(0)
+            out[ind] = {"spotted": float(m[list(IMAGENET_SPOTTED_CATS)].sum()),
+                        "animal": float(m[IMAGENET_ANIMALS].sum())}
     return out
 
 
@@ -159,11 +159,15 @@ def main() -> None:
     for f in FLOORS:
         print(f"  {f}: {sum(i['best_p'] < f for i in leo)} / {sum(i['best_p'] < f for i in other)}")
     if classifier is not None:
+        seen = [i for i in ids if "spotted" in i]
         print(f"ImageNet floors ({classifier.version}): identities a floor on the mean mass would remove "
-              "(on a leopard / on no leopard)")
+              "(on a leopard / on no leopard)"
+              + (f"; {len(ids) - len(seen)} identities left out, none of their frames could be read"
+                 if len(seen) < len(ids) else ""))
         for key in ("spotted", "animal"):
             for f in IMAGENET_FLOORS:
-                print(f"  {key} < {f}: {sum(i[key] < f for i in leo)} / {sum(i[key] < f for i in other)}")
+                print(f"  {key} < {f}: {sum(i[key] < f for i in seen if i['leopard'])} / "
+                      f"{sum(i[key] < f for i in seen if not i['leopard'])}")
     why = Counter(k for r in rows for m in r["missed"].values() for k in m)
     print(f"leopards photographed but not counted: {sum(len(r['missed']) for r in rows)}; animals whose boxes met each fate:")
     for k, n in why.most_common():
